@@ -1,0 +1,3 @@
+from spotecs.cli import main
+
+main()

@@ -1,0 +1,201 @@
+"""AWS access: one boto3 Session per run, cached clients, and the helpers every step uses
+(call with intent, paginate, wait, tags). Nothing here is created at import time, so moto and
+--endpoint-url always apply."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import botocore.waiter
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, WaiterError
+
+from spotecs import __version__
+from spotecs.errors import AwsError, UsageError, WaitTimeout
+
+MANAGED_TAG = "spotecs:managed"
+STACK_TAG = "spotecs:stack"
+
+# Read calls by prefix; everything else changes AWS. Used to prove a re-run writes nothing.
+READ_PREFIXES = ("Describe", "List", "Get", "Lookup", "Search")
+
+
+@dataclass(frozen=True)
+class Call:
+    service: str
+    operation: str
+    params: dict[str, Any]
+
+    @property
+    def is_write(self) -> bool:
+        return not self.operation.startswith(READ_PREFIXES)
+
+
+@dataclass(frozen=True)
+class AwsOptions:
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    max_attempts: int = 10
+
+
+@dataclass
+class Aws:
+    """One per run. Thread-safe: clients are created under a lock and shared across threads."""
+
+    options: AwsOptions
+    calls: list[Call] = field(default_factory=list)
+    _clients: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _session: boto3.Session | None = None
+
+    @property
+    def session(self) -> boto3.Session:
+        if self._session is None:
+            try:
+                self._session = boto3.Session(profile_name=self.options.profile,
+                                              region_name=self.options.region)
+            except BotoCoreError as e:  # e.g. ProfileNotFound
+                raise UsageError(f"--profile: {e}") from None
+        return self._session
+
+    @property
+    def region(self) -> str:
+        region = self.session.region_name
+        if not region:
+            raise UsageError("no region: set 'region' in the stack file, pass --region, or set AWS_REGION")
+        return region
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            client = self._clients.get(service)
+            if client is None:
+                config = Config(retries={"mode": "adaptive", "max_attempts": self.options.max_attempts},
+                                user_agent_extra=f"spotecs/{__version__}")
+                endpoint = self.options.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+                try:
+                    client = self.session.client(service, region_name=self.region,
+                                                 endpoint_url=endpoint, config=config)
+                except NoRegionError:
+                    raise UsageError("no region: pass --region or set AWS_REGION") from None
+                client.meta.events.register("before-call", self._record)
+                self._clients[service] = client
+            return client
+
+    def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        # list.append is atomic under the GIL: safe from the engine's worker threads.
+        self.calls.append(Call(model.service_model.service_name, model.name, params))
+
+    def writes(self) -> list[Call]:
+        return [c for c in self.calls if c.is_write]
+
+
+def error_code(e: ClientError) -> str:
+    return str(e.response.get("Error", {}).get("Code", ""))
+
+
+def call(intent: str, fn: Callable[..., Any], /, *, missing: Collection[str] = (),
+         **kwargs: Any) -> Any:
+    """Call `fn(**kwargs)`. An AWS error becomes AwsError("Failed to <intent>: <message>");
+    an error whose code is in `missing` means "not there" and returns None."""
+    try:
+        return fn(**kwargs)
+    except ClientError as e:
+        code = error_code(e)
+        if code in missing:
+            return None
+        message = e.response.get("Error", {}).get("Message") or code or str(e)
+        raise AwsError(intent, f"{message} ({code})" if code and code not in message else message,
+                       code) from None
+    except BotoCoreError as e:
+        raise AwsError(intent, str(e)) from None
+
+
+def paginate(intent: str, client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
+    """Every item under `key` across all pages of a list/describe call."""
+    try:
+        for page in client.get_paginator(operation).paginate(**kwargs):
+            yield from page.get(key, [])
+    except ClientError as e:
+        raise AwsError(intent, e.response.get("Error", {}).get("Message", str(e)), error_code(e)) from None
+
+
+def retry_on(intent: str, fn: Callable[..., Any], /, *, codes: Collection[str], timeout: float,
+             delay: float = 5.0, report: Callable[[str], None] | None = None,
+             missing: Collection[str] = (), **kwargs: Any) -> Any:
+    """Retry while AWS answers one of `codes` (eventual consistency: DependencyViolation,
+    ResourceInUse...), with backoff up to `timeout`; any other error fails at once."""
+    start = time.monotonic()
+    wait = delay
+    while True:
+        try:
+            return call(intent, fn, missing=missing, **kwargs)
+        except AwsError as e:
+            elapsed = time.monotonic() - start
+            if e.code not in codes or elapsed + wait > timeout:
+                if e.code in codes:
+                    raise WaitTimeout(f"{intent} ({e.detail})", elapsed) from None
+                raise
+            if report:
+                report(f"retrying: {e.code}")
+            time.sleep(wait)
+            wait = min(wait * 2, 30.0) if delay else 0
+
+
+def wait(intent: str, client: Any, waiter: str | botocore.waiter.Waiter, *, delay: float,
+         timeout: float, **kwargs: Any) -> None:
+    """Run a botocore waiter (by name, or a custom one from spotecs.waiters) within `timeout`."""
+    w = client.get_waiter(waiter) if isinstance(waiter, str) else waiter
+    attempts = max(1, int(timeout / delay)) if delay > 0 else max(1, int(timeout))
+    try:
+        w.wait(WaiterConfig={"Delay": delay, "MaxAttempts": attempts}, **kwargs)
+    except WaiterError as e:
+        if "Max attempts exceeded" in str(e):
+            raise WaitTimeout(intent, timeout) from None
+        reason = e.last_response.get("Error", {}).get("Message") if e.last_response else None
+        raise AwsError(f"wait for {intent}", reason or str(e)) from None
+
+
+def poll(what: str, check: Callable[[], tuple[bool, str]], *, timeout: float, delay: float,
+         report: Callable[[str], None] | None = None, hint: str = "") -> None:
+    """The shared waiter for conditions no botocore waiter models (several APIs at once, or a
+    status line to show): `check()` returns (done, status)."""
+    start = time.monotonic()
+    while True:
+        done, status = check()
+        if report and status:
+            report(status)
+        if done:
+            return
+        if time.monotonic() - start > timeout:
+            raise WaitTimeout(f"{what} ({status})" if status else what, timeout, hint)
+        time.sleep(delay)
+
+
+def tag_dict(stack: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**(extra or {}), STACK_TAG: stack, MANAGED_TAG: "true"}
+
+
+def tag_list(tags: dict[str, str], key: str = "Key", value: str = "Value") -> list[dict[str, str]]:
+    """AWS's several tag shapes: [{'Key','Value'}] (EC2, IAM, ELB), [{'key','value'}] (ECS)."""
+    return [{key: k, value: v} for k, v in sorted(tags.items())]
+
+
+def tags_from_list(items: list[dict[str, str]] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for t in items or []:
+        k = t.get("Key", t.get("key"))
+        v = t.get("Value", t.get("value", ""))
+        if k is not None:
+            out[k] = v
+    return out
+
+
+def owned_by(tags: dict[str, str], stack: str) -> bool:
+    return tags.get(STACK_TAG) == stack and tags.get(MANAGED_TAG) == "true"

@@ -1,0 +1,166 @@
+"""Click commands. Thin: parse options, call one function, exit. Exceptions become messages and
+exit codes in exactly one place (`SpotecsGroup.invoke`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from spotecs import __version__
+from spotecs.aws import AwsOptions
+from spotecs.errors import CheckError, ExitCode, SpotecsError
+from spotecs.render import Env
+from spotecs.up import RunOptions
+
+
+class SpotecsGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CheckError as e:
+            env = _env(ctx)
+            env.err.print(f"[red]Error:[/] the stack cannot work as written ({len(e.problems)} problem(s)):",
+                          highlight=False)
+            for p in e.problems:
+                env.err.print(f"  - {p}", markup=False)
+            ctx.exit(e.exit_code)
+        except SpotecsError as e:
+            _env(ctx).err.print(f"[red]Error:[/] {click.style('', reset=False)}", end="")
+            _env(ctx).err.print(str(e), markup=False)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            _env(ctx).err.print("Interrupted: AWS may be half-changed; run the same command again to "
+                                "converge.", markup=False)
+            ctx.exit(130)
+
+
+def _env(ctx: click.Context) -> Env:
+    root = ctx.find_root()
+    if not isinstance(root.obj, Env):
+        root.obj = Env()
+    return root.obj
+
+
+@click.group(cls=SpotecsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="spotecs")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Run a web service on ECS over EC2 spot instances, from one YAML stack file."""
+    _env(ctx)
+
+
+def aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """-f plus the AWS CLI's habits: --profile, --region, --endpoint-url; and --sandbox."""
+
+    @click.option("-f", "--file", "file", type=click.Path(path_type=Path), default=Path("spotecs.yaml"),
+                  show_default=True, help="The stack file.")
+    @click.option("--profile", envvar="AWS_PROFILE", help="AWS profile (default: AWS_PROFILE).")
+    @click.option("--region", help="AWS region (default: the stack file's, then AWS_REGION).")
+    @click.option("--endpoint-url", help="Send AWS calls to this endpoint (e.g. a sandbox).")
+    @click.option("--sandbox", is_flag=True, help="Run against a local AWS started for this run only.")
+    @wraps(fn)
+    def wrapper(*args: Any, sandbox: bool, profile: str | None, region: str | None,
+                endpoint_url: str | None, **kwargs: Any) -> Any:
+        with _maybe_sandbox(sandbox, endpoint_url) as url:
+            opts = AwsOptions(profile=None if sandbox else profile, region=region, endpoint_url=url)
+            return fn(*args, aws=opts, **kwargs)
+
+    return wrapper
+
+
+@contextmanager
+def _maybe_sandbox(enabled: bool, endpoint_url: str | None) -> Iterator[str | None]:
+    if not enabled:
+        yield endpoint_url
+        return
+    if endpoint_url:
+        raise click.UsageError("--sandbox and --endpoint-url cannot be used together")
+    from spotecs.sandbox import Sandbox  # optional extra: imported only when asked for
+
+    with Sandbox() as box:
+        yield box.endpoint_url
+
+
+@cli.command()
+@aws_options
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking (needed when stdin is not a terminal).")
+@click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="With --dry-run: exit 0 when there are no changes, 2 when there are, 1 on error.")
+@click.option("--no-wait", is_flag=True, help="Do not wait for services to become healthy.")
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="How to print the plan.")
+@click.pass_obj
+def up(env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, detailed_exitcode: bool,
+       no_wait: bool, output: str) -> None:
+    """Create or update the stack so AWS matches the stack file."""
+    from spotecs.up import up as run_up
+
+    if detailed_exitcode and not dry_run:
+        raise click.UsageError("--detailed-exitcode goes with --dry-run")
+    if output == "json" and not (dry_run or yes):
+        raise click.UsageError("--output json needs --dry-run or --yes (the plan cannot be confirmed "
+                               "interactively in JSON)")
+    plan = run_up(env, RunOptions(file=file, aws=aws, yes=yes, dry_run=dry_run, wait=not no_wait,
+                                  output=output))
+    if detailed_exitcode and plan.has_changes:
+        raise SystemExit(ExitCode.CHANGES_PRESENT)
+
+
+@cli.command()
+@click.option("-f", "--file", "file", type=click.Path(path_type=Path), default=Path("spotecs.yaml"),
+              show_default=True, help="The stack file.")
+@click.pass_obj
+def validate(env: Env, file: Path) -> None:
+    """Check the stack file without calling AWS."""
+    from spotecs import config
+
+    stack = config.load(file)
+    for w in stack.warnings():
+        env.console.print(f"[yellow]Warning:[/] {w}", markup=True)
+    env.console.print(f"{file}: stack '{stack.stack}' is valid ({len(stack.services)} service(s)).")
+
+
+@cli.command()
+@click.pass_obj
+def schema(env: Env) -> None:
+    """Print the stack file's JSON Schema (for editor completion and checks)."""
+    from spotecs import config
+
+    env.console.print(json.dumps(config.json_schema(), indent=2), markup=False, highlight=False,
+                      soft_wrap=True)
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True,
+              help="Port on 127.0.0.1 (0 picks a free one).")
+@click.pass_obj
+def sandbox(env: Env, port: int) -> None:
+    """Run a local AWS endpoint (moto plus spotecs's simulations) until Ctrl-C."""
+    import threading
+
+    from spotecs.sandbox import Sandbox
+
+    with Sandbox(port=port) as box:
+        env.console.print(f"Sandbox listening on {box.endpoint_url}\n"
+                          f"Use it with:  spotecs up --endpoint-url {box.endpoint_url} --region us-east-1\n"
+                          "(any credentials work). Press Ctrl-C to stop; its state is lost.",
+                          markup=False)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            env.console.print("Sandbox stopped.")
+
+
+def main() -> None:
+    # NO_COLOR is honoured by rich; make click's own messages agree.
+    if os.environ.get("NO_COLOR"):
+        os.environ.setdefault("TERM", "dumb")
+    cli(prog_name="spotecs")

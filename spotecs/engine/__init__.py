@@ -1,0 +1,1 @@
+"""Generic plan/apply engine: knows steps and a DAG, nothing of ECS."""

@@ -1,0 +1,125 @@
+"""Apply a Plan: walk the DAG with independent steps in parallel, feed each step's outputs to
+its dependants, and on a failure skip the failed step's dependants (independent branches go
+on, as in Terraform). Deletions run afterwards, in the reverse order."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
+from typing import TYPE_CHECKING, Any
+
+from spotecs.engine.diff import choose_action
+from spotecs.engine.model import Action, Change, Plan
+from spotecs.engine.plan import graph
+
+if TYPE_CHECKING:
+    from spotecs.steps.base import Context, Step
+
+
+@dataclass(frozen=True)
+class Event:
+    key: str
+    state: str  # "start" | "done" | "failed" | "skipped"
+    action: Action
+    name: str = ""
+    kind: str = ""
+    elapsed: float = 0.0
+    error: BaseException | None = None
+
+
+@dataclass
+class Result:
+    applied: list[str] = field(default_factory=list)
+    failed: dict[str, BaseException] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped
+
+
+def _run(step: Step, change: Change, ctx: Context) -> dict[str, Any]:
+    sctx = ctx.for_step(step.key)
+    if change.action is Action.DELETE:
+        assert change.current is not None
+        step.delete(sctx, change.current)
+        return {}
+    # Values that were "(known after apply)" are known now: decide again with them.
+    desired = step.desired(sctx)
+    action, diffs = choose_action(desired, change.current, step.replace_on, step.versioned)
+    current = change.current or {}
+    match action:
+        case Action.CREATE:
+            return step.create(sctx, desired)
+        case Action.REPLACE:
+            return step.replace(sctx, desired, current)
+        case Action.UPDATE | Action.NEW_VERSION:
+            live = Change(change.key, change.kind, change.name, action, diffs, current, desired)
+            return {**current, **step.update(sctx, desired, current, live)}
+        case _:
+            return dict(current)
+
+
+def apply(plan: Plan, steps: Sequence[Step], ctx: Context,
+          on_event: Callable[[Event], None] = lambda e: None, max_workers: int = 8) -> Result:
+    by_key = {s.key: s for s in steps}
+    changes = {c.key: c for c in plan.changes}
+    result = Result()
+    forward = graph(steps)
+    _walk(forward, {k for k, c in changes.items() if c.is_change and c.action is not Action.DELETE},
+          by_key, changes, ctx, on_event, result, max_workers)
+    deletes = {k for k, c in changes.items() if c.action is Action.DELETE}
+    if deletes:
+        reverse: dict[str, list[str]] = {k: [] for k in forward}
+        for key, ups in forward.items():
+            for up in ups:
+                reverse[up].append(key)
+        _walk({k: tuple(v) for k, v in reverse.items()}, deletes, by_key, changes, ctx, on_event,
+              result, max_workers)
+    return result
+
+
+def _walk(dag: dict[str, tuple[str, ...]], todo: set[str], steps: dict[str, Step],
+          changes: dict[str, Change], ctx: Context, on_event: Callable[[Event], None],
+          result: Result, max_workers: int) -> None:
+    sorter = TopologicalSorter(dag)
+    sorter.prepare()
+    blocked: set[str] = set(result.failed) | set(result.skipped)
+    running: dict[Future[dict[str, Any]], tuple[str, float]] = {}
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="apply") as pool:
+        while sorter.is_active():
+            for key in sorter.get_ready():
+                change = changes.get(key)
+                if key not in todo or change is None:
+                    sorter.done(key)
+                    continue
+                if any(up in blocked for up in dag[key]):
+                    blocked.add(key)
+                    result.skipped.append(key)
+                    on_event(Event(key, "skipped", change.action, change.name, change.kind))
+                    sorter.done(key)
+                    continue
+                on_event(Event(key, "start", change.action, change.name, change.kind))
+                running[pool.submit(_run, steps[key], change, ctx)] = (key, time.monotonic())
+            if not running:
+                continue
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                key, started = running.pop(fut)
+                change = changes[key]
+                elapsed = time.monotonic() - started
+                error = fut.exception()
+                if error is None:
+                    with ctx._lock:
+                        ctx.outputs[key] = fut.result()
+                    result.applied.append(key)
+                    on_event(Event(key, "done", change.action, change.name, change.kind, elapsed))
+                else:
+                    blocked.add(key)
+                    result.failed[key] = error
+                    on_event(Event(key, "failed", change.action, change.name, change.kind, elapsed,
+                                   error))
+                sorter.done(key)

@@ -1,0 +1,107 @@
+"""Plan data: actions, field diffs, changes. Built before any write; rendered, then applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Unknown:
+    """A value not known until an upstream step is applied ("(known after apply)" in a plan)."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: str = "") -> None:
+        self.source = source
+
+    def __repr__(self) -> str:
+        return "(known after apply)"
+
+    def __eq__(self, other: object) -> bool:  # never equal: an unknown value is a change
+        return False
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+def has_unknown(value: Any) -> bool:
+    if isinstance(value, Unknown):
+        return True
+    if isinstance(value, dict):
+        return any(has_unknown(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(has_unknown(v) for v in value)
+    return False
+
+
+class Action(Enum):
+    """The closed set of operations, each with its plan symbol, verb and past tense."""
+
+    NOOP = ("no-op", " ", "unchanged")
+    CREATE = ("create", "+", "created")
+    UPDATE = ("update", "~", "updated")
+    NEW_VERSION = ("new version", "~", "new version")
+    REPLACE = ("replace", "-/+", "replaced")
+    DELETE = ("delete", "-", "deleted")
+
+    def __init__(self, verb: str, symbol: str, past: str) -> None:
+        self.verb = verb
+        self.symbol = symbol
+        self.past = past
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    path: str
+    old: Any
+    new: Any
+    forces_replace: bool = False
+
+
+@dataclass
+class Change:
+    key: str
+    kind: str  # "security group"
+    name: str  # the AWS name, e.g. "demo-instances"
+    action: Action
+    diffs: list[FieldDiff] = field(default_factory=list)
+    current: dict[str, Any] | None = None
+    desired: dict[str, Any] | None = None
+    note: str = ""  # e.g. "not owned by this stack: left alone"
+
+    @property
+    def is_change(self) -> bool:
+        return self.action is not Action.NOOP
+
+
+@dataclass
+class Plan:
+    changes: list[Change]
+    warnings: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        c = {"add": 0, "change": 0, "replace": 0, "destroy": 0}
+        for ch in self.changes:
+            match ch.action:
+                case Action.CREATE:
+                    c["add"] += 1
+                case Action.UPDATE | Action.NEW_VERSION:
+                    c["change"] += 1
+                case Action.REPLACE:
+                    c["replace"] += 1
+                case Action.DELETE:
+                    c["destroy"] += 1
+        return c
+
+    @property
+    def has_changes(self) -> bool:
+        return any(ch.is_change for ch in self.changes)
+
+    def summary(self) -> str:
+        c = self.counts()
+        return (f"Plan: {c['add']} to add, {c['change']} to change, {c['replace']} to replace, "
+                f"{c['destroy']} to destroy.")
+
+    def get(self, key: str) -> Change:
+        return next(ch for ch in self.changes if ch.key == key)

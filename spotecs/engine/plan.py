@@ -1,0 +1,91 @@
+"""Build a Plan: read every step in parallel, then compute desired state in dependency order
+(upstream outputs feed dependants; what is not known yet is Unknown) and choose each action."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from graphlib import CycleError, TopologicalSorter
+from typing import TYPE_CHECKING, Any
+
+from spotecs.engine.diff import choose_action
+from spotecs.engine.model import Action, Change, Plan
+from spotecs.errors import CheckError
+
+if TYPE_CHECKING:
+    from spotecs.steps.base import Context, Step
+
+NOT_OWNED = "exists without this stack's spotecs tags: used as it is, never changed or deleted"
+
+
+def graph(steps: Sequence[Step]) -> dict[str, tuple[str, ...]]:
+    keys = {s.key for s in steps}
+    if len(keys) != len(steps):
+        raise ValueError("duplicate step keys")
+    for s in steps:
+        missing = [d for d in s.depends_on if d not in keys]
+        if missing:
+            raise ValueError(f"step {s.key} depends on unknown step(s) {missing}")
+    return {s.key: s.depends_on for s in steps}
+
+
+def order(steps: Sequence[Step]) -> list[str]:
+    try:
+        return list(TopologicalSorter(graph(steps)).static_order())
+    except CycleError as e:
+        raise ValueError(f"dependency cycle: {e.args[1]}") from None
+
+
+def read_all(steps: Sequence[Step], ctx: Context, max_workers: int = 8) -> dict[str, dict[str, Any] | None]:
+    """All reads at once: they find resources by deterministic name, so none waits for another."""
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="read") as pool:
+        futures = {s.key: pool.submit(s.read, ctx.for_step(s.key)) for s in steps}
+    for f in futures.values():
+        error = f.exception()
+        if error is not None:
+            raise error
+    return {key: f.result() for key, f in futures.items()}
+
+
+def _outputs_after(step: Step, action: Action, current: dict[str, Any] | None) -> dict[str, Any]:
+    """What dependants may rely on at plan time: nothing of a resource yet to be (re)created,
+    everything but the per-version values of one getting a new version."""
+    if current is None or action in (Action.CREATE, Action.REPLACE):
+        return {}
+    if action is Action.NEW_VERSION:
+        return {k: v for k, v in current.items() if k not in step.version_outputs}
+    return dict(current)
+
+
+def plan(steps: Sequence[Step], ctx: Context, *, destroy: bool = False) -> Plan:
+    by_key = {s.key: s for s in steps}
+    keys = order(steps)
+    currents = read_all(steps, ctx)
+    changes: list[Change] = []
+    problems: list[str] = []
+    for key in keys:
+        step, current = by_key[key], currents[key]
+        if step.data_only:
+            ctx.outputs[key] = dict(current or {})
+            continue
+        owned = current is None or bool(current.get("_owned", True))
+        if destroy:
+            if current is not None:
+                action = Action.DELETE if owned else Action.NOOP
+                changes.append(Change(key, step.kind, step.name, action, current=current,
+                                      note="" if owned else NOT_OWNED))
+            ctx.outputs[key] = dict(current or {})
+            continue
+        desired = step.desired(ctx.for_step(key))
+        if not owned:
+            change = Change(key, step.kind, step.name, Action.NOOP, current=current,
+                            desired=desired, note=NOT_OWNED)
+        else:
+            action, diffs = choose_action(desired, current, step.replace_on, step.versioned)
+            change = Change(key, step.kind, step.name, action, diffs, current, desired)
+        problems.extend(step.check(ctx.for_step(key), desired, current))
+        ctx.outputs[key] = _outputs_after(step, change.action, current)
+        changes.append(change)
+    if problems:
+        raise CheckError(problems)
+    return Plan(changes, warnings=[] if destroy else ctx.stack.warnings())

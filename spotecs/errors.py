@@ -1,0 +1,76 @@
+"""The few exception types the CLI turns into messages and exit codes (see cli.run_command)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILURE = 1  # AWS or runtime failure
+    USAGE = 2  # bad usage or bad config: nothing was called
+    # --detailed-exitcode: a plan with changes exits 2, like `terraform plan -detailed-exitcode`.
+    CHANGES_PRESENT = 2
+
+
+class SpotecsError(Exception):
+    """Base class: every error the CLI knows how to report in one line."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+
+class ConfigError(SpotecsError):
+    """The stack file is missing, unparsable or invalid. Raised before any AWS call."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, message: str, *, path: str = "", file: str = "", line: int | None = None):
+        self.path = path
+        self.file = file
+        self.line = line
+        self.message = message
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = self.file
+        if where and self.line is not None:
+            where = f"{where}:{self.line}"
+        parts = [p for p in (where, self.path) if p]
+        return ": ".join([*parts, self.message])
+
+
+class CheckError(SpotecsError):
+    """A pre-flight check found the stack cannot work (e.g. a task larger than any instance).
+
+    Raised after reads but before any AWS write; carries every problem found, not just the first.
+    """
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class UsageError(SpotecsError):
+    exit_code = ExitCode.USAGE
+
+
+class AwsError(SpotecsError):
+    """An AWS call failed. The message reads 'Failed to <intent>: <AWS message>'."""
+
+    def __init__(self, intent: str, detail: str, code: str = ""):
+        self.intent = intent
+        self.detail = detail
+        self.code = code
+        super().__init__(f"Failed to {intent}: {detail}")
+
+
+class WaitTimeout(SpotecsError):
+    def __init__(self, what: str, seconds: float, hint: str = ""):
+        msg = f"Timed out after {seconds:.0f}s waiting for {what}"
+        super().__init__(f"{msg}. {hint}" if hint else msg)
+
+
+class ApplyFailed(SpotecsError):
+    """Some steps failed while applying; the engine already reported which."""

@@ -1,0 +1,172 @@
+"""All output: the plan, live progress and results. Rich on a terminal, plain lines otherwise;
+NO_COLOR is honoured by rich itself. Steps and the engine never print."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from spotecs.engine.apply import Event, Result
+from spotecs.engine.model import Action, Change, Plan, Unknown
+
+COLORS = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.NEW_VERSION: "yellow",
+          Action.REPLACE: "magenta", Action.DELETE: "red", Action.NOOP: "dim"}
+PRESENT = {Action.CREATE: "creating", Action.UPDATE: "updating", Action.NEW_VERSION: "versioning",
+           Action.REPLACE: "replacing", Action.DELETE: "deleting", Action.NOOP: "checking"}
+
+
+@dataclass
+class Env:
+    """The I/O a command uses; tests pass their own (httpie's Environment)."""
+
+    console: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=not sys.stdout.isatty()))
+    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    stdin_isatty: bool = field(default_factory=lambda: sys.stdin.isatty())
+    confirm: Callable[[str], bool] | None = None
+
+    @property
+    def interactive(self) -> bool:
+        return self.console.is_terminal
+
+    def ask(self, question: str) -> bool:
+        if self.confirm is not None:
+            return self.confirm(question)
+        answer = self.console.input(f"{question} Only 'yes' will be accepted: ")
+        return answer.strip() == "yes"
+
+
+def fmt(value: Any, limit: int = 80) -> str:
+    if isinstance(value, Unknown):
+        return "(known after apply)"
+    text = json.dumps(value, default=repr, sort_keys=True) if not isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plan_text(console: Console, plan: Plan, stack: str, region: str) -> None:
+    for w in plan.warnings:
+        console.print(f"[yellow]Warning:[/] {escape(w)}")
+    if not plan.has_changes:
+        for ch in plan.changes:
+            if ch.note:
+                console.print(f"  [dim]{escape(ch.kind)} {escape(ch.name)}: {escape(ch.note)}[/]")
+        console.print(f"[green]No changes.[/] Stack {stack} in {region} matches the stack file.")
+        return
+    console.print(f"spotecs will make these changes to stack [bold]{stack}[/] in {region}:\n")
+    for ch in plan.changes:
+        if not ch.is_change:
+            if ch.note:
+                console.print(f"  [dim]  {escape(ch.kind)} {escape(ch.name)}: {escape(ch.note)}[/]")
+            continue
+        color = COLORS[ch.action]
+        label = "" if ch.action in (Action.CREATE, Action.DELETE, Action.UPDATE) else f" ({ch.action.verb})"
+        console.print(f"  [{color}]{ch.action.symbol:>3}[/] {escape(ch.kind)} [bold]{escape(ch.name)}[/]{label}")
+        for line in change_lines(ch):
+            console.print(f"        {escape(line)}")
+    console.print(f"\n[bold]{plan.summary()}[/]")
+
+
+def change_lines(ch: Change) -> list[str]:
+    if ch.action is Action.CREATE and ch.desired:
+        return [f"{k} = {fmt(v)}" for k, v in ch.desired.items() if not k.startswith("_")]
+    lines = []
+    for d in ch.diffs:
+        suffix = "  # forces replacement" if d.forces_replace else ""
+        lines.append(f"{d.path}: {fmt(d.old, 60)} → {fmt(d.new, 60)}{suffix}")
+    return lines
+
+
+def plan_json(plan: Plan) -> str:
+    def clean(v: Any) -> Any:
+        if isinstance(v, Unknown):
+            return "(known after apply)"
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items() if not str(k).startswith("_")}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    doc = {"changes": [
+        {"key": c.key, "kind": c.kind, "name": c.name, "action": c.action.verb,
+         "diffs": [{"path": d.path, "old": clean(d.old), "new": clean(d.new),
+                    "forces_replacement": d.forces_replace} for d in c.diffs],
+         **({"note": c.note} if c.note else {})} for c in plan.changes],
+        "summary": plan.counts(), "warnings": plan.warnings}
+    return json.dumps(doc, indent=2, default=repr)
+
+
+class ProgressView:
+    """Live progress of an apply: one spinner line per running step with its status and
+    elapsed time on a terminal; one plain line per event otherwise."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.console = env.console
+        self.live = env.interactive
+        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                  TextColumn("[dim]{task.fields[status]}"), TimeElapsedColumn(),
+                                  console=self.console, transient=True, disable=not self.live)
+        self._tasks: dict[str, TaskID] = {}
+        self._last: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def running(self) -> Iterator[ProgressView]:
+        with self._progress:
+            yield self
+
+    def on_event(self, e: Event) -> None:
+        what = f"{e.kind} {e.name}"
+        with self._lock:
+            if e.state == "start":
+                text = f"{PRESENT[e.action]} {what}"
+                if self.live:
+                    self._tasks[e.key] = self._progress.add_task(escape(text), status="")
+                else:
+                    self.console.print(f"{text}…")
+                return
+            task = self._tasks.pop(e.key, None)
+        if task is not None:
+            self._progress.remove_task(task)
+        if e.state == "done":
+            self.console.print(f"[green]✓[/] {e.action.past} {escape(what)} [dim]({e.elapsed:.1f}s)[/]")
+        elif e.state == "failed":
+            self.console.print(f"[red]✗[/] {e.action.verb} {escape(what)} failed: {escape(str(e.error))}")
+        elif e.state == "skipped":
+            self.console.print(f"[dim]- skipped {escape(what)} (an upstream step failed)[/]")
+
+    def on_status(self, key: str, status: str) -> None:
+        with self._lock:
+            if self._last.get(key) == status:
+                return
+            self._last[key] = status
+            task = self._tasks.get(key)
+        if task is not None:
+            self._progress.update(task, status=escape(status))
+        elif not self.live:
+            self.console.print(f"  {key}: {status}")
+
+
+def result_text(console: Console, plan: Plan, result: Result, verb: str = "Apply") -> None:
+    if result.ok:
+        counts = {a: 0 for a in Action}
+        for key in result.applied:
+            counts[plan.get(key).action] += 1
+        console.print(f"\n[bold green]{verb} complete![/] {counts[Action.CREATE]} added, "
+                      f"{counts[Action.UPDATE] + counts[Action.NEW_VERSION]} changed, "
+                      f"{counts[Action.REPLACE]} replaced, {counts[Action.DELETE]} destroyed.")
+        return
+    console.print(f"\n[bold red]{verb} failed.[/] {len(result.applied)} step(s) applied, "
+                  f"{len(result.failed)} failed, {len(result.skipped)} skipped.")
+    for key, err in result.failed.items():
+        console.print(f"  [red]failed[/]  {key}: {escape(str(err))}")
+    for key in result.skipped:
+        console.print(f"  [dim]skipped {key}[/]")

@@ -1,0 +1,21 @@
+"""One module per resource kind; `build(stack)` lists the steps of a stack (the DAG)."""
+
+from __future__ import annotations
+
+from spotecs.config import Stack
+from spotecs.steps.base import Step
+from spotecs.steps.iam import ExecutionRole, instance_role
+from spotecs.steps.log_group import LogGroup
+from spotecs.steps.network import Network
+from spotecs.steps.security_groups import InstanceGroup, LoadBalancerGroup
+
+
+def build(stack: Stack, region: str) -> list[Step]:
+    name = stack.stack
+    with_lb = bool(stack.web_services())
+    steps: list[Step] = [Network()]
+    if with_lb:
+        steps.append(LoadBalancerGroup(name))
+    steps += [InstanceGroup(name, with_lb), instance_role(name, region), ExecutionRole(name, region)]
+    steps += [LogGroup(name, svc) for svc in stack.services]
+    return steps

@@ -1,0 +1,159 @@
+"""The Step contract (see DESIGN.md) and the run context steps receive.
+
+A step is one AWS resource (or one tightly bound group). `read()` returns the live resource
+normalised into the shape of `desired()`, plus extra keys that are outputs (ids, ARNs) and
+are never diffed; keys starting with "_" are metadata (e.g. `_owned`). Steps never print,
+prompt or sleep; they get clients, outputs, waits and progress from `ctx`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from spotecs import aws
+from spotecs.aws import Aws
+from spotecs.config import Stack
+from spotecs.engine.model import Change, Unknown
+
+
+@dataclass
+class Timeouts:
+    """Seconds. Long enough for real AWS, and each wait says what it is waiting for."""
+
+    default: float = 600
+    delay: float = 5.0  # between polls; 0 in tests
+
+
+@dataclass
+class Context:
+    stack: Stack
+    aws: Aws
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    wait_for_services: bool = True
+    on_status: Callable[[str, str], None] = lambda key, status: None
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    step_key: str = ""
+    _facts: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- per-step view ---------------------------------------------------------
+    def for_step(self, key: str) -> Context:
+        """A view of this context bound to one step (for progress); state is shared."""
+        view = Context.__new__(Context)
+        view.__dict__.update(self.__dict__)
+        view.step_key = key
+        return view
+
+    def report(self, status: str) -> None:
+        self.on_status(self.step_key, status)
+
+    # -- AWS -------------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        return self.aws.client(service)
+
+    @property
+    def region(self) -> str:
+        return self.aws.region
+
+    def call(self, intent: str, fn: Callable[..., Any], /, *, missing: Collection[str] = (),
+             **kwargs: Any) -> Any:
+        return aws.call(intent, fn, missing=missing, **kwargs)
+
+    def retry(self, intent: str, fn: Callable[..., Any], /, *, codes: Collection[str],
+              timeout: float | None = None, missing: Collection[str] = (), **kwargs: Any) -> Any:
+        return aws.retry_on(intent, fn, codes=codes, timeout=timeout or self.timeouts.default,
+                            delay=self.timeouts.delay, report=self.report, missing=missing, **kwargs)
+
+    def paginate(self, intent: str, service: str, operation: str, key: str, **kwargs: Any) -> list[Any]:
+        return list(aws.paginate(intent, self.client(service), operation, key, **kwargs))
+
+    def wait(self, intent: str, service: str, waiter: Any, *, timeout: float | None = None,
+             **kwargs: Any) -> None:
+        self.report(f"waiting for {intent}")
+        aws.wait(intent, self.client(service), waiter, delay=self.timeouts.delay,
+                 timeout=timeout or self.timeouts.default, **kwargs)
+
+    def poll(self, what: str, check: Callable[[], tuple[bool, str]], *, timeout: float | None = None,
+             hint: str = "") -> None:
+        aws.poll(what, check, timeout=timeout or self.timeouts.default, delay=self.timeouts.delay,
+                 report=self.report, hint=hint)
+
+    def fact(self, name: str, compute: Callable[[], Any]) -> Any:
+        """Memoise a run-wide lookup (account id, default VPC, instance types)."""
+        with self._lock:
+            if name not in self._facts:
+                self._facts[name] = compute()
+            return self._facts[name]
+
+    @property
+    def account_id(self) -> str:
+        return str(self.fact("account_id", lambda: self.call(
+            "look up the AWS account", self.client("sts").get_caller_identity)["Account"]))
+
+    # -- naming and tags -------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.stack.stack
+
+    def tags(self, **extra: str) -> dict[str, str]:
+        return aws.tag_dict(self.stack.stack, {**self.stack.tags, **extra})
+
+    def owned(self, tags: dict[str, str]) -> bool:
+        return aws.owned_by(tags, self.stack.stack)
+
+    # -- upstream outputs --------------------------------------------------------
+    def output(self, key: str, name: str) -> Any:
+        """An upstream step's output; Unknown while that step is yet to be created."""
+        with self._lock:
+            values = self.outputs.get(key)
+        if values is None or name not in values:
+            return Unknown(f"{key}.{name}")
+        return values[name]
+
+
+class Step:
+    """Base class. Subclasses set the class attributes and implement the five methods."""
+
+    kind: ClassVar[str] = "resource"
+    replace_on: ClassVar[frozenset[str]] = frozenset()
+    versioned: ClassVar[bool] = False
+    # For versioned steps: outputs that change with each new version (e.g. a revision ARN).
+    version_outputs: ClassVar[frozenset[str]] = frozenset()
+    # A data source: read-only, never created or deleted (e.g. the default VPC, the AMI).
+    data_only: ClassVar[bool] = False
+
+    def __init__(self, key: str, name: str, depends_on: Collection[str] = ()) -> None:
+        self.key = key
+        self.name = name
+        self.depends_on = tuple(depends_on)
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def read(self, ctx: Context) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
+               change: Change) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def delete(self, ctx: Context, current: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def replace(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+        """Default: delete, then create. Steps whose dependants block deletion override this."""
+        self.delete(ctx, current)
+        return self.create(ctx, desired)
+
+    def check(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
+        """Problems that make the stack unworkable, found at plan time before any write."""
+        return []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key}>"

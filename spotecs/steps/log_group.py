@@ -1,0 +1,60 @@
+"""A CloudWatch log group per service, with a retention (the console's default keeps logs
+forever, which the article advises against)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spotecs.engine.model import Change
+from spotecs.steps.base import Context, Step
+
+
+def log_group_name(stack: str, service: str) -> str:
+    return f"/ecs/{stack}/{service}"
+
+
+class LogGroup(Step):
+    kind = "log group"
+
+    def __init__(self, stack: str, service: str) -> None:
+        super().__init__(f"log-group:{service}", log_group_name(stack, service))
+        self.service = service
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        return {"retention_days": ctx.stack.services[self.service].log_retention_days}
+
+    def read(self, ctx: Context) -> dict[str, Any] | None:
+        groups = ctx.paginate(f"describe log group {self.name}", "logs", "describe_log_groups", "logGroups",
+                              logGroupNamePrefix=self.name)
+        group = next((g for g in groups if g["logGroupName"] == self.name), None)
+        if group is None:
+            return None
+        tags = ctx.call(f"list tags of log group {self.name}", ctx.client("logs").list_tags_log_group,
+                        logGroupName=self.name).get("tags", {})
+        return {"retention_days": group.get("retentionInDays"), "arn": group["arn"].removesuffix(":*"),
+                "log_group": self.name, "_owned": ctx.owned(tags)}
+
+    def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
+        logs = ctx.client("logs")
+        ctx.call(f"create log group {self.name}", logs.create_log_group, logGroupName=self.name,
+                 tags=ctx.tags())
+        self._retention(ctx, desired["retention_days"])
+        return {"log_group": self.name}
+
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
+               change: Change) -> dict[str, Any]:
+        self._retention(ctx, desired["retention_days"])
+        return {}
+
+    def _retention(self, ctx: Context, days: int | None) -> None:
+        logs = ctx.client("logs")
+        if days is None:
+            ctx.call(f"remove retention of log group {self.name}", logs.delete_retention_policy,
+                     logGroupName=self.name)
+        else:
+            ctx.call(f"set retention of log group {self.name}", logs.put_retention_policy,
+                     logGroupName=self.name, retentionInDays=days)
+
+    def delete(self, ctx: Context, current: dict[str, Any]) -> None:
+        ctx.call(f"delete log group {self.name}", ctx.client("logs").delete_log_group,
+                 missing=("ResourceNotFoundException",), logGroupName=self.name)

@@ -1,0 +1,132 @@
+"""Two security groups, as the article recommends: the load balancer's (80 and 443 from
+anywhere) and the instances' (every TCP port, but only from the load balancer's group, since
+ECS gives each task a dynamic host port). Egress stays AWS's default: all traffic out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spotecs.aws import tag_list, tags_from_list
+from spotecs.engine.model import Change
+from spotecs.steps.base import Context, Step
+
+
+def _rule(protocol: str, from_port: int, to_port: int, *, cidr: str = "", group: Any = "") -> dict[str, Any]:
+    return {"protocol": protocol, "from": from_port, "to": to_port, "cidr": cidr, "source_group": group}
+
+
+def _ip_permission(rule: dict[str, Any]) -> dict[str, Any]:
+    perm: dict[str, Any] = {"IpProtocol": rule["protocol"], "FromPort": rule["from"], "ToPort": rule["to"]}
+    if rule["cidr"]:
+        key = "Ipv6Ranges" if ":" in rule["cidr"] else "IpRanges"
+        perm[key] = [{"CidrIpv6" if ":" in rule["cidr"] else "CidrIp": rule["cidr"]}]
+    else:
+        perm["UserIdGroupPairs"] = [{"GroupId": rule["source_group"]}]
+    return perm
+
+
+def _rules_of(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rules = []
+    for p in permissions:
+        proto, lo, hi = p.get("IpProtocol", "-1"), p.get("FromPort", -1), p.get("ToPort", -1)
+        rules += [_rule(proto, lo, hi, cidr=r["CidrIp"]) for r in p.get("IpRanges", [])]
+        rules += [_rule(proto, lo, hi, cidr=r["CidrIpv6"]) for r in p.get("Ipv6Ranges", [])]
+        rules += [_rule(proto, lo, hi, group=g["GroupId"]) for g in p.get("UserIdGroupPairs", [])]
+    return sorted(rules, key=_sort_key)
+
+
+def _sort_key(rule: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(rule[k]) for k in ("protocol", "from", "to", "cidr", "source_group"))
+
+
+class SecurityGroup(Step):
+    kind = "security group"
+    replace_on = frozenset({"vpc_id", "description"})
+
+    def __init__(self, role: str, stack: str, description: str, depends_on: tuple[str, ...] = ()) -> None:
+        super().__init__(f"security-group:{role}", f"{stack}-{role}", ("network", *depends_on))
+        self.role = role
+        self.description = description
+
+    def ingress(self, ctx: Context) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        return {"vpc_id": ctx.output("network", "vpc_id"), "description": self.description,
+                "ingress": sorted(self.ingress(ctx), key=_sort_key)}
+
+    def read(self, ctx: Context) -> dict[str, Any] | None:
+        groups = ctx.paginate(f"describe security group {self.name}", "ec2", "describe_security_groups",
+                              "SecurityGroups", Filters=[{"Name": "group-name", "Values": [self.name]}])
+        if ctx.stack.network.vpc_id:
+            groups = [g for g in groups if g["VpcId"] == ctx.stack.network.vpc_id]
+        if not groups:
+            return None
+        g = groups[0]
+        tags = tags_from_list(g.get("Tags"))
+        return {"vpc_id": g["VpcId"], "description": g.get("Description", ""),
+                "ingress": _rules_of(g.get("IpPermissions", [])), "group_id": g["GroupId"],
+                "_owned": ctx.owned(tags)}
+
+    def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
+        ec2 = ctx.client("ec2")
+        out = ctx.call(f"create security group {self.name}", ec2.create_security_group,
+                       GroupName=self.name, Description=desired["description"], VpcId=desired["vpc_id"],
+                       TagSpecifications=[{"ResourceType": "security-group",
+                                           "Tags": tag_list(ctx.tags(Name=self.name))}])
+        group_id = out["GroupId"]
+        if desired["ingress"]:
+            ctx.call(f"allow ingress to {self.name}", ec2.authorize_security_group_ingress,
+                     GroupId=group_id, IpPermissions=[_ip_permission(r) for r in desired["ingress"]])
+        return {"group_id": group_id}
+
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
+               change: Change) -> dict[str, Any]:
+        ec2 = ctx.client("ec2")
+        want = {tuple(sorted(r.items())): r for r in desired["ingress"]}
+        have = {tuple(sorted(r.items())): r for r in current["ingress"]}
+        gid = current["group_id"]
+        revoke = [_ip_permission(r) for k, r in have.items() if k not in want]
+        grant = [_ip_permission(r) for k, r in want.items() if k not in have]
+        if revoke:
+            ctx.call(f"revoke ingress from {self.name}", ec2.revoke_security_group_ingress,
+                     GroupId=gid, IpPermissions=revoke)
+        if grant:
+            ctx.call(f"allow ingress to {self.name}", ec2.authorize_security_group_ingress,
+                     GroupId=gid, IpPermissions=grant)
+        return {"group_id": gid}
+
+    def delete(self, ctx: Context, current: dict[str, Any]) -> None:
+        ec2 = ctx.client("ec2")
+        gid = current["group_id"]
+        # Rules naming another group block that group's deletion: revoke ours first.
+        cross = [_ip_permission(r) for r in current["ingress"] if r["source_group"]]
+        if cross:
+            ctx.call(f"revoke ingress from {self.name}", ec2.revoke_security_group_ingress,
+                     missing=("InvalidGroup.NotFound", "InvalidPermission.NotFound"),
+                     GroupId=gid, IpPermissions=cross)
+        # The load balancer's network interfaces linger for minutes after it is deleted.
+        ctx.retry(f"delete security group {self.name}", ec2.delete_security_group,
+                  codes=("DependencyViolation",), missing=("InvalidGroup.NotFound",), GroupId=gid)
+
+
+class LoadBalancerGroup(SecurityGroup):
+    def __init__(self, stack: str) -> None:
+        super().__init__("lb", stack, f"spotecs {stack}: load balancer, HTTP and HTTPS from anywhere")
+
+    def ingress(self, ctx: Context) -> list[dict[str, Any]]:
+        return [_rule("tcp", port, port, cidr=cidr) for port in (80, 443)
+                for cidr in ("0.0.0.0/0", "::/0")]
+
+
+class InstanceGroup(SecurityGroup):
+    def __init__(self, stack: str, with_lb: bool) -> None:
+        super().__init__("instances", stack,
+                         f"spotecs {stack}: ECS instances, any TCP port from the load balancer only",
+                         ("security-group:lb",) if with_lb else ())
+        self.with_lb = with_lb
+
+    def ingress(self, ctx: Context) -> list[dict[str, Any]]:
+        if not self.with_lb:
+            return []
+        return [_rule("tcp", 0, 65535, group=ctx.output("security-group:lb", "group_id"))]

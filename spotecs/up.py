@@ -1,0 +1,87 @@
+"""`spotecs up`: load, plan, show, confirm, apply. Also the shared run set-up that `teardown`
+uses (one Aws session, the step list, the context)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from spotecs import config
+from spotecs.aws import Aws, AwsOptions
+from spotecs.engine.apply import Result, apply
+from spotecs.engine.model import Plan
+from spotecs.engine.plan import plan
+from spotecs.errors import ApplyFailed, UsageError
+from spotecs.render import Env, ProgressView, plan_json, plan_text, result_text
+from spotecs.steps import build
+from spotecs.steps.base import Context, Step, Timeouts
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    file: Path
+    aws: AwsOptions
+    yes: bool = False
+    dry_run: bool = False
+    wait: bool = True
+    output: str = "text"
+
+
+@dataclass
+class Run:
+    stack: config.Stack
+    aws: Aws
+    ctx: Context
+    steps: Sequence[Step]
+
+    @property
+    def region(self) -> str:
+        return self.aws.region
+
+
+def prepare(opts: RunOptions, timeouts: Timeouts | None = None) -> Run:
+    """Everything before the first AWS call: a bad stack file fails here, with exit 2."""
+    stack = config.load(opts.file)
+    aws_opts = opts.aws
+    if aws_opts.region is None and stack.region:
+        aws_opts = AwsOptions(aws_opts.profile, stack.region, aws_opts.endpoint_url, aws_opts.max_attempts)
+    aws = Aws(aws_opts)
+    ctx = Context(stack=stack, aws=aws, timeouts=timeouts or Timeouts(), wait_for_services=opts.wait)
+    return Run(stack, aws, ctx, build(stack, aws.region))
+
+
+def confirm(env: Env, opts: RunOptions, question: str) -> None:
+    if opts.yes:
+        return
+    if not env.stdin_isatty:
+        raise UsageError("refusing to change AWS without confirmation: stdin is not a terminal; "
+                         "pass --yes to apply")
+    if not env.ask(question):
+        raise UsageError("cancelled: nothing was changed")
+
+
+def execute(env: Env, run: Run, the_plan: Plan, verb: str) -> Result:
+    view = ProgressView(env)
+    run.ctx.on_status = view.on_status
+    with view.running():
+        result = apply(the_plan, run.steps, run.ctx, on_event=view.on_event)
+    result_text(env.console, the_plan, result, verb)
+    if not result.ok:
+        raise ApplyFailed(f"{verb.lower()} did not finish: run the same command again to continue "
+                          "from where it stopped")
+    return result
+
+
+def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
+    run = prepare(opts, timeouts)
+    the_plan = plan(run.steps, run.ctx)
+    if opts.output == "json":
+        env.console.print_json(plan_json(the_plan))
+    else:
+        plan_text(env.console, the_plan, run.stack.stack, run.region)
+    if opts.dry_run or not the_plan.has_changes:
+        return the_plan
+    confirm(env, opts, "\nApply these changes?")
+    execute(env, run, the_plan, "Apply")
+    return the_plan
