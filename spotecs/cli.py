@@ -129,13 +129,14 @@ def validate(env: Env, file: Path) -> None:
 
 
 @cli.command()
+@click.option("--markdown", is_flag=True, help="Print the stack file reference as a Markdown table instead.")
 @click.pass_obj
-def schema(env: Env) -> None:
+def schema(env: Env, markdown: bool) -> None:
     """Print the stack file's JSON Schema (for editor completion and checks)."""
     from spotecs import config
 
-    env.console.print(json.dumps(config.json_schema(), indent=2), markup=False, highlight=False,
-                      soft_wrap=True)
+    text = config.reference_markdown() if markdown else json.dumps(config.json_schema(), indent=2)
+    env.console.print(text, markup=False, highlight=False, soft_wrap=True, end="" if markdown else "\n")
 
 
 @cli.command()

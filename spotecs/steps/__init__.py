@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from spotecs.config import Stack
+from spotecs.steps import compute, workload
 from spotecs.steps.base import Step
 from spotecs.steps.iam import ExecutionRole, instance_role
 from spotecs.steps.log_group import LogGroup
@@ -18,4 +19,6 @@ def build(stack: Stack, region: str) -> list[Step]:
         steps.append(LoadBalancerGroup(name))
     steps += [InstanceGroup(name, with_lb), instance_role(name, region), ExecutionRole(name, region)]
     steps += [LogGroup(name, svc) for svc in stack.services]
+    steps += compute.steps(stack, region)
+    steps += workload.steps(stack, region)
     return steps

@@ -1,0 +1,137 @@
+"""Run moto's server in-process on 127.0.0.1, with the simulated ECS agent beside it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from spotecs.sandbox.backends import require_moto
+
+if TYPE_CHECKING:
+    from spotecs.sandbox.agent import SimulatedAgent
+
+# Set only when the caller has not chosen otherwise.
+SANDBOX_ENV = {
+    "AWS_ACCESS_KEY_ID": "sandbox",
+    "AWS_SECRET_ACCESS_KEY": "sandbox",
+    # Needed to attach AWS-managed policies (AmazonEC2ContainerServiceforEC2Role...).
+    # moto reads it when an account's IAM backend is first created, i.e. on first use.
+    "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+}
+
+
+class _Serialized:
+    """WSGI wrapper: one request at a time, never in the middle of an agent tick."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], lock: threading.RLock) -> None:
+        self.app = app
+        self.lock = lock
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        with self.lock:
+            return self.app(environ, start_response)
+
+
+class Sandbox:
+    """moto's ThreadedMotoServer plus the simulated agent; started on construction.
+
+    ``with Sandbox() as sb: boto3.client("ecs", endpoint_url=sb.endpoint_url, ...)``.
+    moto's state is process-wide: two Sandboxes in one process share it.
+    """
+
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1",
+                 agent_interval: float | None = 0.5) -> None:
+        """``port`` 0/None picks a free one; ``agent_interval`` None means tick() by hand."""
+        require_moto()
+        _set_default_env()
+        from moto.server import ThreadedMotoServer
+
+        from spotecs.sandbox.agent import SimulatedAgent
+
+        _quiet_request_log()
+        if port:
+            _check_port_free(host, port)  # moto's start() would hang on a bind error
+        self.agent: SimulatedAgent = SimulatedAgent()
+        self._server = ThreadedMotoServer(ip_address=host, port=port or 0, verbose=False)
+        self._server.start()
+        self._serialize_requests()
+        bound_host, bound_port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{bound_host}:{bound_port}"
+        self._running = True
+        if agent_interval is not None:
+            self.agent.start(agent_interval)
+
+    def _serialize_requests(self) -> None:
+        # ThreadedMotoServer keeps its werkzeug server in ._server; if that ever changes we
+        # only lose the request/tick exclusion, not the sandbox.
+        wsgi_server = getattr(self._server, "_server", None)
+        if wsgi_server is not None and hasattr(wsgi_server, "app"):
+            wsgi_server.app = _Serialized(wsgi_server.app, self.agent.lock)
+
+    def client(self, service: str, region_name: str = "us-east-1") -> Any:
+        """A boto3 client for this sandbox; one attempt only, as moto's 500s are final."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            service,
+            region_name=region_name,
+            endpoint_url=self.endpoint_url,
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+
+    def tick(self) -> Any:
+        """Run one agent pass now (see SimulatedAgent.tick)."""
+        return self.agent.tick()
+
+    def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
+        self.agent.stop()
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _set_default_env() -> None:
+    for name, value in SANDBOX_ENV.items():
+        os.environ.setdefault(name, value)
+    if os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"].lower() == "true":
+        _load_managed_policies_into_existing_iam()
+
+
+def _load_managed_policies_into_existing_iam() -> None:
+    """IAM backends created before the env var was set lack the AWS-managed policies."""
+    from spotecs.sandbox.backends import regions_with_state
+
+    for _, _, iam in regions_with_state("iam"):
+        if not iam.aws_managed_policies:
+            iam.aws_managed_policies = iam._init_aws_policies()
+            iam.managed_policies.update({p.arn: p for p in iam.aws_managed_policies})
+
+
+def _quiet_request_log() -> None:
+    # werkzeug logs every request at INFO; keep that out of CLI and test output unless the
+    # caller configured the "werkzeug" logger themselves.
+    werkzeug_log = logging.getLogger("werkzeug")
+    if werkzeug_log.level == logging.NOTSET:
+        werkzeug_log.setLevel(logging.WARNING)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise RuntimeError(f"sandbox port {host}:{port} is not free: {exc}") from exc

@@ -1,0 +1,465 @@
+"""The local sandbox: moto over HTTP plus the simulated ECS agent (spotecs.sandbox)."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from spotecs.sandbox import Sandbox
+from spotecs.sandbox.instances import AGENT_RESERVED_MIB, on_demand_wanted
+from spotecs.sandbox.userdata import decode_user_data, parse_ecs_config
+
+AMI_PARAM = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
+ECS_FOR_EC2_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
+
+
+def user_data(cluster: str) -> str:
+    script = (
+        "#!/bin/bash\n"
+        f"echo ECS_CLUSTER={cluster} >> /etc/ecs/ecs.config\n"
+        "echo ECS_ENABLE_SPOT_INSTANCE_DRAINING=true >> /etc/ecs/ecs.config\n"
+    )
+    return base64.b64encode(script.encode()).decode()
+
+
+def uid() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@dataclass
+class Aws:
+    sandbox: Sandbox
+    ecs: Any
+    ec2: Any
+    asg: Any
+    ssm: Any
+    elbv2: Any
+    iam: Any
+
+    def default_vpc(self) -> tuple[str, list[str]]:
+        vpc = self.ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])
+        subnets = self.ec2.describe_subnets(
+            Filters=[{"Name": "default-for-az", "Values": ["true"]}]
+        )["Subnets"]
+        return vpc["Vpcs"][0]["VpcId"], [s["SubnetId"] for s in subnets]
+
+    def capacity(self, ud_cluster: str, desired: int = 2, base: int = 0,
+                 percent: int = 50) -> tuple[str, list[str]]:
+        """Launch template + mixed-instances ASG whose user data joins ``ud_cluster``."""
+        name = f"asg-{uid()}"
+        ami = self.ssm.get_parameter(Name=AMI_PARAM)["Parameter"]["Value"]
+        lt = self.ec2.create_launch_template(
+            LaunchTemplateName=f"lt-{name}",
+            LaunchTemplateData={
+                "ImageId": ami, "InstanceType": "t3.small", "UserData": user_data(ud_cluster)
+            },
+        )["LaunchTemplate"]
+        _, subnets = self.default_vpc()
+        self.asg.create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            MinSize=0,
+            MaxSize=6,
+            DesiredCapacity=desired,
+            VPCZoneIdentifier=",".join(subnets),
+            MixedInstancesPolicy={
+                "LaunchTemplate": {
+                    "LaunchTemplateSpecification": {
+                        "LaunchTemplateId": lt["LaunchTemplateId"], "Version": "$Latest"
+                    },
+                    "Overrides": [{"InstanceType": "t3.small"}],
+                },
+                "InstancesDistribution": {
+                    "OnDemandBaseCapacity": base,
+                    "OnDemandPercentageAboveBaseCapacity": percent,
+                    "SpotAllocationStrategy": "price-capacity-optimized",
+                },
+            },
+        )
+        instance_ids = self.asg_instances(name)
+        # moto rounds mixed-instance capacity down (e.g. desired 1 at 50 % launches none).
+        assert len(instance_ids) == desired, "moto launched fewer instances than desired"
+        return name, instance_ids
+
+    def asg_instances(self, name: str) -> list[str]:
+        group = self.asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])
+        return [i["InstanceId"] for i in group["AutoScalingGroups"][0]["Instances"]]
+
+    def container_instances(self, cluster: str) -> list[dict[str, Any]]:
+        arns = self.ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]
+        if not arns:
+            return []
+        return self.ecs.describe_container_instances(
+            cluster=cluster, containerInstances=arns
+        )["containerInstances"]
+
+    def cluster_with_capacity(self, desired: int = 2) -> tuple[str, list[str]]:
+        cluster = f"c-{uid()}"
+        self.ecs.create_cluster(clusterName=cluster)
+        _, instance_ids = self.capacity(cluster, desired=desired)
+        self.sandbox.tick()
+        return cluster, instance_ids
+
+    def web_task_definition(self, family: str, cpu: int = 256, memory: int = 256) -> str:
+        return self.ecs.register_task_definition(
+            family=family,
+            networkMode="bridge",
+            requiresCompatibilities=["EC2"],
+            containerDefinitions=[{
+                "name": "web",
+                "image": "public.ecr.aws/nginx/nginx:latest",
+                "cpu": cpu,
+                "memory": memory,
+                "essential": True,
+                "portMappings": [{"containerPort": 3000, "hostPort": 0, "protocol": "tcp"}],
+            }],
+        )["taskDefinition"]["taskDefinitionArn"]
+
+    def alb_target_group(self) -> str:
+        vpc, subnets = self.default_vpc()
+        name = f"tg-{uid()}"
+        tg = self.elbv2.create_target_group(
+            Name=name, Protocol="HTTP", Port=80, VpcId=vpc, TargetType="instance",
+            HealthCheckPath="/health", Matcher={"HttpCode": "200-399"},
+        )["TargetGroups"][0]["TargetGroupArn"]
+        lb = self.elbv2.create_load_balancer(
+            Name=f"lb-{name}", Subnets=subnets[:2], Type="application", Scheme="internet-facing"
+        )["LoadBalancers"][0]["LoadBalancerArn"]
+        self.elbv2.create_listener(
+            LoadBalancerArn=lb, Protocol="HTTP", Port=80,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}],
+        )
+        return tg
+
+    def service(self, cluster: str, name: str) -> dict[str, Any]:
+        return self.ecs.describe_services(cluster=cluster, services=[name])["services"][0]
+
+    def targets(self, tg: str) -> list[dict[str, Any]]:
+        return self.elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+
+    def running_tasks(self, cluster: str) -> list[dict[str, Any]]:
+        arns = self.ecs.list_tasks(cluster=cluster)["taskArns"]
+        if not arns:
+            return []
+        tasks = self.ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
+        return [t for t in tasks if t["lastStatus"] == "RUNNING"]
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    # No background ticking: each test calls tick() itself, so it proves tick() did the work.
+    with Sandbox(agent_interval=None) as sb:
+        yield sb
+
+
+@pytest.fixture(scope="module")
+def aws(sandbox: Sandbox) -> Aws:
+    return Aws(sandbox, *(sandbox.client(s) for s in ("ecs", "ec2", "autoscaling", "ssm",
+                                                       "elbv2", "iam")))
+
+
+# --- pure helpers ---------------------------------------------------------------------
+
+def test_parse_ecs_config_reads_the_forms_user_data_uses() -> None:
+    script = (
+        "#!/bin/bash\n"
+        "echo ECS_CLUSTER=first >> /etc/ecs/ecs.config\n"
+        'echo "ECS_ENABLE_SPOT_INSTANCE_DRAINING=true" >> /etc/ecs/ecs.config\n'
+        "cat <<EOF >> /etc/ecs/ecs.config\nECS_RESERVED_MEMORY=64\nEOF\n"
+        "echo ECS_CLUSTER=prod >> /etc/ecs/ecs.config\n"
+        "echo hello\n"
+    )
+    assert parse_ecs_config(script) == {
+        "ECS_CLUSTER": "prod",
+        "ECS_ENABLE_SPOT_INSTANCE_DRAINING": "true",
+        "ECS_RESERVED_MEMORY": "64",
+    }
+    assert parse_ecs_config("#!/bin/bash\nyum update -y\n") == {}
+    assert decode_user_data(user_data("x")).startswith("#!/bin/bash\necho ECS_CLUSTER=x")
+
+
+@pytest.mark.parametrize(
+    ("count", "base", "percent", "on_demand"),
+    [(2, 0, 50, 1), (4, 0, 50, 2), (3, 0, 50, 2), (5, 1, 50, 3), (2, 5, 0, 2),
+     (3, 0, 0, 0), (3, 1, 100, 3)],
+)
+def test_on_demand_share(count: int, base: int, percent: int, on_demand: int) -> None:
+    assert on_demand_wanted(count, base, percent) == on_demand
+
+
+def test_importing_the_package_does_not_import_moto() -> None:
+    code = "import sys, spotecs.sandbox; assert 'moto' not in sys.modules, 'moto imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_moto_gives_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "moto", None)
+    monkeypatch.setitem(sys.modules, "moto.server", None)
+    with pytest.raises(RuntimeError, match=r"pip install 'spotecs\[sandbox\]'"):
+        Sandbox()
+
+
+def test_env_defaults_do_not_override_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spotecs.sandbox import server
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "mine")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    server._set_default_env()
+    import os
+
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "mine"
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] == "sandbox"
+
+
+# --- the server -----------------------------------------------------------------------
+
+def test_endpoint_serves_aws_and_managed_policies_attach(aws: Aws) -> None:
+    assert aws.sandbox.endpoint_url.startswith("http://127.0.0.1:")
+    role = f"ecs-instance-{uid()}"
+    aws.iam.create_role(RoleName=role, AssumeRolePolicyDocument=(
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole",'
+        '"Principal":{"Service":"ec2.amazonaws.com"}}]}'))
+    aws.iam.attach_role_policy(RoleName=role, PolicyArn=ECS_FOR_EC2_POLICY)
+    attached = aws.iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [ECS_FOR_EC2_POLICY]
+
+
+def test_background_agent_registers_without_manual_ticks(sandbox: Sandbox) -> None:
+    with Sandbox(agent_interval=0.1) as other:
+        ecs, ec2 = other.client("ecs"), other.client("ec2")
+        cluster = f"bg-{uid()}"
+        ecs.create_cluster(clusterName=cluster)
+        ami = other.client("ssm").get_parameter(Name=AMI_PARAM)["Parameter"]["Value"]
+        ec2.run_instances(ImageId=ami, InstanceType="t3.small", MinCount=1, MaxCount=1,
+                          UserData=base64.b64decode(user_data(cluster)).decode())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the background agent never registered the instance")
+        url = other.endpoint_url
+    with pytest.raises(Exception, match=r"(?i)connect"):
+        import boto3
+        from botocore.config import Config
+
+        boto3.client("ecs", region_name="us-east-1", endpoint_url=url,
+                     config=Config(retries={"total_max_attempts": 1}, connect_timeout=1)
+                     ).list_clusters()
+
+
+# --- agent: instances -----------------------------------------------------------------
+
+def test_asg_instances_register_with_instance_type_resources(aws: Aws) -> None:
+    cluster = f"c-{uid()}"
+    aws.ecs.create_cluster(clusterName=cluster)
+    _, instance_ids = aws.capacity(cluster)
+    assert aws.container_instances(cluster) == []  # moto alone never registers them
+
+    summary = aws.sandbox.tick()
+
+    assert sorted(summary.registered) == sorted(instance_ids)
+    registered = aws.container_instances(cluster)
+    assert sorted(ci["ec2InstanceId"] for ci in registered) == sorted(instance_ids)
+    t3_small = aws.ec2.describe_instance_types(InstanceTypes=["t3.small"])["InstanceTypes"][0]
+    memory = t3_small["MemoryInfo"]["SizeInMiB"] - AGENT_RESERVED_MIB
+    for ci in registered:
+        resources = {r["name"]: r.get("integerValue") for r in ci["registeredResources"]}
+        assert resources["CPU"] == 2048  # 2 vCPU x 1024
+        assert resources["MEMORY"] == memory == 1920
+        assert ci["status"] == "ACTIVE" and ci["agentConnected"] is True
+    assert aws.sandbox.tick().registered == []  # never twice
+
+
+def test_mixed_instances_policy_marks_spot_share(aws: Aws) -> None:
+    name, _ = aws.capacity(f"c-{uid()}", desired=2, base=0, percent=50)
+
+    def lifecycles() -> list[str]:
+        ids = aws.asg_instances(name)
+        reservations = aws.ec2.describe_instances(InstanceIds=ids)["Reservations"]
+        return sorted(i.get("InstanceLifecycle", "on-demand")
+                      for r in reservations for i in r["Instances"])
+
+    assert lifecycles() == ["on-demand", "on-demand"]  # what moto does by itself
+    aws.sandbox.tick()
+    assert lifecycles() == ["on-demand", "spot"]
+
+    aws.asg.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=4)
+    aws.sandbox.tick()
+    assert lifecycles() == ["on-demand", "on-demand", "spot", "spot"]
+
+
+def test_on_demand_base_capacity_comes_first(aws: Aws) -> None:
+    name, instance_ids = aws.capacity(f"c-{uid()}", desired=3, base=1, percent=0)
+    aws.sandbox.tick()
+    reservations = aws.ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
+    lifecycle = {i["InstanceId"]: i.get("InstanceLifecycle") for r in reservations
+                 for i in r["Instances"]}
+    first, *rest = aws.asg_instances(name)  # launch order
+    assert lifecycle[first] is None
+    assert [lifecycle[i] for i in rest] == ["spot", "spot"]
+
+
+def test_user_data_naming_a_missing_cluster_registers_nothing(aws: Aws) -> None:
+    cluster = f"c-{uid()}"
+    aws.ecs.create_cluster(clusterName=cluster)
+    _, instance_ids = aws.capacity(f"typo-{cluster}")
+
+    summary = aws.sandbox.tick()
+
+    assert not set(instance_ids) & set(summary.registered)
+    assert aws.container_instances(cluster) == []
+
+
+def test_terminated_instance_is_deregistered(aws: Aws) -> None:
+    cluster = f"c-{uid()}"
+    aws.ecs.create_cluster(clusterName=cluster)
+    asg_name, instance_ids = aws.capacity(cluster)
+    aws.sandbox.tick()
+    aws.ec2.terminate_instances(InstanceIds=[instance_ids[0]])
+
+    summary = aws.sandbox.tick()
+
+    assert summary.deregistered == [instance_ids[0]]
+    # moto's ASG launches a replacement, which the agent registers in the same tick.
+    [replacement] = set(aws.asg_instances(asg_name)) - set(instance_ids)
+    assert summary.registered == [replacement]
+    registered = {ci["ec2InstanceId"] for ci in aws.container_instances(cluster)}
+    assert registered == {instance_ids[1], replacement}
+
+
+# --- agent: services ------------------------------------------------------------------
+
+def test_service_reaches_steady_state_behind_the_target_group(aws: Aws) -> None:
+    cluster, instance_ids = aws.cluster_with_capacity()
+    td = aws.web_task_definition(f"web-{uid()}")
+    tg = aws.alb_target_group()
+    aws.ecs.create_service(
+        cluster=cluster, serviceName="web", taskDefinition=td, desiredCount=3,
+        launchType="EC2",
+        loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 3000}],
+    )
+    assert aws.service(cluster, "web")["runningCount"] == 0  # moto alone
+
+    summary = aws.sandbox.tick()
+
+    assert len(summary.tasks_started) == 3
+    service = aws.service(cluster, "web")
+    assert (service["runningCount"], service["pendingCount"]) == (3, 0)
+    [deployment] = service["deployments"]
+    assert deployment["status"] == "PRIMARY" and deployment["rolloutState"] == "COMPLETED"
+    assert deployment["runningCount"] == 3
+    assert "has reached a steady state" in service["events"][0]["message"]
+
+    targets = aws.targets(tg)
+    pairs = {(t["Target"]["Id"], t["Target"]["Port"]) for t in targets}
+    assert len(targets) == len(pairs) == 3
+    assert all(port >= 32768 for _, port in pairs)
+    assert {i for i, _ in pairs} <= set(instance_ids)
+    assert {t["TargetHealth"]["State"] for t in targets} == {"healthy"}
+
+    # Tasks are visible, stay RUNNING when described again, and match the targets.
+    aws.running_tasks(cluster)
+    tasks = aws.running_tasks(cluster)
+    assert len(tasks) == 3
+    assert {t["group"] for t in tasks} == {"service:web"}
+    ports = {t["containers"][0]["networkBindings"][0]["hostPort"] for t in tasks}
+    assert ports == {port for _, port in pairs}
+
+    aws.ecs.update_service(cluster=cluster, service="web", desiredCount=1)
+    summary = aws.sandbox.tick()
+
+    assert len(summary.tasks_stopped) == 2
+    service = aws.service(cluster, "web")
+    assert service["runningCount"] == 1
+    assert service["deployments"][0]["runningCount"] == 1
+    assert len(aws.targets(tg)) == 1
+    assert len(aws.running_tasks(cluster)) == 1
+
+
+def test_new_task_definition_rolls_out_and_old_deployment_goes(aws: Aws) -> None:
+    cluster, _ = aws.cluster_with_capacity()
+    family = f"web-{uid()}"
+    first = aws.web_task_definition(family)
+    tg = aws.alb_target_group()
+    aws.ecs.create_service(
+        cluster=cluster, serviceName="web", taskDefinition=first, desiredCount=2,
+        loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 3000}],
+    )
+    aws.sandbox.tick()
+    old_targets = {(t["Target"]["Id"], t["Target"]["Port"]) for t in aws.targets(tg)}
+
+    second = aws.web_task_definition(family, memory=300)
+    aws.ecs.update_service(cluster=cluster, service="web", taskDefinition=f"{family}:2")
+    aws.sandbox.tick()
+
+    service = aws.service(cluster, "web")
+    assert service["taskDefinition"] == second
+    [deployment] = service["deployments"]
+    assert deployment["taskDefinition"] == second
+    assert deployment["rolloutState"] == "COMPLETED" and deployment["runningCount"] == 2
+    assert {t["taskDefinitionArn"] for t in aws.running_tasks(cluster)} == {second}
+    new_targets = {(t["Target"]["Id"], t["Target"]["Port"]) for t in aws.targets(tg)}
+    assert len(new_targets) == 2 and not new_targets & old_targets
+
+
+def test_tasks_that_do_not_fit_stay_pending(aws: Aws) -> None:
+    cluster, _ = aws.cluster_with_capacity()  # 2 x t3.small: 2 x 2048 CPU
+    td = aws.web_task_definition(f"big-{uid()}", cpu=1024, memory=512)
+    aws.ecs.create_service(cluster=cluster, serviceName="big", taskDefinition=td,
+                           desiredCount=5)
+    aws.sandbox.tick()
+
+    service = aws.service(cluster, "big")
+    assert (service["runningCount"], service["pendingCount"]) == (4, 1)
+    assert service["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+    assert "unable to place a task" in service["events"][0]["message"]
+
+
+def test_tasks_on_a_terminated_instance_stop_and_leave_the_target_group(aws: Aws) -> None:
+    cluster, instance_ids = aws.cluster_with_capacity()
+    td = aws.web_task_definition(f"half-{uid()}", cpu=256, memory=1200)  # one per host
+    tg = aws.alb_target_group()
+    aws.ecs.create_service(
+        cluster=cluster, serviceName="web", taskDefinition=td, desiredCount=2,
+        loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 3000}],
+    )
+    aws.sandbox.tick()
+    assert {t["Target"]["Id"] for t in aws.targets(tg)} == set(instance_ids)
+
+    aws.ec2.terminate_instances(InstanceIds=[instance_ids[0]])
+    summary = aws.sandbox.tick()
+
+    assert summary.deregistered == [instance_ids[0]]
+    assert len(summary.tasks_stopped) == 1 and len(summary.tasks_started) == 1
+    # The task moves to moto's replacement instance; the dead one leaves the target group.
+    [replacement] = summary.registered
+    assert {t["Target"]["Id"] for t in aws.targets(tg)} == {instance_ids[1], replacement}
+    service = aws.service(cluster, "web")
+    assert (service["runningCount"], service["pendingCount"]) == (2, 0)
+
+
+def test_a_broken_service_is_reported_not_raised(aws: Aws) -> None:
+    from moto.backends import get_backend
+
+    cluster, _ = aws.cluster_with_capacity()
+    td = aws.web_task_definition(f"ok-{uid()}")
+    aws.ecs.create_service(cluster=cluster, serviceName="broken", taskDefinition=td,
+                           desiredCount=1)
+    aws.ecs.create_service(cluster=cluster, serviceName="fine", taskDefinition=td,
+                           desiredCount=1)
+    ecs = get_backend("ecs")["123456789012"]["us-east-1"]
+    ecs.services[f"{cluster}:broken"].task_definition = "does-not-exist:9"
+
+    summary = aws.sandbox.tick()
+
+    assert any(f"{cluster}:broken" in e for e in summary.errors)
+    assert aws.service(cluster, "fine")["runningCount"] == 1
