@@ -115,6 +115,24 @@ def up(env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, detailed
 
 
 @cli.command()
+@aws_options
+@click.option("--yes", "-y", is_flag=True, help="Delete without asking (needed when stdin is not a terminal).")
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
+@click.option("--keep-logs", is_flag=True, help="Keep the services' log groups (the only data a stack holds).")
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="How to print the plan.")
+@click.pass_obj
+def teardown(env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, keep_logs: bool,
+             output: str) -> None:
+    """Delete everything the stack created, in reverse order; touch nothing it does not own."""
+    from spotecs.teardown import teardown as run_teardown
+
+    if output == "json" and not (dry_run or yes):
+        raise click.UsageError("--output json needs --dry-run or --yes")
+    run_teardown(env, RunOptions(file=file, aws=aws, yes=yes, dry_run=dry_run, output=output), keep_logs=keep_logs)
+
+
+@cli.command()
 @click.option("-f", "--file", "file", type=click.Path(path_type=Path), default=Path("spotecs.yaml"),
               show_default=True, help="The stack file.")
 @click.pass_obj
