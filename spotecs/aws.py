@@ -84,13 +84,15 @@ class Aws:
                                                  endpoint_url=endpoint, config=config)
                 except NoRegionError:
                     raise UsageError("no region: pass --region or set AWS_REGION") from None
-                client.meta.events.register("before-call", self._record)
+                # before-parameter-build carries the API parameters as spotecs passed them
+                # (before-call would give the serialised HTTP request instead).
+                client.meta.events.register("before-parameter-build", self._record)
                 self._clients[service] = client
             return client
 
     def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         # list.append is atomic under the GIL: safe from the engine's worker threads.
-        self.calls.append(Call(model.service_model.service_name, model.name, params))
+        self.calls.append(Call(model.service_model.service_name, model.name, dict(params)))
 
     def writes(self) -> list[Call]:
         return [c for c in self.calls if c.is_write]
@@ -107,14 +109,19 @@ def call(intent: str, fn: Callable[..., Any], /, *, missing: Collection[str] = (
     try:
         return fn(**kwargs)
     except ClientError as e:
-        code = error_code(e)
-        if code in missing:
+        if error_code(e) in missing:
             return None
-        message = e.response.get("Error", {}).get("Message") or code or str(e)
-        raise AwsError(intent, f"{message} ({code})" if code and code not in message else message,
-                       code) from None
+        raise _aws_error(intent, e) from None
     except BotoCoreError as e:
-        raise AwsError(intent, str(e)) from None
+        raise _aws_error(intent, e) from None
+
+
+def _aws_error(intent: str, e: ClientError | BotoCoreError) -> AwsError:
+    if isinstance(e, BotoCoreError):  # no response: e.g. the endpoint cannot be reached
+        return AwsError(intent, str(e))
+    code = error_code(e)
+    message = e.response.get("Error", {}).get("Message") or code or str(e)
+    return AwsError(intent, f"{message} ({code})" if code and code not in message else message, code)
 
 
 def paginate(intent: str, client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
@@ -122,8 +129,8 @@ def paginate(intent: str, client: Any, operation: str, key: str, **kwargs: Any) 
     try:
         for page in client.get_paginator(operation).paginate(**kwargs):
             yield from page.get(key, [])
-    except ClientError as e:
-        raise AwsError(intent, e.response.get("Error", {}).get("Message", str(e)), error_code(e)) from None
+    except (ClientError, BotoCoreError) as e:
+        raise _aws_error(intent, e) from None
 
 
 def retry_on(intent: str, fn: Callable[..., Any], /, *, codes: Collection[str], timeout: float,

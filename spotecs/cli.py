@@ -108,8 +108,13 @@ def up(env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, detailed
     if output == "json" and not (dry_run or yes):
         raise click.UsageError("--output json needs --dry-run or --yes (the plan cannot be confirmed "
                                "interactively in JSON)")
-    plan = run_up(env, RunOptions(file=file, aws=aws, yes=yes, dry_run=dry_run, wait=not no_wait,
-                                  output=output))
+    try:
+        plan = run_up(env, RunOptions(file=file, aws=aws, yes=yes, dry_run=dry_run, wait=not no_wait,
+                                      output=output))
+    except SpotecsError as e:
+        if detailed_exitcode:  # 2 means "changes present" here, so every error is 1 (as in Terraform)
+            e.exit_code = ExitCode.FAILURE
+        raise
     if detailed_exitcode and plan.has_changes:
         raise SystemExit(ExitCode.CHANGES_PRESENT)
 

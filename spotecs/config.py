@@ -14,7 +14,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -669,7 +669,11 @@ class _LineLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *anchor` merge keys are flattened by construct_mapping below
         key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if not isinstance(key, Hashable):
+            continue  # construct_mapping reports it as "found unhashable key", with its line
         if key in seen:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
         seen.add(key)
@@ -757,10 +761,11 @@ def parse(text: str, *, file: str = "<stack>") -> Stack:
         # also shows as "missing"), so it is reported first.
         errors = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")
         err = errors[0]
-        loc = tuple(err["loc"])
+        # pydantic marks a bad dict key (services.<Name>) with a "[key]" step: the name is the path.
+        loc = tuple(p for p in err["loc"] if p != "[key]")
         msg = _message(err, loc)
         # A model-level error from a nested model names the field in its first word.
-        m = re.match(r"^([a-z_][a-z0-9_.]*): (.*)$", msg)
+        m = re.match(r"^([a-z_][a-z0-9_.-]*): (.*)$", msg)  # service names may hold dashes
         if m and not loc and m.group(1).startswith("services."):
             loc, msg = tuple(m.group(1).split(".")), m.group(2)
         elif m:

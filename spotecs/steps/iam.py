@@ -35,8 +35,11 @@ class Role(Step):
         return {}
 
     def desired(self, ctx: Context) -> dict[str, Any]:
+        inline = self.inline(ctx)
+        # The names are diffed on their own: the generic diff compares a nested dict only on the
+        # desired keys, so a policy no longer wanted would otherwise never show as a change.
         d: dict[str, Any] = {"trusted_service": self.service, "managed_policies": sorted(self.managed),
-                             "inline_policies": self.inline(ctx)}
+                             "inline_policies": inline, "inline_policy_names": sorted(inline)}
         if self.instance_profile:
             d["instance_profile"] = self.name
         return d
@@ -64,7 +67,8 @@ class Role(Step):
         current: dict[str, Any] = {
             "trusted_service": services[0] if len(services) == 1 else services,
             "managed_policies": sorted(p["PolicyArn"] for p in attached),
-            "inline_policies": inline, "arn": role["Arn"], "_owned": ctx.owned(tags)}
+            "inline_policies": inline, "inline_policy_names": sorted(inline), "arn": role["Arn"],
+            "_owned": ctx.owned(tags)}
         if self.instance_profile:
             prof = ctx.call(f"describe instance profile {self.name}", iam.get_instance_profile,
                             missing=("NoSuchEntity",), InstanceProfileName=self.name)
@@ -113,6 +117,7 @@ class Role(Step):
                                 InstanceProfileName=self.name, Tags=tag_list(ctx.tags()))
             ctx.call(f"add role {self.name} to its instance profile", iam.add_role_to_instance_profile,
                      InstanceProfileName=self.name, RoleName=self.name)
+            out["instance_profile"] = self.name
             out["instance_profile_arn"] = prof["InstanceProfile"]["Arn"]
         return out
 

@@ -39,7 +39,11 @@ class LogGroup(Step):
         ctx.call(f"create log group {self.name}", logs.create_log_group, logGroupName=self.name,
                  tags=ctx.tags())
         self._retention(ctx, desired["retention_days"])
-        return {"log_group": self.name}
+        # Dependants need the ARN too, and create_log_group does not return it.
+        groups = ctx.paginate(f"describe log group {self.name}", "logs", "describe_log_groups", "logGroups",
+                              logGroupNamePrefix=self.name)
+        arn = next(g["arn"] for g in groups if g["logGroupName"] == self.name)
+        return {"log_group": self.name, "arn": arn.removesuffix(":*")}
 
     def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
                change: Change) -> dict[str, Any]:

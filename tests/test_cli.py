@@ -1,0 +1,423 @@
+"""The CLI through click's CliRunner, on moto in-process. `up` runs the core steps only (network,
+security groups, IAM, log groups): the compute and workload layers have their own tests, and
+this module is about the command: plan output, confirmation, dry runs, exit codes, JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+from rich.console import Console
+
+import spotecs.up
+from spotecs.aws import Aws, AwsOptions
+from spotecs.cli import cli
+from spotecs.config import Stack
+from spotecs.engine.apply import Result as ApplyResult
+from spotecs.engine.model import Action, Change, FieldDiff, Plan, Unknown
+from spotecs.errors import AwsError
+from spotecs.render import Env, plan_json, plan_text, result_text
+from spotecs.steps import build
+from spotecs.steps.base import Step
+from spotecs.steps.log_group import LogGroup
+from tests.conftest import MINIMAL
+
+CORE = ("network", "security-group:", "iam:", "log-group:")
+
+
+@dataclass
+class Io:
+    env: Env
+    out: io.StringIO
+    err: io.StringIO
+    questions: list[str]
+
+    @property
+    def stdout(self) -> str:
+        return self.out.getvalue()
+
+    @property
+    def stderr(self) -> str:
+        return self.err.getvalue()
+
+
+def make_io(*, tty: bool = True, answer: bool = True) -> Io:
+    out, err = io.StringIO(), io.StringIO()
+    questions: list[str] = []
+
+    def confirm(q: str) -> bool:
+        questions.append(q)
+        return answer
+
+    env = Env(console=Console(file=out, width=200, no_color=True, highlight=False),
+              err=Console(file=err, width=200, no_color=True, highlight=False),
+              stdin_isatty=tty, confirm=confirm)
+    return Io(env, out, err, questions)
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> list[Aws]:
+    """Every Aws session a command opens, to inspect the calls it made."""
+    sessions: list[Aws] = []
+    real = spotecs.up.Aws
+
+    def recording(options: AwsOptions) -> Aws:
+        a = real(options)
+        sessions.append(a)
+        return a
+
+    monkeypatch.setattr(spotecs.up, "Aws", recording)
+    return sessions
+
+
+@pytest.fixture
+def tweak(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[Step], None]]:
+    """`up` builds only the core steps; tests may append functions that alter them."""
+    tweaks: list[Callable[[Step], None]] = []
+
+    def core_build(stack: Stack, region: str) -> list[Step]:
+        steps = [s for s in build(stack, region) if s.key.startswith(CORE)]
+        for s in steps:
+            for t in tweaks:
+                t(s)
+        return steps
+
+    monkeypatch.setattr(spotecs.up, "build", core_build)
+    return tweaks
+
+
+@pytest.fixture
+def stack_file(tmp_path: Path) -> Path:
+    f = tmp_path / "spotecs.yaml"
+    f.write_text(yaml.safe_dump(MINIMAL, sort_keys=False))
+    return f
+
+
+def invoke(args: list[str], io_: Io | None = None) -> tuple[Result, Io]:
+    io_ = io_ or make_io()
+    result = CliRunner().invoke(cli, args, obj=io_.env)
+    return result, io_
+
+
+def writes(sessions: list[Aws]) -> list[str]:
+    return [c.operation for a in sessions for c in a.writes()]
+
+
+# ----------------------------------------------------------------------------- up
+
+
+def test_up_yes_shows_plan_applies_then_second_up_has_no_changes(moto: None, tweak: Any, runs: list[Aws],
+                                                                  stack_file: Path) -> None:
+    result, io_ = invoke(["up", "-f", str(stack_file), "--yes"])
+    assert result.exit_code == 0, io_.stderr
+    out = io_.stdout
+    assert "spotecs will make these changes to stack demo in us-east-1:" in out
+    for line in ("+ security group demo-lb", "+ security group demo-instances",
+                 "+ IAM role demo-us-east-1-ecs-instance", "+ IAM role demo-us-east-1-ecs-execution",
+                 "+ log group /ecs/demo/api"):
+        assert line in out
+    assert "retention_days = 30" in out
+    assert '"source_group": "(known after apply' in out
+    assert "Plan: 5 to add, 0 to change, 0 to replace, 0 to destroy." in out
+    assert "Apply complete! 5 added, 0 changed, 0 replaced, 0 destroyed." in out
+    assert "created log group /ecs/demo/api" in out
+    assert io_.questions == []  # --yes: nothing asked
+    assert "CreateSecurityGroup" in writes(runs)
+
+    runs.clear()
+    result, io_ = invoke(["up", "-f", str(stack_file), "--yes"])
+    assert result.exit_code == 0
+    assert "No changes. Stack demo in us-east-1 matches the stack file." in io_.stdout
+    assert "Plan:" not in io_.stdout
+    assert writes(runs) == []
+
+
+def test_up_shows_update_and_replace_symbols(moto: None, tweak: list[Callable[[Step], None]],
+                                             stack_file: Path, tmp_path: Path) -> None:
+    invoke(["up", "-f", str(stack_file), "--yes"])
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump({**MINIMAL, "services": {"api": {
+        **MINIMAL["services"]["api"], "log_retention_days": 90}}}))
+
+    def new_description(step: Step) -> None:
+        if step.key == "security-group:instances":
+            step.description = "spotecs demo: reworded"  # type: ignore[attr-defined]
+
+    tweak.append(new_description)
+    result, io_ = invoke(["up", "-f", str(changed), "--dry-run"])
+    assert result.exit_code == 0, io_.stderr
+    out = io_.stdout
+    assert "  ~ log group /ecs/demo/api" in out
+    assert "retention_days: 30 → 90" in out
+    assert "-/+ security group demo-instances (replace)" in out
+    assert "# forces replacement" in out
+    assert "Plan: 0 to add, 1 to change, 1 to replace, 0 to destroy." in out
+
+
+def test_up_asks_and_applies_on_yes(moto: None, tweak: Any, runs: list[Aws], stack_file: Path) -> None:
+    result, io_ = invoke(["up", "-f", str(stack_file)], make_io(tty=True, answer=True))
+    assert result.exit_code == 0, io_.stderr
+    assert io_.questions == ["\nApply these changes?"]
+    assert "Apply complete!" in io_.stdout
+    assert writes(runs)
+
+
+def test_up_declined_changes_nothing(moto: None, tweak: Any, runs: list[Aws], stack_file: Path) -> None:
+    result, io_ = invoke(["up", "-f", str(stack_file)], make_io(tty=True, answer=False))
+    assert result.exit_code == 2
+    assert "cancelled: nothing was changed" in io_.stderr
+    assert "Plan: 5 to add" in io_.stdout
+    assert writes(runs) == []
+
+
+def test_up_refuses_without_yes_when_stdin_is_not_a_tty(moto: None, tweak: Any, runs: list[Aws],
+                                                        stack_file: Path) -> None:
+    result, io_ = invoke(["up", "-f", str(stack_file)], make_io(tty=False))
+    assert result.exit_code == 2
+    assert "Error: refusing to change AWS without confirmation: stdin is not a terminal; pass --yes" in io_.stderr
+    assert io_.questions == []
+    assert writes(runs) == []
+
+
+def test_up_dry_run_changes_nothing(moto: None, tweak: Any, runs: list[Aws], stack_file: Path) -> None:
+    result, io_ = invoke(["up", "-f", str(stack_file), "--dry-run"], make_io(tty=False))
+    assert result.exit_code == 0
+    assert "Plan: 5 to add, 0 to change, 0 to replace, 0 to destroy." in io_.stdout
+    assert io_.questions == []
+    assert runs[0].calls, "a dry run still reads AWS"
+    assert writes(runs) == []
+
+
+@pytest.mark.parametrize("applied_first", [False, True])
+def test_up_detailed_exitcode(moto: None, tweak: Any, stack_file: Path, applied_first: bool) -> None:
+    if applied_first:
+        invoke(["up", "-f", str(stack_file), "--yes"])
+    result, _ = invoke(["up", "-f", str(stack_file), "--dry-run", "--detailed-exitcode"])
+    assert result.exit_code == (0 if applied_first else 2)
+
+
+def test_up_detailed_exitcode_error_is_1(moto: None, tweak: Any, stack_file: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def denied(self: LogGroup, ctx: Any) -> None:
+        raise AwsError(f"describe log group {self.name}", "User is not authorized (AccessDenied)", "AccessDenied")
+
+    monkeypatch.setattr(LogGroup, "read", denied)
+    result, io_ = invoke(["up", "-f", str(stack_file), "--dry-run", "--detailed-exitcode"])
+    assert result.exit_code == 1
+    assert io_.stderr.strip() == ("Error: Failed to describe log group /ecs/demo/api: User is not authorized "
+                                  "(AccessDenied)")
+
+
+def test_up_detailed_exitcode_config_error_is_1_not_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 2 means "changes present" here: a broken stack file must not pass for drift in CI.
+    monkeypatch.setattr(Aws, "client", _no_aws)
+    result, io_ = invoke(["up", "-f", str(tmp_path / "missing.yaml"), "--dry-run", "--detailed-exitcode"])
+    assert result.exit_code == 1
+    assert "no such file" in io_.stderr
+
+
+def test_detailed_exitcode_needs_dry_run(stack_file: Path) -> None:
+    result, _ = invoke(["up", "-f", str(stack_file), "--detailed-exitcode"])
+    assert result.exit_code == 2
+    assert "--detailed-exitcode goes with --dry-run" in result.output
+
+
+def _no_aws(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("a bad stack file must fail before any AWS call")
+
+
+BAD_FILES = [
+    ("memory", {**MINIMAL, "services": {"api": {**MINIMAL["services"]["api"], "memory_soft": 1024}}},
+     "services.api.memory_soft: must not exceed memory_hard (512)"),
+    ("unknown-key", {**MINIMAL, "servics": {}}, "servics: unknown key (did you mean 'services'?)"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), [b[1:] for b in BAD_FILES], ids=[b[0] for b in BAD_FILES])
+@pytest.mark.parametrize("command", [["up", "--yes"], ["up", "--dry-run"], ["validate"]])
+def test_config_error_is_one_line_exit_2_and_no_aws_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         data: dict[str, Any], message: str,
+                                                         command: list[str]) -> None:
+    monkeypatch.setattr(Aws, "client", _no_aws)
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump(data, sort_keys=False))
+    result, io_ = invoke([*command, "-f", str(f)])
+    assert result.exit_code == 2, result.output + io_.stderr
+    lines = io_.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"Error: {f}:")
+    assert lines[0].endswith(message)
+    assert io_.stdout == ""
+
+
+def test_missing_stack_file_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Aws, "client", _no_aws)
+    result, io_ = invoke(["up", "-f", str(tmp_path / "nope.yaml"), "--yes"])
+    assert result.exit_code == 2
+    assert io_.stderr.strip() == f"Error: {tmp_path / 'nope.yaml'}: no such file; pass the stack file with -f FILE"
+
+
+def test_yaml_syntax_error_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Aws, "client", _no_aws)
+    f = tmp_path / "s.yaml"
+    f.write_text("stack: demo\nservices: [a\n")
+    result, io_ = invoke(["up", "-f", str(f), "--dry-run"])
+    assert result.exit_code == 2
+    assert io_.stderr.startswith(f"Error: {f}:3:1: YAML syntax error:")
+
+
+def test_output_json_is_a_parsable_plan(moto: None, tweak: Any, runs: list[Aws], stack_file: Path) -> None:
+    result, io_ = invoke(["up", "-f", str(stack_file), "--dry-run", "--output", "json"])
+    assert result.exit_code == 0, io_.stderr
+    doc = json.loads(io_.stdout)
+    assert doc["summary"] == {"add": 5, "change": 0, "replace": 0, "destroy": 0}
+    by_key = {c["key"]: c for c in doc["changes"]}
+    assert by_key["log-group:api"] == {"key": "log-group:api", "kind": "log group", "name": "/ecs/demo/api",
+                                       "action": "create", "diffs": []}
+    assert any("spot-heavy" in w for w in doc["warnings"])
+    assert writes(runs) == []
+
+
+def test_output_json_needs_dry_run_or_yes(stack_file: Path) -> None:
+    result, _ = invoke(["up", "-f", str(stack_file), "--output", "json"])
+    assert result.exit_code == 2
+    assert "--output json needs --dry-run or --yes" in result.output
+
+
+def test_check_problems_exit_2_listing_every_problem(moto: None, tweak: Any, runs: list[Aws], stack_file: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(LogGroup, "check", lambda self, ctx, d, c: ["first problem", "second problem"])
+    result, io_ = invoke(["up", "-f", str(stack_file), "--yes"])
+    assert result.exit_code == 2
+    assert io_.stderr.splitlines() == ["Error: the stack cannot work as written (2 problem(s)):",
+                                       "  - first problem", "  - second problem"]
+    assert writes(runs) == []
+
+
+def test_apply_failure_exit_1_reports_failed_and_skipped(moto: None, tweak: Any, stack_file: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(self: Any, ctx: Any, desired: Any) -> None:
+        raise AwsError(f"create security group {self.name}", "limit exceeded (RulesPerSecurityGroupLimitExceeded)")
+
+    def fail_lb_only(step: Step) -> None:
+        if step.key == "security-group:lb":
+            step.create = fail.__get__(step)  # type: ignore[method-assign]
+
+    tweak.append(fail_lb_only)
+    result, io_ = invoke(["up", "-f", str(stack_file), "--yes"])
+    assert result.exit_code == 1
+    out = io_.stdout
+    assert "Apply failed. 3 step(s) applied, 1 failed, 1 skipped." in out
+    assert "failed  security-group:lb: Failed to create security group demo-lb: limit exceeded" in out
+    assert "skipped security-group:instances" in out
+    assert "Error: apply did not finish: run the same command again" in io_.stderr
+    # Run again without the fault: it converges from where it stopped.
+    tweak.clear()
+    result, io_ = invoke(["up", "-f", str(stack_file), "--yes"])
+    assert result.exit_code == 0
+    assert "Plan: 2 to add, 0 to change, 0 to replace, 0 to destroy." in io_.stdout
+
+
+def test_stack_region_used_and_region_and_endpoint_flags_win(tmp_path: Path, stack_file: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[AwsOptions] = []
+    real_prepare = spotecs.up.prepare
+
+    def spy(opts: spotecs.up.RunOptions, timeouts: Any = None) -> Any:
+        run = real_prepare(opts, timeouts)
+        seen.append(run.aws.options)
+        raise AwsError("stop here", "test")
+
+    monkeypatch.setattr(spotecs.up, "prepare", spy)
+    invoke(["up", "-f", str(stack_file), "--dry-run"])
+    invoke(["up", "-f", str(stack_file), "--dry-run", "--region", "eu-west-1",
+            "--endpoint-url", "http://127.0.0.1:5999"])
+    assert [(o.region, o.endpoint_url) for o in seen] == [("us-east-1", None), ("eu-west-1", "http://127.0.0.1:5999")]
+
+
+# ----------------------------------------------------------------------------- other commands
+
+
+def test_schema_prints_json_schema() -> None:
+    result, io_ = invoke(["schema"], make_io())
+    assert result.exit_code == 0
+    schema = json.loads(io_.stdout)
+    assert "services" in schema["properties"]
+    assert schema["$schema"].startswith("https://json-schema.org/")
+
+
+def test_validate_valid_file_with_warning(stack_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Aws, "client", _no_aws)
+    result, io_ = invoke(["validate", "-f", str(stack_file)])
+    assert result.exit_code == 0
+    assert f"{stack_file}: stack 'demo' is valid (1 service(s))." in io_.stdout
+    assert "Warning: services.api.deployment.min_healthy_percent" in io_.stdout
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("spotecs, version ")
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def _console() -> tuple[Console, io.StringIO]:
+    buf = io.StringIO()
+    return Console(file=buf, width=200, no_color=True, highlight=False), buf
+
+
+def test_plan_text_symbols_for_every_action() -> None:
+    plan = Plan([
+        Change("a", "security group", "demo-lb", Action.CREATE, desired={"vpc_id": Unknown("network.vpc_id"),
+                                                                         "_owned": True}),
+        Change("b", "log group", "/ecs/demo/api", Action.UPDATE, [FieldDiff("retention_days", 30, 90)]),
+        Change("c", "launch template", "demo", Action.NEW_VERSION, [FieldDiff("image_id", "ami-1", "ami-2")]),
+        Change("d", "security group", "demo-instances", Action.REPLACE,
+               [FieldDiff("description", "old", "new", forces_replace=True)]),
+        Change("e", "IAM role", "demo-old", Action.DELETE),
+        Change("f", "IAM role", "theirs", Action.NOOP, note="exists without this stack's spotecs tags"),
+        Change("g", "log group", "/ecs/demo/quiet", Action.NOOP),
+    ], warnings=["careful"])
+    console, buf = _console()
+    plan_text(console, plan, "demo", "us-east-1")
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "Warning: careful"
+    assert "    + security group demo-lb" in lines
+    assert "        vpc_id = (known after apply)" in lines
+    assert not any("_owned" in line for line in lines)
+    assert "    ~ log group /ecs/demo/api" in lines
+    assert "        retention_days: 30 → 90" in lines
+    assert "    ~ launch template demo (new version)" in lines
+    assert "  -/+ security group demo-instances (replace)" in lines
+    assert '        description: "old" → "new"  # forces replacement' in lines
+    assert "    - IAM role demo-old" in lines
+    assert any("theirs: exists without this stack's spotecs tags" in line for line in lines)
+    assert not any("quiet" in line for line in lines)
+    assert lines[-1] == "Plan: 1 to add, 2 to change, 1 to replace, 1 to destroy."
+
+
+def test_plan_json_hides_metadata_and_unknowns() -> None:
+    plan = Plan([Change("a", "thing", "n", Action.UPDATE,
+                        [FieldDiff("x", {"k": 1, "_owned": True}, Unknown("u"), True)], note="why")])
+    doc = json.loads(plan_json(plan))
+    assert doc["changes"] == [{"key": "a", "kind": "thing", "name": "n", "action": "update", "note": "why",
+                               "diffs": [{"path": "x", "old": {"k": 1}, "new": "(known after apply)",
+                                          "forces_replacement": True}]}]
+
+
+def test_result_text_lists_failed_and_skipped() -> None:
+    plan = Plan([Change("a", "thing", "a", Action.CREATE), Change("b", "thing", "b", Action.CREATE),
+                 Change("c", "thing", "c", Action.UPDATE)])
+    console, buf = _console()
+    result_text(console, plan, ApplyResult(applied=["c"], failed={"a": RuntimeError("boom")}, skipped=["b"]))
+    assert buf.getvalue().splitlines()[1:] == ["Apply failed. 1 step(s) applied, 1 failed, 1 skipped.",
+                                               "  failed  a: boom", "  skipped b"]

@@ -1,0 +1,349 @@
+"""The stack file: every bad input is one line naming the file, line, field path and what is
+wrong (ConfigError, exit 2, no AWS call); the article's traps are refused; warnings() flags the
+legal-but-risky settings. Table-driven: (yaml, expected path, message fragment, expected line)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from spotecs import config
+from spotecs.config import SPOT_NOTICE_SECONDS, Stack, load, parse, parse_duration
+from spotecs.errors import ConfigError, ExitCode
+
+# Line numbers in the table refer to this document plus the appended snippet (line 9 onwards).
+BASE = """\
+stack: demo
+region: us-east-1
+instances:
+  types: [t3.small]
+services:
+  api:
+    image: bitnami/node-example:0.0.1
+    container_port: 3000
+"""
+
+
+def _with_instances(extra: str) -> str:
+    """BASE with lines added under `instances:` (they start at line 5)."""
+    lines = textwrap.indent(textwrap.dedent(extra).strip("\n"), "  ")
+    return BASE.replace("  types: [t3.small]\n", f"  types: [t3.small]\n{lines}\n")
+
+
+def _svc(extra: str) -> str:
+    """BASE with lines added to services.api (they start at line 9)."""
+    return BASE + textwrap.indent(textwrap.dedent(extra).strip("\n"), "    ") + "\n"
+
+
+# (id, yaml, path, message fragment, line)
+ERRORS = [
+    # --- unknown keys, with a "did you mean" from the model that owns the key
+    ("unknown-top", BASE + "servics: {}\n", "servics", "unknown key (did you mean 'services'?)", 9),
+    ("unknown-service-key", _svc("imag: x"), "services.api.imag", "did you mean 'image'?", 9),
+    ("unknown-instances-key", _with_instances("on_demand_percentage: 5"), "instances.on_demand_percentage",
+     "did you mean 'on_demand_percent'?", 5),
+    ("unknown-nested", _svc("health_check: {pth: /x}"), "services.api.health_check.pth",
+     "did you mean 'path'?", 9),
+    ("unknown-in-list", _svc("placement: [{type: spread, fild: x}]"), "services.api.placement.0.fild",
+     "did you mean 'field'?", 9),
+    ("unknown-no-guess", BASE + "zzzz: 1\n", "zzzz", "unknown key", 9),
+    # --- missing and wrong types
+    ("missing-stack", "services:\n  api: {image: x, container_port: 80}\n", "stack", "required, but missing", None),
+    ("missing-services", "stack: demo\n", "services", "required, but missing", None),
+    ("services-empty", "stack: demo\nservices: {}\n", "services", "at least 1 item", 2),
+    ("services-list", "stack: demo\nservices: [a]\n", "services", "valid dictionary", 2),
+    ("service-null", "stack: demo\nservices:\n  api:\n", "services.api", "valid dictionary", 3),
+    ("wrong-type-int", _svc("cpu: lots"), "services.api.cpu", "valid integer", 9),
+    ("wrong-type-fraction", _svc("cpu: 1.5"), "services.api.cpu", "fractional part", 9),
+    ("wrong-type-str", BASE.replace("stack: demo", "stack: 5"), "stack", "valid string", 1),
+    ("bad-literal", _with_instances("spot_allocation_strategy: cheapest"), "instances.spot_allocation_strategy",
+     "price-capacity-optimized", 5),
+    ("bad-duration", _svc("deregistration_delay: soon"), "services.api.deregistration_delay",
+     "'soon' is not a duration", 9),
+    ("bad-pattern-stack", BASE.replace("stack: demo", "stack: Demo"), "stack", "'Demo' is not valid here", 1),
+    ("bad-region", BASE.replace("region: us-east-1", "region: useast"), "region", "'useast' is not valid", 2),
+    ("bad-service-name", BASE.replace("  api:", "  API:"), "services.API", "'API' is not valid here", 6),
+    ("bad-ami", _with_instances("ami: al2024"), "instances.ami", "did you mean 'al2023'?", 5),
+    ("bad-retention", _svc("log_retention_days: 31"), "services.api.log_retention_days", "nearest: 30", 9),
+    ("bad-secret-arn", _svc("secrets: {DB: plain}"), "services.api.secrets",
+     "'plain' is not the ARN of a Secrets Manager secret", 9),
+    ("reserved-tag", BASE + "tags: {'spotecs:x': y}\n", "tags", "reserved", 9),
+    ("duplicate-type", BASE.replace("[t3.small]", "[t3.small, t3.small]"), "instances.types",
+     "listed twice: t3.small", 4),
+    ("no-types", BASE.replace("[t3.small]", "[]"), "instances.types", "at least 1 item", 4),
+    # --- out of range
+    ("port-range", _svc("container_port: 70000").replace("    container_port: 3000\n", ""),
+     "services.api.container_port", "less than or equal to 65535", 8),
+    ("percent-range", _with_instances("on_demand_percent: 101"), "instances.on_demand_percent",
+     "less than or equal to 100", 5),
+    ("disk-range", _with_instances("disk_gib: 8"), "instances.disk_gib", "greater than or equal to 30", 5),
+    ("max-percent-range", _svc("deployment: {max_percent: 300}"), "services.api.deployment.max_percent",
+     "less than or equal to 200", 9),
+    # --- cross-field
+    ("memory-soft-over-hard", _svc("memory_soft: 1024"), "services.api.memory_soft",
+     "must not exceed memory_hard (512)", 9),
+    ("memory-none", _svc("memory_soft: null\nmemory_hard: null"), "services.api.memory_soft",
+     "set memory_soft, memory_hard or both", 9),
+    ("instances-min-max", _with_instances("min: 5\nmax: 2"), "instances.min", "must not exceed max (2)", 5),
+    ("instances-desired", _with_instances("desired: 9"), "instances.desired", "between min (1) and max (4)", 5),
+    ("health-timeout", _svc("health_check: {interval: 5, timeout: 5}"), "services.api.health_check.timeout",
+     "shorter than interval (5s)", 9),
+    ("subnets-need-vpc", BASE + "network: {subnets: [subnet-0a]}\n", "network.subnets", "set network.vpc_id", 9),
+    ("binpack-field", _svc("placement: [{type: binpack, field: attribute:x}]"), "services.api.placement.0.field",
+     "cpu or memory", 9),
+    ("second-web-no-routing", BASE + "  web:\n    image: x\n    container_port: 80\n", "services.web.routing",
+     "only the first web service (api)", 9),
+    ("worker-routing", "stack: demo\nservices:\n  w:\n    image: x\n    routing: {paths: [/a]}\n",
+     "services.w.routing", "worker", 5),
+    ("worker-requests-scaling",
+     "stack: demo\nservices:\n  w:\n    image: x\n    scaling: {min: 1, max: 2, target_tracking: "
+     "[{metric: requests, target: 100}]}\n", "services.w.scaling.target_tracking", "needs a load balancer", 5),
+    ("step-scaling-gap", _svc("""
+        scaling:
+          min: 1
+          max: 3
+          step_scaling:
+            - name: s
+              alarm: {namespace: n, metric: m, threshold: 1}
+              steps: [{lower: 0, upper: 10, change: 1}, {lower: 20, change: 2}]
+        """), "services.api.scaling.step_scaling.0.steps", "must be contiguous", 15),
+    ("long-target-group-name", BASE.replace("  api:", "  a-very-long-service-name-xyz"
+                                            + ":"), "services.a-very-long-service-name-xyz",
+     "longer than the 32 characters", 6),
+    # --- the article's traps
+    ("deployment-1-task-50-150", _svc("desired_count: 1\ndeployment: {min_healthy_percent: 50, max_percent: 150}"),
+     "services.api.deployment", "with 1 task(s)", 10),
+    ("deployment-trap-dashed-service-name",
+     BASE.replace("  api:", "  my-api:") + "    desired_count: 1\n    deployment: {min_healthy_percent: 50, "
+     "max_percent: 150}\n", "services.my-api.deployment", "with 1 task(s)", 10),
+    ("deployment-trap-within-scaling-range",
+     _svc("desired_count: 2\ndeployment: {min_healthy_percent: 50, max_percent: 150}\nscaling: {min: 1, max: 4}"),
+     "services.api.deployment", "can never make progress", 10),
+    ("stop-timeout-over-notice", _with_instances("container_stop_timeout: 3m"), "instances.container_stop_timeout",
+     "180s is longer than the 2-minute spot notice", 5),
+    ("service-stop-timeout-range", _svc("stop_timeout: 121"), "services.api.stop_timeout",
+     "less than or equal to 120", 9),
+    ("deregistration-plus-stop", _svc("deregistration_delay: 90"), "services.api.deregistration_delay",
+     "90s of draining plus a 60s stop timeout", 9),
+    ("service-stop-plus-default-delay", _svc("stop_timeout: 100"), "services.api.deregistration_delay",
+     "30s of draining plus a 100s stop timeout", 6),
+    ("agent-auth-data", _with_instances("ecs_agent: {ECS_ENGINE_AUTH_DATA: x}"), "instances.ecs_agent",
+     "ECS_ENGINE_AUTH_DATA: registry credentials must not go into user data", 5),
+    ("agent-auth-type", _with_instances("ecs_agent: {ECS_ENGINE_AUTH_TYPE: docker}"), "instances.ecs_agent",
+     "Secrets Manager", 5),
+    ("environment-auth", _svc("environment: {ECS_ENGINE_AUTH_DATA: x}"), "services.api.environment",
+     "registry credentials must not go into user data", 9),
+    ("agent-managed-key", _with_instances("ecs_agent: {ECS_CLUSTER: other}"), "instances.ecs_agent",
+     "set by spotecs", 5),
+    ("agent-not-ecs", _with_instances("ecs_agent: {FOO: x}"), "instances.ecs_agent", "not an ECS agent setting", 5),
+]
+
+
+@pytest.mark.parametrize(("text", "path", "fragment", "line"), [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
+def test_bad_stack_file_is_one_line_with_path_and_line(text: str, path: str, fragment: str,
+                                                       line: int | None) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(text, file="stack.yaml")
+    e = info.value
+    assert e.path == path
+    assert fragment in e.message
+    assert e.line == line
+    rendered = str(e)
+    assert "\n" not in rendered
+    where = f"stack.yaml:{line}" if line is not None else "stack.yaml"
+    assert rendered == f"{where}: {path}: {e.message}"
+    assert e.exit_code is ExitCode.USAGE
+
+
+# (id, yaml, message fragment, "line:column")
+SYNTAX = [
+    ("unclosed-list", "stack: demo\nservices: [a\n", "expected ',' or ']'", "3:1"),
+    ("bad-indent", "stack: demo\n  bad: indent\n", "mapping values are not allowed here", "2:6"),
+    ("duplicate-key", "stack: demo\nstack: other\nservices: {}\n", "duplicate key 'stack'", "2:1"),
+    ("duplicate-nested", BASE + "    image: other\n", "duplicate key 'image'", "9:5"),
+    ("tab", "stack: demo\n\tservices: {}\n", "cannot start any token", "2:1"),
+    ("unhashable-key", "stack: demo\n? [a, b]\n: 1\n", "unhashable key", "2:3"),
+]
+
+
+@pytest.mark.parametrize(("text", "fragment", "where"), [s[1:] for s in SYNTAX], ids=[s[0] for s in SYNTAX])
+def test_yaml_syntax_error_names_line_and_column(text: str, fragment: str, where: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(text, file="stack.yaml")
+    assert str(info.value).startswith(f"stack.yaml:{where}: YAML syntax error: ")
+    assert fragment in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("", "the file is empty"),
+    ("# only a comment\n", "the file is empty"),
+    ("- a\n- b\n", "top level must be a mapping"),
+    ("just text\n", "top level must be a mapping"),
+])
+def test_empty_or_non_mapping_document(text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment) as info:
+        parse(text, file="stack.yaml")
+    assert str(info.value).startswith("stack.yaml: ")
+
+
+def test_unknown_key_is_reported_before_the_missing_key_it_caused() -> None:
+    # A typo'd required key is both "unknown" and "missing": the typo is the useful message.
+    with pytest.raises(ConfigError) as info:
+        parse("stack: demo\nservice:\n  api: {image: x}\n")
+    assert info.value.path == "service"
+    assert "did you mean 'services'?" in info.value.message
+
+
+def test_load_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError) as info:
+        load(missing)
+    assert str(info.value) == f"{missing}: no such file; pass the stack file with -f FILE"
+
+
+def test_load_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a directory"):
+        load(tmp_path)
+
+
+def test_load_not_utf8(tmp_path: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_bytes(b"stack: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(f)
+
+
+def test_load_names_the_file_in_errors(tmp_path: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text(_svc("memory_soft: 1024"))
+    with pytest.raises(ConfigError) as info:
+        load(f)
+    assert str(info.value) == f"{f}:9: services.api.memory_soft: must not exceed memory_hard (512)"
+
+
+# ----------------------------------------------------------------------------- valid input
+
+
+def test_minimal_stack_defaults() -> None:
+    s = parse(BASE)
+    assert isinstance(s, Stack)
+    assert s.cluster_name == "demo"
+    assert s.web_services() == ["api"]
+    assert s.stop_timeout("api") == 60
+    assert s.instances.uses_spot
+    assert s.services["api"].deployment.min_healthy_percent == 100
+    assert s.services["api"].log_retention_days == 30
+
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    (90, 90), ("90", 90), ("90s", 90), ("1m", 60), ("1m30s", 90), (" 2m ", 120), ("0s", 0),
+])
+def test_durations(value: object, seconds: int) -> None:
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["1h", "soon", "1.5m", "m", "-5s"])
+def test_bad_durations(value: str) -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(value)
+
+
+def test_article_stop_timeout_1m_is_accepted() -> None:
+    s = parse(_with_instances("container_stop_timeout: 1m"))
+    assert s.instances.container_stop_timeout == 60
+
+
+def test_stop_timeout_exactly_the_spot_notice_is_accepted_on_demand() -> None:
+    s = parse(_with_instances(f"container_stop_timeout: {SPOT_NOTICE_SECONDS}\non_demand_percent: 100"))
+    assert s.instances.container_stop_timeout == SPOT_NOTICE_SECONDS
+
+
+def test_draining_rule_applies_only_with_spot() -> None:
+    # All on-demand: no spot notice to fit in, so a long drain is fine.
+    s = parse(_with_instances("on_demand_percent: 100") + "    deregistration_delay: 90\n")
+    assert s.services["api"].deregistration_delay == 90
+
+
+def test_draining_rule_sum_of_exactly_120_is_accepted() -> None:
+    s = parse(_svc("deregistration_delay: 60"))
+    assert s.services["api"].deregistration_delay + s.stop_timeout("api") == SPOT_NOTICE_SECONDS
+
+
+def test_deployment_percents_that_can_progress() -> None:
+    # 3 tasks at 50/150: ECS may stop one (floor 2 < 3), so it progresses.
+    s = parse(_svc("desired_count: 3\ndeployment: {min_healthy_percent: 50, max_percent: 150}"))
+    assert s.services["api"].deployment.max_percent == 150
+
+
+def test_environment_values_become_strings_and_command_splits() -> None:
+    s = parse(_svc("environment: {PORT: 3000, DEBUG: true, RATIO: 0.5}\ncommand: npm,start"))
+    assert s.services["api"].environment == {"PORT": "3000", "DEBUG": "true", "RATIO": "0.5"}
+    assert s.services["api"].command == ["npm", "start"]
+
+
+def test_yaml_merge_keys_share_settings_between_services() -> None:
+    text = BASE.replace("  api:\n", "  api: &web\n") + (
+        "  admin:\n    <<: *web\n    routing: {paths: [/admin/*]}\n")
+    s = parse(text)
+    assert s.services["admin"].image == "bitnami/node-example:0.0.1"
+    assert s.services["admin"].container_port == 3000
+
+
+def test_config_module_makes_no_aws_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("config must not touch AWS")
+
+    monkeypatch.setattr(boto3, "client", boom)
+    monkeypatch.setattr(boto3, "Session", boom)
+    with pytest.raises(ConfigError):
+        parse(_svc("memory_soft: 1024"))
+    parse(BASE)
+
+
+# ----------------------------------------------------------------------------- warnings
+
+
+@pytest.mark.parametrize(("instances", "service", "fragment"), [
+    ("", "", "100 with a spot-heavy mix (80% spot)"),
+    ("on_demand_percent: 50", "", "(50% spot)"),
+    ("on_demand_percent: 0", "", "(100% spot)"),
+    ("on_demand_percent: 100", "deployment: {min_healthy_percent: 0}", "expect downtime"),
+    ("on_demand_percent: 100", "desired_count: 1\ndeployment: {min_healthy_percent: 50}", None),
+    ("on_demand_percent: 100", "desired_count: 1\ndeployment: {min_healthy_percent: 40}", None),
+])
+def test_warnings(instances: str, service: str, fragment: str | None) -> None:
+    text = _with_instances(instances) if instances else BASE
+    if service:
+        text += textwrap.indent(service, "    ") + "\n"
+    warnings = parse(text).warnings()
+    if fragment is None:
+        assert warnings == []
+    else:
+        assert any(fragment in w for w in warnings), warnings
+        assert all(w.startswith("services.api.deployment.min_healthy_percent: ") for w in warnings)
+
+
+def test_no_spot_warning_when_mostly_on_demand() -> None:
+    assert parse(_with_instances("on_demand_percent: 60")).warnings() == []
+
+
+def test_no_spot_warning_when_base_covers_max() -> None:
+    # on_demand_base >= max: every instance is on-demand, whatever the percent says.
+    assert parse(_with_instances("on_demand_base: 4\nmax: 4")).warnings() == []
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+def test_json_schema() -> None:
+    schema = json.loads(json.dumps(config.json_schema()))
+    assert "services" in schema["properties"]
+    assert schema["required"] == ["stack", "services"]
+    assert schema["additionalProperties"] is False
+    assert schema["title"] == "spotecs stack file"
