@@ -1,0 +1,181 @@
+"""The EC2 auto scaling group (the article's "EC2 Auto Scaling Group"): a mixed instances policy
+over every configured type, part on-demand and part spot, in every subnet of the VPC.
+
+Two things the group shares with ECS and that a re-run must leave alone: the desired capacity
+(the capacity provider's scaling owns it once the group exists, so it is sent on create only)
+and the `AmazonECSManaged` tag ECS puts on a group it manages (never diffed, never removed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spotecs import waiters
+from spotecs.aws import tags_from_list
+from spotecs.engine.model import Change
+from spotecs.errors import AwsError
+from spotecs.steps.base import Context, Step
+from spotecs.steps.launch_template import retry_iam_propagation
+
+ECS_MANAGED_TAG = "AmazonECSManaged"
+DELETING = "Delete in progress"
+# Auto Scaling's "the group is busy" answers, while a scaling activity or deletion runs.
+BUSY = ("ScalingActivityInProgress", "ResourceInUse")
+PROTECTION_BATCH = 50  # SetInstanceProtection takes at most 50 instance ids
+
+
+def _foreign_tag(key: str) -> bool:
+    """Tags other services own on our group: AWS-reserved ones and ECS' marker."""
+    return key == ECS_MANAGED_TAG or key.startswith("aws:")
+
+
+def _tags(tags: dict[str, str]) -> list[dict[str, Any]]:
+    # Propagated, so instances carry the Name (console) and the stack tags (cost allocation).
+    return [{"key": k, "value": v, "propagate": True} for k, v in sorted(tags.items())]
+
+
+class AutoScalingGroup(Step):
+    """Outputs: name, arn."""
+
+    kind = "auto scaling group"
+
+    def __init__(self, stack: str) -> None:
+        super().__init__("auto-scaling-group", f"{stack}-instances", ("launch-template", "network"))
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        cfg = ctx.stack.instances
+        subnets = ctx.output("network", "subnets")
+        return {
+            # $Default: a new template version applies to the instances launched after it.
+            "launch_template": {"id": ctx.output("launch-template", "id"), "version": "$Default"},
+            "instance_types": list(cfg.types),
+            "on_demand_base": cfg.on_demand_base,
+            "on_demand_percent": cfg.on_demand_percent,
+            "spot_allocation_strategy": cfg.spot_allocation_strategy,
+            "subnets": sorted(subnets) if isinstance(subnets, list) else subnets,
+            "min": cfg.min,
+            "max": cfg.max,
+            "new_instances_protected": cfg.scale_in_protection,
+            "termination_policies": list(cfg.termination_policies),
+            "capacity_rebalance": cfg.capacity_rebalance,
+            "tags": _tags(ctx.tags(Name=self.name)),
+        }
+
+    def _describe(self, ctx: Context) -> dict[str, Any] | None:
+        groups = ctx.call(f"describe auto scaling group {self.name}",
+                          ctx.client("autoscaling").describe_auto_scaling_groups,
+                          AutoScalingGroupNames=[self.name])["AutoScalingGroups"]
+        return groups[0] if groups else None
+
+    def read(self, ctx: Context) -> dict[str, Any] | None:
+        g = self._describe(ctx)
+        if g is None or g.get("Status") == DELETING:
+            return None
+        policy = g.get("MixedInstancesPolicy", {})
+        spec = policy.get("LaunchTemplate", {}).get("LaunchTemplateSpecification", {})
+        dist = policy.get("InstancesDistribution", {})
+        all_tags = g.get("Tags", [])
+        ours = [t for t in all_tags if not _foreign_tag(t["Key"])]
+        return {
+            "launch_template": {"id": spec.get("LaunchTemplateId"), "version": spec.get("Version")},
+            "instance_types": [o.get("InstanceType") for o in policy.get("LaunchTemplate", {}).get("Overrides", [])],
+            "on_demand_base": dist.get("OnDemandBaseCapacity", 0),
+            "on_demand_percent": dist.get("OnDemandPercentageAboveBaseCapacity", 100),
+            "spot_allocation_strategy": dist.get("SpotAllocationStrategy", "lowest-price"),
+            "subnets": sorted(s for s in g.get("VPCZoneIdentifier", "").split(",") if s),
+            "min": g["MinSize"],
+            "max": g["MaxSize"],
+            "new_instances_protected": bool(g.get("NewInstancesProtectedFromScaleIn")),
+            "termination_policies": list(g.get("TerminationPolicies", [])),
+            "capacity_rebalance": bool(g.get("CapacityRebalance")),
+            "tags": sorted(({"key": t["Key"], "value": t["Value"], "propagate": bool(t.get("PropagateAtLaunch"))}
+                            for t in ours), key=lambda t: t["key"]),
+            "name": self.name,
+            "arn": g["AutoScalingGroupARN"],
+            "desired_capacity": g.get("DesiredCapacity"),
+            "_owned": ctx.owned(tags_from_list(all_tags)),
+        }
+
+    def _settings(self, desired: dict[str, Any]) -> dict[str, Any]:
+        """Every setting update_auto_scaling_group takes, DesiredCapacity deliberately excluded."""
+        return {
+            "MixedInstancesPolicy": {
+                "LaunchTemplate": {
+                    "LaunchTemplateSpecification": {"LaunchTemplateId": desired["launch_template"]["id"],
+                                                    "Version": desired["launch_template"]["version"]},
+                    "Overrides": [{"InstanceType": t} for t in desired["instance_types"]],
+                },
+                "InstancesDistribution": {
+                    "OnDemandBaseCapacity": desired["on_demand_base"],
+                    "OnDemandPercentageAboveBaseCapacity": desired["on_demand_percent"],
+                    "SpotAllocationStrategy": desired["spot_allocation_strategy"],
+                },
+            },
+            "MinSize": desired["min"],
+            "MaxSize": desired["max"],
+            "VPCZoneIdentifier": ",".join(desired["subnets"]),
+            "NewInstancesProtectedFromScaleIn": desired["new_instances_protected"],
+            "TerminationPolicies": list(desired["termination_policies"]),
+            "CapacityRebalance": desired["capacity_rebalance"],
+        }
+
+    def _tag_params(self, tags: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{"ResourceId": self.name, "ResourceType": "auto-scaling-group", "Key": t["key"],
+                 "Value": t["value"], "PropagateAtLaunch": t["propagate"]} for t in tags]
+
+    def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
+        asg = ctx.client("autoscaling")
+        pending = self._describe(ctx)
+        if pending is not None and pending.get("Status") == DELETING:
+            # A teardown just before: the name is free only once the old group is gone.
+            ctx.wait(f"the previous auto scaling group {self.name} to be deleted", "autoscaling",
+                     waiters.auto_scaling_group_deleted(asg), AutoScalingGroupNames=[self.name])
+        retry_iam_propagation(
+            ctx, f"create auto scaling group {self.name}", asg.create_auto_scaling_group,
+            AutoScalingGroupName=self.name, **self._settings(desired),
+            # The only time spotecs sets it: afterwards the capacity provider decides.
+            DesiredCapacity=ctx.stack.instances.initial_desired,
+            Tags=self._tag_params(desired["tags"]))
+        created = self._describe(ctx)
+        if created is None:
+            raise AwsError(f"create auto scaling group {self.name}", "the group is not there right after creation")
+        return {"name": self.name, "arn": created["AutoScalingGroupARN"]}
+
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
+               change: Change) -> dict[str, Any]:
+        asg = ctx.client("autoscaling")
+        changed = {d.path.split(".")[0] for d in change.diffs}
+        if changed - {"tags"}:
+            retry_iam_propagation(ctx, f"update auto scaling group {self.name}", asg.update_auto_scaling_group,
+                                  AutoScalingGroupName=self.name, **self._settings(desired))
+        if "tags" in changed:
+            want = {t["key"]: t for t in desired["tags"]}
+            put = [t for t in desired["tags"] if t not in current["tags"]]
+            # current["tags"] never holds AmazonECSManaged or aws:* tags: they are never removed.
+            drop = [t for t in current["tags"] if t["key"] not in want]
+            if put:
+                ctx.call(f"tag auto scaling group {self.name}", asg.create_or_update_tags,
+                         Tags=self._tag_params(put))
+            if drop:
+                ctx.call(f"untag auto scaling group {self.name}", asg.delete_tags, Tags=self._tag_params(drop))
+        return {"name": self.name, "arn": current["arn"]}
+
+    def delete(self, ctx: Context, current: dict[str, Any]) -> None:
+        asg = ctx.client("autoscaling")
+        g = self._describe(ctx)
+        if g is None:
+            return
+        if g.get("Status") != DELETING:
+            protected = [i["InstanceId"] for i in g.get("Instances", []) if i.get("ProtectedFromScaleIn")]
+            for start in range(0, len(protected), PROTECTION_BATCH):
+                ctx.call(f"lift scale-in protection from the instances of {self.name}", asg.set_instance_protection,
+                         AutoScalingGroupName=self.name, InstanceIds=protected[start:start + PROTECTION_BATCH],
+                         ProtectedFromScaleIn=False)
+            try:
+                ctx.retry(f"delete auto scaling group {self.name}", asg.delete_auto_scaling_group, codes=BUSY,
+                          AutoScalingGroupName=self.name, ForceDelete=True)
+            except AwsError as e:
+                # Deleted meanwhile (by another run or by hand): "AutoScalingGroup name not found".
+                if not (e.code == "ValidationError" and "not found" in e.detail):
+                    raise
+        ctx.wait(f"auto scaling group {self.name} to terminate its instances and go", "autoscaling",
+                 waiters.auto_scaling_group_deleted(asg), AutoScalingGroupNames=[self.name])

@@ -1,0 +1,187 @@
+"""The ECS capacity provider over the auto scaling group (the article's "ECS Capacity Provider"):
+managed scaling to a target capacity, managed termination protection, managed draining; attached
+to the cluster as its default strategy.
+
+Naming: ECS keeps a deleted provider INACTIVE for a while and refuses its name meanwhile, so a
+provider is named after its group *and that group's unique id* (the UUID in the group's ARN):
+`<group>-<first 8 hex digits>`. A recreated group (a replacement, or `teardown` then `up`) has a
+new id, hence a fresh provider name, with no state kept anywhere. Pointing the provider at
+another group cannot be done in place: it is planned as a replacement."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from spotecs import checks, waiters
+from spotecs.aws import tag_list, tags_from_list
+from spotecs.engine.model import Change, Unknown
+from spotecs.steps.base import Context, Step
+from spotecs.steps.cluster import describe_cluster
+
+# ECS reserves these prefixes for its own providers (FARGATE, FARGATE_SPOT...).
+RESERVED_PREFIXES = ("aws", "ecs", "fargate")
+# ECS is still applying a previous change, or a service still uses the provider being removed.
+CLUSTER_BUSY = ("UpdateInProgressException", "ResourceInUseException")
+_ARN_ID = re.compile(r":autoScalingGroup:([0-9a-f-]+):autoScalingGroupName/")
+
+
+def name_prefix(group: str) -> str:
+    return f"spotecs-{group}" if group.lower().startswith(RESERVED_PREFIXES) else group
+
+
+def provider_name(group: str, group_arn: str) -> str:
+    """`<group>-<id8>` from the group's ARN."""
+    m = _ARN_ID.search(group_arn)
+    if not m:
+        raise ValueError(f"not an auto scaling group ARN: {group_arn}")
+    return f"{name_prefix(group)}-{m.group(1).replace('-', '')[:8]}"
+
+
+def _enabled(flag: bool) -> str:
+    return "ENABLED" if flag else "DISABLED"
+
+
+class CapacityProvider(Step):
+    """Outputs: name, arn."""
+
+    kind = "capacity provider"
+    replace_on = frozenset({"name", "auto_scaling_group_arn"})
+
+    def __init__(self, group: str, cluster: str) -> None:
+        # The real name needs the group's id; `read()` fills it in once known (for the plan's display).
+        super().__init__("capacity-provider", f"{name_prefix(group)}-<group id>", ("auto-scaling-group", "cluster"))
+        self.group = group
+        self.cluster = cluster
+        self._pattern = re.compile(rf"^{re.escape(name_prefix(group))}-[0-9a-f]{{8}}$")
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        cfg = ctx.stack.capacity_provider
+        arn = ctx.output("auto-scaling-group", "arn")
+        name = Unknown("capacity-provider.name") if isinstance(arn, Unknown) else provider_name(self.group, arn)
+        return {
+            "name": name,
+            "auto_scaling_group_arn": arn,
+            "managed_scaling": {"status": "ENABLED", "target_capacity": cfg.target_capacity,
+                                "minimum_scaling_step_size": cfg.minimum_scaling_step,
+                                "maximum_scaling_step_size": cfg.maximum_scaling_step,
+                                "instance_warmup_period": cfg.instance_warmup},
+            "managed_termination_protection": _enabled(cfg.managed_termination_protection),
+            "managed_draining": _enabled(cfg.managed_draining),
+            "cluster": self.cluster,
+            # The cluster's default: tasks without a strategy of their own land on these instances.
+            "default_strategy": [{"capacity_provider": name, "base": 0, "weight": 1}],
+        }
+
+    def check(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
+        return checks.protection_problems(ctx.stack)
+
+    def _provider(self, d: dict[str, Any]) -> dict[str, Any]:
+        m = d["managed_scaling"]
+        return {
+            "managedScaling": {"status": m["status"], "targetCapacity": m["target_capacity"],
+                               "minimumScalingStepSize": m["minimum_scaling_step_size"],
+                               "maximumScalingStepSize": m["maximum_scaling_step_size"],
+                               "instanceWarmupPeriod": m["instance_warmup_period"]},
+            "managedTerminationProtection": d["managed_termination_protection"],
+            "managedDraining": d["managed_draining"],
+        }
+
+    def _candidates(self, ctx: Context, cluster: dict[str, Any] | None) -> list[str]:
+        """Names ours could have: the current group's, then older ones still attached to the cluster
+        (a group recreated out of band). describe_capacity_providers needs names (moto too)."""
+        names: list[str] = []
+        groups = ctx.call(f"describe auto scaling group {self.group}",
+                          ctx.client("autoscaling").describe_auto_scaling_groups,
+                          AutoScalingGroupNames=[self.group])["AutoScalingGroups"]
+        if groups:
+            names.append(provider_name(self.group, groups[0]["AutoScalingGroupARN"]))
+        attached = (cluster or {}).get("capacityProviders", [])
+        names += [n for n in attached if self._pattern.match(n) and n not in names]
+        return names
+
+    def read(self, ctx: Context) -> dict[str, Any] | None:
+        cluster = describe_cluster(ctx, self.cluster)
+        names = self._candidates(ctx, cluster)
+        if not names:
+            return None
+        got = ctx.call(f"describe capacity providers {', '.join(names)}",
+                       ctx.client("ecs").describe_capacity_providers, capacityProviders=names, include=["TAGS"])
+        active = {p["name"]: p for p in got.get("capacityProviders", []) if p.get("status") == "ACTIVE"}
+        p = next((active[n] for n in names if n in active), None)
+        if p is None:
+            return None
+        self.name = p["name"]
+        asg = p.get("autoScalingGroupProvider", {})
+        m = asg.get("managedScaling", {})
+        strategy = (cluster or {}).get("defaultCapacityProviderStrategy", [])
+        return {
+            "name": p["name"],
+            "auto_scaling_group_arn": asg.get("autoScalingGroupArn"),
+            "managed_scaling": {"status": m.get("status"), "target_capacity": m.get("targetCapacity"),
+                                "minimum_scaling_step_size": m.get("minimumScalingStepSize"),
+                                "maximum_scaling_step_size": m.get("maximumScalingStepSize"),
+                                "instance_warmup_period": m.get("instanceWarmupPeriod")},
+            "managed_termination_protection": asg.get("managedTerminationProtection"),
+            "managed_draining": asg.get("managedDraining", "ENABLED"),
+            "cluster": self.cluster if cluster and p["name"] in cluster.get("capacityProviders", []) else None,
+            "default_strategy": [{"capacity_provider": s["capacityProvider"], "base": s.get("base", 0),
+                                  "weight": s.get("weight", 0)} for s in strategy],
+            "arn": p["capacityProviderArn"],
+            "_owned": ctx.owned(tags_from_list(p.get("tags"))),
+        }
+
+    def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
+        name = desired["name"]
+        self.name = name
+        p = ctx.call(f"create capacity provider {name}", ctx.client("ecs").create_capacity_provider, name=name,
+                     autoScalingGroupProvider={"autoScalingGroupArn": desired["auto_scaling_group_arn"],
+                                               **self._provider(desired)},
+                     tags=tag_list(ctx.tags(), "key", "value"))["capacityProvider"]
+        self._attach(ctx, name)
+        return {"name": name, "arn": p["capacityProviderArn"]}
+
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
+               change: Change) -> dict[str, Any]:
+        name = current["name"]
+        changed = {d.path.split(".")[0] for d in change.diffs}
+        if changed & {"managed_scaling", "managed_termination_protection", "managed_draining"}:
+            ctx.retry(f"update capacity provider {name}", ctx.client("ecs").update_capacity_provider,
+                      codes=("UpdateInProgressException",), name=name, autoScalingGroupProvider=self._provider(desired))
+        if changed & {"cluster", "default_strategy"}:
+            self._attach(ctx, name)
+        return {"name": name, "arn": current["arn"]}
+
+    def _put_cluster_providers(self, ctx: Context, providers: list[str], strategy: list[dict[str, Any]]) -> None:
+        ctx.retry(f"set the capacity providers of ECS cluster {self.cluster}",
+                  ctx.client("ecs").put_cluster_capacity_providers, codes=CLUSTER_BUSY,
+                  cluster=self.cluster, capacityProviders=providers, defaultCapacityProviderStrategy=strategy)
+
+    def _attach(self, ctx: Context, name: str) -> None:
+        """Ours becomes the default strategy; other providers on the cluster (a user's, or FARGATE)
+        stay attached, since services may use them."""
+        cluster = describe_cluster(ctx, self.cluster) or {}
+        others = [n for n in cluster.get("capacityProviders", []) if n != name]
+        self._put_cluster_providers(ctx, [*others, name], [{"capacityProvider": name, "base": 0, "weight": 1}])
+
+    def _detach(self, ctx: Context, name: str) -> None:
+        cluster = describe_cluster(ctx, self.cluster)
+        if cluster is None or name not in cluster.get("capacityProviders", []):
+            return
+        providers = [n for n in cluster["capacityProviders"] if n != name]
+        strategy = [s for s in cluster.get("defaultCapacityProviderStrategy", []) if s["capacityProvider"] != name]
+        self._put_cluster_providers(ctx, providers, strategy)
+
+    def delete(self, ctx: Context, current: dict[str, Any]) -> None:
+        ecs = ctx.client("ecs")
+        name = current["name"]
+        # ECS refuses to delete a provider a cluster still lists.
+        self._detach(ctx, name)
+        got = ctx.call(f"describe capacity provider {name}", ecs.describe_capacity_providers,
+                       capacityProviders=[name])
+        live = [p for p in got.get("capacityProviders", []) if p.get("status") == "ACTIVE"]
+        if live and live[0].get("updateStatus") != "DELETE_IN_PROGRESS":
+            ctx.retry(f"delete capacity provider {name}", ecs.delete_capacity_provider,
+                      codes=("UpdateInProgressException", "ResourceInUseException"), capacityProvider=name)
+        ctx.wait(f"capacity provider {name} to be deleted", "ecs", waiters.capacity_provider_deleted(ecs),
+                 capacityProviders=[name])
