@@ -1,11 +1,42 @@
-"""Workload layer: load balancer, target groups, listeners, task definitions, services,
-service auto scaling. (Being written: see issue 4.)"""
+"""Workload layer: the load balancer (and its access-log bucket), target groups, listeners,
+task definitions, services and service auto scaling.
+
+Step keys and outputs:
+  access-log-bucket        bucket                      (only when spotecs creates the bucket)
+  load-balancer            arn, dns_name, full_name, url
+  target-group:<svc>       arn, name, full_name        (web services only)
+  listeners                listener_arns, load_balancer_arn
+  task-definition:<svc>    arn (the revision), family, revision
+  service:<svc>            arn, name, desired_count
+  scaling:<svc>            resource_id                 (services with scaling only)
+"""
 
 from __future__ import annotations
 
 from spotecs.config import Stack
 from spotecs.steps.base import Step
+from spotecs.steps.listeners import Listeners
+from spotecs.steps.load_balancer import AccessLogBucket, LoadBalancer
+from spotecs.steps.service import Service
+from spotecs.steps.service_scaling import ServiceScaling
+from spotecs.steps.target_group import TargetGroup
+from spotecs.steps.task_definition import TaskDefinition
 
 
 def steps(stack: Stack, region: str) -> list[Step]:
-    return []
+    name = stack.stack
+    out: list[Step] = []
+    web = stack.web_services()
+    if web:
+        logs = stack.load_balancer.access_logs
+        own_bucket = logs is not None and logs.bucket is None
+        if own_bucket:
+            out.append(AccessLogBucket(name))
+        out.append(LoadBalancer(name, own_bucket))
+        out += [TargetGroup(name, svc) for svc in web]
+        out.append(Listeners(name, web, https=bool(stack.load_balancer.certificate_arn)))
+    for svc, cfg in stack.services.items():
+        out += [TaskDefinition(name, svc), Service(stack, svc)]
+        if cfg.scaling is not None:
+            out.append(ServiceScaling(stack, svc))
+    return out

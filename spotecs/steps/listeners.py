@@ -1,0 +1,212 @@
+"""The load balancer's listeners and their rules, one step since neither exists without the
+other: HTTP:80 forwarding; or, with a certificate, HTTPS:443 (TLS 1.2+ policy) and HTTP:80
+answering 301 to HTTPS. The first web service is the default action; the others (and the first
+one too, if it names paths or hosts) get a rule by path and/or host."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from spotecs.aws import tag_list
+from spotecs.engine.model import Change
+from spotecs.steps.base import Context, Step
+from spotecs.steps.load_balancer import elb_tags
+
+PORTS = {"http": 80, "https": 443}
+# ALB limit: five condition values (paths plus hosts) per rule.
+MAX_CONDITION_VALUES = 5
+REDIRECT = {"type": "redirect", "protocol": "HTTPS", "port": "443", "status": "HTTP_301"}
+
+
+def rule_priorities(ctx: Context) -> dict[str, int]:
+    """Routed services and their rule priority: as configured, else 10, 20, ... by order in the file."""
+    out: dict[str, int] = {}
+    for i, name in enumerate(ctx.stack.web_services()):
+        r = ctx.stack.services[name].routing
+        if r.paths or r.hosts:
+            out[name] = r.priority if r.priority is not None else 10 * (i + 1)
+    return out
+
+
+class Listeners(Step):
+    kind = "listeners"
+
+    def __init__(self, stack: str, services: list[str], https: bool) -> None:
+        super().__init__("listeners", f"{stack} {':443 + :80' if https else ':80'}",
+                         ("load-balancer", *(f"target-group:{s}" for s in services)))
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        cfg = ctx.stack.load_balancer
+        web = ctx.stack.web_services()
+        forward = {"type": "forward", "target_group": ctx.output(f"target-group:{web[0]}", "arn")}
+        rules = sorted(({"priority": prio, "paths": sorted(ctx.stack.services[s].routing.paths),
+                         "hosts": sorted(ctx.stack.services[s].routing.hosts),
+                         "target_group": ctx.output(f"target-group:{s}", "arn")}
+                        for s, prio in rule_priorities(ctx).items()), key=lambda r: r["priority"])
+        routed = {"certificate": None, "ssl_policy": None, "default": forward, "rules": rules}
+        if not cfg.certificate_arn:
+            return {"http": routed, "https": None}
+        https = {**routed, "certificate": cfg.certificate_arn, "ssl_policy": cfg.ssl_policy}
+        http = {**routed, "default": dict(REDIRECT), "rules": []} if cfg.redirect_http else routed
+        return {"http": http, "https": https}
+
+    def check(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
+        problems = []
+        priorities = rule_priorities(ctx)
+        for prio, n in sorted(Counter(priorities.values()).items()):
+            if n > 1:
+                names = ", ".join(s for s, p in priorities.items() if p == prio)
+                problems.append(f"services.*.routing.priority: {names} share listener rule priority {prio}; "
+                                "give each a different routing.priority")
+        for name in priorities:
+            r = ctx.stack.services[name].routing
+            if len(r.paths) + len(r.hosts) > MAX_CONDITION_VALUES:
+                problems.append(f"services.{name}.routing: {len(r.paths) + len(r.hosts)} paths and hosts, but a "
+                                f"load balancer rule matches at most {MAX_CONDITION_VALUES}")
+        return problems
+
+    def read(self, ctx: Context) -> dict[str, Any] | None:
+        elbv2 = ctx.client("elbv2")
+        found = ctx.call(f"describe load balancer {ctx.name}", elbv2.describe_load_balancers,
+                         missing=("LoadBalancerNotFound",), Names=[ctx.name])
+        if not found or not found["LoadBalancers"]:
+            return None
+        lb_arn = found["LoadBalancers"][0]["LoadBalancerArn"]
+        listeners = ctx.paginate(f"list listeners of load balancer {ctx.name}", "elbv2", "describe_listeners",
+                                 "Listeners", LoadBalancerArn=lb_arn)
+        by_port = {listener["Port"]: listener for listener in listeners}
+        out: dict[str, Any] = {"listener_arns": {}, "rule_arns": {}}
+        for role, port in PORTS.items():
+            listener = by_port.get(port)
+            if listener is None:
+                out[role] = None
+                continue
+            rules = ctx.paginate(f"list rules of listener :{port}", "elbv2", "describe_rules", "Rules",
+                                 ListenerArn=listener["ListenerArn"])
+            certs = listener.get("Certificates") or [{}]
+            out[role] = {
+                "certificate": certs[0].get("CertificateArn"),
+                # AWS echoes a TLS policy even on plain HTTP listeners; it means nothing there.
+                "ssl_policy": listener.get("SslPolicy") if listener.get("Protocol") == "HTTPS" else None,
+                "default": _action_of(listener.get("DefaultActions", [])),
+                "rules": sorted((_rule_of(r) for r in rules if not r.get("IsDefault")), key=lambda r: r["priority"]),
+            }
+            out["listener_arns"][role] = listener["ListenerArn"]
+            out["rule_arns"][role] = {str(_rule_of(r)["priority"]): r["RuleArn"]
+                                      for r in rules if not r.get("IsDefault")}
+        if not out["listener_arns"]:
+            return None
+        out["_owned"] = ctx.owned(elb_tags(ctx, lb_arn, f"load balancer {ctx.name}"))
+        out["load_balancer_arn"] = lb_arn
+        return out
+
+    def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
+        empty: dict[str, Any] = {"http": None, "https": None, "listener_arns": {}, "rule_arns": {}}
+        return self._converge(ctx, desired, empty, ctx.output("load-balancer", "arn"))
+
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
+               change: Change) -> dict[str, Any]:
+        return self._converge(ctx, desired, current, current["load_balancer_arn"])
+
+    def _converge(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
+                  lb_arn: str) -> dict[str, Any]:
+        elbv2 = ctx.client("elbv2")
+        listener_arns = dict(current["listener_arns"])
+        for role, port in PORTS.items():
+            want, have, arn = desired[role], current.get(role), listener_arns.get(role)
+            if want is None:
+                if arn:
+                    ctx.call(f"delete listener :{port}", elbv2.delete_listener, missing=("ListenerNotFound",),
+                             ListenerArn=arn)
+                    del listener_arns[role]
+                continue
+            settings = _listener_request(role, want)
+            if arn is None or have is None:
+                arn = ctx.call(f"create listener :{port}", elbv2.create_listener, LoadBalancerArn=lb_arn,
+                               Port=port, Tags=tag_list(ctx.tags()), **settings)["Listeners"][0]["ListenerArn"]
+                listener_arns[role] = arn
+                self._rules(ctx, port, arn, want["rules"], [], {})
+                continue
+            if any(want[k] != have.get(k) for k in ("certificate", "ssl_policy", "default")):
+                ctx.call(f"update listener :{port}", elbv2.modify_listener, ListenerArn=arn, Port=port, **settings)
+            self._rules(ctx, port, arn, want["rules"], have["rules"], current["rule_arns"].get(role, {}))
+        return {"listener_arns": listener_arns, "load_balancer_arn": lb_arn}
+
+    def _rules(self, ctx: Context, port: int, listener_arn: str, want: list[dict[str, Any]],
+               have: list[dict[str, Any]], arns: dict[str, str]) -> None:
+        """Rules are matched by priority: a priority's content is modified in place."""
+        elbv2 = ctx.client("elbv2")
+        wanted = {str(r["priority"]): r for r in want}
+        existing = {str(r["priority"]): r for r in have}
+        for prio in sorted(set(existing) - set(wanted), key=int):
+            ctx.call(f"delete rule {prio} of listener :{port}", elbv2.delete_rule, missing=("RuleNotFound",),
+                     RuleArn=arns[prio])
+        for prio, rule in sorted(wanted.items(), key=lambda kv: int(kv[0])):
+            body: dict[str, Any] = {"Conditions": _conditions(rule), "Actions": [_action_request(
+                {"type": "forward", "target_group": rule["target_group"]})]}
+            if prio not in existing:
+                ctx.call(f"create rule {prio} of listener :{port}", elbv2.create_rule, ListenerArn=listener_arn,
+                         Priority=int(prio), Tags=tag_list(ctx.tags()), **body)
+            elif existing[prio] != rule:
+                ctx.call(f"update rule {prio} of listener :{port}", elbv2.modify_rule, RuleArn=arns[prio], **body)
+
+    def delete(self, ctx: Context, current: dict[str, Any]) -> None:
+        # Deleting a listener deletes its rules.
+        for role, arn in sorted(current.get("listener_arns", {}).items()):
+            ctx.call(f"delete listener :{PORTS[role]}", ctx.client("elbv2").delete_listener,
+                     missing=("ListenerNotFound",), ListenerArn=arn)
+
+
+def _listener_request(role: str, want: dict[str, Any]) -> dict[str, Any]:
+    req: dict[str, Any] = {"Protocol": role.upper(), "DefaultActions": [_action_request(want["default"])]}
+    if role == "https":
+        req["Certificates"] = [{"CertificateArn": want["certificate"]}]
+        req["SslPolicy"] = want["ssl_policy"]
+    return req
+
+
+def _action_request(action: dict[str, Any]) -> dict[str, Any]:
+    if action["type"] == "redirect":
+        return {"Type": "redirect", "RedirectConfig": {
+            "Protocol": action["protocol"], "Port": action["port"], "Host": "#{host}", "Path": "/#{path}",
+            "Query": "#{query}", "StatusCode": action["status"]}}
+    return {"Type": "forward", "TargetGroupArn": action["target_group"]}
+
+
+def _action_of(actions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not actions:
+        return None
+    a = sorted(actions, key=lambda x: x.get("Order", 0))[0]
+    if a["Type"] == "redirect":
+        rc = a.get("RedirectConfig", {})
+        return {"type": "redirect", "protocol": rc.get("Protocol"), "port": rc.get("Port"),
+                "status": rc.get("StatusCode")}
+    if a["Type"] == "forward":
+        # AWS answers with TargetGroupArn, ForwardConfig (weighted groups), or both.
+        groups = a.get("ForwardConfig", {}).get("TargetGroups", [])
+        arn = a.get("TargetGroupArn") or (groups[0]["TargetGroupArn"] if len(groups) == 1 else groups)
+        return {"type": "forward", "target_group": arn}
+    return {"type": a["Type"]}
+
+
+def _conditions(rule: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    if rule["paths"]:
+        out.append({"Field": "path-pattern", "PathPatternConfig": {"Values": rule["paths"]}})
+    if rule["hosts"]:
+        out.append({"Field": "host-header", "HostHeaderConfig": {"Values": rule["hosts"]}})
+    return out
+
+
+def _rule_of(rule: dict[str, Any]) -> dict[str, Any]:
+    paths: list[str] = []
+    hosts: list[str] = []
+    for c in rule.get("Conditions", []):
+        if c.get("Field") == "path-pattern":
+            paths += c.get("PathPatternConfig", {}).get("Values") or c.get("Values", [])
+        elif c.get("Field") == "host-header":
+            hosts += c.get("HostHeaderConfig", {}).get("Values") or c.get("Values", [])
+    action = _action_of(rule.get("Actions", [])) or {}
+    return {"priority": int(rule["Priority"]), "paths": sorted(paths), "hosts": sorted(hosts),
+            "target_group": action.get("target_group")}

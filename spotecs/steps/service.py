@@ -1,0 +1,217 @@
+"""The ECS service per stack service: capacity-provider strategy on the stack's spot provider,
+rolling deployments with the circuit breaker and rollback, binpack-then-spread placement, the
+load balancer wiring, and ECS-managed tags. After a create or update, `up` waits until the
+deployment is complete and its targets are healthy (unless --no-wait)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spotecs.aws import tag_list, tags_from_list
+from spotecs.config import Stack
+from spotecs.engine.model import Change
+from spotecs.errors import AwsError, WaitTimeout
+from spotecs.steps.base import Context, Step
+
+GONE = ("ServiceNotFoundException", "ServiceNotActiveException", "ClusterNotFoundException")
+MAX_EVENTS = 5
+
+
+def service_name(stack: str, service: str) -> str:
+    """As the article advises, the service is named like its task definition family."""
+    return f"{stack}-{service}"
+
+
+class Service(Step):
+    kind = "ECS service"
+    replace_on = frozenset({"cluster"})
+
+    def __init__(self, stack: Stack, service: str) -> None:
+        web = stack.services[service].is_web
+        super().__init__(f"service:{service}", service_name(stack.stack, service),
+                         ("cluster", "capacity-provider", f"task-definition:{service}",
+                          *((f"target-group:{service}", "listeners") if web else ())))
+        self.service = service
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        svc = ctx.stack.services[self.service]
+        d = svc.deployment
+        out: dict[str, Any] = {
+            "cluster": ctx.stack.cluster_name,
+            "task_definition": ctx.output(f"task-definition:{self.service}", "arn"),
+            "capacity_provider_strategy": [
+                {"capacityProvider": ctx.output("capacity-provider", "name"), "weight": 1, "base": 0}],
+            "deployment": {"minimumHealthyPercent": d.min_healthy_percent, "maximumPercent": d.max_percent,
+                           "deploymentCircuitBreaker": {"enable": d.circuit_breaker, "rollback": d.rollback}},
+            "placement_strategy": [{"type": p.type, "field": p.field} for p in svc.placement],
+            "load_balancers": [{"targetGroupArn": ctx.output(f"target-group:{self.service}", "arn"),
+                                "containerName": self.service, "containerPort": svc.container_port}]
+            if svc.is_web else [],
+            "health_check_grace_period": svc.health_check_grace_period if svc.is_web else 0,
+            "ecs_managed_tags": True,
+            "propagate_tags": "SERVICE",
+        }
+        # With auto scaling, the desired count belongs to it: set once, at creation.
+        if svc.scaling is None:
+            out["desired_count"] = svc.desired_count
+        return out
+
+    def read(self, ctx: Context) -> dict[str, Any] | None:
+        s = describe(ctx, ctx.stack.cluster_name, self.name)
+        # DRAINING is a deleted service on its way out: gone, for planning purposes.
+        if s is None or s.get("status") != "ACTIVE":
+            return None
+        dc = s.get("deploymentConfiguration", {})
+        cb = dc.get("deploymentCircuitBreaker", {})
+        return {
+            "cluster": s["clusterArn"].rsplit("/", 1)[-1],
+            "task_definition": s.get("taskDefinition"),
+            "capacity_provider_strategy": [
+                {"capacityProvider": c["capacityProvider"], "weight": c.get("weight", 0), "base": c.get("base", 0)}
+                for c in s.get("capacityProviderStrategy", [])],
+            "deployment": {"minimumHealthyPercent": dc.get("minimumHealthyPercent"),
+                           "maximumPercent": dc.get("maximumPercent"),
+                           "deploymentCircuitBreaker": {"enable": cb.get("enable", False),
+                                                        "rollback": cb.get("rollback", False)}},
+            "placement_strategy": [_placement_of(p) for p in s.get("placementStrategy", [])],
+            "load_balancers": sorted(({"targetGroupArn": lb.get("targetGroupArn"),
+                                       "containerName": lb.get("containerName"),
+                                       "containerPort": lb.get("containerPort")}
+                                      for lb in s.get("loadBalancers", [])), key=lambda lb: str(lb)),
+            "health_check_grace_period": s.get("healthCheckGracePeriodSeconds") or 0,
+            "ecs_managed_tags": s.get("enableECSManagedTags", False),
+            "propagate_tags": s.get("propagateTags", "NONE"),
+            "desired_count": s.get("desiredCount"),
+            "arn": s["serviceArn"], "name": self.name,
+            "_owned": ctx.owned(tags_from_list(s.get("tags"))),
+        }
+
+    def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
+        svc = ctx.stack.services[self.service]
+        count = svc.desired_count
+        if svc.scaling:
+            count = min(max(count, svc.scaling.min), svc.scaling.max)
+        s = ctx.call(f"create ECS service {self.name}", ctx.client("ecs").create_service,
+                     cluster=desired["cluster"], serviceName=self.name, desiredCount=count,
+                     schedulingStrategy="REPLICA", deploymentController={"type": "ECS"},
+                     tags=tag_list(ctx.tags(), "key", "value"), **_settings(desired, svc.is_web))["service"]
+        self._wait(ctx, desired)
+        return {"arn": s["serviceArn"], "name": self.name, "desired_count": count}
+
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
+               change: Change) -> dict[str, Any]:
+        svc = ctx.stack.services[self.service]
+        settings = _settings(desired, svc.is_web)
+        # Sent only when changed (this also unwires a service that lost its container_port).
+        settings.pop("loadBalancers", None)
+        if desired["load_balancers"] != current["load_balancers"]:
+            settings["loadBalancers"] = desired["load_balancers"]
+        if "desired_count" in desired:
+            settings["desiredCount"] = desired["desired_count"]
+        # Tasks keep the provider they were placed with: only a new deployment moves them.
+        moved = desired["capacity_provider_strategy"] != current["capacity_provider_strategy"]
+        ctx.call(f"update ECS service {self.name}", ctx.client("ecs").update_service, cluster=desired["cluster"],
+                 service=self.name, forceNewDeployment=moved, **settings)
+        self._wait(ctx, desired)
+        return {"desired_count": desired.get("desired_count", current.get("desired_count"))}
+
+    def _wait(self, ctx: Context, desired: dict[str, Any]) -> None:
+        if not ctx.wait_for_services:
+            return
+        lbs = desired["load_balancers"]
+        wait_until_healthy(ctx, desired["cluster"], self.name, desired["task_definition"],
+                           lbs[0]["targetGroupArn"] if lbs else None)
+
+    def delete(self, ctx: Context, current: dict[str, Any]) -> None:
+        ecs, cluster = ctx.client("ecs"), current.get("cluster") or ctx.stack.cluster_name
+        # Scale to zero first so tasks drain from the load balancer instead of being cut.
+        ctx.call(f"scale ECS service {self.name} to 0", ecs.update_service, missing=GONE, cluster=cluster,
+                 service=self.name, desiredCount=0)
+        ctx.call(f"delete ECS service {self.name}", ecs.delete_service, missing=GONE, cluster=cluster,
+                 service=self.name, force=True)
+
+        def inactive() -> tuple[bool, str]:
+            s = describe(ctx, cluster, self.name)
+            if s is None or s.get("status") == "INACTIVE":
+                return True, "inactive"
+            return False, f"{s.get('status', '').lower()}, running {s.get('runningCount', 0)}"
+
+        ctx.poll(f"ECS service {self.name} to be deleted", inactive)
+
+
+def describe(ctx: Context, cluster: str, name: str) -> dict[str, Any] | None:
+    got = ctx.call(f"describe ECS service {name}", ctx.client("ecs").describe_services,
+                   missing=("ClusterNotFoundException",), cluster=cluster, services=[name], include=["TAGS"])
+    services = (got or {}).get("services", [])
+    return services[0] if services else None
+
+
+def wait_until_healthy(ctx: Context, cluster: str, name: str, task_definition: str,
+                       target_group: str | None) -> None:
+    """Until the deployment of `task_definition` is COMPLETED, running = desired and (for a web
+    service) that many targets are healthy. A failed or rolled-back deployment, or a timeout,
+    raises with the service's last events; the next `up` picks up from whatever state is left."""
+    last = {"status": ""}
+
+    def check() -> tuple[bool, str]:
+        s = describe(ctx, cluster, name)
+        if s is None or s.get("status") != "ACTIVE":
+            raise AwsError(f"deploy ECS service {name}", "the service was deleted while deploying")
+        deployments = s.get("deployments", [])
+        primary: dict[str, Any] = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
+        failed = next((d for d in deployments
+                       if d.get("taskDefinition") == task_definition and d.get("rolloutState") == "FAILED"), None)
+        if failed is not None or primary.get("taskDefinition") != task_definition:
+            reason = (failed or {}).get("rolloutStateReason") or (
+                f"ECS rolled back to {str(primary.get('taskDefinition', '?')).rsplit('/', 1)[-1]}")
+            raise AwsError(f"deploy ECS service {name}", f"deployment failed: {reason}{_events(s)}")
+        desired = s.get("desiredCount", primary.get("desiredCount", 0))
+        running = primary.get("runningCount", 0)
+        status = f"running {running}/{desired}"
+        done = running == desired and primary.get("rolloutState", "COMPLETED") == "COMPLETED"
+        if target_group:
+            health = ctx.call(f"read target health of {name}", ctx.client("elbv2").describe_target_health,
+                              TargetGroupArn=target_group)["TargetHealthDescriptions"]
+            healthy = sum(1 for h in health if h.get("TargetHealth", {}).get("State") == "healthy")
+            status += f", targets healthy {healthy}/{desired}"
+            done = done and healthy >= desired
+        last["status"] = status
+        return done, status
+
+    what = f"ECS service {name} to become healthy"
+    try:
+        ctx.poll(what, check)
+    except WaitTimeout:
+        s = describe(ctx, cluster, name) or {}
+        raise WaitTimeout(f"{what} ({last['status']})", ctx.timeouts.default,
+                          f"Run `spotecs up` again to keep waiting.{_events(s)}") from None
+
+
+def _events(service: dict[str, Any]) -> str:
+    """The service's last events (newest first): they say why tasks do not start or stay up."""
+    events = [e.get("message", "") for e in service.get("events", [])[:MAX_EVENTS]]
+    return "\nLast service events:" + "".join(f"\n  - {m}" for m in events) if events else ""
+
+
+def _settings(desired: dict[str, Any], web: bool) -> dict[str, Any]:
+    """The fields create_service and update_service share."""
+    out: dict[str, Any] = {
+        "taskDefinition": desired["task_definition"],
+        "capacityProviderStrategy": desired["capacity_provider_strategy"],
+        "deploymentConfiguration": desired["deployment"],
+        "placementStrategy": [{k: v for k, v in p.items() if v is not None} for p in desired["placement_strategy"]],
+        "enableECSManagedTags": desired["ecs_managed_tags"],
+        "propagateTags": desired["propagate_tags"],
+    }
+    if web:
+        out["loadBalancers"] = desired["load_balancers"]
+        out["healthCheckGracePeriodSeconds"] = desired["health_check_grace_period"]
+    return out
+
+
+def _placement_of(p: dict[str, Any]) -> dict[str, Any]:
+    field = p.get("field")
+    # ECS reads binpack fields back upper-case (CPU, MEMORY); other fields keep their case.
+    if p.get("type") == "binpack" and field:
+        field = field.lower()
+    return {"type": p.get("type"), "field": field}

@@ -1,0 +1,99 @@
+"""One target group per routed service: instance targets, health-checked on the traffic port,
+since ECS registers each task on its own dynamic host port."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spotecs.aws import tag_list
+from spotecs.engine.model import Change
+from spotecs.steps.base import Context, Step
+from spotecs.steps.load_balancer import elb_tags
+
+# Only a default for targets registered without a port; ECS always passes the task's host port.
+NOMINAL_PORT = 80
+
+
+def full_name(tg_arn: str) -> str:
+    """`targetgroup/<name>/<id>`: the second half of an ALB request-count resource label."""
+    return tg_arn.rsplit(":", 1)[-1]
+
+
+class TargetGroup(Step):
+    kind = "target group"
+    replace_on = frozenset({"vpc_id", "protocol", "port", "target_type"})
+
+    def __init__(self, stack: str, service: str) -> None:
+        super().__init__(f"target-group:{service}", f"{stack}-{service}", ("network",))
+        self.service = service
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        hc = ctx.stack.services[self.service].health_check
+        return {
+            "vpc_id": ctx.output("network", "vpc_id"), "protocol": "HTTP", "port": NOMINAL_PORT,
+            "target_type": "instance",
+            "health_check": {"path": hc.path, "interval": hc.interval, "timeout": hc.timeout,
+                             "healthy_threshold": hc.healthy_threshold,
+                             "unhealthy_threshold": hc.unhealthy_threshold, "success_codes": hc.success_codes},
+            "deregistration_delay": ctx.stack.services[self.service].deregistration_delay,
+        }
+
+    def read(self, ctx: Context) -> dict[str, Any] | None:
+        elbv2 = ctx.client("elbv2")
+        found = ctx.call(f"describe target group {self.name}", elbv2.describe_target_groups,
+                         missing=("TargetGroupNotFound",), Names=[self.name])
+        if not found or not found["TargetGroups"]:
+            return None
+        tg = found["TargetGroups"][0]
+        arn = tg["TargetGroupArn"]
+        attrs = ctx.call(f"read attributes of target group {self.name}", elbv2.describe_target_group_attributes,
+                         TargetGroupArn=arn)["Attributes"]
+        delay = next((a["Value"] for a in attrs if a["Key"] == "deregistration_delay.timeout_seconds"), None)
+        return {
+            "vpc_id": tg.get("VpcId"), "protocol": tg.get("Protocol"), "port": tg.get("Port"),
+            "target_type": tg.get("TargetType"),
+            "health_check": {"path": tg.get("HealthCheckPath"), "interval": tg.get("HealthCheckIntervalSeconds"),
+                             "timeout": tg.get("HealthCheckTimeoutSeconds"),
+                             "healthy_threshold": tg.get("HealthyThresholdCount"),
+                             "unhealthy_threshold": tg.get("UnhealthyThresholdCount"),
+                             "success_codes": tg.get("Matcher", {}).get("HttpCode")},
+            "deregistration_delay": int(delay) if delay is not None else None,
+            "arn": arn, "name": self.name, "full_name": full_name(arn),
+            "_owned": ctx.owned(elb_tags(ctx, arn, f"target group {self.name}")),
+        }
+
+    def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
+        tg = ctx.call(f"create target group {self.name}", ctx.client("elbv2").create_target_group,
+                      Name=self.name, Protocol=desired["protocol"], Port=desired["port"], VpcId=desired["vpc_id"],
+                      TargetType=desired["target_type"], HealthCheckProtocol="HTTP", HealthCheckPort="traffic-port",
+                      HealthCheckEnabled=True, **_health_check(desired["health_check"]),
+                      Tags=tag_list(ctx.tags()))["TargetGroups"][0]
+        arn = tg["TargetGroupArn"]
+        self._delay(ctx, arn, desired["deregistration_delay"])
+        return {"arn": arn, "name": self.name, "full_name": full_name(arn)}
+
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
+               change: Change) -> dict[str, Any]:
+        arn = current["arn"]
+        if desired["health_check"] != current["health_check"]:
+            ctx.call(f"update health check of target group {self.name}", ctx.client("elbv2").modify_target_group,
+                     TargetGroupArn=arn, **_health_check(desired["health_check"]))
+        if desired["deregistration_delay"] != current["deregistration_delay"]:
+            self._delay(ctx, arn, desired["deregistration_delay"])
+        return {}
+
+    def _delay(self, ctx: Context, arn: str, seconds: int) -> None:
+        ctx.call(f"set deregistration delay of target group {self.name}",
+                 ctx.client("elbv2").modify_target_group_attributes, TargetGroupArn=arn,
+                 Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": str(seconds)}])
+
+    def delete(self, ctx: Context, current: dict[str, Any]) -> None:
+        # Right after its listener is deleted, AWS may still see the group as in use for a moment.
+        ctx.retry(f"delete target group {self.name}", ctx.client("elbv2").delete_target_group,
+                  codes=("ResourceInUse",), missing=("TargetGroupNotFound",), TargetGroupArn=current["arn"])
+
+
+def _health_check(hc: dict[str, Any]) -> dict[str, Any]:
+    return {"HealthCheckPath": hc["path"], "HealthCheckIntervalSeconds": hc["interval"],
+            "HealthCheckTimeoutSeconds": hc["timeout"], "HealthyThresholdCount": hc["healthy_threshold"],
+            "UnhealthyThresholdCount": hc["unhealthy_threshold"], "Matcher": {"HttpCode": hc["success_codes"]}}
