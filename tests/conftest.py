@@ -41,6 +41,43 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _aws_managed_policies_for_the_aws_partition_only() -> Iterator[None]:
+    """Test speed only: moto builds IAM for all six partitions on every reset, each loading
+    ~1,600 AWS-managed policies. spotecs runs in the `aws` partition; elsewhere load none."""
+    from moto.iam.models import IAMBackend
+
+    original = IAMBackend._init_aws_policies
+
+    def aws_partition_only(self: IAMBackend) -> list[Any]:
+        return original(self) if self.region_name == "aws" else []
+
+    IAMBackend._init_aws_policies = aws_partition_only  # type: ignore[method-assign]
+    yield
+    IAMBackend._init_aws_policies = original  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_botocore_loader() -> Iterator[None]:
+    """Test speed only: each run makes a new boto3 Session, and every session parses the
+    service models again (0.3 s for EC2 alone). Tests share one botocore session, hence one
+    model cache, whenever no profile is asked for and the region is explicit."""
+    import boto3
+    import botocore.session
+
+    shared = botocore.session.get_session()
+    real = boto3.Session
+
+    def session(profile_name: str | None = None, region_name: str | None = None, **kw: Any) -> boto3.Session:
+        if profile_name is None and region_name is not None and not kw:
+            return real(region_name=region_name, botocore_session=shared)
+        return real(profile_name=profile_name, region_name=region_name, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("spotecs.aws.boto3.Session", session)
+        yield
+
+
 @pytest.fixture
 def moto() -> Iterator[None]:
     with mock_aws():
