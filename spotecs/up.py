@@ -80,8 +80,12 @@ def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
         env.console.print_json(plan_json(the_plan))
     else:
         plan_text(env.console, the_plan, run.stack.stack, run.region)
-    if opts.dry_run or not the_plan.has_changes:
+    if opts.dry_run:
         return the_plan
-    confirm(env, opts, "\nApply these changes?")
-    execute(env, run, the_plan, "Apply")
+    if the_plan.has_changes:
+        confirm(env, opts, "\nApply these changes?")
+        execute(env, run, the_plan, "Apply")
+    url = run.ctx.outputs.get("load-balancer", {}).get("url")
+    if url and opts.output == "text":
+        env.console.print(f"Load balancer: {url}", markup=False)
     return the_plan
