@@ -67,6 +67,17 @@ def _one_botocore_loader() -> Iterator[None]:
 
     shared = botocore.session.get_session()
     real = boto3.Session
+    # Each boto3 Session registers boto3's handlers (S3 transfer methods...) on its botocore
+    # session; registered twice on the shared one, every later S3 client fails to build.
+    register = real._register_default_handlers
+    done: list[bool] = []
+
+    def register_once(self: boto3.Session) -> None:
+        if self._session is shared:
+            if done:
+                return
+            done.append(True)
+        register(self)
 
     def session(profile_name: str | None = None, region_name: str | None = None, **kw: Any) -> boto3.Session:
         if profile_name is None and region_name is not None and not kw:
@@ -74,6 +85,7 @@ def _one_botocore_loader() -> Iterator[None]:
         return real(profile_name=profile_name, region_name=region_name, **kw)
 
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(real, "_register_default_handlers", register_once)
         mp.setattr("spotecs.aws.boto3.Session", session)
         yield
 
@@ -118,14 +130,19 @@ def replan(steps: Sequence[Step], stack: Stack) -> Plan:
     return plan(steps, ctx)
 
 
-def steps_for(stack: Stack, keep: Callable[[Step], bool] = lambda s: True) -> list[Step]:
-    """The stack's steps, filtered, plus every upstream the kept ones need."""
-    all_steps = {s.key: s for s in build(stack, REGION)}
+def with_upstreams(steps: dict[str, Step], keys: Sequence[str]) -> list[Step]:
+    """The steps named by `keys` plus every upstream they need, in the order of `steps`."""
     wanted: set[str] = set()
-    todo = [k for k, s in all_steps.items() if keep(s)]
+    todo = list(keys)
     while todo:
         k = todo.pop()
         if k not in wanted:
             wanted.add(k)
-            todo.extend(all_steps[k].depends_on)
-    return [s for k, s in all_steps.items() if k in wanted]
+            todo.extend(steps[k].depends_on)
+    return [s for k, s in steps.items() if k in wanted]
+
+
+def steps_for(stack: Stack, keep: Callable[[Step], bool] = lambda s: True) -> list[Step]:
+    """The stack's steps, filtered, plus every upstream the kept ones need."""
+    all_steps = {s.key: s for s in build(stack, REGION)}
+    return with_upstreams(all_steps, [k for k, s in all_steps.items() if keep(s)])

@@ -23,7 +23,7 @@ from spotecs.steps import build, workload
 from spotecs.steps.base import Context, Step, Timeouts
 from spotecs.steps.service import wait_until_healthy
 from spotecs.steps.task_definition import normalise_container
-from tests.conftest import MINIMAL, REGION, converge, deep_merge, make_ctx, make_stack
+from tests.conftest import MINIMAL, REGION, converge, deep_merge, make_ctx, make_stack, with_upstreams
 
 CLUSTER = "demo"
 PROVIDER = "demo-spot"
@@ -81,14 +81,7 @@ def workload_steps(stack: Stack, compute: dict[str, StandIn],
     """This layer's steps (filtered by `keep`) and every upstream they need, compute stood in."""
     everything = {s.key: s for s in build(stack, REGION)}
     everything.update(compute)
-    todo = [s.key for s in workload.steps(stack, REGION) if keep(s)]
-    wanted: set[str] = set()
-    while todo:
-        key = todo.pop()
-        if key not in wanted:
-            wanted.add(key)
-            todo.extend(everything[key].depends_on)
-    return [s for k, s in everything.items() if k in wanted]
+    return with_upstreams(everything, [s.key for s in workload.steps(stack, REGION) if keep(s)])
 
 
 def ctx_for(stack: Stack) -> Context:
