@@ -524,6 +524,20 @@ def test_apply_events_start_before_done() -> None:
     assert all(e.action is Action.CREATE for e in events)
 
 
+class Named(Thing):
+    """A resource whose real name is chosen when it is created (like a capacity provider)."""
+
+    def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
+        return {**super().create(ctx, desired), "name": "demo-a-1a2b3c4d"}
+
+
+def test_apply_done_event_names_what_was_created() -> None:
+    events: list[Event] = []
+    run([Named("a", Cloud()), Thing("b", Cloud())], events=events)
+    done = {e.key: e.name for e in events if e.state == "done"}
+    assert done == {"a": "demo-a-1a2b3c4d", "b": "demo-b"}
+
+
 def test_apply_does_not_touch_noop_steps() -> None:
     cloud = Cloud()
     cloud.resources["a"] = {"size": 1, "id": "i-a", "_owned": True}

@@ -113,10 +113,13 @@ def _walk(dag: dict[str, tuple[str, ...]], todo: set[str], steps: dict[str, Step
                 elapsed = time.monotonic() - started
                 error = fut.exception()
                 if error is None:
+                    outputs = fut.result()
                     with ctx._lock:
-                        ctx.outputs[key] = fut.result()
+                        ctx.outputs[key] = outputs
                     result.applied.append(key)
-                    on_event(Event(key, "done", change.action, change.name, change.kind, elapsed))
+                    # A name chosen at creation (e.g. with a generated suffix) is known now.
+                    name = outputs.get("name") if isinstance(outputs.get("name"), str) else change.name
+                    on_event(Event(key, "done", change.action, name, change.kind, elapsed))
                 else:
                     blocked.add(key)
                     result.failed[key] = error
