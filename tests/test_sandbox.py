@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from spotecs.sandbox import Sandbox
 from spotecs.sandbox.instances import AGENT_RESERVED_MIB, on_demand_wanted
@@ -51,17 +52,27 @@ class Aws:
         )["Subnets"]
         return vpc["Vpcs"][0]["VpcId"], [s["SubnetId"] for s in subnets]
 
-    def capacity(self, ud_cluster: str, desired: int = 2, base: int = 0,
-                 percent: int = 50) -> tuple[str, list[str]]:
-        """Launch template + mixed-instances ASG whose user data joins ``ud_cluster``."""
-        name = f"asg-{uid()}"
-        ami = self.ssm.get_parameter(Name=AMI_PARAM)["Parameter"]["Value"]
-        lt = self.ec2.create_launch_template(
-            LaunchTemplateName=f"lt-{name}",
+    def ami(self) -> str:
+        return str(self.ssm.get_parameter(Name=AMI_PARAM)["Parameter"]["Value"])
+
+    def launch_template(self, ud_cluster: str) -> str:
+        return str(self.ec2.create_launch_template(
+            LaunchTemplateName=f"lt-{uid()}",
             LaunchTemplateData={
-                "ImageId": ami, "InstanceType": "t3.small", "UserData": user_data(ud_cluster)
+                "ImageId": self.ami(), "InstanceType": "t3.small", "UserData": user_data(ud_cluster)
             },
-        )["LaunchTemplate"]
+        )["LaunchTemplate"]["LaunchTemplateId"])
+
+    def capacity(self, ud_cluster: str, desired: int = 2, base: int = 0, percent: int = 50,
+                 template: str | None = None, version: str = "$Latest",
+                 weight: int | None = None) -> tuple[str, list[str]]:
+        """Mixed-instances ASG over ``template`` (default: a new one whose user data joins
+        ``ud_cluster``); returns its name and instances, checked to be the desired count."""
+        name = f"asg-{uid()}"
+        lt_id = template or self.launch_template(ud_cluster)
+        override: dict[str, Any] = {"InstanceType": "t3.small"}
+        if weight is not None:
+            override["WeightedCapacity"] = str(weight)
         _, subnets = self.default_vpc()
         self.asg.create_auto_scaling_group(
             AutoScalingGroupName=name,
@@ -71,10 +82,8 @@ class Aws:
             VPCZoneIdentifier=",".join(subnets),
             MixedInstancesPolicy={
                 "LaunchTemplate": {
-                    "LaunchTemplateSpecification": {
-                        "LaunchTemplateId": lt["LaunchTemplateId"], "Version": "$Latest"
-                    },
-                    "Overrides": [{"InstanceType": "t3.small"}],
+                    "LaunchTemplateSpecification": {"LaunchTemplateId": lt_id, "Version": version},
+                    "Overrides": [override],
                 },
                 "InstancesDistribution": {
                     "OnDemandBaseCapacity": base,
@@ -84,8 +93,9 @@ class Aws:
             },
         )
         instance_ids = self.asg_instances(name)
-        # moto rounds mixed-instance capacity down (e.g. desired 1 at 50 % launches none).
-        assert len(instance_ids) == desired, "moto launched fewer instances than desired"
+        # Alone, moto truncates the on-demand/spot split (desired 1 at 50 % launches none):
+        # the sandbox's fill makes the group launch the whole desired capacity.
+        assert len(instance_ids) == -(-desired // (weight or 1)), "fewer instances than desired"
         return name, instance_ids
 
     def asg_instances(self, name: str) -> list[str]:
@@ -336,6 +346,113 @@ def test_terminated_instance_is_deregistered(aws: Aws) -> None:
     assert registered == {instance_ids[1], replacement}
 
 
+# --- fills: what moto gets wrong, filled in spotecs.sandbox.fills ----------------------
+
+def test_new_template_version_with_user_data_launches_instances_that_register(aws: Aws) -> None:
+    cluster = f"c-{uid()}"
+    aws.ecs.create_cluster(clusterName=cluster)
+    template = aws.launch_template(f"old-{cluster}")  # version 1 joins a cluster that is not there
+    # What spotecs does when the AMI or the stop timeout changes: a full new version, made default.
+    version = aws.ec2.create_launch_template_version(
+        LaunchTemplateId=template, VersionDescription="new AMI",
+        LaunchTemplateData={"ImageId": aws.ami(), "InstanceType": "t3.small", "UserData": user_data(cluster)},
+    )["LaunchTemplateVersion"]
+    assert version["VersionNumber"] == 2
+    aws.ec2.modify_launch_template(LaunchTemplateId=template, DefaultVersion="2")
+    [stored] = aws.ec2.describe_launch_template_versions(
+        LaunchTemplateId=template, Versions=["$Default"])["LaunchTemplateVersions"]
+    assert stored["LaunchTemplateData"]["UserData"] == user_data(cluster)
+
+    # Without the fill, moto answers HTTP 500 to every launch from version 2.
+    name, instance_ids = aws.capacity(cluster, desired=2, template=template, version="$Default")
+    aws.asg.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=3)  # and a scale-out
+    instance_ids = aws.asg_instances(name)
+    assert len(instance_ids) == 3
+    for instance_id in instance_ids:
+        got = aws.ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+        assert got["UserData"]["Value"] == user_data(cluster)
+
+    summary = aws.sandbox.tick()
+
+    assert sorted(summary.registered) == sorted(instance_ids)
+    assert sorted(ci["ec2InstanceId"] for ci in aws.container_instances(cluster)) == sorted(instance_ids)
+
+
+def test_template_version_with_user_data_not_in_base64_is_refused(aws: Aws) -> None:
+    template = aws.launch_template(f"c-{uid()}")
+    with pytest.raises(ClientError) as refused:
+        aws.ec2.create_launch_template_version(
+            LaunchTemplateId=template, LaunchTemplateData={"UserData": "#!/bin/bash\necho plain text\n"})
+    assert refused.value.response["Error"]["Code"] == "InvalidUserData.Malformed"
+    versions = aws.ec2.describe_launch_template_versions(LaunchTemplateId=template)["LaunchTemplateVersions"]
+    assert [v["VersionNumber"] for v in versions] == [1]
+
+
+@pytest.mark.parametrize(
+    ("desired", "base", "percent"),
+    # moto alone launches 0, 1, 2 and 4 of the first four.
+    [(1, 0, 20), (2, 0, 20), (3, 0, 50), (5, 1, 20), (1, 0, 0), (4, 0, 100)],
+)
+def test_mixed_instances_group_launches_its_desired_capacity(aws: Aws, desired: int, base: int,
+                                                             percent: int) -> None:
+    name, instance_ids = aws.capacity(f"c-{uid()}", desired=desired, base=base, percent=percent)
+    [group] = aws.asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    assert group["DesiredCapacity"] == len(instance_ids) == desired
+
+    aws.sandbox.tick()  # the agent then splits them between on-demand and spot
+
+    reservations = aws.ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
+    spot = [i for r in reservations for i in r["Instances"] if i.get("InstanceLifecycle") == "spot"]
+    assert len(spot) == desired - on_demand_wanted(desired, base, percent)
+
+
+def test_mixed_instances_group_scales_out_and_in_without_replacing_instances(aws: Aws) -> None:
+    name, first = aws.capacity(f"c-{uid()}", desired=3, percent=50)
+    # The same capacity again (or another setting) keeps every instance: moto alone counts 2
+    # for 3 at 50 % and terminates one.
+    aws.asg.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=3)
+    aws.asg.update_auto_scaling_group(AutoScalingGroupName=name, MaxSize=8, DesiredCapacity=3)
+    assert aws.asg_instances(name) == first
+
+    aws.asg.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=5)
+    grown = aws.asg_instances(name)
+    assert len(grown) == 5 and set(first) < set(grown)
+
+    aws.asg.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=2)
+    shrunk = aws.asg_instances(name)
+    assert len(shrunk) == 2 and set(shrunk) < set(grown)
+    [group] = aws.asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    assert group["DesiredCapacity"] == 2
+
+
+def test_group_update_changes_what_it_names_and_keeps_the_rest(aws: Aws) -> None:
+    name, instance_ids = aws.capacity(f"c-{uid()}", desired=2)
+
+    def group() -> dict[str, Any]:
+        return dict(aws.asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0])
+
+    policy = group()["MixedInstancesPolicy"]
+    aws.asg.update_auto_scaling_group(AutoScalingGroupName=name, CapacityRebalance=True,
+                                      TerminationPolicies=["OldestLaunchTemplate", "OldestInstance"])
+    updated = group()
+    assert updated["TerminationPolicies"] == ["OldestLaunchTemplate", "OldestInstance"]
+    assert updated["CapacityRebalance"] is True
+
+    aws.asg.update_auto_scaling_group(AutoScalingGroupName=name, MaxSize=8)  # names no policy
+    updated = group()
+    assert updated["MaxSize"] == 8
+    assert updated["MixedInstancesPolicy"] == policy
+    assert updated["TerminationPolicies"] == ["OldestLaunchTemplate", "OldestInstance"]
+    assert aws.asg_instances(name) == instance_ids
+
+
+def test_weighted_overrides_launch_capacity_over_weight_instances(aws: Aws) -> None:
+    name, instance_ids = aws.capacity(f"c-{uid()}", desired=5, percent=50, weight=2)
+    assert len(instance_ids) == 3  # 5 units at 2 units per instance, rounded up as AWS does
+    [group] = aws.asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    assert group["DesiredCapacity"] == 5
+
+
 # --- agent: services ------------------------------------------------------------------
 
 def test_service_reaches_steady_state_behind_the_target_group(aws: Aws) -> None:
@@ -409,6 +526,50 @@ def test_new_task_definition_rolls_out_and_old_deployment_goes(aws: Aws) -> None
     assert {t["taskDefinitionArn"] for t in aws.running_tasks(cluster)} == {second}
     new_targets = {(t["Target"]["Id"], t["Target"]["Port"]) for t in aws.targets(tg)}
     assert len(new_targets) == 2 and not new_targets & old_targets
+
+
+def test_update_service_starts_its_deployment_at_once(aws: Aws) -> None:
+    """What a client polling right after UpdateService sees, before the scheduler runs."""
+    cluster, _ = aws.cluster_with_capacity()
+    family = f"web-{uid()}"
+    first = aws.web_task_definition(family)
+    aws.ecs.create_service(cluster=cluster, serviceName="web", taskDefinition=first, desiredCount=2)
+    aws.sandbox.tick()
+    [old] = aws.service(cluster, "web")["deployments"]
+
+    second = aws.web_task_definition(family, memory=300)
+    aws.ecs.update_service(cluster=cluster, service="web", taskDefinition=f"{family}:2")
+
+    service = aws.service(cluster, "web")
+    assert service["taskDefinition"] == second  # the ARN, not "family:2" as sent
+    assert service["runningCount"] == 2  # the old tasks still run
+    primary, active = service["deployments"]
+    assert (primary["status"], primary["taskDefinition"], primary["rolloutState"]) == (
+        "PRIMARY", second, "IN_PROGRESS")
+    assert (primary["runningCount"], primary["desiredCount"]) == (0, 2)
+    assert (active["status"], active["id"], active["taskDefinition"]) == ("ACTIVE", old["id"], first)
+    aws.sandbox.tick()
+    [done] = aws.service(cluster, "web")["deployments"]
+    assert (done["id"], done["rolloutState"], done["runningCount"]) == (primary["id"], "COMPLETED", 2)
+
+    # Forced: a new deployment of the same revision, whose tasks replace the running ones.
+    before = {t["taskArn"] for t in aws.running_tasks(cluster)}
+    aws.ecs.update_service(cluster=cluster, service="web", forceNewDeployment=True)
+    primary, active = aws.service(cluster, "web")["deployments"]
+    assert (primary["taskDefinition"], primary["rolloutState"]) == (second, "IN_PROGRESS")
+    assert (active["id"], active["status"]) == (done["id"], "ACTIVE")
+    aws.sandbox.tick()
+    assert len(aws.service(cluster, "web")["deployments"]) == 1
+    after = {t["taskArn"] for t in aws.running_tasks(cluster)}
+    assert len(after) == 2 and not after & before
+
+    # Only the count: no new deployment, and nothing claims to run before the scheduler acts.
+    aws.ecs.update_service(cluster=cluster, service="web", desiredCount=3)
+    service = aws.service(cluster, "web")
+    [deployment] = service["deployments"]
+    assert service["runningCount"] == 2 and deployment["desiredCount"] == 3
+    aws.sandbox.tick()
+    assert aws.service(cluster, "web")["runningCount"] == 3
 
 
 def test_tasks_that_do_not_fit_stay_pending(aws: Aws) -> None:

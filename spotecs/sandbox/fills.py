@@ -1,9 +1,11 @@
-"""Request-level fills for moto: API behaviour real AWS has and moto 5.2 drops. Each fill is a
-small wrapper around one moto response handler; `install()` applies them all (the sandbox does,
-once per process) and the unit tests that need one apply it with monkeypatch."""
+"""Fills for moto: API behaviour real AWS has and moto 5.2 drops or gets wrong. Each fill is a
+small wrapper around one moto response handler (or, where the gap is in the model, one model
+method); `install()` applies them all (the sandbox does, once per process) and the unit tests
+that need one apply it with monkeypatch."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -30,10 +32,127 @@ def ecs_create_service_keeping_fields(original: Callable[[Any], Any]) -> Callabl
     return create_service
 
 
+def ecs_update_service_deploying(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Wrap moto's UpdateService handler so it does what ECS does at once: a new task definition
+    (or forceNewDeployment) starts a new PRIMARY deployment, IN_PROGRESS with no task running,
+    the previous one staying ACTIVE; and the running/pending counts stay what they are until the
+    tasks change. moto keeps the one deployment (renaming it when forced), stores the task
+    definition as given ("family:3") and reports runningCount = the new desiredCount at once, so
+    a client that polls right after the update sees the old deployment still PRIMARY."""
+    from spotecs.sandbox.services import start_deployment
+
+    def update_service(self: Any) -> Any:
+        backend = self.ecs_backend
+        cluster = backend._get_cluster(self._get_param("cluster", "default"))
+        key = f"{cluster.name}:{str(self._get_param('service')).rsplit('/', 1)[-1]}"
+        before = backend.services.get(key)
+        if before is None or not before.deployments:  # not found, or not ECS-deployed: moto's answer
+            return original(self)
+        previous = dict(before.deployments[0])  # moto renames it in place when forced
+        counts = (before.running_count, before.pending_count)
+        result = original(self)
+        service = backend.services[key]
+        service.running_count, service.pending_count = counts
+        try:
+            service.task_definition = backend.describe_task_definition(service.task_definition).arn
+        except Exception:  # deleted meanwhile: nothing to deploy, leave moto's answer as it is
+            return result
+        if self._get_param("forceNewDeployment") or service.task_definition != previous.get("taskDefinition"):
+            service.deployments[0] = previous
+            start_deployment(service, service.task_definition)
+        elif service.deployments[0].get("desiredCount") != service.desired_count:
+            service.deployments[0]["desiredCount"] = service.desired_count
+        return result
+
+    update_service.__wrapped__ = original  # type: ignore[attr-defined]
+    return update_service
+
+
+def ec2_launch_template_version_user_data(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Wrap moto's CreateLaunchTemplateVersion handler so the version's UserData is validated and
+    stored as base64, as CreateLaunchTemplate stores it. moto keeps the plain request string, and
+    every later launch from that version (an ASG scaling out) fails an assertion: HTTP 500."""
+    from moto.ec2.utils import parse_user_data
+
+    def create_launch_template_version(self: Any) -> Any:
+        # The handler reads the same parsed-parameter dict afterwards, so converting it in place
+        # is enough; a bad base64 string raises InvalidUserData before any version is made.
+        data = self._get_param("LaunchTemplateData")
+        if isinstance(data, dict) and data.get("UserData") is not None:
+            data["UserData"] = parse_user_data(data["UserData"])
+        return original(self)
+
+    create_launch_template_version.__wrapped__ = original  # type: ignore[attr-defined]
+    return create_launch_template_version
+
+
+def asg_mixed_instances_full_capacity(original: Callable[[Any, int | None], None]) -> Callable[[Any, int | None], None]:
+    """Wrap moto's FakeAutoScalingGroup.set_desired_capacity so a mixed-instances group launches
+    its whole desired capacity. moto truncates each side of the on-demand/spot split (desired 1 at
+    20 % on-demand launches nothing, 2 launches 1); real AWS splits purchase options, never the
+    count. Instances needed = ceil(desired / weight of the first override), as moto's weighting
+    does; the split itself is the simulated agent's spot marking (instances.mark_spot)."""
+
+    def set_desired_capacity(self: Any, new_capacity: int | None) -> None:
+        policy = self.mixed_instances_policy
+        overrides = (policy or {}).get("LaunchTemplate", {}).get("Overrides") or []
+        if not overrides:
+            original(self, new_capacity)
+            return
+        capacity = self.min_size if new_capacity is None else new_capacity
+        weight = str(overrides[0].get("WeightedCapacity", "1"))
+        per_instance = max(int(weight), 1) if weight.isdigit() else 1
+        # moto's plain (not mixed) path launches or terminates to exactly the count it is given.
+        self.mixed_instances_policy = None
+        try:
+            original(self, math.ceil((capacity or 0) / per_instance))
+        finally:
+            self.mixed_instances_policy = policy
+        self.desired_capacity = capacity
+
+    set_desired_capacity.__wrapped__ = original  # type: ignore[attr-defined]
+    return set_desired_capacity
+
+
+def asg_update_changing_only_what_is_sent(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Wrap moto's UpdateAutoScalingGroup handler so, as in AWS, it changes what the request names
+    and only that. moto ignores TerminationPolicies and CapacityRebalance (so a changed setting
+    would be planned again on every run), and forgets the MixedInstancesPolicy when a request
+    names none (e.g. MaxSize alone)."""
+
+    def update_auto_scaling_group(self: Any) -> Any:
+        group = self.autoscaling_backend.autoscaling_groups.get(self._get_param("AutoScalingGroupName"))
+        launch = ("MixedInstancesPolicy", "LaunchTemplate", "LaunchConfigurationName")
+        kept = None if group is None or any(self._get_param(p) for p in launch) else group.mixed_instances_policy
+        result = original(self)
+        if group is not None:
+            if kept is not None:
+                group.mixed_instances_policy = kept
+            if (policies := self._get_param("TerminationPolicies")) is not None:
+                group.termination_policies = list(policies) or ["Default"]
+            if (rebalance := self._get_bool_param("CapacityRebalance", None)) is not None:
+                group.capacity_rebalance = rebalance
+        return result
+
+    update_auto_scaling_group.__wrapped__ = original  # type: ignore[attr-defined]
+    return update_auto_scaling_group
+
+
+def _wrap(owner: type, name: str, make: Callable[[Any], Any]) -> None:
+    current = getattr(owner, name)
+    if not hasattr(current, "__wrapped__"):
+        setattr(owner, name, make(current))
+
+
 def install() -> None:
     """Apply every fill to moto's classes; idempotent."""
+    from moto.autoscaling.models import FakeAutoScalingGroup
+    from moto.autoscaling.responses import AutoScalingResponse
+    from moto.ec2.responses import EC2Response
     from moto.ecs.responses import EC2ContainerServiceResponse
 
-    current = EC2ContainerServiceResponse.create_service
-    if not hasattr(current, "__wrapped__"):
-        EC2ContainerServiceResponse.create_service = ecs_create_service_keeping_fields(current)  # type: ignore[method-assign]
+    _wrap(EC2ContainerServiceResponse, "create_service", ecs_create_service_keeping_fields)
+    _wrap(EC2ContainerServiceResponse, "update_service", ecs_update_service_deploying)
+    _wrap(EC2Response, "create_launch_template_version", ec2_launch_template_version_user_data)
+    _wrap(FakeAutoScalingGroup, "set_desired_capacity", asg_mixed_instances_full_capacity)
+    _wrap(AutoScalingResponse, "update_auto_scaling_group", asg_update_changing_only_what_is_sent)

@@ -78,6 +78,16 @@ def _new_deployment(service: Any, td_arn: str) -> dict[str, Any]:
     }
 
 
+def start_deployment(service: Any, td_arn: str) -> dict[str, Any]:
+    """A new PRIMARY deployment of ``td_arn``; the previous primary carries on as ACTIVE until
+    the new one has replaced its tasks (what ECS does on UpdateService)."""
+    if service.deployments:
+        service.deployments[0]["status"] = "ACTIVE"
+    deployment = _new_deployment(service, td_arn)
+    service.deployments.insert(0, deployment)
+    return deployment
+
+
 def _event(service: Any, message: str) -> None:
     """Add a service event, like ECS, only when the situation changes (newest first)."""
     if getattr(service, _LAST_EVENT, None) == message:
@@ -136,9 +146,8 @@ def reconcile(ecs: Any, elbv2: Any, service: Any) -> ServiceResult:
 
     td = ecs.describe_task_definition(service.task_definition)
     service.task_definition = td.arn  # moto stores update_service's "family:rev" verbatim
-    if service.deployments[0].get("taskDefinition") != td.arn:
-        service.deployments[0]["status"] = "ACTIVE"
-        service.deployments.insert(0, _new_deployment(service, td.arn))
+    if service.deployments[0].get("taskDefinition") != td.arn:  # in case UpdateService's fill did not
+        start_deployment(service, td.arn)
     primary = service.deployments[0]
     desired = int(service.desired_count or 0)
     mine = [t for t in running if t.started_by == primary["id"]]
