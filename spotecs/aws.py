@@ -23,7 +23,7 @@ MANAGED_TAG = "spotecs:managed"
 STACK_TAG = "spotecs:stack"
 
 # Read calls by prefix; everything else changes AWS. Used to prove a re-run writes nothing.
-READ_PREFIXES = ("Describe", "List", "Get", "Lookup", "Search")
+READ_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search")
 
 
 @dataclass(frozen=True)

@@ -1,40 +1,55 @@
-"""`spotecs teardown`: the `up` DAG planned with every step deleted, shown, confirmed, and
-applied in reverse order. Only resources carrying the stack's tags are deleted; the others are
-reported and left alone. Each step's `delete` is idempotent, so a half-failed teardown (or
-`up`) is finished by running teardown again."""
+"""`spotecs teardown`: the `up` DAG, plus what the stack owns but its file no longer names
+(steps/orphans.py), planned with every step deleted, shown in deletion order (the `up` order
+reversed), confirmed, and applied in reverse order. Only resources carrying the stack's tags are
+deleted; the others are reported and left alone. Each step's `delete` is idempotent and every
+wait is bounded, so a half-failed teardown (or `up`) is finished by running teardown again."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from rich.markup import escape
+
 from spotecs.engine.model import Action, Plan
 from spotecs.engine.plan import plan
 from spotecs.render import Env, plan_json, plan_text
-from spotecs.steps.base import Timeouts
+from spotecs.steps.base import Step, Timeouts
+from spotecs.steps.load_balancer import AccessLogBucket
 from spotecs.steps.log_group import LogGroup
-from spotecs.up import RunOptions, confirm, execute, prepare
+from spotecs.up import RunOptions, confirm, execute, prepare, with_orphans
 
 KEPT_LOGS = "kept (--keep-logs)"
 
 
+def holds_logs(step: Step) -> bool:
+    """The only data a stack keeps: its services' log groups and its load balancer's access logs."""
+    return isinstance(step, LogGroup | AccessLogBucket)
+
+
 def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: Timeouts | None = None) -> Plan:
     run = prepare(opts, timeouts)
+    with_orphans(run, destroy=True)
     the_plan = plan(run.steps, run.ctx, destroy=True)
+    # Shown as it will run: dependants first (the plan is in `up` order; apply keys by step).
+    the_plan.changes.reverse()
+    logs = {s.key for s in run.steps if holds_logs(s)}
     if keep_logs:
-        logs = {s.key for s in run.steps if isinstance(s, LogGroup)}
         the_plan.changes = [replace(c, action=Action.NOOP, note=KEPT_LOGS)
                             if c.key in logs and c.action is Action.DELETE else c for c in the_plan.changes]
     if opts.output == "json":
         env.console.print_json(plan_json(the_plan))
-    elif not the_plan.has_changes and not any(c.note for c in the_plan.changes):
-        env.console.print(f"Nothing to delete: stack {run.stack.stack} has no resources in {run.region}.")
+    elif not the_plan.has_changes:
+        for c in the_plan.changes:
+            if c.note:
+                env.console.print(f"  {c.kind} {c.name}: {c.note}", markup=False)
+        env.console.print(f"Nothing to delete: stack {run.stack.stack} has no resources of its own in {run.region}.")
         return the_plan
     else:
         plan_text(env.console, the_plan, run.stack.stack, run.region)
-        doomed_logs = [c.name for c in the_plan.changes if c.kind == LogGroup.kind and c.action is Action.DELETE]
-        if doomed_logs:
-            env.console.print(f"[yellow]The logs in {', '.join(doomed_logs)} will be deleted[/] "
-                              "(--keep-logs keeps them).")
+        doomed = [f"{c.kind} {c.name}" for c in the_plan.changes if c.key in logs and c.action is Action.DELETE]
+        if doomed:
+            env.console.print(f"[yellow]The logs in {escape(', '.join(doomed))} will be deleted[/] "
+                              "(--keep-logs keeps them).", highlight=False)
     if opts.dry_run or not the_plan.has_changes:
         return the_plan
     confirm(env, opts, f"\nDelete stack {run.stack.stack} in {run.region}?")

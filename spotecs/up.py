@@ -14,7 +14,7 @@ from spotecs.engine.model import Plan
 from spotecs.engine.plan import plan
 from spotecs.errors import ApplyFailed, UsageError
 from spotecs.render import Env, ProgressView, plan_json, plan_text, result_text
-from spotecs.steps import build
+from spotecs.steps import build, orphans
 from spotecs.steps.base import Context, Step, Timeouts
 
 
@@ -73,8 +73,14 @@ def execute(env: Env, run: Run, the_plan: Plan, verb: str) -> Result:
     return result
 
 
+def with_orphans(run: Run, *, destroy: bool = False) -> None:
+    """Add what the stack owns but its file no longer names, as deletions (steps/orphans.py)."""
+    run.steps = [*run.steps, *orphans.find(run.ctx, run.steps, destroy=destroy)]
+
+
 def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
     run = prepare(opts, timeouts)
+    with_orphans(run)
     the_plan = plan(run.steps, run.ctx)
     if opts.output == "json":
         env.console.print_json(plan_json(the_plan))

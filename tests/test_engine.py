@@ -592,3 +592,30 @@ def test_destroy_runs_independent_deletes_in_parallel() -> None:
     _, result = run([Thing("a", cloud, hooks={"delete": meet}), Thing("b", cloud, hooks={"delete": meet})],
                     destroy=True)
     assert result.ok and sorted(result.applied) == ["a", "b"]
+
+
+class Unwanted(Thing):
+    """A resource the configuration no longer names (an orphan): wanted gone."""
+
+    def desired(self, ctx: Context) -> Any:
+        return None
+
+
+def test_up_plan_deletes_unwanted_steps_after_the_forward_walk_in_reverse_order() -> None:
+    cloud = Cloud()
+    run([Thing("a", cloud), Thing("old-a", cloud), Thing("old-b", cloud, uses=["old-a"]),
+         Thing("theirs", cloud)])
+    cloud.resources["theirs"]["_owned"] = False
+    cloud.log.clear()
+    steps: list[Step] = [Thing("a", cloud, settings={"size": 2}), Thing("new", cloud, uses=["a"]),
+                         Unwanted("old-a", cloud), Unwanted("old-b", cloud, uses=["old-a"]),
+                         Unwanted("theirs", cloud), Unwanted("never-made", cloud)]
+    p, result = run(steps)
+    assert actions(p) == {"a": Action.UPDATE, "new": Action.CREATE, "old-a": Action.DELETE,
+                          "old-b": Action.DELETE, "theirs": Action.NOOP, "never-made": Action.NOOP}
+    assert p.get("theirs").note == NOT_OWNED
+    assert p.summary() == "Plan: 1 to add, 1 to change, 0 to replace, 2 to destroy."
+    assert result.ok
+    assert cloud.ops("create", "update", "delete") == [
+        ("update", "a"), ("create", "new"), ("delete", "old-b"), ("delete", "old-a")]
+    assert "theirs" in cloud.resources and "old-a" not in cloud.resources

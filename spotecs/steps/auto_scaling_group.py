@@ -12,7 +12,7 @@ from typing import Any
 from spotecs import waiters
 from spotecs.aws import tags_from_list
 from spotecs.engine.model import Change
-from spotecs.errors import AwsError
+from spotecs.errors import AwsError, WaitTimeout
 from spotecs.steps.base import Context, Step
 from spotecs.steps.launch_template import retry_iam_propagation
 
@@ -165,7 +165,10 @@ class AutoScalingGroup(Step):
         if g is None:
             return
         if g.get("Status") != DELETING:
-            protected = [i["InstanceId"] for i in g.get("Instances", []) if i.get("ProtectedFromScaleIn")]
+            # Protection would keep ECS-managed instances alive; a forced delete does not wait for
+            # the capacity provider's slow managed scale-in.
+            protected = [i["InstanceId"] for i in g.get("Instances", [])
+                         if i.get("ProtectedFromScaleIn") and not i.get("LifecycleState", "").startswith("Terminat")]
             for start in range(0, len(protected), PROTECTION_BATCH):
                 ctx.call(f"lift scale-in protection from the instances of {self.name}", asg.set_instance_protection,
                          AutoScalingGroupName=self.name, InstanceIds=protected[start:start + PROTECTION_BATCH],
@@ -173,9 +176,24 @@ class AutoScalingGroup(Step):
             try:
                 ctx.retry(f"delete auto scaling group {self.name}", asg.delete_auto_scaling_group, codes=BUSY,
                           AutoScalingGroupName=self.name, ForceDelete=True)
+            except WaitTimeout:
+                raise WaitTimeout(f"auto scaling group {self.name} to accept its deletion (a scaling activity "
+                                  "is still running)", ctx.timeouts.default,
+                                  "Run the same command again once the activity ends (see the group's Activity "
+                                  "tab in the EC2 console).") from None
             except AwsError as e:
                 # Deleted meanwhile (by another run or by hand): "AutoScalingGroup name not found".
                 if not (e.code == "ValidationError" and "not found" in e.detail):
                     raise
-        ctx.wait(f"auto scaling group {self.name} to terminate its instances and go", "autoscaling",
-                 waiters.auto_scaling_group_deleted(asg), AutoScalingGroupNames=[self.name])
+
+        def gone() -> tuple[bool, str]:
+            g = self._describe(ctx)
+            if g is None:
+                return True, "deleted"
+            left = [f"{i['InstanceId']} ({i.get('LifecycleState', '?')})" for i in g.get("Instances", [])]
+            return False, (f"{len(left)} instance(s) left: {', '.join(left[:5])}{', ...' if len(left) > 5 else ''}"
+                           if left else str(g.get("Status") or "deleting"))
+
+        ctx.poll(f"auto scaling group {self.name} to terminate its instances and go", gone,
+                 hint="AWS is still terminating them (lifecycle hooks or a slow shutdown can hold an instance). "
+                      "Run the same command again to keep waiting; the group is already being deleted.")

@@ -16,8 +16,9 @@ from typing import Any
 from spotecs import checks, waiters
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change, Unknown
+from spotecs.errors import AwsError, WaitTimeout
 from spotecs.steps.base import Context, Step
-from spotecs.steps.cluster import describe_cluster
+from spotecs.steps.cluster import cluster_services, describe_cluster
 
 # ECS reserves these prefixes for its own providers (FARGATE, FARGATE_SPOT...).
 RESERVED_PREFIXES = ("aws", "ecs", "fargate")
@@ -175,13 +176,42 @@ class CapacityProvider(Step):
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
         ecs = ctx.client("ecs")
         name = current["name"]
-        # ECS refuses to delete a provider a cluster still lists.
-        self._detach(ctx, name)
-        got = ctx.call(f"describe capacity provider {name}", ecs.describe_capacity_providers,
-                       capacityProviders=[name])
-        live = [p for p in got.get("capacityProviders", []) if p.get("status") == "ACTIVE"]
-        if live and live[0].get("updateStatus") != "DELETE_IN_PROGRESS":
-            ctx.retry(f"delete capacity provider {name}", ecs.delete_capacity_provider,
-                      codes=("UpdateInProgressException", "ResourceInUseException"), capacityProvider=name)
-        ctx.wait(f"capacity provider {name} to be deleted", "ecs", waiters.capacity_provider_deleted(ecs),
-                 capacityProviders=[name])
+        # ECS refuses to delete a provider that a service's strategy or the cluster still names.
+        # The stack's services are deleted before (they depend on this step); any other service
+        # is not spotecs's to change, so say which instead of retrying until the timeout.
+        users = services_using(ctx, self.cluster, name)
+        if users:
+            raise AwsError(f"delete capacity provider {name}",
+                           f"ECS service(s) {', '.join(users)} in cluster {self.cluster} still use it; move them to "
+                           "another capacity provider or delete them, then run the same command again")
+        hint = (f"ECS still holds capacity provider {name}; run the same command again to keep waiting. "
+                "If it stays, look in the ECS console for services or tasks that still use it.")
+        try:
+            self._detach(ctx, name)
+            got = ctx.call(f"describe capacity provider {name}", ecs.describe_capacity_providers,
+                           capacityProviders=[name])
+            live = [p for p in got.get("capacityProviders", []) if p.get("status") == "ACTIVE"]
+            if live and live[0].get("updateStatus") != "DELETE_IN_PROGRESS":
+                ctx.retry(f"delete capacity provider {name}", ecs.delete_capacity_provider,
+                          codes=("UpdateInProgressException", "ResourceInUseException"), capacityProvider=name)
+            ctx.wait(f"capacity provider {name} to be deleted", "ecs", waiters.capacity_provider_deleted(ecs),
+                     capacityProviders=[name])
+        except WaitTimeout:
+            raise WaitTimeout(f"capacity provider {name} to be deleted ({_status(ctx, name)})",
+                              ctx.timeouts.default, hint) from None
+
+
+def services_using(ctx: Context, cluster: str, provider: str) -> list[str]:
+    """ACTIVE services of the cluster whose capacity provider strategy names `provider`."""
+    return sorted(s["serviceName"] for s in cluster_services(ctx, cluster) if s.get("status") == "ACTIVE"
+                  and any(p.get("capacityProvider") == provider for p in s.get("capacityProviderStrategy") or []))
+
+
+def _status(ctx: Context, name: str) -> str:
+    got = ctx.call(f"describe capacity provider {name}", ctx.client("ecs").describe_capacity_providers,
+                   capacityProviders=[name])
+    p = next(iter(got.get("capacityProviders", [])), None)
+    if p is None:
+        return "gone"
+    reason = f": {p['updateStatusReason']}" if p.get("updateStatusReason") else ""
+    return f"{p.get('status', '?')}, {p.get('updateStatus', 'no update')}{reason}"

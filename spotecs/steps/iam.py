@@ -125,10 +125,17 @@ class Role(Step):
         iam = ctx.client("iam")
         gone = ("NoSuchEntity",)
         if self.instance_profile:
-            ctx.call(f"remove role {self.name} from its instance profile", iam.remove_role_from_instance_profile,
-                     missing=gone, InstanceProfileName=self.name, RoleName=self.name)
-            ctx.call(f"delete instance profile {self.name}", iam.delete_instance_profile, missing=gone,
-                     InstanceProfileName=self.name)
+            prof = ctx.call(f"describe instance profile {self.name}", iam.get_instance_profile, missing=gone,
+                            InstanceProfileName=self.name)
+            if prof is not None:
+                if any(r["RoleName"] == self.name for r in prof["InstanceProfile"].get("Roles", [])):
+                    ctx.call(f"remove role {self.name} from its instance profile",
+                             iam.remove_role_from_instance_profile, missing=gone, InstanceProfileName=self.name,
+                             RoleName=self.name)
+                # A profile of that name made outside spotecs only loses our role.
+                if ctx.owned(tags_from_list(prof["InstanceProfile"].get("Tags"))):
+                    ctx.call(f"delete instance profile {self.name}", iam.delete_instance_profile, missing=gone,
+                             InstanceProfileName=self.name)
         for arn in current.get("managed_policies", []):
             ctx.call(f"detach {arn} from role {self.name}", iam.detach_role_policy, missing=gone,
                      RoleName=self.name, PolicyArn=arn)

@@ -10,7 +10,7 @@ from typing import Any
 
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change
-from spotecs.errors import AwsError
+from spotecs.errors import AwsError, WaitTimeout
 from spotecs.steps.base import Context, Step
 
 # Regions opened before August 2022 deliver access logs from a regional ELB account; newer
@@ -257,5 +257,9 @@ class LoadBalancer(Step):
         ctx.call(f"delete load balancer {self.name}", ctx.client("elbv2").delete_load_balancer,
                  missing=("LoadBalancerNotFound",), LoadBalancerArn=arn)
         # Its security group (deleted next, by the core step) stays in use until it is gone.
-        ctx.wait(f"load balancer {self.name} to be deleted", "elbv2", "load_balancers_deleted",
-                 LoadBalancerArns=[arn])
+        try:
+            ctx.wait(f"load balancer {self.name} to be deleted", "elbv2", "load_balancers_deleted",
+                     LoadBalancerArns=[arn])
+        except WaitTimeout:
+            raise WaitTimeout(f"load balancer {self.name} to be deleted (still listed by AWS)", ctx.timeouts.default,
+                              "Run the same command again to keep waiting.") from None

@@ -8,6 +8,7 @@ from typing import Any
 
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change
+from spotecs.errors import WaitTimeout
 from spotecs.steps.base import Context, Step
 
 
@@ -105,9 +106,38 @@ class SecurityGroup(Step):
             ctx.call(f"revoke ingress from {self.name}", ec2.revoke_security_group_ingress,
                      missing=("InvalidGroup.NotFound", "InvalidPermission.NotFound"),
                      GroupId=gid, IpPermissions=cross)
+        # Rules of the stack's other groups that name this one block its deletion too (the
+        # instances' group names the load balancer's): revoke them. Other groups are not ours.
+        for g in ctx.paginate(f"list security groups that refer to {self.name}", "ec2", "describe_security_groups",
+                              "SecurityGroups", Filters=[{"Name": "ip-permission.group-id", "Values": [gid]}]):
+            if g["GroupId"] == gid or not ctx.owned(tags_from_list(g.get("Tags"))):
+                continue
+            refs = [_ip_permission(r) for r in _rules_of(g.get("IpPermissions", [])) if r["source_group"] == gid]
+            if refs:
+                ctx.call(f"revoke ingress from {g.get('GroupName', g['GroupId'])} that names {self.name}",
+                         ec2.revoke_security_group_ingress,
+                         missing=("InvalidGroup.NotFound", "InvalidPermission.NotFound"),
+                         GroupId=g["GroupId"], IpPermissions=refs)
         # The load balancer's network interfaces linger for minutes after it is deleted.
-        ctx.retry(f"delete security group {self.name}", ec2.delete_security_group,
-                  codes=("DependencyViolation",), missing=("InvalidGroup.NotFound",), GroupId=gid)
+        try:
+            ctx.retry(f"delete security group {self.name}", ec2.delete_security_group,
+                      codes=("DependencyViolation",), missing=("InvalidGroup.NotFound",), GroupId=gid)
+        except WaitTimeout:
+            raise WaitTimeout(f"security group {self.name} to be free ({self._users(ctx, gid)})", ctx.timeouts.default,
+                              "A deleted load balancer's or instance's network interfaces go within minutes: run "
+                              "the same command again. Anything else must stop using the group first.") from None
+
+    def _users(self, ctx: Context, gid: str) -> str:
+        """What still holds the group: network interfaces in it, and groups whose rules name it."""
+        enis = ctx.paginate(f"list network interfaces in {self.name}", "ec2", "describe_network_interfaces",
+                            "NetworkInterfaces", Filters=[{"Name": "group-id", "Values": [gid]}])
+        groups = ctx.paginate(f"list security groups that refer to {self.name}", "ec2", "describe_security_groups",
+                              "SecurityGroups", Filters=[{"Name": "ip-permission.group-id", "Values": [gid]}])
+        used = [f"network interface {e['NetworkInterfaceId']}"
+                + (f" ({e['Description']})" if e.get("Description") else "") for e in enis]
+        used += [f"rules of security group {g['GroupId']} ({g.get('GroupName', '')})"
+                 for g in groups if g["GroupId"] != gid]
+        return "still used by " + ", ".join(used) if used else "AWS still reports it in use"
 
 
 class LoadBalancerGroup(SecurityGroup):

@@ -123,20 +123,33 @@ class Service(Step):
                            lbs[0]["targetGroupArn"] if lbs else None)
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
-        ecs, cluster = ctx.client("ecs"), current.get("cluster") or ctx.stack.cluster_name
+        delete_service(ctx, current.get("cluster") or ctx.stack.cluster_name, self.name)
+
+
+def delete_service(ctx: Context, cluster: str, name: str) -> None:
+    """Scale to 0, delete with force, and wait until ECS calls it INACTIVE. A service already
+    DRAINING (deleted by an earlier run) is only waited for; one already INACTIVE or gone is done."""
+    ecs = ctx.client("ecs")
+    s = describe(ctx, cluster, name)
+    if s is None or s.get("status") == "INACTIVE":
+        return
+    if s.get("status") == "ACTIVE":
         # Scale to zero first so tasks drain from the load balancer instead of being cut.
-        ctx.call(f"scale ECS service {self.name} to 0", ecs.update_service, missing=GONE, cluster=cluster,
-                 service=self.name, desiredCount=0)
-        ctx.call(f"delete ECS service {self.name}", ecs.delete_service, missing=GONE, cluster=cluster,
-                 service=self.name, force=True)
+        ctx.call(f"scale ECS service {name} to 0", ecs.update_service, missing=GONE, cluster=cluster,
+                 service=name, desiredCount=0)
+        ctx.call(f"delete ECS service {name}", ecs.delete_service, missing=GONE, cluster=cluster,
+                 service=name, force=True)
 
-        def inactive() -> tuple[bool, str]:
-            s = describe(ctx, cluster, self.name)
-            if s is None or s.get("status") == "INACTIVE":
-                return True, "inactive"
-            return False, f"{s.get('status', '').lower()}, running {s.get('runningCount', 0)}"
+    def inactive() -> tuple[bool, str]:
+        s = describe(ctx, cluster, name)
+        if s is None or s.get("status") == "INACTIVE":
+            return True, "inactive"
+        return False, f"{s.get('status', '').lower()}, {s.get('runningCount', 0)} task(s) still running"
 
-        ctx.poll(f"ECS service {self.name} to be deleted", inactive)
+    ctx.poll(f"ECS service {name} to be deleted", inactive,
+             hint="ECS is still stopping its tasks (each gets its stop timeout and the target group's "
+                  "deregistration delay). Run the same command again to keep waiting, or stop the "
+                  "tasks in the ECS console.")
 
 
 def describe(ctx: Context, cluster: str, name: str) -> dict[str, Any] | None:

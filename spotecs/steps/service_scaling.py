@@ -180,6 +180,22 @@ class ServiceScaling(Step):
             self._delete_policy(ctx, p["name"], with_alarm=False)
         ctx.call(f"deregister scalable target {self.resource_id}",
                  ctx.client("application-autoscaling").deregister_scalable_target, missing=GONE, **self._target())
+        self._delete_stray_alarms(ctx, {p["name"] for p in current.get("step_scaling", [])})
+
+    def _delete_stray_alarms(self, ctx: Context, done: set[str]) -> None:
+        """Step-scaling alarms whose policy is already gone (removed by hand, or with a scalable
+        target deregistered outside spotecs): Application Auto Scaling never deletes them."""
+        cw = ctx.client("cloudwatch")
+        alarms = ctx.paginate(f"list alarms of {self.resource_id}", "cloudwatch", "describe_alarms", "MetricAlarms",
+                              AlarmNamePrefix=f"{self.service_name}-step-")
+        for a in alarms:
+            if a["AlarmName"] in done:
+                continue
+            tags = ctx.call(f"list tags of alarm {a['AlarmName']}", cw.list_tags_for_resource,
+                            missing=("ResourceNotFound", "ResourceNotFoundException"), ResourceARN=a["AlarmArn"])
+            if tags is not None and ctx.owned(tags_from_list(tags.get("Tags"))):
+                ctx.call(f"delete alarm {a['AlarmName']}", cw.delete_alarms, missing=("ResourceNotFound",),
+                         AlarmNames=[a["AlarmName"]])
 
 
 def _by_name(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,8 +7,10 @@ from typing import Any
 
 from spotecs.aws import tag_list
 from spotecs.engine.model import Change
+from spotecs.errors import AwsError, WaitTimeout
 from spotecs.steps.base import Context, Step
 from spotecs.steps.load_balancer import elb_tags
+from spotecs.steps.load_balancer import full_name as lb_name
 
 # Only a default for targets registered without a port; ECS always passes the task's host port.
 NOMINAL_PORT = 80
@@ -88,9 +90,59 @@ class TargetGroup(Step):
                  Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": str(seconds)}])
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
+        elbv2, arn = ctx.client("elbv2"), current["arn"]
+        self._delete_rules_to(ctx, arn)
         # Right after its listener is deleted, AWS may still see the group as in use for a moment.
-        ctx.retry(f"delete target group {self.name}", ctx.client("elbv2").delete_target_group,
-                  codes=("ResourceInUse",), missing=("TargetGroupNotFound",), TargetGroupArn=current["arn"])
+        try:
+            ctx.retry(f"delete target group {self.name}", elbv2.delete_target_group,
+                      codes=("ResourceInUse",), missing=("TargetGroupNotFound",), TargetGroupArn=arn)
+        except WaitTimeout:
+            raise WaitTimeout(f"target group {self.name} to be free (a listener of {', '.join(self._users(ctx, arn))} "
+                              "still forwards to it)", ctx.timeouts.default,
+                              "Run the same command again; if a listener outside this stack forwards to it, "
+                              "point that listener elsewhere first.") from None
+
+    def _users(self, ctx: Context, arn: str) -> list[str]:
+        found = ctx.call(f"describe target group {self.name}", ctx.client("elbv2").describe_target_groups,
+                         missing=("TargetGroupNotFound",), TargetGroupArns=[arn])
+        lbs = [lb for tg in (found or {}).get("TargetGroups", []) for lb in tg.get("LoadBalancerArns", [])]
+        return [lb_name(lb) for lb in lbs] or ["a load balancer"]
+
+    def _delete_rules_to(self, ctx: Context, arn: str) -> None:
+        """Listener rules of the stack's load balancer that forward here (a service removed from
+        the stack file leaves its rule behind): ELB refuses to delete a group a rule uses.
+        A listener's default action is the listeners step's business, not this one's."""
+        found = ctx.call(f"describe target group {self.name}", ctx.client("elbv2").describe_target_groups,
+                         missing=("TargetGroupNotFound",), TargetGroupArns=[arn])
+        for lb in [lb for tg in (found or {}).get("TargetGroups", []) for lb in tg.get("LoadBalancerArns", [])]:
+            try:
+                self._delete_rules_on(ctx, lb, arn)
+            except AwsError as e:
+                # A teardown deletes the load balancer and its listeners in parallel: gone is fine.
+                if e.code not in ("LoadBalancerNotFound", "ListenerNotFound"):
+                    raise
+
+    def _delete_rules_on(self, ctx: Context, lb: str, arn: str) -> None:
+        elbv2 = ctx.client("elbv2")
+        listeners = ctx.paginate(f"list listeners of load balancer {lb_name(lb)}", "elbv2", "describe_listeners",
+                                 "Listeners", LoadBalancerArn=lb)
+        if not listeners or not ctx.owned(elb_tags(ctx, lb, f"load balancer {lb_name(lb)}")):
+            return
+        for listener in listeners:
+            rules = ctx.paginate(f"list rules of listener :{listener['Port']}", "elbv2", "describe_rules", "Rules",
+                                 ListenerArn=listener["ListenerArn"])
+            for r in rules:
+                if not r.get("IsDefault") and _forwards_to(r, arn):
+                    ctx.call(f"delete rule {r['Priority']} of listener :{listener['Port']} (to {self.name})",
+                             elbv2.delete_rule, missing=("RuleNotFound",), RuleArn=r["RuleArn"])
+
+
+def _forwards_to(rule: dict[str, Any], arn: str) -> bool:
+    for a in rule.get("Actions", []):
+        groups = [g.get("TargetGroupArn") for g in a.get("ForwardConfig", {}).get("TargetGroups", [])]
+        if a.get("TargetGroupArn") == arn or arn in groups:
+            return True
+    return False
 
 
 def _health_check(hc: dict[str, Any]) -> dict[str, Any]:
