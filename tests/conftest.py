@@ -92,6 +92,11 @@ def _one_botocore_loader() -> Iterator[None]:
 
 @pytest.fixture
 def moto() -> Iterator[None]:
+    """moto in-process, with the sandbox's fills for what moto drops (the same behaviour as the
+    end-to-end tests' server, whichever runs first)."""
+    from spotecs.sandbox import fills
+
+    fills.install()
     with mock_aws():
         yield
 

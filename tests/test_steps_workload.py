@@ -64,18 +64,6 @@ def compute(moto: None) -> dict[str, StandIn]:
             "capacity-provider": StandIn("capacity-provider", {"name": PROVIDER})}
 
 
-@pytest.fixture(autouse=True)
-def ecs_keeps_create_fields(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto's create_service drops fields that real ECS keeps (and that moto's update_service
-    stores): the sandbox's fill keeps them, so a re-plan compares what AWS would hold."""
-    from moto.ecs.responses import EC2ContainerServiceResponse
-
-    from spotecs.sandbox.fills import ecs_create_service_keeping_fields
-
-    create_service = ecs_create_service_keeping_fields(EC2ContainerServiceResponse.create_service)
-    monkeypatch.setattr(EC2ContainerServiceResponse, "create_service", create_service)
-
-
 def workload_steps(stack: Stack, compute: dict[str, StandIn],
                    keep: Callable[[Step], bool] = lambda s: True) -> list[Step]:
     """This layer's steps (filtered by `keep`) and every upstream they need, compute stood in."""
