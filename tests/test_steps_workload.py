@@ -472,6 +472,19 @@ def test_a_worker_service_has_no_load_balancer(compute: dict[str, StandIn]) -> N
     assert changes(replan(steps, stack)) == {}
 
 
+def test_a_web_service_turned_worker_settles_after_one_update(compute: dict[str, StandIn]) -> None:
+    web = make_stack()
+    converge(workload_steps(web, compute, lambda s: s.key == "service:api"), ctx_for(web))
+    worker = Stack.model_validate({**MINIMAL, "services": {"api": {"image": "worker:1"}}})
+    steps = workload_steps(worker, compute, lambda s: s.key == "service:api")
+    ctx = ctx_for(worker)
+    converge(steps, ctx)
+    (update,) = writes(ctx, "UpdateService")
+    assert update["loadBalancers"] == []
+    # The grace period only applies behind a load balancer: it must not keep the plan dirty.
+    assert changes(replan(steps, worker)) == {}
+
+
 def test_a_new_capacity_provider_strategy_forces_a_new_deployment(compute: dict[str, StandIn]) -> None:
     stack = make_stack()
     converge(workload_steps(stack, compute, lambda s: s.key == "service:api"), ctx_for(stack))

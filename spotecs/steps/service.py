@@ -78,7 +78,8 @@ class Service(Step):
                                        "containerName": lb.get("containerName"),
                                        "containerPort": lb.get("containerPort")}
                                       for lb in s.get("loadBalancers", [])), key=lambda lb: str(lb)),
-            "health_check_grace_period": s.get("healthCheckGracePeriodSeconds") or 0,
+            # Only meaningful behind a load balancer; ECS keeps a stale value after unwiring.
+            "health_check_grace_period": (s.get("healthCheckGracePeriodSeconds") or 0) if s.get("loadBalancers") else 0,
             "ecs_managed_tags": s.get("enableECSManagedTags", False),
             "propagate_tags": s.get("propagateTags", "NONE"),
             "desired_count": s.get("desiredCount"),
