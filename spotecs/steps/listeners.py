@@ -11,7 +11,7 @@ from typing import Any
 from spotecs.aws import tag_list
 from spotecs.engine.model import Change
 from spotecs.steps.base import Context, Step
-from spotecs.steps.load_balancer import elb_tags
+from spotecs.steps.load_balancer import elb_tags, find_load_balancer
 
 PORTS = {"http": 80, "https": 443}
 # ALB limit: five condition values (paths plus hosts) per rule.
@@ -67,12 +67,10 @@ class Listeners(Step):
         return problems
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        elbv2 = ctx.client("elbv2")
-        found = ctx.call(f"describe load balancer {ctx.name}", elbv2.describe_load_balancers,
-                         missing=("LoadBalancerNotFound",), Names=[ctx.name])
-        if not found or not found["LoadBalancers"]:
+        lb = find_load_balancer(ctx, ctx.name)
+        if lb is None:
             return None
-        lb_arn = found["LoadBalancers"][0]["LoadBalancerArn"]
+        lb_arn = lb["LoadBalancerArn"]
         listeners = ctx.paginate(f"list listeners of load balancer {ctx.name}", "elbv2", "describe_listeners",
                                  "Listeners", LoadBalancerArn=lb_arn)
         by_port = {listener["Port"]: listener for listener in listeners}

@@ -197,11 +197,9 @@ class LoadBalancer(Step):
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
         elbv2 = ctx.client("elbv2")
-        found = ctx.call(f"describe load balancer {self.name}", elbv2.describe_load_balancers,
-                         missing=("LoadBalancerNotFound",), Names=[self.name])
-        if not found or not found["LoadBalancers"]:
+        lb = find_load_balancer(ctx, self.name)
+        if lb is None:
             return None
-        lb = found["LoadBalancers"][0]
         arn = lb["LoadBalancerArn"]
         attrs = ctx.call(f"read attributes of load balancer {self.name}",
                          elbv2.describe_load_balancer_attributes, LoadBalancerArn=arn)["Attributes"]
@@ -263,3 +261,10 @@ class LoadBalancer(Step):
         except WaitTimeout:
             raise WaitTimeout(f"load balancer {self.name} to be deleted (still listed by AWS)", ctx.timeouts.default,
                               "Run the same command again to keep waiting.") from None
+
+
+def find_load_balancer(ctx: Context, name: str) -> dict[str, Any] | None:
+    """The load balancer of that name, or None."""
+    found = ctx.call(f"describe load balancer {name}", ctx.client("elbv2").describe_load_balancers,
+                     missing=("LoadBalancerNotFound",), Names=[name])
+    return found["LoadBalancers"][0] if found and found["LoadBalancers"] else None
