@@ -929,10 +929,8 @@ def test_a_stack_no_longer_routing_any_service_drops_its_load_balancer(moto: Non
     left = leftovers("demo", "demo")
     assert not any(x.startswith(("load balancer", "listener", "target group", "security group demo-lb"))
                    for x in left), left
-    # Nothing more to delete on the next run. (Its "~ ECS service demo-api" is a service-step issue:
-    # the grace period of a service turned into a worker is never reset.)
-    assert " to destroy" in (again := cmd("up", "-f", str(path), "--dry-run").text)
-    assert "0 to destroy." in again
+    # Nothing more to do on the next run: no deletion left, and the worker's service settled.
+    assert "No changes." in cmd("up", "-f", str(path), "--dry-run").text
 
 
 def test_only_what_carries_the_stack_tags_is_an_orphan(moto: None, runs: Runs, tmp_path: Path) -> None:
