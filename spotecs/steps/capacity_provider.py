@@ -188,10 +188,8 @@ class CapacityProvider(Step):
                 "If it stays, look in the ECS console for services or tasks that still use it.")
         try:
             self._detach(ctx, name)
-            got = ctx.call(f"describe capacity provider {name}", ecs.describe_capacity_providers,
-                           capacityProviders=[name])
-            live = [p for p in got.get("capacityProviders", []) if p.get("status") == "ACTIVE"]
-            if live and live[0].get("updateStatus") != "DELETE_IN_PROGRESS":
+            live = _describe(ctx, name)
+            if live and live.get("status") == "ACTIVE" and live.get("updateStatus") != "DELETE_IN_PROGRESS":
                 ctx.retry(f"delete capacity provider {name}", ecs.delete_capacity_provider,
                           codes=("UpdateInProgressException", "ResourceInUseException"), capacityProvider=name)
             ctx.wait(f"capacity provider {name} to be deleted", "ecs", waiters.capacity_provider_deleted(ecs),
@@ -207,10 +205,14 @@ def services_using(ctx: Context, cluster: str, provider: str) -> list[str]:
                   and any(p.get("capacityProvider") == provider for p in s.get("capacityProviderStrategy") or []))
 
 
-def _status(ctx: Context, name: str) -> str:
+def _describe(ctx: Context, name: str) -> dict[str, Any] | None:
     got = ctx.call(f"describe capacity provider {name}", ctx.client("ecs").describe_capacity_providers,
                    capacityProviders=[name])
-    p = next(iter(got.get("capacityProviders", [])), None)
+    return next(iter(got.get("capacityProviders", [])), None)
+
+
+def _status(ctx: Context, name: str) -> str:
+    p = _describe(ctx, name)
     if p is None:
         return "gone"
     reason = f": {p['updateStatusReason']}" if p.get("updateStatusReason") else ""
