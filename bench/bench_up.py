@@ -61,21 +61,24 @@ def main() -> None:
         stack_file = Path(tmp) / "spotecs.yaml"
         stack_file.write_text(text)
         env = Env(console=Console(file=io.StringIO()), stdin_isatty=False)
-        opts = RunOptions(file=stack_file, aws=AwsOptions(region="us-east-1", endpoint_url=box.endpoint_url),
-                          yes=True)
+        opts = RunOptions(file=stack_file, aws=AwsOptions(region="us-east-1", endpoint_url=box.endpoint_url), yes=True)
         timeouts = Timeouts(default=120, delay=0.5)
         print(f"stack {args.stack.name}, {args.latency_ms:.0f} ms injected per call, {args.workers} worker(s)")
-        for phase, fn in (("up (create)", lambda: up(env, opts, timeouts)),
-                          ("up (no change)", lambda: up(env, opts, timeouts)),
-                          ("up --dry-run", lambda: up(env, RunOptions(**{**opts.__dict__, "dry_run": True}), timeouts)),
-                          ("teardown", lambda: teardown(env, opts, timeouts=timeouts))):
+        for phase, fn in (
+            ("up (create)", lambda: up(env, opts, timeouts)),
+            ("up (no change)", lambda: up(env, opts, timeouts)),
+            ("up --dry-run", lambda: up(env, RunOptions(**{**opts.__dict__, "dry_run": True}), timeouts)),
+            ("teardown", lambda: teardown(env, opts, timeouts=timeouts)),
+        ):
             start = time.perf_counter()
             fn()
             wall = time.perf_counter() - start
             aws = opened[-1]
             writes = len(aws.writes())
-            print(f"{phase:16} {len(aws.calls):4} calls ({len(aws.calls) - writes} reads, {writes} writes)"
-                  f"  {wall:6.2f} s wall  (serial calls alone: {len(aws.calls) * latency:6.2f} s)")
+            print(
+                f"{phase:16} {len(aws.calls):4} calls ({len(aws.calls) - writes} reads, {writes} writes)"
+                f"  {wall:6.2f} s wall  (serial calls alone: {len(aws.calls) * latency:6.2f} s)"
+            )
 
 
 def _limit_workers(module: Any, workers: int) -> None:

@@ -59,8 +59,7 @@ class Aws:
     def session(self) -> boto3.Session:
         if self._session is None:
             try:
-                self._session = boto3.Session(profile_name=self.options.profile,
-                                              region_name=self.options.region)
+                self._session = boto3.Session(profile_name=self.options.profile, region_name=self.options.region)
             except BotoCoreError as e:  # e.g. ProfileNotFound
                 raise UsageError(f"--profile: {e}") from None
         return self._session
@@ -76,12 +75,13 @@ class Aws:
         with self._lock:
             client = self._clients.get(service)
             if client is None:
-                config = Config(retries={"mode": "adaptive", "max_attempts": self.options.max_attempts},
-                                user_agent_extra=f"spotecs/{__version__}")
+                config = Config(
+                    retries={"mode": "adaptive", "max_attempts": self.options.max_attempts},
+                    user_agent_extra=f"spotecs/{__version__}",
+                )
                 endpoint = self.options.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
                 try:
-                    client = self.session.client(service, region_name=self.region,
-                                                 endpoint_url=endpoint, config=config)
+                    client = self.session.client(service, region_name=self.region, endpoint_url=endpoint, config=config)
                 except NoRegionError:
                     raise UsageError("no region: pass --region or set AWS_REGION") from None
                 # before-parameter-build carries the API parameters as spotecs passed them
@@ -102,8 +102,7 @@ def error_code(e: ClientError) -> str:
     return str(e.response.get("Error", {}).get("Code", ""))
 
 
-def call(intent: str, fn: Callable[..., Any], /, *, missing: Collection[str] = (),
-         **kwargs: Any) -> Any:
+def call(intent: str, fn: Callable[..., Any], /, *, missing: Collection[str] = (), **kwargs: Any) -> Any:
     """Call `fn(**kwargs)`. An AWS error becomes AwsError("Failed to <intent>: <message>");
     an error whose code is in `missing` means "not there" and returns None."""
     try:
@@ -133,9 +132,18 @@ def paginate(intent: str, client: Any, operation: str, key: str, **kwargs: Any) 
         raise _aws_error(intent, e) from None
 
 
-def retry_on(intent: str, fn: Callable[..., Any], /, *, codes: Collection[str], timeout: float,
-             delay: float = 5.0, report: Callable[[str], None] | None = None,
-             missing: Collection[str] = (), **kwargs: Any) -> Any:
+def retry_on(
+    intent: str,
+    fn: Callable[..., Any],
+    /,
+    *,
+    codes: Collection[str],
+    timeout: float,
+    delay: float = 5.0,
+    report: Callable[[str], None] | None = None,
+    missing: Collection[str] = (),
+    **kwargs: Any,
+) -> Any:
     """Retry while AWS answers one of `codes` (eventual consistency: DependencyViolation,
     ResourceInUse...), with backoff up to `timeout`; any other error fails at once."""
     start = time.monotonic()
@@ -155,8 +163,9 @@ def retry_on(intent: str, fn: Callable[..., Any], /, *, codes: Collection[str], 
             wait = min(wait * 2, 30.0) if delay else 0
 
 
-def wait(intent: str, client: Any, waiter: str | botocore.waiter.Waiter, *, delay: float,
-         timeout: float, **kwargs: Any) -> None:
+def wait(
+    intent: str, client: Any, waiter: str | botocore.waiter.Waiter, *, delay: float, timeout: float, **kwargs: Any
+) -> None:
     """Run a botocore waiter (by name, or a custom one from spotecs.waiters) within `timeout`."""
     w = client.get_waiter(waiter) if isinstance(waiter, str) else waiter
     attempts = max(1, int(timeout / delay)) if delay > 0 else max(1, int(timeout))
@@ -169,8 +178,15 @@ def wait(intent: str, client: Any, waiter: str | botocore.waiter.Waiter, *, dela
         raise AwsError(f"wait for {intent}", reason or str(e)) from None
 
 
-def poll(what: str, check: Callable[[], tuple[bool, str]], *, timeout: float, delay: float,
-         report: Callable[[str], None] | None = None, hint: str = "") -> None:
+def poll(
+    what: str,
+    check: Callable[[], tuple[bool, str]],
+    *,
+    timeout: float,
+    delay: float,
+    report: Callable[[str], None] | None = None,
+    hint: str = "",
+) -> None:
     """The shared waiter for conditions no botocore waiter models (several APIs at once, or a
     status line to show): `check()` returns (done, status)."""
     start = time.monotonic()

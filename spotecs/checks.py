@@ -36,8 +36,9 @@ def cpu_units(vcpus: int) -> int:
     return vcpus * CPU_UNITS_PER_VCPU
 
 
-def instance_type_problems(types: list[str], facts: Mapping[str, TypeFacts], architecture: str | None,
-                           ami: str) -> list[str]:
+def instance_type_problems(
+    types: list[str], facts: Mapping[str, TypeFacts], architecture: str | None, ami: str
+) -> list[str]:
     """Every configured type exists, and runs the AMI's architecture."""
     problems: list[str] = []
     for name in types:
@@ -49,7 +50,8 @@ def instance_type_problems(types: list[str], facts: Mapping[str, TypeFacts], arc
         if architecture and architecture not in archs:
             problems.append(
                 f"instances.types: {name} runs {'/'.join(archs)} but the AMI ({ami}) is {architecture}: "
-                f"{_arch_hint(architecture, ami)}")
+                f"{_arch_hint(architecture, ami)}"
+            )
     return problems
 
 
@@ -83,7 +85,8 @@ def task_fit_problems(stack: Stack, facts: Mapping[str, TypeFacts]) -> list[str]
                 f"services.{name}: the task needs {svc.cpu} CPU units and {memory} MiB but does not fit on "
                 f"{', '.join(too_small)}; remove the smaller types from instances.types or shrink "
                 f"services.{name}.cpu/memory (ECS keeps max({AGENT_RESERVE_MIB} MiB, "
-                f"{AGENT_RESERVE_FRACTION:.0%}) of each instance's memory)")
+                f"{AGENT_RESERVE_FRACTION:.0%}) of each instance's memory)"
+            )
     return problems
 
 
@@ -91,13 +94,18 @@ def protection_problems(stack: Stack) -> list[str]:
     """ECS managed termination protection works by lifting scale-in protection from empty
     instances: it needs the group to protect every new instance in the first place."""
     if stack.capacity_provider.managed_termination_protection and not stack.instances.scale_in_protection:
-        return ["capacity_provider.managed_termination_protection: needs instances.scale_in_protection: true "
-                "(ECS can only keep busy instances from being terminated if they start protected); set it, "
-                "or turn managed_termination_protection off"]
+        return [
+            "capacity_provider.managed_termination_protection: needs instances.scale_in_protection: true "
+            "(ECS can only keep busy instances from being terminated if they start protected); set it, "
+            "or turn managed_termination_protection off"
+        ]
     return []
 
 
 def agent_setting_problems(stack: Stack) -> list[str]:
     """ecs.config is one KEY=VALUE per line: a line break in a value would write another setting."""
-    return [f"instances.ecs_agent.{key}: the value must be a single line"
-            for key, value in stack.instances.ecs_agent.items() if "\n" in value or "\r" in value]
+    return [
+        f"instances.ecs_agent.{key}: the value must be a single line"
+        for key, value in stack.instances.ecs_agent.items()
+        if "\n" in value or "\r" in value
+    ]

@@ -26,8 +26,9 @@ class SpotecsGroup(click.Group):
             return super().invoke(ctx)
         except CheckError as e:
             env = _env(ctx)
-            env.err.print(f"[red]Error:[/] the stack cannot work as written ({len(e.problems)} problem(s)):",
-                          highlight=False)
+            env.err.print(
+                f"[red]Error:[/] the stack cannot work as written ({len(e.problems)} problem(s)):", highlight=False
+            )
             for p in e.problems:
                 env.err.print(f"  - {p}", markup=False)
             ctx.exit(e.exit_code)
@@ -36,8 +37,9 @@ class SpotecsGroup(click.Group):
             _env(ctx).err.print(str(e), markup=False)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
-            _env(ctx).err.print("Interrupted: AWS may be half-changed; run the same command again to "
-                                "converge.", markup=False)
+            _env(ctx).err.print(
+                "Interrupted: AWS may be half-changed; run the same command again to converge.", markup=False
+            )
             ctx.exit(130)
 
 
@@ -59,15 +61,23 @@ def cli(ctx: click.Context) -> None:
 def aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """-f plus the AWS CLI's habits: --profile, --region, --endpoint-url; and --sandbox."""
 
-    @click.option("-f", "--file", "file", type=click.Path(path_type=Path), default=Path("spotecs.yaml"),
-                  show_default=True, help="The stack file.")
+    @click.option(
+        "-f",
+        "--file",
+        "file",
+        type=click.Path(path_type=Path),
+        default=Path("spotecs.yaml"),
+        show_default=True,
+        help="The stack file.",
+    )
     @click.option("--profile", envvar="AWS_PROFILE", help="AWS profile (default: AWS_PROFILE).")
     @click.option("--region", help="AWS region (default: the stack file's, then AWS_REGION).")
     @click.option("--endpoint-url", help="Send AWS calls to this endpoint (e.g. a sandbox).")
     @click.option("--sandbox", is_flag=True, help="Run against a local AWS started for this run only.")
     @wraps(fn)
-    def wrapper(*args: Any, sandbox: bool, profile: str | None, region: str | None,
-                endpoint_url: str | None, **kwargs: Any) -> Any:
+    def wrapper(
+        *args: Any, sandbox: bool, profile: str | None, region: str | None, endpoint_url: str | None, **kwargs: Any
+    ) -> Any:
         with _maybe_sandbox(sandbox, endpoint_url) as url:
             opts = AwsOptions(profile=None if sandbox else profile, region=region, endpoint_url=url)
             return fn(*args, aws=opts, **kwargs)
@@ -92,25 +102,35 @@ def _maybe_sandbox(enabled: bool, endpoint_url: str | None) -> Iterator[str | No
 @aws_options
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking (needed when stdin is not a terminal).")
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
-@click.option("--detailed-exitcode", is_flag=True,
-              help="With --dry-run: exit 0 when there are no changes, 2 when there are, 1 on error.")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="With --dry-run: exit 0 when there are no changes, 2 when there are, 1 on error.",
+)
 @click.option("--no-wait", is_flag=True, help="Do not wait for services to become healthy.")
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="How to print the plan.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="How to print the plan.",
+)
 @click.pass_obj
-def up(env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, detailed_exitcode: bool,
-       no_wait: bool, output: str) -> None:
+def up(
+    env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, detailed_exitcode: bool, no_wait: bool, output: str
+) -> None:
     """Create or update the stack so AWS matches the stack file."""
     from spotecs.up import up as run_up
 
     if detailed_exitcode and not dry_run:
         raise click.UsageError("--detailed-exitcode goes with --dry-run")
     if output == "json" and not (dry_run or yes):
-        raise click.UsageError("--output json needs --dry-run or --yes (the plan cannot be confirmed "
-                               "interactively in JSON)")
+        raise click.UsageError(
+            "--output json needs --dry-run or --yes (the plan cannot be confirmed interactively in JSON)"
+        )
     try:
-        plan = run_up(env, RunOptions(file=file, aws=aws, yes=yes, dry_run=dry_run, wait=not no_wait,
-                                      output=output))
+        plan = run_up(env, RunOptions(file=file, aws=aws, yes=yes, dry_run=dry_run, wait=not no_wait, output=output))
     except SpotecsError as e:
         if detailed_exitcode:  # 2 means "changes present" here, so every error is 1 (as in Terraform)
             e.exit_code = ExitCode.FAILURE
@@ -124,11 +144,16 @@ def up(env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, detailed
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking (needed when stdin is not a terminal).")
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
 @click.option("--keep-logs", is_flag=True, help="Keep the services' log groups (the only data a stack holds).")
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="How to print the plan.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="How to print the plan.",
+)
 @click.pass_obj
-def teardown(env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, keep_logs: bool,
-             output: str) -> None:
+def teardown(env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, keep_logs: bool, output: str) -> None:
     """Delete everything the stack created, in reverse order; touch nothing it does not own."""
     from spotecs.teardown import teardown as run_teardown
 
@@ -138,8 +163,15 @@ def teardown(env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, ke
 
 
 @cli.command()
-@click.option("-f", "--file", "file", type=click.Path(path_type=Path), default=Path("spotecs.yaml"),
-              show_default=True, help="The stack file.")
+@click.option(
+    "-f",
+    "--file",
+    "file",
+    type=click.Path(path_type=Path),
+    default=Path("spotecs.yaml"),
+    show_default=True,
+    help="The stack file.",
+)
 @click.pass_obj
 def validate(env: Env, file: Path) -> None:
     """Check the stack file without calling AWS."""
@@ -163,8 +195,13 @@ def schema(env: Env, markdown: bool) -> None:
 
 
 @cli.command()
-@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True,
-              help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=5000,
+    show_default=True,
+    help="Port on 127.0.0.1 (0 picks a free one).",
+)
 @click.pass_obj
 def sandbox(env: Env, port: int) -> None:
     """Run a local AWS endpoint (moto plus spotecs's simulations) until Ctrl-C."""
@@ -173,10 +210,12 @@ def sandbox(env: Env, port: int) -> None:
     from spotecs.sandbox import Sandbox
 
     with Sandbox(port=port) as box:
-        env.console.print(f"Sandbox listening on {box.endpoint_url}\n"
-                          f"Use it with:  spotecs up --endpoint-url {box.endpoint_url} --region us-east-1\n"
-                          "(any credentials work). Press Ctrl-C to stop; its state is lost.",
-                          markup=False)
+        env.console.print(
+            f"Sandbox listening on {box.endpoint_url}\n"
+            f"Use it with:  spotecs up --endpoint-url {box.endpoint_url} --region us-east-1\n"
+            "(any credentials work). Press Ctrl-C to stop; its state is lost.",
+            markup=False,
+        )
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

@@ -18,10 +18,22 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from spotecs.engine.apply import Event, Result
 from spotecs.engine.model import Action, Change, Plan, Unknown
 
-COLORS = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.NEW_VERSION: "yellow",
-          Action.REPLACE: "magenta", Action.DELETE: "red", Action.NOOP: "dim"}
-PRESENT = {Action.CREATE: "creating", Action.UPDATE: "updating", Action.NEW_VERSION: "versioning",
-           Action.REPLACE: "replacing", Action.DELETE: "deleting", Action.NOOP: "checking"}
+COLORS = {
+    Action.CREATE: "green",
+    Action.UPDATE: "yellow",
+    Action.NEW_VERSION: "yellow",
+    Action.REPLACE: "magenta",
+    Action.DELETE: "red",
+    Action.NOOP: "dim",
+}
+PRESENT = {
+    Action.CREATE: "creating",
+    Action.UPDATE: "updating",
+    Action.NEW_VERSION: "versioning",
+    Action.REPLACE: "replacing",
+    Action.DELETE: "deleting",
+    Action.NOOP: "checking",
+}
 
 
 @dataclass
@@ -94,12 +106,24 @@ def plan_json(plan: Plan) -> str:
             return [clean(x) for x in v]
         return v
 
-    doc = {"changes": [
-        {"key": c.key, "kind": c.kind, "name": c.name, "action": c.action.verb,
-         "diffs": [{"path": d.path, "old": clean(d.old), "new": clean(d.new),
-                    "forces_replacement": d.forces_replace} for d in c.diffs],
-         **({"note": c.note} if c.note else {})} for c in plan.changes],
-        "summary": plan.counts(), "warnings": plan.warnings}
+    doc = {
+        "changes": [
+            {
+                "key": c.key,
+                "kind": c.kind,
+                "name": c.name,
+                "action": c.action.verb,
+                "diffs": [
+                    {"path": d.path, "old": clean(d.old), "new": clean(d.new), "forces_replacement": d.forces_replace}
+                    for d in c.diffs
+                ],
+                **({"note": c.note} if c.note else {}),
+            }
+            for c in plan.changes
+        ],
+        "summary": plan.counts(),
+        "warnings": plan.warnings,
+    }
     return json.dumps(doc, indent=2, default=repr)
 
 
@@ -111,9 +135,15 @@ class ProgressView:
         self.env = env
         self.console = env.console
         self.live = env.interactive
-        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                  TextColumn("[dim]{task.fields[status]}"), TimeElapsedColumn(),
-                                  console=self.console, transient=True, disable=not self.live)
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("[dim]{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+            disable=not self.live,
+        )
         self._tasks: dict[str, TaskID] = {}
         self._last: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -160,12 +190,16 @@ def result_text(console: Console, plan: Plan, result: Result, verb: str = "Apply
         counts = {a: 0 for a in Action}
         for key in result.applied:
             counts[plan.get(key).action] += 1
-        console.print(f"\n[bold green]{verb} complete![/] {counts[Action.CREATE]} added, "
-                      f"{counts[Action.UPDATE] + counts[Action.NEW_VERSION]} changed, "
-                      f"{counts[Action.REPLACE]} replaced, {counts[Action.DELETE]} destroyed.")
+        console.print(
+            f"\n[bold green]{verb} complete![/] {counts[Action.CREATE]} added, "
+            f"{counts[Action.UPDATE] + counts[Action.NEW_VERSION]} changed, "
+            f"{counts[Action.REPLACE]} replaced, {counts[Action.DELETE]} destroyed."
+        )
         return
-    console.print(f"\n[bold red]{verb} failed.[/] {len(result.applied)} step(s) applied, "
-                  f"{len(result.failed)} failed, {len(result.skipped)} skipped.")
+    console.print(
+        f"\n[bold red]{verb} failed.[/] {len(result.applied)} step(s) applied, "
+        f"{len(result.failed)} failed, {len(result.skipped)} skipped."
+    )
     for key, err in result.failed.items():
         console.print(f"  [red]failed[/]  {key}: {escape(str(err))}")
     for key in result.skipped:

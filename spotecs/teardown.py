@@ -34,8 +34,10 @@ def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: T
     the_plan.changes.reverse()
     logs = {s.key for s in run.steps if holds_logs(s)}
     if keep_logs:
-        the_plan.changes = [replace(c, action=Action.NOOP, note=KEPT_LOGS)
-                            if c.key in logs and c.action is Action.DELETE else c for c in the_plan.changes]
+        the_plan.changes = [
+            replace(c, action=Action.NOOP, note=KEPT_LOGS) if c.key in logs and c.action is Action.DELETE else c
+            for c in the_plan.changes
+        ]
     if opts.output == "json":
         env.console.print_json(plan_json(the_plan))
     elif not the_plan.has_changes:
@@ -48,8 +50,10 @@ def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: T
         plan_text(env.console, the_plan, run.stack.stack, run.region)
         doomed = [f"{c.kind} {c.name}" for c in the_plan.changes if c.key in logs and c.action is Action.DELETE]
         if doomed:
-            env.console.print(f"[yellow]The logs in {escape(', '.join(doomed))} will be deleted[/] "
-                              "(--keep-logs keeps them).", highlight=False)
+            env.console.print(
+                f"[yellow]The logs in {escape(', '.join(doomed))} will be deleted[/] (--keep-logs keeps them).",
+                highlight=False,
+            )
     if opts.dry_run or not the_plan.has_changes:
         return the_plan
     confirm(env, opts, f"\nDelete stack {run.stack.stack} in {run.region}?")

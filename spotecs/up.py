@@ -55,8 +55,7 @@ def confirm(env: Env, opts: RunOptions, question: str) -> None:
     if opts.yes:
         return
     if not env.stdin_isatty:
-        raise UsageError("refusing to change AWS without confirmation: stdin is not a terminal; "
-                         "pass --yes to apply")
+        raise UsageError("refusing to change AWS without confirmation: stdin is not a terminal; pass --yes to apply")
     if not env.ask(question):
         raise UsageError("cancelled: nothing was changed")
 
@@ -68,8 +67,9 @@ def execute(env: Env, run: Run, the_plan: Plan, verb: str) -> Result:
         result = apply(the_plan, run.steps, run.ctx, on_event=view.on_event)
     result_text(env.console, the_plan, result, verb)
     if not result.ok:
-        raise ApplyFailed(f"{verb.lower()} did not finish: run the same command again to continue "
-                          "from where it stopped")
+        raise ApplyFailed(
+            f"{verb.lower()} did not finish: run the same command again to continue from where it stopped"
+        )
     return result
 
 

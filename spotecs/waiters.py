@@ -7,35 +7,53 @@ from typing import Any
 
 import botocore.waiter
 
-_MODEL = botocore.waiter.WaiterModel({
-    "version": 2,
-    "waiters": {
-        # A deleted capacity provider stays INACTIVE for a while, then disappears.
-        "CapacityProviderDeleted": {
-            "operation": "DescribeCapacityProviders",
-            "delay": 5,
-            "maxAttempts": 120,
-            "acceptors": [
-                {"state": "success", "matcher": "path", "argument": "length(capacityProviders) == `0`",
-                 "expected": True},
-                {"state": "success", "matcher": "pathAll", "argument": "capacityProviders[].status",
-                 "expected": "INACTIVE"},
-                {"state": "failure", "matcher": "pathAny", "argument": "capacityProviders[].updateStatus",
-                 "expected": "DELETE_FAILED"},
-            ],
+_MODEL = botocore.waiter.WaiterModel(
+    {
+        "version": 2,
+        "waiters": {
+            # A deleted capacity provider stays INACTIVE for a while, then disappears.
+            "CapacityProviderDeleted": {
+                "operation": "DescribeCapacityProviders",
+                "delay": 5,
+                "maxAttempts": 120,
+                "acceptors": [
+                    {
+                        "state": "success",
+                        "matcher": "path",
+                        "argument": "length(capacityProviders) == `0`",
+                        "expected": True,
+                    },
+                    {
+                        "state": "success",
+                        "matcher": "pathAll",
+                        "argument": "capacityProviders[].status",
+                        "expected": "INACTIVE",
+                    },
+                    {
+                        "state": "failure",
+                        "matcher": "pathAny",
+                        "argument": "capacityProviders[].updateStatus",
+                        "expected": "DELETE_FAILED",
+                    },
+                ],
+            },
+            # A force-deleted group lingers ("Delete in progress") until its instances are terminated.
+            "AutoScalingGroupDeleted": {
+                "operation": "DescribeAutoScalingGroups",
+                "delay": 10,
+                "maxAttempts": 60,
+                "acceptors": [
+                    {
+                        "state": "success",
+                        "matcher": "path",
+                        "argument": "length(AutoScalingGroups) == `0`",
+                        "expected": True,
+                    },
+                ],
+            },
         },
-        # A force-deleted group lingers ("Delete in progress") until its instances are terminated.
-        "AutoScalingGroupDeleted": {
-            "operation": "DescribeAutoScalingGroups",
-            "delay": 10,
-            "maxAttempts": 60,
-            "acceptors": [
-                {"state": "success", "matcher": "path", "argument": "length(AutoScalingGroups) == `0`",
-                 "expected": True},
-            ],
-        },
-    },
-})
+    }
+)
 
 
 def capacity_provider_deleted(ecs: Any) -> botocore.waiter.Waiter:

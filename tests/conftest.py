@@ -115,8 +115,9 @@ def make_stack(**overrides: Any) -> Stack:
 
 def make_ctx(stack: Stack | None = None) -> Context:
     """A context on moto (start it with the `moto` fixture first); waits never sleep."""
-    return Context(stack=stack or make_stack(), aws=Aws(AwsOptions(region=REGION)),
-                   timeouts=Timeouts(default=5, delay=0))
+    return Context(
+        stack=stack or make_stack(), aws=Aws(AwsOptions(region=REGION)), timeouts=Timeouts(default=5, delay=0)
+    )
 
 
 def converge(steps: Sequence[Step], ctx: Context, *, destroy: bool = False) -> tuple[Plan, Result]:

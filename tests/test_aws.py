@@ -66,12 +66,18 @@ def test_call_other_code_is_not_swallowed_by_missing(moto: None) -> None:
         call("delete log group x", logs.delete_log_group, missing=("NoSuchEntity",), logGroupName="x")
 
 
-@pytest.mark.parametrize(("code", "message", "expected"), [
-    ("Throttling", "Rate exceeded", "Failed to do it: Rate exceeded (Throttling)"),
-    ("InvalidGroup.NotFound", "InvalidGroup.NotFound: no such group", "Failed to do it: InvalidGroup.NotFound: "
-     "no such group"),
-    ("AccessDenied", "", "Failed to do it: AccessDenied"),
-])
+@pytest.mark.parametrize(
+    ("code", "message", "expected"),
+    [
+        ("Throttling", "Rate exceeded", "Failed to do it: Rate exceeded (Throttling)"),
+        (
+            "InvalidGroup.NotFound",
+            "InvalidGroup.NotFound: no such group",
+            "Failed to do it: InvalidGroup.NotFound: no such group",
+        ),
+        ("AccessDenied", "", "Failed to do it: AccessDenied"),
+    ],
+)
 def test_call_message_shapes(code: str, message: str, expected: str) -> None:
     def fail() -> None:
         raise client_error(code, message)
@@ -102,8 +108,9 @@ def test_paginate_collects_every_page(moto: None) -> None:
     for i in range(3):
         logs.create_log_group(logGroupName=f"/g/{i}")
     before = len(a.calls)
-    got = list(aws.paginate("list log groups", logs, "describe_log_groups", "logGroups",
-                            PaginationConfig={"PageSize": 1}))
+    got = list(
+        aws.paginate("list log groups", logs, "describe_log_groups", "logGroups", PaginationConfig={"PageSize": 1})
+    )
     assert [g["logGroupName"] for g in got] == ["/g/0", "/g/1", "/g/2"]
     assert len([c for c in a.calls[before:] if c.operation == "DescribeLogGroups"]) >= 3
 
@@ -111,8 +118,11 @@ def test_paginate_collects_every_page(moto: None) -> None:
 def test_paginate_error_reads_failed_to_intent(moto: None) -> None:
     iam = Aws(AwsOptions(region=REGION)).client("iam")
     with pytest.raises(AwsError) as info:
-        list(aws.paginate("list policies of role nope", iam, "list_attached_role_policies", "AttachedPolicies",
-                          RoleName="nope"))
+        list(
+            aws.paginate(
+                "list policies of role nope", iam, "list_attached_role_policies", "AttachedPolicies", RoleName="nope"
+            )
+        )
     assert str(info.value).startswith("Failed to list policies of role nope: ")
     assert info.value.code == "NoSuchEntity"
 
@@ -136,8 +146,9 @@ def test_retry_on_listed_code_until_success(clock: FakeClock) -> None:
             raise a
         return a
 
-    got = aws.retry_on("delete group", flaky, codes=("DependencyViolation",), timeout=600, delay=5,
-                       report=statuses.append)
+    got = aws.retry_on(
+        "delete group", flaky, codes=("DependencyViolation",), timeout=600, delay=5, report=statuses.append
+    )
     assert got == "ok"
     assert clock.sleeps == [5, 10]  # exponential backoff
     assert statuses == ["retrying: DependencyViolation"] * 2
@@ -181,8 +192,10 @@ def test_retry_on_missing_code_returns_none(clock: FakeClock) -> None:
     def gone() -> None:
         raise client_error("InvalidGroup.NotFound")
 
-    assert aws.retry_on("delete", gone, codes=("DependencyViolation",), timeout=30,
-                        missing=("InvalidGroup.NotFound",)) is None
+    assert (
+        aws.retry_on("delete", gone, codes=("DependencyViolation",), timeout=30, missing=("InvalidGroup.NotFound",))
+        is None
+    )
 
 
 # ----------------------------------------------------------------------------- wait / poll
@@ -214,8 +227,9 @@ def test_wait_by_name_succeeds(moto: None) -> None:
 def test_wait_times_out(moto: None) -> None:
     ec2 = Aws(AwsOptions(region=REGION)).client("ec2")
     with pytest.raises(WaitTimeout, match=r"^Timed out after 3s waiting for security group g$"):
-        aws.wait("security group g", ec2, "security_group_exists", delay=0, timeout=3,
-                 GroupIds=["sg-0123456789abcdef0"])
+        aws.wait(
+            "security group g", ec2, "security_group_exists", delay=0, timeout=3, GroupIds=["sg-0123456789abcdef0"]
+        )
 
 
 def test_wait_terminal_failure_reads_failed_to_wait(moto: None) -> None:
@@ -244,8 +258,7 @@ def test_poll_timeout_names_what_status_and_hint(clock: FakeClock) -> None:
 
     with pytest.raises(WaitTimeout) as info:
         aws.poll("service api", never, timeout=10, delay=3, hint="see the service events")
-    assert str(info.value) == ("Timed out after 10s waiting for service api (0 of 2 healthy). "
-                               "see the service events")
+    assert str(info.value) == ("Timed out after 10s waiting for service api (0 of 2 healthy). see the service events")
     assert checks == [0, 3, 6, 9, 12]
 
 
@@ -329,13 +342,26 @@ def test_failed_calls_are_recorded_too(moto: None) -> None:
     assert [(c.service, c.operation) for c in a.calls] == [("iam", "DeleteRole")]
 
 
-@pytest.mark.parametrize(("operation", "is_write"), [
-    ("DescribeSecurityGroups", False), ("ListTagsLogGroup", False), ("GetRole", False),
-    ("GetCallerIdentity", False), ("LookupEvents", False), ("SearchResources", False),
-    ("CreateRole", True), ("PutRetentionPolicy", True), ("AuthorizeSecurityGroupIngress", True),
-    ("DeleteLogGroup", True), ("TagResource", True), ("UpdateService", True),
-    ("RegisterTaskDefinition", True), ("AttachRolePolicy", True), ("RunInstances", True),
-])
+@pytest.mark.parametrize(
+    ("operation", "is_write"),
+    [
+        ("DescribeSecurityGroups", False),
+        ("ListTagsLogGroup", False),
+        ("GetRole", False),
+        ("GetCallerIdentity", False),
+        ("LookupEvents", False),
+        ("SearchResources", False),
+        ("CreateRole", True),
+        ("PutRetentionPolicy", True),
+        ("AuthorizeSecurityGroupIngress", True),
+        ("DeleteLogGroup", True),
+        ("TagResource", True),
+        ("UpdateService", True),
+        ("RegisterTaskDefinition", True),
+        ("AttachRolePolicy", True),
+        ("RunInstances", True),
+    ],
+)
 def test_is_write(operation: str, is_write: bool) -> None:
     assert Call("x", operation, {}).is_write is is_write
 
@@ -345,7 +371,10 @@ def test_is_write(operation: str, is_write: bool) -> None:
 
 def test_tag_dict_adds_ownership_tags_that_extras_cannot_override() -> None:
     assert tag_dict("demo", {"team": "web", "spotecs:stack": "other"}) == {
-        "team": "web", "spotecs:stack": "demo", "spotecs:managed": "true"}
+        "team": "web",
+        "spotecs:stack": "demo",
+        "spotecs:managed": "true",
+    }
 
 
 def test_tag_list_shapes() -> None:
@@ -356,18 +385,24 @@ def test_tag_list_shapes() -> None:
 
 def test_tags_from_list_reads_both_shapes() -> None:
     assert tags_from_list([{"Key": "a", "Value": "1"}, {"key": "b", "value": "2"}, {"Key": "c"}]) == {
-        "a": "1", "b": "2", "c": ""}
+        "a": "1",
+        "b": "2",
+        "c": "",
+    }
     assert tags_from_list(None) == {}
 
 
-@pytest.mark.parametrize(("tags", "owned"), [
-    ({"spotecs:stack": "demo", "spotecs:managed": "true"}, True),
-    ({"spotecs:stack": "demo", "spotecs:managed": "true", "x": "y"}, True),
-    ({"spotecs:stack": "other", "spotecs:managed": "true"}, False),
-    ({"spotecs:stack": "demo"}, False),
-    ({"spotecs:stack": "demo", "spotecs:managed": "false"}, False),
-    ({}, False),
-])
+@pytest.mark.parametrize(
+    ("tags", "owned"),
+    [
+        ({"spotecs:stack": "demo", "spotecs:managed": "true"}, True),
+        ({"spotecs:stack": "demo", "spotecs:managed": "true", "x": "y"}, True),
+        ({"spotecs:stack": "other", "spotecs:managed": "true"}, False),
+        ({"spotecs:stack": "demo"}, False),
+        ({"spotecs:stack": "demo", "spotecs:managed": "false"}, False),
+        ({}, False),
+    ],
+)
 def test_owned_by(tags: dict[str, str], owned: bool) -> None:
     assert owned_by(tags, "demo") is owned
 

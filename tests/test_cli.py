@@ -56,9 +56,12 @@ def make_io(*, tty: bool = True, answer: bool = True) -> Io:
         questions.append(q)
         return answer
 
-    env = Env(console=Console(file=out, width=200, no_color=True, highlight=False),
-              err=Console(file=err, width=200, no_color=True, highlight=False),
-              stdin_isatty=tty, confirm=confirm)
+    env = Env(
+        console=Console(file=out, width=200, no_color=True, highlight=False),
+        err=Console(file=err, width=200, no_color=True, highlight=False),
+        stdin_isatty=tty,
+        confirm=confirm,
+    )
     return Io(env, out, err, questions)
 
 
@@ -113,15 +116,20 @@ def writes(sessions: list[Aws]) -> list[str]:
 # ----------------------------------------------------------------------------- up
 
 
-def test_up_yes_shows_plan_applies_then_second_up_has_no_changes(moto: None, tweak: Any, runs: list[Aws],
-                                                                  stack_file: Path) -> None:
+def test_up_yes_shows_plan_applies_then_second_up_has_no_changes(
+    moto: None, tweak: Any, runs: list[Aws], stack_file: Path
+) -> None:
     result, io_ = invoke(["up", "-f", str(stack_file), "--yes"])
     assert result.exit_code == 0, io_.stderr
     out = io_.stdout
     assert "spotecs will make these changes to stack demo in us-east-1:" in out
-    for line in ("+ security group demo-lb", "+ security group demo-instances",
-                 "+ IAM role demo-us-east-1-ecs-instance", "+ IAM role demo-us-east-1-ecs-execution",
-                 "+ log group /ecs/demo/api"):
+    for line in (
+        "+ security group demo-lb",
+        "+ security group demo-instances",
+        "+ IAM role demo-us-east-1-ecs-instance",
+        "+ IAM role demo-us-east-1-ecs-execution",
+        "+ log group /ecs/demo/api",
+    ):
         assert line in out
     assert "retention_days = 30" in out
     assert '"source_group": "(known after apply' in out
@@ -139,12 +147,14 @@ def test_up_yes_shows_plan_applies_then_second_up_has_no_changes(moto: None, twe
     assert writes(runs) == []
 
 
-def test_up_shows_update_and_replace_symbols(moto: None, tweak: list[Callable[[Step], None]],
-                                             stack_file: Path, tmp_path: Path) -> None:
+def test_up_shows_update_and_replace_symbols(
+    moto: None, tweak: list[Callable[[Step], None]], stack_file: Path, tmp_path: Path
+) -> None:
     invoke(["up", "-f", str(stack_file), "--yes"])
     changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump({**MINIMAL, "services": {"api": {
-        **MINIMAL["services"]["api"], "log_retention_days": 90}}}))
+    changed.write_text(
+        yaml.safe_dump({**MINIMAL, "services": {"api": {**MINIMAL["services"]["api"], "log_retention_days": 90}}})
+    )
 
     def new_description(step: Step) -> None:
         if step.key == "security-group:instances":
@@ -177,8 +187,9 @@ def test_up_declined_changes_nothing(moto: None, tweak: Any, runs: list[Aws], st
     assert writes(runs) == []
 
 
-def test_up_refuses_without_yes_when_stdin_is_not_a_tty(moto: None, tweak: Any, runs: list[Aws],
-                                                        stack_file: Path) -> None:
+def test_up_refuses_without_yes_when_stdin_is_not_a_tty(
+    moto: None, tweak: Any, runs: list[Aws], stack_file: Path
+) -> None:
     result, io_ = invoke(["up", "-f", str(stack_file)], make_io(tty=False))
     assert result.exit_code == 2
     assert "Error: refusing to change AWS without confirmation: stdin is not a terminal; pass --yes" in io_.stderr
@@ -203,16 +214,18 @@ def test_up_detailed_exitcode(moto: None, tweak: Any, stack_file: Path, applied_
     assert result.exit_code == (0 if applied_first else 2)
 
 
-def test_up_detailed_exitcode_error_is_1(moto: None, tweak: Any, stack_file: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_up_detailed_exitcode_error_is_1(
+    moto: None, tweak: Any, stack_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def denied(self: LogGroup, ctx: Any) -> None:
         raise AwsError(f"describe log group {self.name}", "User is not authorized (AccessDenied)", "AccessDenied")
 
     monkeypatch.setattr(LogGroup, "read", denied)
     result, io_ = invoke(["up", "-f", str(stack_file), "--dry-run", "--detailed-exitcode"])
     assert result.exit_code == 1
-    assert io_.stderr.strip() == ("Error: Failed to describe log group /ecs/demo/api: User is not authorized "
-                                  "(AccessDenied)")
+    assert io_.stderr.strip() == (
+        "Error: Failed to describe log group /ecs/demo/api: User is not authorized (AccessDenied)"
+    )
 
 
 def test_up_detailed_exitcode_config_error_is_1_not_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,17 +247,20 @@ def _no_aws(*args: Any, **kwargs: Any) -> None:
 
 
 BAD_FILES = [
-    ("memory", {**MINIMAL, "services": {"api": {**MINIMAL["services"]["api"], "memory_soft": 1024}}},
-     "services.api.memory_soft: must not exceed memory_hard (512)"),
+    (
+        "memory",
+        {**MINIMAL, "services": {"api": {**MINIMAL["services"]["api"], "memory_soft": 1024}}},
+        "services.api.memory_soft: must not exceed memory_hard (512)",
+    ),
     ("unknown-key", {**MINIMAL, "servics": {}}, "servics: unknown key (did you mean 'services'?)"),
 ]
 
 
 @pytest.mark.parametrize(("data", "message"), [b[1:] for b in BAD_FILES], ids=[b[0] for b in BAD_FILES])
 @pytest.mark.parametrize("command", [["up", "--yes"], ["up", "--dry-run"], ["validate"]])
-def test_config_error_is_one_line_exit_2_and_no_aws_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                         data: dict[str, Any], message: str,
-                                                         command: list[str]) -> None:
+def test_config_error_is_one_line_exit_2_and_no_aws_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: dict[str, Any], message: str, command: list[str]
+) -> None:
     monkeypatch.setattr(Aws, "client", _no_aws)
     f = tmp_path / "bad.yaml"
     f.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -279,8 +295,13 @@ def test_output_json_is_a_parsable_plan(moto: None, tweak: Any, runs: list[Aws],
     doc = json.loads(io_.stdout)
     assert doc["summary"] == {"add": 5, "change": 0, "replace": 0, "destroy": 0}
     by_key = {c["key"]: c for c in doc["changes"]}
-    assert by_key["log-group:api"] == {"key": "log-group:api", "kind": "log group", "name": "/ecs/demo/api",
-                                       "action": "create", "diffs": []}
+    assert by_key["log-group:api"] == {
+        "key": "log-group:api",
+        "kind": "log group",
+        "name": "/ecs/demo/api",
+        "action": "create",
+        "diffs": [],
+    }
     assert any("spot-heavy" in w for w in doc["warnings"])
     assert writes(runs) == []
 
@@ -291,18 +312,23 @@ def test_output_json_needs_dry_run_or_yes(stack_file: Path) -> None:
     assert "--output json needs --dry-run or --yes" in result.output
 
 
-def test_check_problems_exit_2_listing_every_problem(moto: None, tweak: Any, runs: list[Aws], stack_file: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_problems_exit_2_listing_every_problem(
+    moto: None, tweak: Any, runs: list[Aws], stack_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(LogGroup, "check", lambda self, ctx, d, c: ["first problem", "second problem"])
     result, io_ = invoke(["up", "-f", str(stack_file), "--yes"])
     assert result.exit_code == 2
-    assert io_.stderr.splitlines() == ["Error: the stack cannot work as written (2 problem(s)):",
-                                       "  - first problem", "  - second problem"]
+    assert io_.stderr.splitlines() == [
+        "Error: the stack cannot work as written (2 problem(s)):",
+        "  - first problem",
+        "  - second problem",
+    ]
     assert writes(runs) == []
 
 
-def test_apply_failure_exit_1_reports_failed_and_skipped(moto: None, tweak: Any, stack_file: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_apply_failure_exit_1_reports_failed_and_skipped(
+    moto: None, tweak: Any, stack_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def fail(self: Any, ctx: Any, desired: Any) -> None:
         raise AwsError(f"create security group {self.name}", "limit exceeded (RulesPerSecurityGroupLimitExceeded)")
 
@@ -325,8 +351,9 @@ def test_apply_failure_exit_1_reports_failed_and_skipped(moto: None, tweak: Any,
     assert "Plan: 2 to add, 0 to change, 0 to replace, 0 to destroy." in io_.stdout
 
 
-def test_stack_region_used_and_region_and_endpoint_flags_win(tmp_path: Path, stack_file: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stack_region_used_and_region_and_endpoint_flags_win(
+    tmp_path: Path, stack_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[AwsOptions] = []
     real_prepare = spotecs.up.prepare
 
@@ -337,8 +364,9 @@ def test_stack_region_used_and_region_and_endpoint_flags_win(tmp_path: Path, sta
 
     monkeypatch.setattr(spotecs.up, "prepare", spy)
     invoke(["up", "-f", str(stack_file), "--dry-run"])
-    invoke(["up", "-f", str(stack_file), "--dry-run", "--region", "eu-west-1",
-            "--endpoint-url", "http://127.0.0.1:5999"])
+    invoke(
+        ["up", "-f", str(stack_file), "--dry-run", "--region", "eu-west-1", "--endpoint-url", "http://127.0.0.1:5999"]
+    )
     assert [(o.region, o.endpoint_url) for o in seen] == [("us-east-1", None), ("eu-west-1", "http://127.0.0.1:5999")]
 
 
@@ -376,17 +404,30 @@ def _console() -> tuple[Console, io.StringIO]:
 
 
 def test_plan_text_symbols_for_every_action() -> None:
-    plan = Plan([
-        Change("a", "security group", "demo-lb", Action.CREATE, desired={"vpc_id": Unknown("network.vpc_id"),
-                                                                         "_owned": True}),
-        Change("b", "log group", "/ecs/demo/api", Action.UPDATE, [FieldDiff("retention_days", 30, 90)]),
-        Change("c", "launch template", "demo", Action.NEW_VERSION, [FieldDiff("image_id", "ami-1", "ami-2")]),
-        Change("d", "security group", "demo-instances", Action.REPLACE,
-               [FieldDiff("description", "old", "new", forces_replace=True)]),
-        Change("e", "IAM role", "demo-old", Action.DELETE),
-        Change("f", "IAM role", "theirs", Action.NOOP, note="exists without this stack's spotecs tags"),
-        Change("g", "log group", "/ecs/demo/quiet", Action.NOOP),
-    ], warnings=["careful"])
+    plan = Plan(
+        [
+            Change(
+                "a",
+                "security group",
+                "demo-lb",
+                Action.CREATE,
+                desired={"vpc_id": Unknown("network.vpc_id"), "_owned": True},
+            ),
+            Change("b", "log group", "/ecs/demo/api", Action.UPDATE, [FieldDiff("retention_days", 30, 90)]),
+            Change("c", "launch template", "demo", Action.NEW_VERSION, [FieldDiff("image_id", "ami-1", "ami-2")]),
+            Change(
+                "d",
+                "security group",
+                "demo-instances",
+                Action.REPLACE,
+                [FieldDiff("description", "old", "new", forces_replace=True)],
+            ),
+            Change("e", "IAM role", "demo-old", Action.DELETE),
+            Change("f", "IAM role", "theirs", Action.NOOP, note="exists without this stack's spotecs tags"),
+            Change("g", "log group", "/ecs/demo/quiet", Action.NOOP),
+        ],
+        warnings=["careful"],
+    )
     console, buf = _console()
     plan_text(console, plan, "demo", "us-east-1")
     lines = buf.getvalue().splitlines()
@@ -406,18 +447,43 @@ def test_plan_text_symbols_for_every_action() -> None:
 
 
 def test_plan_json_hides_metadata_and_unknowns() -> None:
-    plan = Plan([Change("a", "thing", "n", Action.UPDATE,
-                        [FieldDiff("x", {"k": 1, "_owned": True}, Unknown("u"), True)], note="why")])
+    plan = Plan(
+        [
+            Change(
+                "a",
+                "thing",
+                "n",
+                Action.UPDATE,
+                [FieldDiff("x", {"k": 1, "_owned": True}, Unknown("u"), True)],
+                note="why",
+            )
+        ]
+    )
     doc = json.loads(plan_json(plan))
-    assert doc["changes"] == [{"key": "a", "kind": "thing", "name": "n", "action": "update", "note": "why",
-                               "diffs": [{"path": "x", "old": {"k": 1}, "new": "(known after apply)",
-                                          "forces_replacement": True}]}]
+    assert doc["changes"] == [
+        {
+            "key": "a",
+            "kind": "thing",
+            "name": "n",
+            "action": "update",
+            "note": "why",
+            "diffs": [{"path": "x", "old": {"k": 1}, "new": "(known after apply)", "forces_replacement": True}],
+        }
+    ]
 
 
 def test_result_text_lists_failed_and_skipped() -> None:
-    plan = Plan([Change("a", "thing", "a", Action.CREATE), Change("b", "thing", "b", Action.CREATE),
-                 Change("c", "thing", "c", Action.UPDATE)])
+    plan = Plan(
+        [
+            Change("a", "thing", "a", Action.CREATE),
+            Change("b", "thing", "b", Action.CREATE),
+            Change("c", "thing", "c", Action.UPDATE),
+        ]
+    )
     console, buf = _console()
     result_text(console, plan, ApplyResult(applied=["c"], failed={"a": RuntimeError("boom")}, skipped=["b"]))
-    assert buf.getvalue().splitlines()[1:] == ["Apply failed. 1 step(s) applied, 1 failed, 1 skipped.",
-                                               "  failed  a: boom", "  skipped b"]
+    assert buf.getvalue().splitlines()[1:] == [
+        "Apply failed. 1 step(s) applied, 1 failed, 1 skipped.",
+        "  failed  a: boom",
+        "  skipped b",
+    ]

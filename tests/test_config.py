@@ -43,12 +43,21 @@ ERRORS = [
     # --- unknown keys, with a "did you mean" from the model that owns the key
     ("unknown-top", BASE + "servics: {}\n", "servics", "unknown key (did you mean 'services'?)", 9),
     ("unknown-service-key", _svc("imag: x"), "services.api.imag", "did you mean 'image'?", 9),
-    ("unknown-instances-key", _with_instances("on_demand_percentage: 5"), "instances.on_demand_percentage",
-     "did you mean 'on_demand_percent'?", 5),
-    ("unknown-nested", _svc("health_check: {pth: /x}"), "services.api.health_check.pth",
-     "did you mean 'path'?", 9),
-    ("unknown-in-list", _svc("placement: [{type: spread, fild: x}]"), "services.api.placement.0.fild",
-     "did you mean 'field'?", 9),
+    (
+        "unknown-instances-key",
+        _with_instances("on_demand_percentage: 5"),
+        "instances.on_demand_percentage",
+        "did you mean 'on_demand_percent'?",
+        5,
+    ),
+    ("unknown-nested", _svc("health_check: {pth: /x}"), "services.api.health_check.pth", "did you mean 'path'?", 9),
+    (
+        "unknown-in-list",
+        _svc("placement: [{type: spread, fild: x}]"),
+        "services.api.placement.0.fild",
+        "did you mean 'field'?",
+        9,
+    ),
     ("unknown-no-guess", BASE + "zzzz: 1\n", "zzzz", "unknown key", 9),
     # --- missing and wrong types
     ("missing-stack", "services:\n  api: {image: x, container_port: 80}\n", "stack", "required, but missing", None),
@@ -59,49 +68,121 @@ ERRORS = [
     ("wrong-type-int", _svc("cpu: lots"), "services.api.cpu", "valid integer", 9),
     ("wrong-type-fraction", _svc("cpu: 1.5"), "services.api.cpu", "fractional part", 9),
     ("wrong-type-str", BASE.replace("stack: demo", "stack: 5"), "stack", "valid string", 1),
-    ("bad-literal", _with_instances("spot_allocation_strategy: cheapest"), "instances.spot_allocation_strategy",
-     "price-capacity-optimized", 5),
-    ("bad-duration", _svc("deregistration_delay: soon"), "services.api.deregistration_delay",
-     "'soon' is not a duration", 9),
+    (
+        "bad-literal",
+        _with_instances("spot_allocation_strategy: cheapest"),
+        "instances.spot_allocation_strategy",
+        "price-capacity-optimized",
+        5,
+    ),
+    (
+        "bad-duration",
+        _svc("deregistration_delay: soon"),
+        "services.api.deregistration_delay",
+        "'soon' is not a duration",
+        9,
+    ),
     ("bad-pattern-stack", BASE.replace("stack: demo", "stack: Demo"), "stack", "'Demo' is not valid here", 1),
     ("bad-region", BASE.replace("region: us-east-1", "region: useast"), "region", "'useast' is not valid", 2),
     ("bad-service-name", BASE.replace("  api:", "  API:"), "services.API", "'API' is not valid here", 6),
     ("bad-ami", _with_instances("ami: al2024"), "instances.ami", "did you mean 'al2023'?", 5),
     ("bad-retention", _svc("log_retention_days: 31"), "services.api.log_retention_days", "nearest: 30", 9),
-    ("bad-secret-arn", _svc("secrets: {DB: plain}"), "services.api.secrets",
-     "'plain' is not the ARN of a Secrets Manager secret", 9),
+    (
+        "bad-secret-arn",
+        _svc("secrets: {DB: plain}"),
+        "services.api.secrets",
+        "'plain' is not the ARN of a Secrets Manager secret",
+        9,
+    ),
     ("reserved-tag", BASE + "tags: {'spotecs:x': y}\n", "tags", "reserved", 9),
-    ("duplicate-type", BASE.replace("[t3.small]", "[t3.small, t3.small]"), "instances.types",
-     "listed twice: t3.small", 4),
+    (
+        "duplicate-type",
+        BASE.replace("[t3.small]", "[t3.small, t3.small]"),
+        "instances.types",
+        "listed twice: t3.small",
+        4,
+    ),
     ("no-types", BASE.replace("[t3.small]", "[]"), "instances.types", "at least 1 item", 4),
     # --- out of range
-    ("port-range", _svc("container_port: 70000").replace("    container_port: 3000\n", ""),
-     "services.api.container_port", "less than or equal to 65535", 8),
-    ("percent-range", _with_instances("on_demand_percent: 101"), "instances.on_demand_percent",
-     "less than or equal to 100", 5),
+    (
+        "port-range",
+        _svc("container_port: 70000").replace("    container_port: 3000\n", ""),
+        "services.api.container_port",
+        "less than or equal to 65535",
+        8,
+    ),
+    (
+        "percent-range",
+        _with_instances("on_demand_percent: 101"),
+        "instances.on_demand_percent",
+        "less than or equal to 100",
+        5,
+    ),
     ("disk-range", _with_instances("disk_gib: 8"), "instances.disk_gib", "greater than or equal to 30", 5),
-    ("max-percent-range", _svc("deployment: {max_percent: 300}"), "services.api.deployment.max_percent",
-     "less than or equal to 200", 9),
+    (
+        "max-percent-range",
+        _svc("deployment: {max_percent: 300}"),
+        "services.api.deployment.max_percent",
+        "less than or equal to 200",
+        9,
+    ),
     # --- cross-field
-    ("memory-soft-over-hard", _svc("memory_soft: 1024"), "services.api.memory_soft",
-     "must not exceed memory_hard (512)", 9),
-    ("memory-none", _svc("memory_soft: null\nmemory_hard: null"), "services.api.memory_soft",
-     "set memory_soft, memory_hard or both", 9),
+    (
+        "memory-soft-over-hard",
+        _svc("memory_soft: 1024"),
+        "services.api.memory_soft",
+        "must not exceed memory_hard (512)",
+        9,
+    ),
+    (
+        "memory-none",
+        _svc("memory_soft: null\nmemory_hard: null"),
+        "services.api.memory_soft",
+        "set memory_soft, memory_hard or both",
+        9,
+    ),
     ("instances-min-max", _with_instances("min: 5\nmax: 2"), "instances.min", "must not exceed max (2)", 5),
     ("instances-desired", _with_instances("desired: 9"), "instances.desired", "between min (1) and max (4)", 5),
-    ("health-timeout", _svc("health_check: {interval: 5, timeout: 5}"), "services.api.health_check.timeout",
-     "shorter than interval (5s)", 9),
+    (
+        "health-timeout",
+        _svc("health_check: {interval: 5, timeout: 5}"),
+        "services.api.health_check.timeout",
+        "shorter than interval (5s)",
+        9,
+    ),
     ("subnets-need-vpc", BASE + "network: {subnets: [subnet-0a]}\n", "network.subnets", "set network.vpc_id", 9),
-    ("binpack-field", _svc("placement: [{type: binpack, field: attribute:x}]"), "services.api.placement.0.field",
-     "cpu or memory", 9),
-    ("second-web-no-routing", BASE + "  web:\n    image: x\n    container_port: 80\n", "services.web.routing",
-     "only the first web service (api)", 9),
-    ("worker-routing", "stack: demo\nservices:\n  w:\n    image: x\n    routing: {paths: [/a]}\n",
-     "services.w.routing", "worker", 5),
-    ("worker-requests-scaling",
-     "stack: demo\nservices:\n  w:\n    image: x\n    scaling: {min: 1, max: 2, target_tracking: "
-     "[{metric: requests, target: 100}]}\n", "services.w.scaling.target_tracking", "needs a load balancer", 5),
-    ("step-scaling-gap", _svc("""
+    (
+        "binpack-field",
+        _svc("placement: [{type: binpack, field: attribute:x}]"),
+        "services.api.placement.0.field",
+        "cpu or memory",
+        9,
+    ),
+    (
+        "second-web-no-routing",
+        BASE + "  web:\n    image: x\n    container_port: 80\n",
+        "services.web.routing",
+        "only the first web service (api)",
+        9,
+    ),
+    (
+        "worker-routing",
+        "stack: demo\nservices:\n  w:\n    image: x\n    routing: {paths: [/a]}\n",
+        "services.w.routing",
+        "worker",
+        5,
+    ),
+    (
+        "worker-requests-scaling",
+        "stack: demo\nservices:\n  w:\n    image: x\n    scaling: {min: 1, max: 2, target_tracking: "
+        "[{metric: requests, target: 100}]}\n",
+        "services.w.scaling.target_tracking",
+        "needs a load balancer",
+        5,
+    ),
+    (
+        "step-scaling-gap",
+        _svc("""
         scaling:
           min: 1
           max: 3
@@ -109,42 +190,103 @@ ERRORS = [
             - name: s
               alarm: {namespace: n, metric: m, threshold: 1}
               steps: [{lower: 0, upper: 10, change: 1}, {lower: 20, change: 2}]
-        """), "services.api.scaling.step_scaling.0.steps", "must be contiguous", 15),
-    ("long-target-group-name", BASE.replace("  api:", "  a-very-long-service-name-xyz"
-                                            + ":"), "services.a-very-long-service-name-xyz",
-     "longer than the 32 characters", 6),
+        """),
+        "services.api.scaling.step_scaling.0.steps",
+        "must be contiguous",
+        15,
+    ),
+    (
+        "long-target-group-name",
+        BASE.replace("  api:", "  a-very-long-service-name-xyz" + ":"),
+        "services.a-very-long-service-name-xyz",
+        "longer than the 32 characters",
+        6,
+    ),
     # --- the article's traps
-    ("deployment-1-task-50-150", _svc("desired_count: 1\ndeployment: {min_healthy_percent: 50, max_percent: 150}"),
-     "services.api.deployment", "with 1 task(s)", 10),
-    ("deployment-trap-dashed-service-name",
-     BASE.replace("  api:", "  my-api:") + "    desired_count: 1\n    deployment: {min_healthy_percent: 50, "
-     "max_percent: 150}\n", "services.my-api.deployment", "with 1 task(s)", 10),
-    ("deployment-trap-within-scaling-range",
-     _svc("desired_count: 2\ndeployment: {min_healthy_percent: 50, max_percent: 150}\nscaling: {min: 1, max: 4}"),
-     "services.api.deployment", "can never make progress", 10),
-    ("stop-timeout-over-notice", _with_instances("container_stop_timeout: 3m"), "instances.container_stop_timeout",
-     "180s is longer than the 2-minute spot notice", 5),
-    ("service-stop-timeout-range", _svc("stop_timeout: 121"), "services.api.stop_timeout",
-     "less than or equal to 120", 9),
-    ("deregistration-plus-stop", _svc("deregistration_delay: 90"), "services.api.deregistration_delay",
-     "90s of draining plus a 60s stop timeout", 9),
-    ("service-stop-plus-default-delay", _svc("stop_timeout: 100"), "services.api.deregistration_delay",
-     "30s of draining plus a 100s stop timeout", 6),
-    ("agent-auth-data", _with_instances("ecs_agent: {ECS_ENGINE_AUTH_DATA: x}"), "instances.ecs_agent",
-     "ECS_ENGINE_AUTH_DATA: registry credentials must not go into user data", 5),
-    ("agent-auth-type", _with_instances("ecs_agent: {ECS_ENGINE_AUTH_TYPE: docker}"), "instances.ecs_agent",
-     "Secrets Manager", 5),
-    ("environment-auth", _svc("environment: {ECS_ENGINE_AUTH_DATA: x}"), "services.api.environment",
-     "registry credentials must not go into user data", 9),
-    ("agent-managed-key", _with_instances("ecs_agent: {ECS_CLUSTER: other}"), "instances.ecs_agent",
-     "set by spotecs", 5),
+    (
+        "deployment-1-task-50-150",
+        _svc("desired_count: 1\ndeployment: {min_healthy_percent: 50, max_percent: 150}"),
+        "services.api.deployment",
+        "with 1 task(s)",
+        10,
+    ),
+    (
+        "deployment-trap-dashed-service-name",
+        BASE.replace("  api:", "  my-api:") + "    desired_count: 1\n    deployment: {min_healthy_percent: 50, "
+        "max_percent: 150}\n",
+        "services.my-api.deployment",
+        "with 1 task(s)",
+        10,
+    ),
+    (
+        "deployment-trap-within-scaling-range",
+        _svc("desired_count: 2\ndeployment: {min_healthy_percent: 50, max_percent: 150}\nscaling: {min: 1, max: 4}"),
+        "services.api.deployment",
+        "can never make progress",
+        10,
+    ),
+    (
+        "stop-timeout-over-notice",
+        _with_instances("container_stop_timeout: 3m"),
+        "instances.container_stop_timeout",
+        "180s is longer than the 2-minute spot notice",
+        5,
+    ),
+    (
+        "service-stop-timeout-range",
+        _svc("stop_timeout: 121"),
+        "services.api.stop_timeout",
+        "less than or equal to 120",
+        9,
+    ),
+    (
+        "deregistration-plus-stop",
+        _svc("deregistration_delay: 90"),
+        "services.api.deregistration_delay",
+        "90s of draining plus a 60s stop timeout",
+        9,
+    ),
+    (
+        "service-stop-plus-default-delay",
+        _svc("stop_timeout: 100"),
+        "services.api.deregistration_delay",
+        "30s of draining plus a 100s stop timeout",
+        6,
+    ),
+    (
+        "agent-auth-data",
+        _with_instances("ecs_agent: {ECS_ENGINE_AUTH_DATA: x}"),
+        "instances.ecs_agent",
+        "ECS_ENGINE_AUTH_DATA: registry credentials must not go into user data",
+        5,
+    ),
+    (
+        "agent-auth-type",
+        _with_instances("ecs_agent: {ECS_ENGINE_AUTH_TYPE: docker}"),
+        "instances.ecs_agent",
+        "Secrets Manager",
+        5,
+    ),
+    (
+        "environment-auth",
+        _svc("environment: {ECS_ENGINE_AUTH_DATA: x}"),
+        "services.api.environment",
+        "registry credentials must not go into user data",
+        9,
+    ),
+    (
+        "agent-managed-key",
+        _with_instances("ecs_agent: {ECS_CLUSTER: other}"),
+        "instances.ecs_agent",
+        "set by spotecs",
+        5,
+    ),
     ("agent-not-ecs", _with_instances("ecs_agent: {FOO: x}"), "instances.ecs_agent", "not an ECS agent setting", 5),
 ]
 
 
 @pytest.mark.parametrize(("text", "path", "fragment", "line"), [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
-def test_bad_stack_file_is_one_line_with_path_and_line(text: str, path: str, fragment: str,
-                                                       line: int | None) -> None:
+def test_bad_stack_file_is_one_line_with_path_and_line(text: str, path: str, fragment: str, line: int | None) -> None:
     with pytest.raises(ConfigError) as info:
         parse(text, file="stack.yaml")
     e = info.value
@@ -178,12 +320,15 @@ def test_yaml_syntax_error_names_line_and_column(text: str, fragment: str, where
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ("", "the file is empty"),
-    ("# only a comment\n", "the file is empty"),
-    ("- a\n- b\n", "top level must be a mapping"),
-    ("just text\n", "top level must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "the file is empty"),
+        ("# only a comment\n", "the file is empty"),
+        ("- a\n- b\n", "top level must be a mapping"),
+        ("just text\n", "top level must be a mapping"),
+    ],
+)
 def test_empty_or_non_mapping_document(text: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment) as info:
         parse(text, file="stack.yaml")
@@ -239,9 +384,18 @@ def test_minimal_stack_defaults() -> None:
     assert s.services["api"].log_retention_days == 30
 
 
-@pytest.mark.parametrize(("value", "seconds"), [
-    (90, 90), ("90", 90), ("90s", 90), ("1m", 60), ("1m30s", 90), (" 2m ", 120), ("0s", 0),
-])
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (90, 90),
+        ("90", 90),
+        ("90s", 90),
+        ("1m", 60),
+        ("1m30s", 90),
+        (" 2m ", 120),
+        ("0s", 0),
+    ],
+)
 def test_durations(value: object, seconds: int) -> None:
     assert parse_duration(value) == seconds
 
@@ -286,8 +440,7 @@ def test_environment_values_become_strings_and_command_splits() -> None:
 
 
 def test_yaml_merge_keys_share_settings_between_services() -> None:
-    text = BASE.replace("  api:\n", "  api: &web\n") + (
-        "  admin:\n    <<: *web\n    routing: {paths: [/admin/*]}\n")
+    text = BASE.replace("  api:\n", "  api: &web\n") + ("  admin:\n    <<: *web\n    routing: {paths: [/admin/*]}\n")
     s = parse(text)
     assert s.services["admin"].image == "bitnami/node-example:0.0.1"
     assert s.services["admin"].container_port == 3000
@@ -309,14 +462,17 @@ def test_config_module_makes_no_aws_call(monkeypatch: pytest.MonkeyPatch) -> Non
 # ----------------------------------------------------------------------------- warnings
 
 
-@pytest.mark.parametrize(("instances", "service", "fragment"), [
-    ("", "", "100 with a spot-heavy mix (80% spot)"),
-    ("on_demand_percent: 50", "", "(50% spot)"),
-    ("on_demand_percent: 0", "", "(100% spot)"),
-    ("on_demand_percent: 100", "deployment: {min_healthy_percent: 0}", "expect downtime"),
-    ("on_demand_percent: 100", "desired_count: 1\ndeployment: {min_healthy_percent: 50}", None),
-    ("on_demand_percent: 100", "desired_count: 1\ndeployment: {min_healthy_percent: 40}", None),
-])
+@pytest.mark.parametrize(
+    ("instances", "service", "fragment"),
+    [
+        ("", "", "100 with a spot-heavy mix (80% spot)"),
+        ("on_demand_percent: 50", "", "(50% spot)"),
+        ("on_demand_percent: 0", "", "(100% spot)"),
+        ("on_demand_percent: 100", "deployment: {min_healthy_percent: 0}", "expect downtime"),
+        ("on_demand_percent: 100", "desired_count: 1\ndeployment: {min_healthy_percent: 50}", None),
+        ("on_demand_percent: 100", "desired_count: 1\ndeployment: {min_healthy_percent: 40}", None),
+    ],
+)
 def test_warnings(instances: str, service: str, fragment: str | None) -> None:
     text = _with_instances(instances) if instances else BASE
     if service:

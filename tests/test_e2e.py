@@ -74,8 +74,10 @@ def up(sandbox: Sandbox, stack_file: Path, *args: str) -> UpRun:
         mp.setattr(spotecs.up, "Aws", Recording)
         mp.setattr(spotecs.up, "Timeouts", lambda: FAST)
         result = CliRunner().invoke(
-            cli, ["up", "-f", str(stack_file), "--endpoint-url", sandbox.endpoint_url, *args],
-            obj=Env(stdin_isatty=False))
+            cli,
+            ["up", "-f", str(stack_file), "--endpoint-url", sandbox.endpoint_url, *args],
+            obj=Env(stdin_isatty=False),
+        )
     assert len(opened) <= 1
     return UpRun(result.exit_code, result.output, opened[0] if opened else None)
 
@@ -106,6 +108,7 @@ def article(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Deplo
 
 # --- issue 3: the compute layer ------------------------------------------------------
 
+
 def test_article_compute_layer(sandbox: Sandbox, article: Deployed) -> None:
     ec2, asg, ecs = sandbox.client("ec2"), sandbox.client("autoscaling"), sandbox.client("ecs")
     group_name = f"{article.name}-instances"
@@ -113,7 +116,8 @@ def test_article_compute_layer(sandbox: Sandbox, article: Deployed) -> None:
     # Launch template: t3.small, and user data that writes the article's three agent settings.
     [template] = ec2.describe_launch_templates(LaunchTemplateNames=[group_name])["LaunchTemplates"]
     [version] = ec2.describe_launch_template_versions(
-        LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Default"])["LaunchTemplateVersions"]
+        LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Default"]
+    )["LaunchTemplateVersions"]
     data = version["LaunchTemplateData"]
     assert data["InstanceType"] == "t3.small"
     script = base64.b64decode(data["UserData"]).decode()
@@ -143,8 +147,7 @@ def test_article_compute_layer(sandbox: Sandbox, article: Deployed) -> None:
     assert cluster["status"] == "ACTIVE"
     assert {"name": "containerInsights", "value": "enabled"} in cluster["settings"]
     [provider_name] = cluster["capacityProviders"]
-    assert cluster["defaultCapacityProviderStrategy"] == [
-        {"capacityProvider": provider_name, "weight": 1, "base": 0}]
+    assert cluster["defaultCapacityProviderStrategy"] == [{"capacityProvider": provider_name, "weight": 1, "base": 0}]
     [provider] = ecs.describe_capacity_providers(capacityProviders=[provider_name])["capacityProviders"]
     auto = provider["autoScalingGroupProvider"]
     assert auto["autoScalingGroupArn"] == group["AutoScalingGroupARN"]
@@ -154,8 +157,9 @@ def test_article_compute_layer(sandbox: Sandbox, article: Deployed) -> None:
 
     # The (simulated) agent on each instance joined the cluster; the mix put one on spot.
     arns = ecs.list_container_instances(cluster=article.cluster)["containerInstanceArns"]
-    registered = ecs.describe_container_instances(cluster=article.cluster,
-                                                  containerInstances=arns)["containerInstances"]
+    registered = ecs.describe_container_instances(cluster=article.cluster, containerInstances=arns)[
+        "containerInstances"
+    ]
     instance_ids = sorted(ci["ec2InstanceId"] for ci in registered)
     assert instance_ids == sorted(i["InstanceId"] for i in group["Instances"])
     reservations = ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
@@ -174,19 +178,26 @@ def test_new_template_version_is_what_the_group_launches_next(sandbox: Sandbox, 
     assert second.code == 0, second.output
     # The timeout is also each container's stop timeout: a new revision and a deployment too.
     writes = [c.operation for c in second.writes()]
-    assert sorted(writes) == ["CreateLaunchTemplateVersion", "ModifyLaunchTemplate", "RegisterTaskDefinition",
-                              "UpdateService"]
+    assert sorted(writes) == [
+        "CreateLaunchTemplateVersion",
+        "ModifyLaunchTemplate",
+        "RegisterTaskDefinition",
+        "UpdateService",
+    ]
     assert writes.index("CreateLaunchTemplateVersion") < writes.index("ModifyLaunchTemplate")
     ec2, asg, ecs = sandbox.client("ec2"), sandbox.client("autoscaling"), sandbox.client("ecs")
-    [version] = ec2.describe_launch_template_versions(
-        LaunchTemplateName=f"{name}-instances", Versions=["$Default"])["LaunchTemplateVersions"]
+    [version] = ec2.describe_launch_template_versions(LaunchTemplateName=f"{name}-instances", Versions=["$Default"])[
+        "LaunchTemplateVersions"
+    ]
     assert version["VersionNumber"] == 2
     assert "ECS_CONTAINER_STOP_TIMEOUT=90s" in base64.b64decode(version["LaunchTemplateData"]["UserData"]).decode()
 
     # The capacity provider scales out: the new instance starts from version 2 and joins.
     group = f"{name}-instances"
-    old = {i["InstanceId"] for i in
-           asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["Instances"]}
+    old = {
+        i["InstanceId"]
+        for i in asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["Instances"]
+    }
     asg.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=3)
     instances = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["Instances"]
     [new] = {i["InstanceId"] for i in instances} - old
@@ -199,6 +210,7 @@ def test_new_template_version_is_what_the_group_launches_next(sandbox: Sandbox, 
 
 
 # --- issue 4: the workload layer -----------------------------------------------------
+
 
 def test_article_workload_layer(sandbox: Sandbox, article: Deployed) -> None:
     elbv2, ecs = sandbox.client("elbv2"), sandbox.client("ecs")
@@ -231,12 +243,16 @@ def test_article_workload_layer(sandbox: Sandbox, article: Deployed) -> None:
     assert service["runningCount"] == service["desiredCount"] == 2
     [cluster] = ecs.describe_clusters(clusters=[article.cluster])["clusters"]
     assert service["capacityProviderStrategy"] == [
-        {"capacityProvider": cluster["capacityProviders"][0], "weight": 1, "base": 0}]
-    assert service["placementStrategy"] == [{"type": "binpack", "field": "cpu"},
-                                            {"type": "spread", "field": "attribute:ecs.availability-zone"}]
+        {"capacityProvider": cluster["capacityProviders"][0], "weight": 1, "base": 0}
+    ]
+    assert service["placementStrategy"] == [
+        {"type": "binpack", "field": "cpu"},
+        {"type": "spread", "field": "attribute:ecs.availability-zone"},
+    ]
     assert service["healthCheckGracePeriodSeconds"] == 60
     assert service["loadBalancers"] == [
-        {"targetGroupArn": tg["TargetGroupArn"], "containerName": SERVICE, "containerPort": 3000}]
+        {"targetGroupArn": tg["TargetGroupArn"], "containerName": SERVICE, "containerPort": 3000}
+    ]
     health = elbv2.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"]
     assert [h["TargetHealth"]["State"] for h in health] == ["healthy", "healthy"]
 
@@ -278,7 +294,7 @@ def test_new_image_is_one_revision_and_one_service_update(sandbox: Sandbox, tmp_
     assert update["taskDefinition"] == revisions[1]
 
     # `up` returned only once the new revision ran at the desired count behind the target group.
-    status = second.output[second.output.index("updating ECS service"):]
+    status = second.output[second.output.index("updating ECS service") :]
     assert "service:demo-api: running 2/2, targets healthy 2/2" in status
     cluster = f"{name}-cluster"
     [service] = ecs.describe_services(cluster=cluster, services=[family])["services"]
@@ -294,6 +310,7 @@ def test_new_image_is_one_revision_and_one_service_update(sandbox: Sandbox, tmp_
 
 
 # --- the production example ----------------------------------------------------------
+
 
 def test_production_example_comes_up_and_is_stable(sandbox: Sandbox, tmp_path: Path) -> None:
     name = "e2e-shop"
@@ -323,6 +340,7 @@ def test_production_example_comes_up_and_is_stable(sandbox: Sandbox, tmp_path: P
 
 
 # --- the CLI's guards over HTTP ------------------------------------------------------
+
 
 def test_dry_run_detailed_exitcode_over_http(sandbox: Sandbox, tmp_path: Path) -> None:
     path = stack_file(tmp_path, "e2e-dry")

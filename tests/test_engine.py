@@ -50,11 +50,20 @@ class Thing(Step):
 
     kind = "thing"
 
-    def __init__(self, key: str, cloud: Cloud, *, depends_on: Collection[str] = (),
-                 settings: dict[str, Any] | None = None, uses: Collection[str] = (),
-                 replace_on: Collection[str] = (), versioned: bool = False,
-                 hooks: dict[str, Callable[[], None]] | None = None,
-                 problems: list[str] | None = None, data_only: bool = False) -> None:
+    def __init__(
+        self,
+        key: str,
+        cloud: Cloud,
+        *,
+        depends_on: Collection[str] = (),
+        settings: dict[str, Any] | None = None,
+        uses: Collection[str] = (),
+        replace_on: Collection[str] = (),
+        versioned: bool = False,
+        hooks: dict[str, Callable[[], None]] | None = None,
+        problems: list[str] | None = None,
+        data_only: bool = False,
+    ) -> None:
         super().__init__(key, f"demo-{key}", (*depends_on, *(u for u in uses if u not in depends_on)))
         self.cloud = cloud
         self.settings = dict(settings or {"size": 1})
@@ -91,8 +100,7 @@ class Thing(Step):
             self.cloud.resources[self.key] = {**desired, "id": rid, "revision": 1, "_owned": True}
         return {"id": rid, "revision": 1}
 
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-               change: Change) -> dict[str, Any]:
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         assert not has_unknown(desired), f"{self.key} updated with unresolved values: {desired}"
         self.seen_desired.append(desired)
         self.cloud.record("update", self.key)
@@ -141,13 +149,21 @@ DIFFS = [
     ("missing-in-current", {"a": 1}, {}, [("a", None, 1)]),
     ("current-extras-are-outputs", {"a": 1}, {"a": 1, "id": "i-1", "arn": "arn:x"}, []),
     ("metadata-keys-ignored", {"a": 1, "_note": "x"}, {"a": 1, "_owned": False}, []),
-    ("nested-key-by-key", {"hc": {"path": "/", "interval": 30}}, {"hc": {"path": "/x", "interval": 30}},
-     [("hc.path", "/x", "/")]),
+    (
+        "nested-key-by-key",
+        {"hc": {"path": "/", "interval": 30}},
+        {"hc": {"path": "/x", "interval": 30}},
+        [("hc.path", "/x", "/")],
+    ),
     ("nested-two-changes", {"n": {"a": 1, "b": 2}}, {"n": {"a": 0, "b": 0}}, [("n.a", 0, 1), ("n.b", 0, 2)]),
     ("list-as-a-whole", {"l": [1, 2]}, {"l": [2, 1]}, [("l", [2, 1], [1, 2])]),
     ("list-equal", {"l": [{"k": 1}]}, {"l": [{"k": 1}]}, []),
-    ("list-of-dicts-extra-key-differs", {"l": [{"k": 1}]}, {"l": [{"k": 1, "x": 2}]},
-     [("l", [{"k": 1, "x": 2}], [{"k": 1}])]),
+    (
+        "list-of-dicts-extra-key-differs",
+        {"l": [{"k": 1}]},
+        {"l": [{"k": 1, "x": 2}]},
+        [("l", [{"k": 1, "x": 2}], [{"k": 1}])],
+    ),
     ("none-matches-empty", {"a": None, "b": None, "c": None, "d": None}, {"a": "", "b": [], "c": {}}, []),
     ("none-vs-value", {"a": None}, {"a": 30}, [("a", 30, None)]),
     ("zero-is-not-none", {"a": None}, {"a": 0}, [("a", 0, None)]),
@@ -186,31 +202,56 @@ CHOICES = [
 ]
 
 
-@pytest.mark.parametrize(("desired", "current", "replace_on", "versioned", "action", "forced"),
-                         [c[1:] for c in CHOICES], ids=[c[0] for c in CHOICES])
-def test_choose_action(desired: dict[str, Any] | None, current: dict[str, Any] | None,
-                       replace_on: tuple[str, ...], versioned: bool, action: Action, forced: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("desired", "current", "replace_on", "versioned", "action", "forced"),
+    [c[1:] for c in CHOICES],
+    ids=[c[0] for c in CHOICES],
+)
+def test_choose_action(
+    desired: dict[str, Any] | None,
+    current: dict[str, Any] | None,
+    replace_on: tuple[str, ...],
+    versioned: bool,
+    action: Action,
+    forced: list[str],
+) -> None:
     got, diffs = choose_action(desired, current, replace_on, versioned)
     assert got is action
     assert [d.path for d in diffs if d.forces_replace] == forced
 
 
-@pytest.mark.parametrize(("action", "symbol", "verb", "past"), [
-    (Action.CREATE, "+", "create", "created"),
-    (Action.UPDATE, "~", "update", "updated"),
-    (Action.NEW_VERSION, "~", "new version", "new version"),
-    (Action.REPLACE, "-/+", "replace", "replaced"),
-    (Action.DELETE, "-", "delete", "deleted"),
-    (Action.NOOP, " ", "no-op", "unchanged"),
-])
+@pytest.mark.parametrize(
+    ("action", "symbol", "verb", "past"),
+    [
+        (Action.CREATE, "+", "create", "created"),
+        (Action.UPDATE, "~", "update", "updated"),
+        (Action.NEW_VERSION, "~", "new version", "new version"),
+        (Action.REPLACE, "-/+", "replace", "replaced"),
+        (Action.DELETE, "-", "delete", "deleted"),
+        (Action.NOOP, " ", "no-op", "unchanged"),
+    ],
+)
 def test_action_symbols(action: Action, symbol: str, verb: str, past: str) -> None:
     assert (action.symbol, action.verb, action.past) == (symbol, verb, past)
 
 
 def test_plan_summary_counts() -> None:
-    p = Plan([Change(str(i), "thing", str(i), a) for i, a in enumerate(
-        [Action.CREATE, Action.CREATE, Action.UPDATE, Action.NEW_VERSION, Action.REPLACE, Action.DELETE,
-         Action.NOOP])])
+    p = Plan(
+        [
+            Change(str(i), "thing", str(i), a)
+            for i, a in enumerate(
+                [
+                    Action.CREATE,
+                    Action.CREATE,
+                    Action.UPDATE,
+                    Action.NEW_VERSION,
+                    Action.REPLACE,
+                    Action.DELETE,
+                    Action.NOOP,
+                ]
+            )
+        ]
+    )
     assert p.counts() == {"add": 2, "change": 2, "replace": 1, "destroy": 1}
     assert p.summary() == "Plan: 2 to add, 2 to change, 1 to replace, 1 to destroy."
     assert p.has_changes
@@ -228,8 +269,11 @@ def _fake(key: str, *deps: str) -> Step:
 # (id, steps as (key, deps...), constraint pairs (before, after) or an error fragment)
 ORDERS = [
     ("chain", [("c", "b"), ("b", "a"), ("a",)], [("a", "b"), ("b", "c")]),
-    ("diamond", [("top",), ("l", "top"), ("r", "top"), ("bottom", "l", "r")],
-     [("top", "l"), ("top", "r"), ("l", "bottom"), ("r", "bottom")]),
+    (
+        "diamond",
+        [("top",), ("l", "top"), ("r", "top"), ("bottom", "l", "r")],
+        [("top", "l"), ("top", "r"), ("l", "bottom"), ("r", "bottom")],
+    ),
     ("independent", [("x",), ("y",)], []),
     ("cycle", [("a", "b"), ("b", "a")], "dependency cycle"),
     ("self-cycle", [("a", "a")], "dependency cycle"),
@@ -277,8 +321,7 @@ def test_plan_reads_run_in_parallel() -> None:
     def meet() -> None:
         barrier.wait(timeout=10)  # BrokenBarrierError unless both reads run at once
 
-    steps: list[Step] = [Thing("a", cloud, hooks={"read": meet}),
-                         Thing("b", cloud, uses=["a"], hooks={"read": meet})]
+    steps: list[Step] = [Thing("a", cloud, hooks={"read": meet}), Thing("b", cloud, uses=["a"], hooks={"read": meet})]
     p = plan(steps, ctx())
     assert len(p.changes) == 2
 
@@ -307,8 +350,13 @@ def test_plan_each_action_with_field_diffs() -> None:
         Thing("rev", cloud, settings={"size": 5}, versioned=True),
     ]
     p = plan(steps, ctx())
-    assert actions(p) == {"new": Action.CREATE, "same": Action.NOOP, "grow": Action.UPDATE,
-                          "move": Action.REPLACE, "rev": Action.NEW_VERSION}
+    assert actions(p) == {
+        "new": Action.CREATE,
+        "same": Action.NOOP,
+        "grow": Action.UPDATE,
+        "move": Action.REPLACE,
+        "rev": Action.NEW_VERSION,
+    }
     assert p.get("grow").diffs == [FieldDiff("size", 1, 2)]
     assert p.get("move").diffs == [FieldDiff("zone", "a", "b", True)]
     assert p.summary() == "Plan: 1 to add, 2 to change, 1 to replace, 0 to destroy."
@@ -325,8 +373,7 @@ def test_plan_outputs_of_replaced_upstream_are_unknown() -> None:
     cloud = Cloud()
     cloud.resources["a"] = {"size": 1, "id": "i-a", "_owned": True}
     cloud.resources["b"] = {"size": 1, "a_id": "i-a", "id": "i-b", "_owned": True}
-    steps: list[Step] = [Thing("a", cloud, settings={"size": 2}, replace_on=["size"]),
-                         Thing("b", cloud, uses=["a"])]
+    steps: list[Step] = [Thing("a", cloud, settings={"size": 2}, replace_on=["size"]), Thing("b", cloud, uses=["a"])]
     p = plan(steps, ctx())
     assert p.get("a").action is Action.REPLACE
     assert p.get("b").action is Action.UPDATE
@@ -369,8 +416,11 @@ def test_check_problems_are_all_collected_before_any_write() -> None:
     ]
     with pytest.raises(CheckError) as info:
         plan(steps, ctx())
-    assert info.value.problems == ["task api needs 4096 MiB; the largest instance type has 2048",
-                                   "AMI is arm64 but t3.small is x86_64", "third problem"]
+    assert info.value.problems == [
+        "task api needs 4096 MiB; the largest instance type has 2048",
+        "AMI is arm64 but t3.small is x86_64",
+        "third problem",
+    ]
     assert info.value.exit_code == 2
     assert cloud.ops("create", "update", "delete") == []
 
@@ -473,8 +523,11 @@ def test_apply_runs_independent_steps_in_parallel() -> None:
     def meet() -> None:
         barrier.wait(timeout=10)  # BrokenBarrierError unless both creates run at once
 
-    steps: list[Step] = [Thing("x", cloud, hooks={"create": meet}), Thing("y", cloud, hooks={"create": meet}),
-                         Thing("z", cloud, uses=["x", "y"])]
+    steps: list[Step] = [
+        Thing("x", cloud, hooks={"create": meet}),
+        Thing("y", cloud, hooks={"create": meet}),
+        Thing("z", cloud, uses=["x", "y"]),
+    ]
     _, result = run(steps)
     assert result.failed == {}
     assert sorted(result.applied) == ["x", "y", "z"]
@@ -552,8 +605,12 @@ def test_apply_does_not_touch_noop_steps() -> None:
 
 def test_destroy_plans_delete_for_what_exists_and_deletes_in_reverse_order() -> None:
     cloud = Cloud()
-    steps: list[Step] = [Thing("vpc-ish", cloud), Thing("sg", cloud, uses=["vpc-ish"]),
-                         Thing("lb", cloud, uses=["sg"]), Thing("absent", cloud)]
+    steps: list[Step] = [
+        Thing("vpc-ish", cloud),
+        Thing("sg", cloud, uses=["vpc-ish"]),
+        Thing("lb", cloud, uses=["sg"]),
+        Thing("absent", cloud),
+    ]
     run(steps[:3])
     cloud.log.clear()
     p, result = run(steps, destroy=True)
@@ -572,8 +629,7 @@ def test_destroy_failure_keeps_upstreams() -> None:
     def boom() -> None:
         raise RuntimeError("DependencyViolation")
 
-    steps: list[Step] = [Thing("a", cloud), Thing("b", cloud, uses=["a"], hooks={"delete": boom}),
-                         Thing("x", cloud)]
+    steps: list[Step] = [Thing("a", cloud), Thing("b", cloud, uses=["a"], hooks={"delete": boom}), Thing("x", cloud)]
     run([Thing("a", cloud), Thing("b", cloud, uses=["a"]), Thing("x", cloud)])
     _, result = run(steps, destroy=True)
     assert list(result.failed) == ["b"]
@@ -589,8 +645,9 @@ def test_destroy_runs_independent_deletes_in_parallel() -> None:
         barrier.wait(timeout=10)
 
     run([Thing("a", cloud), Thing("b", cloud)])
-    _, result = run([Thing("a", cloud, hooks={"delete": meet}), Thing("b", cloud, hooks={"delete": meet})],
-                    destroy=True)
+    _, result = run(
+        [Thing("a", cloud, hooks={"delete": meet}), Thing("b", cloud, hooks={"delete": meet})], destroy=True
+    )
     assert result.ok and sorted(result.applied) == ["a", "b"]
 
 
@@ -603,19 +660,33 @@ class Unwanted(Thing):
 
 def test_up_plan_deletes_unwanted_steps_after_the_forward_walk_in_reverse_order() -> None:
     cloud = Cloud()
-    run([Thing("a", cloud), Thing("old-a", cloud), Thing("old-b", cloud, uses=["old-a"]),
-         Thing("theirs", cloud)])
+    run([Thing("a", cloud), Thing("old-a", cloud), Thing("old-b", cloud, uses=["old-a"]), Thing("theirs", cloud)])
     cloud.resources["theirs"]["_owned"] = False
     cloud.log.clear()
-    steps: list[Step] = [Thing("a", cloud, settings={"size": 2}), Thing("new", cloud, uses=["a"]),
-                         Unwanted("old-a", cloud), Unwanted("old-b", cloud, uses=["old-a"]),
-                         Unwanted("theirs", cloud), Unwanted("never-made", cloud)]
+    steps: list[Step] = [
+        Thing("a", cloud, settings={"size": 2}),
+        Thing("new", cloud, uses=["a"]),
+        Unwanted("old-a", cloud),
+        Unwanted("old-b", cloud, uses=["old-a"]),
+        Unwanted("theirs", cloud),
+        Unwanted("never-made", cloud),
+    ]
     p, result = run(steps)
-    assert actions(p) == {"a": Action.UPDATE, "new": Action.CREATE, "old-a": Action.DELETE,
-                          "old-b": Action.DELETE, "theirs": Action.NOOP, "never-made": Action.NOOP}
+    assert actions(p) == {
+        "a": Action.UPDATE,
+        "new": Action.CREATE,
+        "old-a": Action.DELETE,
+        "old-b": Action.DELETE,
+        "theirs": Action.NOOP,
+        "never-made": Action.NOOP,
+    }
     assert p.get("theirs").note == NOT_OWNED
     assert p.summary() == "Plan: 1 to add, 1 to change, 0 to replace, 2 to destroy."
     assert result.ok
     assert cloud.ops("create", "update", "delete") == [
-        ("update", "a"), ("create", "new"), ("delete", "old-b"), ("delete", "old-a")]
+        ("update", "a"),
+        ("create", "new"),
+        ("delete", "old-b"),
+        ("delete", "old-a"),
+    ]
     assert "theirs" in cloud.resources and "old-a" not in cloud.resources

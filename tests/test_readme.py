@@ -18,13 +18,18 @@ def test_reference_matches_schema() -> None:
     m = re.search(r"<!-- reference:start -->\n(.*?)<!-- reference:end -->", README, re.S)
     assert m, "README.md lost its reference markers"
     assert m.group(1) == config.reference_markdown(), (
-        "README's stack file reference is stale: regenerate it with `spotecs schema --markdown`")
+        "README's stack file reference is stale: regenerate it with `spotecs schema --markdown`"
+    )
 
 
 def test_every_schema_field_is_documented() -> None:
     paths = {row[0] for row in config.reference_rows()}
-    for path in ("instances.container_stop_timeout", "services.<name>.memory_soft",
-                 "capacity_provider.target_capacity", "load_balancer.certificate_arn"):
+    for path in (
+        "instances.container_stop_timeout",
+        "services.<name>.memory_soft",
+        "capacity_provider.target_capacity",
+        "load_balancer.certificate_arn",
+    ):
         assert path in paths
         assert f"`{path}`" in README
 
@@ -50,8 +55,10 @@ def test_article_example_is_the_article() -> None:
     assert (s.instances.on_demand_base, s.instances.on_demand_percent) == (0, 50)
     assert api.health_check.success_codes == "200-399"
     assert api.health_check_grace_period == 60
-    assert [(p.type, p.field) for p in api.placement] == [("binpack", "cpu"),
-                                                          ("spread", "attribute:ecs.availability-zone")]
+    assert [(p.type, p.field) for p in api.placement] == [
+        ("binpack", "cpu"),
+        ("spread", "attribute:ecs.availability-zone"),
+    ]
     assert api.scaling is not None
     assert [(t.metric, t.target) for t in api.scaling.target_tracking] == [("cpu", 85)]
     assert s.instances.container_stop_timeout == 60

@@ -47,25 +47,34 @@ class Aws:
 
     def default_vpc(self) -> tuple[str, list[str]]:
         vpc = self.ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])
-        subnets = self.ec2.describe_subnets(
-            Filters=[{"Name": "default-for-az", "Values": ["true"]}]
-        )["Subnets"]
+        subnets = self.ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
         return vpc["Vpcs"][0]["VpcId"], [s["SubnetId"] for s in subnets]
 
     def ami(self) -> str:
         return str(self.ssm.get_parameter(Name=AMI_PARAM)["Parameter"]["Value"])
 
     def launch_template(self, ud_cluster: str) -> str:
-        return str(self.ec2.create_launch_template(
-            LaunchTemplateName=f"lt-{uid()}",
-            LaunchTemplateData={
-                "ImageId": self.ami(), "InstanceType": "t3.small", "UserData": user_data(ud_cluster)
-            },
-        )["LaunchTemplate"]["LaunchTemplateId"])
+        return str(
+            self.ec2.create_launch_template(
+                LaunchTemplateName=f"lt-{uid()}",
+                LaunchTemplateData={
+                    "ImageId": self.ami(),
+                    "InstanceType": "t3.small",
+                    "UserData": user_data(ud_cluster),
+                },
+            )["LaunchTemplate"]["LaunchTemplateId"]
+        )
 
-    def capacity(self, ud_cluster: str, desired: int = 2, base: int = 0, percent: int = 50,
-                 template: str | None = None, version: str = "$Latest",
-                 weight: int | None = None) -> tuple[str, list[str]]:
+    def capacity(
+        self,
+        ud_cluster: str,
+        desired: int = 2,
+        base: int = 0,
+        percent: int = 50,
+        template: str | None = None,
+        version: str = "$Latest",
+        weight: int | None = None,
+    ) -> tuple[str, list[str]]:
         """Mixed-instances ASG over ``template`` (default: a new one whose user data joins
         ``ud_cluster``); returns its name and instances, checked to be the desired count."""
         name = f"asg-{uid()}"
@@ -106,9 +115,7 @@ class Aws:
         arns = self.ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]
         if not arns:
             return []
-        return self.ecs.describe_container_instances(
-            cluster=cluster, containerInstances=arns
-        )["containerInstances"]
+        return self.ecs.describe_container_instances(cluster=cluster, containerInstances=arns)["containerInstances"]
 
     def cluster_with_capacity(self, desired: int = 2) -> tuple[str, list[str]]:
         cluster = f"c-{uid()}"
@@ -122,28 +129,37 @@ class Aws:
             family=family,
             networkMode="bridge",
             requiresCompatibilities=["EC2"],
-            containerDefinitions=[{
-                "name": "web",
-                "image": "public.ecr.aws/nginx/nginx:latest",
-                "cpu": cpu,
-                "memory": memory,
-                "essential": True,
-                "portMappings": [{"containerPort": 3000, "hostPort": 0, "protocol": "tcp"}],
-            }],
+            containerDefinitions=[
+                {
+                    "name": "web",
+                    "image": "public.ecr.aws/nginx/nginx:latest",
+                    "cpu": cpu,
+                    "memory": memory,
+                    "essential": True,
+                    "portMappings": [{"containerPort": 3000, "hostPort": 0, "protocol": "tcp"}],
+                }
+            ],
         )["taskDefinition"]["taskDefinitionArn"]
 
     def alb_target_group(self) -> str:
         vpc, subnets = self.default_vpc()
         name = f"tg-{uid()}"
         tg = self.elbv2.create_target_group(
-            Name=name, Protocol="HTTP", Port=80, VpcId=vpc, TargetType="instance",
-            HealthCheckPath="/health", Matcher={"HttpCode": "200-399"},
+            Name=name,
+            Protocol="HTTP",
+            Port=80,
+            VpcId=vpc,
+            TargetType="instance",
+            HealthCheckPath="/health",
+            Matcher={"HttpCode": "200-399"},
         )["TargetGroups"][0]["TargetGroupArn"]
         lb = self.elbv2.create_load_balancer(
             Name=f"lb-{name}", Subnets=subnets[:2], Type="application", Scheme="internet-facing"
         )["LoadBalancers"][0]["LoadBalancerArn"]
         self.elbv2.create_listener(
-            LoadBalancerArn=lb, Protocol="HTTP", Port=80,
+            LoadBalancerArn=lb,
+            Protocol="HTTP",
+            Port=80,
             DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}],
         )
         return tg
@@ -171,11 +187,11 @@ def sandbox() -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="module")
 def aws(sandbox: Sandbox) -> Aws:
-    return Aws(sandbox, *(sandbox.client(s) for s in ("ecs", "ec2", "autoscaling", "ssm",
-                                                       "elbv2", "iam")))
+    return Aws(sandbox, *(sandbox.client(s) for s in ("ecs", "ec2", "autoscaling", "ssm", "elbv2", "iam")))
 
 
 # --- pure helpers ---------------------------------------------------------------------
+
 
 def test_parse_ecs_config_reads_the_forms_user_data_uses() -> None:
     script = (
@@ -197,8 +213,7 @@ def test_parse_ecs_config_reads_the_forms_user_data_uses() -> None:
 
 @pytest.mark.parametrize(
     ("count", "base", "percent", "on_demand"),
-    [(2, 0, 50, 1), (4, 0, 50, 2), (3, 0, 50, 2), (5, 1, 50, 3), (2, 5, 0, 2),
-     (3, 0, 0, 0), (3, 1, 100, 3)],
+    [(2, 0, 50, 1), (4, 0, 50, 2), (3, 0, 50, 2), (5, 1, 50, 3), (2, 5, 0, 2), (3, 0, 0, 0), (3, 1, 100, 3)],
 )
 def test_on_demand_share(count: int, base: int, percent: int, on_demand: int) -> None:
     assert on_demand_wanted(count, base, percent) == on_demand
@@ -230,12 +245,17 @@ def test_env_defaults_do_not_override_the_caller(monkeypatch: pytest.MonkeyPatch
 
 # --- the server -----------------------------------------------------------------------
 
+
 def test_endpoint_serves_aws_and_managed_policies_attach(aws: Aws) -> None:
     assert aws.sandbox.endpoint_url.startswith("http://127.0.0.1:")
     role = f"ecs-instance-{uid()}"
-    aws.iam.create_role(RoleName=role, AssumeRolePolicyDocument=(
-        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole",'
-        '"Principal":{"Service":"ec2.amazonaws.com"}}]}'))
+    aws.iam.create_role(
+        RoleName=role,
+        AssumeRolePolicyDocument=(
+            '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole",'
+            '"Principal":{"Service":"ec2.amazonaws.com"}}]}'
+        ),
+    )
     aws.iam.attach_role_policy(RoleName=role, PolicyArn=ECS_FOR_EC2_POLICY)
     attached = aws.iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
     assert [p["PolicyArn"] for p in attached] == [ECS_FOR_EC2_POLICY]
@@ -247,8 +267,13 @@ def test_background_agent_registers_without_manual_ticks(sandbox: Sandbox) -> No
         cluster = f"bg-{uid()}"
         ecs.create_cluster(clusterName=cluster)
         ami = other.client("ssm").get_parameter(Name=AMI_PARAM)["Parameter"]["Value"]
-        ec2.run_instances(ImageId=ami, InstanceType="t3.small", MinCount=1, MaxCount=1,
-                          UserData=base64.b64decode(user_data(cluster)).decode())
+        ec2.run_instances(
+            ImageId=ami,
+            InstanceType="t3.small",
+            MinCount=1,
+            MaxCount=1,
+            UserData=base64.b64decode(user_data(cluster)).decode(),
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]:
@@ -261,12 +286,16 @@ def test_background_agent_registers_without_manual_ticks(sandbox: Sandbox) -> No
         import boto3
         from botocore.config import Config
 
-        boto3.client("ecs", region_name="us-east-1", endpoint_url=url,
-                     config=Config(retries={"total_max_attempts": 1}, connect_timeout=1)
-                     ).list_clusters()
+        boto3.client(
+            "ecs",
+            region_name="us-east-1",
+            endpoint_url=url,
+            config=Config(retries={"total_max_attempts": 1}, connect_timeout=1),
+        ).list_clusters()
 
 
 # --- agent: instances -----------------------------------------------------------------
+
 
 def test_asg_instances_register_with_instance_type_resources(aws: Aws) -> None:
     cluster = f"c-{uid()}"
@@ -295,8 +324,7 @@ def test_mixed_instances_policy_marks_spot_share(aws: Aws) -> None:
     def lifecycles() -> list[str]:
         ids = aws.asg_instances(name)
         reservations = aws.ec2.describe_instances(InstanceIds=ids)["Reservations"]
-        return sorted(i.get("InstanceLifecycle", "on-demand")
-                      for r in reservations for i in r["Instances"])
+        return sorted(i.get("InstanceLifecycle", "on-demand") for r in reservations for i in r["Instances"])
 
     assert lifecycles() == ["on-demand", "on-demand"]  # what moto does by itself
     aws.sandbox.tick()
@@ -311,8 +339,7 @@ def test_on_demand_base_capacity_comes_first(aws: Aws) -> None:
     name, instance_ids = aws.capacity(f"c-{uid()}", desired=3, base=1, percent=0)
     aws.sandbox.tick()
     reservations = aws.ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
-    lifecycle = {i["InstanceId"]: i.get("InstanceLifecycle") for r in reservations
-                 for i in r["Instances"]}
+    lifecycle = {i["InstanceId"]: i.get("InstanceLifecycle") for r in reservations for i in r["Instances"]}
     first, *rest = aws.asg_instances(name)  # launch order
     assert lifecycle[first] is None
     assert [lifecycle[i] for i in rest] == ["spot", "spot"]
@@ -348,19 +375,22 @@ def test_terminated_instance_is_deregistered(aws: Aws) -> None:
 
 # --- fills: what moto gets wrong, filled in spotecs.sandbox.fills ----------------------
 
+
 def test_new_template_version_with_user_data_launches_instances_that_register(aws: Aws) -> None:
     cluster = f"c-{uid()}"
     aws.ecs.create_cluster(clusterName=cluster)
     template = aws.launch_template(f"old-{cluster}")  # version 1 joins a cluster that is not there
     # What spotecs does when the AMI or the stop timeout changes: a full new version, made default.
     version = aws.ec2.create_launch_template_version(
-        LaunchTemplateId=template, VersionDescription="new AMI",
+        LaunchTemplateId=template,
+        VersionDescription="new AMI",
         LaunchTemplateData={"ImageId": aws.ami(), "InstanceType": "t3.small", "UserData": user_data(cluster)},
     )["LaunchTemplateVersion"]
     assert version["VersionNumber"] == 2
     aws.ec2.modify_launch_template(LaunchTemplateId=template, DefaultVersion="2")
-    [stored] = aws.ec2.describe_launch_template_versions(
-        LaunchTemplateId=template, Versions=["$Default"])["LaunchTemplateVersions"]
+    [stored] = aws.ec2.describe_launch_template_versions(LaunchTemplateId=template, Versions=["$Default"])[
+        "LaunchTemplateVersions"
+    ]
     assert stored["LaunchTemplateData"]["UserData"] == user_data(cluster)
 
     # Without the fill, moto answers HTTP 500 to every launch from version 2.
@@ -382,7 +412,8 @@ def test_template_version_with_user_data_not_in_base64_is_refused(aws: Aws) -> N
     template = aws.launch_template(f"c-{uid()}")
     with pytest.raises(ClientError) as refused:
         aws.ec2.create_launch_template_version(
-            LaunchTemplateId=template, LaunchTemplateData={"UserData": "#!/bin/bash\necho plain text\n"})
+            LaunchTemplateId=template, LaunchTemplateData={"UserData": "#!/bin/bash\necho plain text\n"}
+        )
     assert refused.value.response["Error"]["Code"] == "InvalidUserData.Malformed"
     versions = aws.ec2.describe_launch_template_versions(LaunchTemplateId=template)["LaunchTemplateVersions"]
     assert [v["VersionNumber"] for v in versions] == [1]
@@ -393,8 +424,7 @@ def test_template_version_with_user_data_not_in_base64_is_refused(aws: Aws) -> N
     # moto alone launches 0, 1, 2 and 4 of the first four.
     [(1, 0, 20), (2, 0, 20), (3, 0, 50), (5, 1, 20), (1, 0, 0), (4, 0, 100)],
 )
-def test_mixed_instances_group_launches_its_desired_capacity(aws: Aws, desired: int, base: int,
-                                                             percent: int) -> None:
+def test_mixed_instances_group_launches_its_desired_capacity(aws: Aws, desired: int, base: int, percent: int) -> None:
     name, instance_ids = aws.capacity(f"c-{uid()}", desired=desired, base=base, percent=percent)
     [group] = aws.asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
     assert group["DesiredCapacity"] == len(instance_ids) == desired
@@ -432,8 +462,11 @@ def test_group_update_changes_what_it_names_and_keeps_the_rest(aws: Aws) -> None
         return dict(aws.asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0])
 
     policy = group()["MixedInstancesPolicy"]
-    aws.asg.update_auto_scaling_group(AutoScalingGroupName=name, CapacityRebalance=True,
-                                      TerminationPolicies=["OldestLaunchTemplate", "OldestInstance"])
+    aws.asg.update_auto_scaling_group(
+        AutoScalingGroupName=name,
+        CapacityRebalance=True,
+        TerminationPolicies=["OldestLaunchTemplate", "OldestInstance"],
+    )
     updated = group()
     assert updated["TerminationPolicies"] == ["OldestLaunchTemplate", "OldestInstance"]
     assert updated["CapacityRebalance"] is True
@@ -455,12 +488,16 @@ def test_weighted_overrides_launch_capacity_over_weight_instances(aws: Aws) -> N
 
 # --- agent: services ------------------------------------------------------------------
 
+
 def test_service_reaches_steady_state_behind_the_target_group(aws: Aws) -> None:
     cluster, instance_ids = aws.cluster_with_capacity()
     td = aws.web_task_definition(f"web-{uid()}")
     tg = aws.alb_target_group()
     aws.ecs.create_service(
-        cluster=cluster, serviceName="web", taskDefinition=td, desiredCount=3,
+        cluster=cluster,
+        serviceName="web",
+        taskDefinition=td,
+        desiredCount=3,
         launchType="EC2",
         loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 3000}],
     )
@@ -508,7 +545,10 @@ def test_new_task_definition_rolls_out_and_old_deployment_goes(aws: Aws) -> None
     first = aws.web_task_definition(family)
     tg = aws.alb_target_group()
     aws.ecs.create_service(
-        cluster=cluster, serviceName="web", taskDefinition=first, desiredCount=2,
+        cluster=cluster,
+        serviceName="web",
+        taskDefinition=first,
+        desiredCount=2,
         loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 3000}],
     )
     aws.sandbox.tick()
@@ -544,8 +584,7 @@ def test_update_service_starts_its_deployment_at_once(aws: Aws) -> None:
     assert service["taskDefinition"] == second  # the ARN, not "family:2" as sent
     assert service["runningCount"] == 2  # the old tasks still run
     primary, active = service["deployments"]
-    assert (primary["status"], primary["taskDefinition"], primary["rolloutState"]) == (
-        "PRIMARY", second, "IN_PROGRESS")
+    assert (primary["status"], primary["taskDefinition"], primary["rolloutState"]) == ("PRIMARY", second, "IN_PROGRESS")
     assert (primary["runningCount"], primary["desiredCount"]) == (0, 2)
     assert (active["status"], active["id"], active["taskDefinition"]) == ("ACTIVE", old["id"], first)
     aws.sandbox.tick()
@@ -575,8 +614,7 @@ def test_update_service_starts_its_deployment_at_once(aws: Aws) -> None:
 def test_tasks_that_do_not_fit_stay_pending(aws: Aws) -> None:
     cluster, _ = aws.cluster_with_capacity()  # 2 x t3.small: 2 x 2048 CPU
     td = aws.web_task_definition(f"big-{uid()}", cpu=1024, memory=512)
-    aws.ecs.create_service(cluster=cluster, serviceName="big", taskDefinition=td,
-                           desiredCount=5)
+    aws.ecs.create_service(cluster=cluster, serviceName="big", taskDefinition=td, desiredCount=5)
     aws.sandbox.tick()
 
     service = aws.service(cluster, "big")
@@ -590,7 +628,10 @@ def test_tasks_on_a_terminated_instance_stop_and_leave_the_target_group(aws: Aws
     td = aws.web_task_definition(f"half-{uid()}", cpu=256, memory=1200)  # one per host
     tg = aws.alb_target_group()
     aws.ecs.create_service(
-        cluster=cluster, serviceName="web", taskDefinition=td, desiredCount=2,
+        cluster=cluster,
+        serviceName="web",
+        taskDefinition=td,
+        desiredCount=2,
         loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 3000}],
     )
     aws.sandbox.tick()
@@ -613,10 +654,8 @@ def test_a_broken_service_is_reported_not_raised(aws: Aws) -> None:
 
     cluster, _ = aws.cluster_with_capacity()
     td = aws.web_task_definition(f"ok-{uid()}")
-    aws.ecs.create_service(cluster=cluster, serviceName="broken", taskDefinition=td,
-                           desiredCount=1)
-    aws.ecs.create_service(cluster=cluster, serviceName="fine", taskDefinition=td,
-                           desiredCount=1)
+    aws.ecs.create_service(cluster=cluster, serviceName="broken", taskDefinition=td, desiredCount=1)
+    aws.ecs.create_service(cluster=cluster, serviceName="fine", taskDefinition=td, desiredCount=1)
     ecs = get_backend("ecs")["123456789012"]["us-east-1"]
     ecs.services[f"{cluster}:broken"].task_definition = "does-not-exist:9"
 

@@ -38,8 +38,9 @@ def compute_steps(stack: Any) -> list[Step]:
 def rerun(ctx: Context, stack: Any) -> Context:
     """A fresh run (new outputs, facts and call log) on the same boto3 session: loading the
     service models is most of a test's time, and a session holds no AWS state."""
-    return Context(stack=stack, aws=Aws(ctx.aws.options, _session=ctx.aws.session),
-                   timeouts=Timeouts(default=5, delay=0))
+    return Context(
+        stack=stack, aws=Aws(ctx.aws.options, _session=ctx.aws.session), timeouts=Timeouts(default=5, delay=0)
+    )
 
 
 def replan(ctx: Context, steps: list[Step], stack: Any) -> Plan:
@@ -89,8 +90,12 @@ def test_layer_plans_every_resource_as_a_create() -> None:
 def test_outputs_and_a_rerun_that_is_a_noop_and_writes_nothing() -> None:
     stack = make_stack()
     steps, first = up(stack)
-    for key, names in (("cluster", {"name", "arn"}), ("launch-template", {"id", "name"}),
-                       ("auto-scaling-group", {"name", "arn"}), ("capacity-provider", {"name", "arn"})):
+    for key, names in (
+        ("cluster", {"name", "arn"}),
+        ("launch-template", {"id", "name"}),
+        ("auto-scaling-group", {"name", "arn"}),
+        ("capacity-provider", {"name", "arn"}),
+    ):
         assert set(first.outputs[key]) >= names  # outputs of create
     ctx = rerun(first, stack)
     the_plan, _ = converge(steps, ctx)
@@ -134,11 +139,18 @@ def test_launch_template_request_is_hardened() -> None:
     assert data["ImageId"] == ami
     assert data["IamInstanceProfile"] == {"Arn": profile["InstanceProfile"]["Arn"]}
     assert data["SecurityGroupIds"] == [sg["GroupId"]]
-    assert data["MetadataOptions"] == {"HttpEndpoint": "enabled", "HttpTokens": "required",
-                                       "HttpPutResponseHopLimit": 2}
+    assert data["MetadataOptions"] == {
+        "HttpEndpoint": "enabled",
+        "HttpTokens": "required",
+        "HttpPutResponseHopLimit": 2,
+    }
     # moto's ECS AMI has a 15 GiB root; the ECS-optimized minimum (30) wins
-    assert data["BlockDeviceMappings"] == [{"DeviceName": "/dev/xvda", "Ebs": {
-        "VolumeSize": 30, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}}]
+    assert data["BlockDeviceMappings"] == [
+        {
+            "DeviceName": "/dev/xvda",
+            "Ebs": {"VolumeSize": 30, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True},
+        }
+    ]
     assert data["EbsOptimized"] is True
     assert data["CreditSpecification"] == {"CpuCredits": "unlimited"}  # t3.small is burstable
     assert "KeyName" not in data
@@ -146,16 +158,22 @@ def test_launch_template_request_is_hardened() -> None:
 
 
 def test_user_data_writes_the_three_ecs_settings() -> None:
-    stack = make_stack(cluster={"name": "DemoApiClusterProd"},
-                       instances={"container_stop_timeout": "1m", "ecs_agent": {"ECS_ENABLE_TASK_IAM_ROLE": "true"}})
+    stack = make_stack(
+        cluster={"name": "DemoApiClusterProd"},
+        instances={"container_stop_timeout": "1m", "ecs_agent": {"ECS_ENABLE_TASK_IAM_ROLE": "true"}},
+    )
     _, ctx = up(stack)
     (req,) = sent(ctx, "CreateLaunchTemplate")
     script = base64.b64decode(req["LaunchTemplateData"]["UserData"]).decode()
     assert script.startswith("#!/bin/bash\n")
     body = script.split("<<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
     settings = dict(line.split("=", 1) for line in body.splitlines())
-    assert settings == {"ECS_CLUSTER": "DemoApiClusterProd", "ECS_ENABLE_SPOT_INSTANCE_DRAINING": "true",
-                        "ECS_CONTAINER_STOP_TIMEOUT": "60s", "ECS_ENABLE_TASK_IAM_ROLE": "true"}
+    assert settings == {
+        "ECS_CLUSTER": "DemoApiClusterProd",
+        "ECS_ENABLE_SPOT_INSTANCE_DRAINING": "true",
+        "ECS_CONTAINER_STOP_TIMEOUT": "60s",
+        "ECS_ENABLE_TASK_IAM_ROLE": "true",
+    }
     assert "/etc/ecs/ecs.config" in script.split("<<'EOF'")[0]
     # the sandbox's simulated agent reads the same settings
     assert parse_ecs_config(script)["ECS_CLUSTER"] == "DemoApiClusterProd"
@@ -197,13 +215,17 @@ def test_launch_template_delete_twice() -> None:
     assert lt.read(ctx) is None and len(ctx.aws.writes()) == n + 1
 
 
-@pytest.mark.parametrize(("types", "credits", "ebs_optimized"), [
-    (["t3.small"], "unlimited", True),
-    (["t3.medium", "m5.large"], None, True),  # the flag is invalid for m5; t3 is unlimited by default
-    (["t2.micro"], "unlimited", False),  # t2 cannot be EBS-optimized
-])
-def test_credits_and_ebs_optimization_follow_the_types(types: list[str], credits: str | None,
-                                                       ebs_optimized: bool) -> None:
+@pytest.mark.parametrize(
+    ("types", "credits", "ebs_optimized"),
+    [
+        (["t3.small"], "unlimited", True),
+        (["t3.medium", "m5.large"], None, True),  # the flag is invalid for m5; t3 is unlimited by default
+        (["t2.micro"], "unlimited", False),  # t2 cannot be EBS-optimized
+    ],
+)
+def test_credits_and_ebs_optimization_follow_the_types(
+    types: list[str], credits: str | None, ebs_optimized: bool
+) -> None:
     stack = make_stack(instances={"types": types}, services={"api": {"memory_soft": 128}})
     desired = plan(compute_steps(stack), make_ctx(stack)).get("launch-template").desired
     assert desired is not None
@@ -215,7 +237,8 @@ def test_credits_and_ebs_optimization_follow_the_types(types: list[str], credits
 def test_ami_alias_explicit_id_and_disk_size() -> None:
     ctx = make_ctx()
     arm = ctx.client("ssm").get_parameter(
-        Name="/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id")["Parameter"]["Value"]
+        Name="/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"
+    )["Parameter"]["Value"]
     stack = make_stack(instances={"ami": "al2023-arm64", "types": ["t4g.small"], "disk_gib": 50})
     desired = plan(compute_steps(stack), rerun(ctx, stack)).get("launch-template").desired
     assert desired is not None
@@ -238,10 +261,14 @@ def _iam_error(code: str, message: str) -> ClientError:
 def test_a_just_created_instance_profile_is_retried() -> None:
     ctx = make_ctx()
     answers: list[Any] = [
-        _iam_error("ValidationError", "You must use a valid fully-formed launch template. Value (arn) for "
-                   "parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN"),
+        _iam_error(
+            "ValidationError",
+            "You must use a valid fully-formed launch template. Value (arn) for "
+            "parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN",
+        ),
         _iam_error("InvalidParameterValue", "Invalid IamInstanceProfile: demo"),
-        {"ok": True}]
+        {"ok": True},
+    ]
 
     def fake(**kw: Any) -> Any:
         answer = answers.pop(0)
@@ -282,17 +309,30 @@ def test_iam_retry_is_bounded() -> None:
 
 
 def test_group_request_mixes_spot_and_on_demand_over_every_type() -> None:
-    stack = make_stack(instances={"types": ["t3.small", "t3a.small"], "on_demand_base": 1,
-                                  "on_demand_percent": 50, "min": 1, "max": 5, "desired": 2})
+    stack = make_stack(
+        instances={
+            "types": ["t3.small", "t3a.small"],
+            "on_demand_base": 1,
+            "on_demand_percent": 50,
+            "min": 1,
+            "max": 5,
+            "desired": 2,
+        }
+    )
     _, ctx = up(stack)
     (req,) = sent(ctx, "CreateAutoScalingGroup")
     lt_id = ctx.outputs["launch-template"]["id"]
     assert req["MixedInstancesPolicy"] == {
         "LaunchTemplate": {
             "LaunchTemplateSpecification": {"LaunchTemplateId": lt_id, "Version": "$Default"},
-            "Overrides": [{"InstanceType": "t3.small"}, {"InstanceType": "t3a.small"}]},
-        "InstancesDistribution": {"OnDemandBaseCapacity": 1, "OnDemandPercentageAboveBaseCapacity": 50,
-                                  "SpotAllocationStrategy": "price-capacity-optimized"}}
+            "Overrides": [{"InstanceType": "t3.small"}, {"InstanceType": "t3a.small"}],
+        },
+        "InstancesDistribution": {
+            "OnDemandBaseCapacity": 1,
+            "OnDemandPercentageAboveBaseCapacity": 50,
+            "SpotAllocationStrategy": "price-capacity-optimized",
+        },
+    }
     subnets = ctx.client("ec2").describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
     assert sorted(req["VPCZoneIdentifier"].split(",")) == sorted(s["SubnetId"] for s in subnets)
     assert len(subnets) == 6
@@ -329,9 +369,17 @@ def test_ecs_managed_tag_is_neither_a_diff_nor_removed() -> None:
     steps, first = up(stack)
     ctx = first
     # ECS tags a group its capacity provider manages (moto does not: do it as ECS would)
-    ctx.client("autoscaling").create_or_update_tags(Tags=[{
-        "ResourceId": "demo-instances", "ResourceType": "auto-scaling-group", "Key": "AmazonECSManaged",
-        "Value": "", "PropagateAtLaunch": True}])
+    ctx.client("autoscaling").create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": "demo-instances",
+                "ResourceType": "auto-scaling-group",
+                "Key": "AmazonECSManaged",
+                "Value": "",
+                "PropagateAtLaunch": True,
+            }
+        ]
+    )
     assert replan(first, steps, stack).get("auto-scaling-group").action is Action.NOOP
 
     tagged = make_stack(tags={"team": "api"})
@@ -387,7 +435,8 @@ def test_cluster_insights_switch_is_an_update() -> None:
     the_plan = replan(first, steps, off)
     assert the_plan.get("cluster").action is Action.UPDATE
     assert [(d.path, d.old, d.new) for d in the_plan.get("cluster").diffs] == [
-        ("container_insights", "enabled", "disabled")]
+        ("container_insights", "enabled", "disabled")
+    ]
     ctx = rerun(first, off)
     converge(steps, ctx)
     assert writes(ctx) == ["UpdateCluster"]
@@ -401,8 +450,9 @@ def _register_instances(ctx: Context) -> list[str]:
     assert g is not None
     ecs = ctx.client("ecs")
     for i in g["Instances"]:
-        ecs.register_container_instance(cluster="demo", instanceIdentityDocument=json.dumps(
-            {"instanceId": i["InstanceId"], "region": REGION}))
+        ecs.register_container_instance(
+            cluster="demo", instanceIdentityDocument=json.dumps({"instanceId": i["InstanceId"], "region": REGION})
+        )
     return ecs.list_container_instances(cluster="demo")["containerInstanceArns"]
 
 
@@ -455,9 +505,16 @@ def test_capacity_provider_request_and_cluster_default() -> None:
     assert req["name"] == name == ctx.outputs["capacity-provider"]["name"]
     assert req["autoScalingGroupProvider"] == {
         "autoScalingGroupArn": g["AutoScalingGroupARN"],
-        "managedScaling": {"status": "ENABLED", "targetCapacity": 80, "minimumScalingStepSize": 1,
-                           "maximumScalingStepSize": 10, "instanceWarmupPeriod": 300},
-        "managedTerminationProtection": "ENABLED", "managedDraining": "ENABLED"}
+        "managedScaling": {
+            "status": "ENABLED",
+            "targetCapacity": 80,
+            "minimumScalingStepSize": 1,
+            "maximumScalingStepSize": 10,
+            "instanceWarmupPeriod": 300,
+        },
+        "managedTerminationProtection": "ENABLED",
+        "managedDraining": "ENABLED",
+    }
     c = cluster(ctx)
     assert c["capacityProviders"] == [name]
     assert c["defaultCapacityProviderStrategy"] == [{"capacityProvider": name, "weight": 1, "base": 0}]
@@ -481,8 +538,9 @@ def test_capacity_provider_target_change_is_an_update() -> None:
 def test_capacity_provider_detached_by_hand_is_reattached() -> None:
     stack = make_stack()
     steps, first = up(stack)
-    first.client("ecs").put_cluster_capacity_providers(cluster="demo", capacityProviders=[],
-                                                     defaultCapacityProviderStrategy=[])
+    first.client("ecs").put_cluster_capacity_providers(
+        cluster="demo", capacityProviders=[], defaultCapacityProviderStrategy=[]
+    )
     assert replan(first, steps, stack).get("capacity-provider").action is Action.UPDATE
     again = rerun(first, stack)
     converge(steps, again)
@@ -530,8 +588,10 @@ def test_other_providers_on_the_cluster_are_kept() -> None:
     steps, ctx = up(stack)
     name = ctx.outputs["capacity-provider"]["name"]
     ctx.client("ecs").put_cluster_capacity_providers(
-        cluster="demo", capacityProviders=["FARGATE", name],
-        defaultCapacityProviderStrategy=[{"capacityProvider": name, "weight": 1, "base": 0}])
+        cluster="demo",
+        capacityProviders=["FARGATE", name],
+        defaultCapacityProviderStrategy=[{"capacityProvider": name, "weight": 1, "base": 0}],
+    )
     cp = step(steps, "capacity-provider")
     current = cp.read(ctx)
     assert current is not None
@@ -539,22 +599,32 @@ def test_other_providers_on_the_cluster_are_kept() -> None:
     assert cluster(ctx)["capacityProviders"] == ["FARGATE"]
 
 
-@pytest.mark.parametrize(("group_name", "expected"), [
-    ("demo-instances", "demo-instances-1a2b3c4d"),
-    ("ecs-demo-instances", "spotecs-ecs-demo-instances-1a2b3c4d"),  # ECS reserves aws*, ecs*, fargate*
-    ("fargate-x-instances", "spotecs-fargate-x-instances-1a2b3c4d"),
-])
+@pytest.mark.parametrize(
+    ("group_name", "expected"),
+    [
+        ("demo-instances", "demo-instances-1a2b3c4d"),
+        ("ecs-demo-instances", "spotecs-ecs-demo-instances-1a2b3c4d"),  # ECS reserves aws*, ecs*, fargate*
+        ("fargate-x-instances", "spotecs-fargate-x-instances-1a2b3c4d"),
+    ],
+)
 def test_provider_name_comes_from_the_group_id(group_name: str, expected: str) -> None:
-    arn = (f"arn:aws:autoscaling:{REGION}:123456789012:autoScalingGroup:1a2b3c4d-0000-4000-8000-000000000000:"
-           f"autoScalingGroupName/{group_name}")
+    arn = (
+        f"arn:aws:autoscaling:{REGION}:123456789012:autoScalingGroup:1a2b3c4d-0000-4000-8000-000000000000:"
+        f"autoScalingGroupName/{group_name}"
+    )
     assert provider_name(group_name, arn) == expected
 
 
 def test_layer_steps_and_dependencies() -> None:
     steps = {s.key: s for s in compute.steps(make_stack(), REGION)}
     assert set(steps) == COMPUTE
-    assert set(steps["launch-template"].depends_on) >= {"ami", "instance-types", "iam:instance-role",
-                                                        "security-group:instances", "cluster"}
+    assert set(steps["launch-template"].depends_on) >= {
+        "ami",
+        "instance-types",
+        "iam:instance-role",
+        "security-group:instances",
+        "cluster",
+    }
     assert steps["auto-scaling-group"].depends_on == ("launch-template", "network")
     assert set(steps["capacity-provider"].depends_on) == {"auto-scaling-group", "cluster"}
     assert steps["launch-template"].versioned and steps["ami"].data_only and steps["instance-types"].data_only

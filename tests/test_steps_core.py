@@ -79,10 +79,13 @@ def test_network_explicit_vpc_and_subnets(ec2: Any) -> None:
     assert out == {"vpc_id": vpc, "subnets": [a], "zones": ["us-east-1b"]}
 
 
-@pytest.mark.parametrize(("network", "fragment"), [
-    ({"vpc_id": "vpc-0123456789abcdef0"}, "does not exist in us-east-1"),
-    ({"vpc_id": "DEFAULT", "subnets": ["subnet-0123456789abcdef0"]}, "subnet-0123456789abcdef0 not found in"),
-])
+@pytest.mark.parametrize(
+    ("network", "fragment"),
+    [
+        ({"vpc_id": "vpc-0123456789abcdef0"}, "does not exist in us-east-1"),
+        ({"vpc_id": "DEFAULT", "subnets": ["subnet-0123456789abcdef0"]}, "subnet-0123456789abcdef0 not found in"),
+    ],
+)
 def test_network_bad_ids_are_usage_errors(ec2: Any, network: dict[str, Any], fragment: str) -> None:
     if network["vpc_id"] == "DEFAULT":
         network = {**network, "vpc_id": ec2.describe_vpcs()["Vpcs"][0]["VpcId"]}
@@ -153,8 +156,12 @@ def test_security_groups_apply(sg_steps: list[Step], ec2: Any) -> None:
     converge(sg_steps, ctx)
     lb, inst = _group(ec2, "demo-lb"), _group(ec2, "demo-instances")
     assert lb is not None and inst is not None
-    assert _perms(lb) == {("tcp", 80, 80, "0.0.0.0/0"), ("tcp", 443, 443, "0.0.0.0/0"),
-                          ("tcp", 80, 80, "::/0"), ("tcp", 443, 443, "::/0")}
+    assert _perms(lb) == {
+        ("tcp", 80, 80, "0.0.0.0/0"),
+        ("tcp", 443, 443, "0.0.0.0/0"),
+        ("tcp", 80, 80, "::/0"),
+        ("tcp", 443, 443, "::/0"),
+    }
     # Every TCP port (dynamic host ports), from the load balancer's group only.
     assert _perms(inst) == {("tcp", 0, 65535, lb["GroupId"])}
     vpc = ctx.outputs["network"]["vpc_id"]
@@ -166,10 +173,14 @@ def test_security_groups_apply(sg_steps: list[Step], ec2: Any) -> None:
     assert ctx.outputs["security-group:lb"]["group_id"] == lb["GroupId"]
     assert ctx.outputs["security-group:instances"]["group_id"] == inst["GroupId"]
     # The instance group's rule names the real lb group id: the Unknown was resolved.
-    (grant,) = [c for c in writes(ctx) if c.operation == "AuthorizeSecurityGroupIngress"
-                and c.params["GroupId"] == inst["GroupId"]]
+    (grant,) = [
+        c
+        for c in writes(ctx)
+        if c.operation == "AuthorizeSecurityGroupIngress" and c.params["GroupId"] == inst["GroupId"]
+    ]
     assert grant.params["IpPermissions"] == [
-        {"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535, "UserIdGroupPairs": [{"GroupId": lb["GroupId"]}]}]
+        {"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535, "UserIdGroupPairs": [{"GroupId": lb["GroupId"]}]}
+    ]
 
 
 def test_security_groups_plan_again_is_noop(sg_steps: list[Step]) -> None:
@@ -185,8 +196,10 @@ def test_security_group_drift_is_updated(sg_steps: list[Step], ec2: Any) -> None
     converge(sg_steps, make_ctx())
     inst = _group(ec2, "demo-instances")
     assert inst is not None
-    ec2.authorize_security_group_ingress(GroupId=inst["GroupId"], IpPermissions=[
-        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    ec2.authorize_security_group_ingress(
+        GroupId=inst["GroupId"],
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
     p = replan(sg_steps, make_stack())
     ch = p.get("security-group:instances")
     assert ch.action is Action.UPDATE
@@ -196,7 +209,8 @@ def test_security_group_drift_is_updated(sg_steps: list[Step], ec2: Any) -> None
     converge(sg_steps, ctx)
     assert [c.operation for c in writes(ctx)] == ["RevokeSecurityGroupIngress"]
     assert writes(ctx)[0].params["IpPermissions"] == [
-        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    ]
     after = _group(ec2, "demo-instances")
     assert after is not None and ("tcp", 22, 22, "0.0.0.0/0") not in _perms(after)
     assert not replan(sg_steps, make_stack()).has_changes
@@ -206,8 +220,10 @@ def test_security_group_missing_rule_is_granted_again(sg_steps: list[Step], ec2:
     converge(sg_steps, make_ctx())
     lb = _group(ec2, "demo-lb")
     assert lb is not None
-    ec2.revoke_security_group_ingress(GroupId=lb["GroupId"], IpPermissions=[
-        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    ec2.revoke_security_group_ingress(
+        GroupId=lb["GroupId"],
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
     ctx = make_ctx()
     p, _ = converge(sg_steps, ctx)
     assert p.get("security-group:lb").action is Action.UPDATE
@@ -216,8 +232,9 @@ def test_security_group_missing_rule_is_granted_again(sg_steps: list[Step], ec2:
     assert after is not None and ("tcp", 443, 443, "0.0.0.0/0") in _perms(after)
 
 
-def test_security_group_description_change_forces_replace(sg_steps: list[Step], ec2: Any,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_security_group_description_change_forces_replace(
+    sg_steps: list[Step], ec2: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     converge(sg_steps, make_ctx())
     old = _group(ec2, "demo-instances")
     assert old is not None
@@ -293,8 +310,10 @@ def _iam_stack(**service: Any) -> Stack:
 
 
 def _inline(iam: Any, role: str) -> dict[str, Any]:
-    return {n: iam.get_role_policy(RoleName=role, PolicyName=n)["PolicyDocument"]
-            for n in iam.list_role_policies(RoleName=role)["PolicyNames"]}
+    return {
+        n: iam.get_role_policy(RoleName=role, PolicyName=n)["PolicyDocument"]
+        for n in iam.list_role_policies(RoleName=role)["PolicyNames"]
+    }
 
 
 def _attached(iam: Any, role: str) -> list[str]:
@@ -323,8 +342,7 @@ def test_iam_apply(iam_steps: list[Step], iam: Any) -> None:
     profile = iam.get_instance_profile(InstanceProfileName=INSTANCE_ROLE)["InstanceProfile"]
     assert [r["RoleName"] for r in profile["Roles"]] == [INSTANCE_ROLE]
     exec_role = iam.get_role(RoleName=EXECUTION_ROLE)["Role"]
-    assert exec_role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
-        "Service": "ecs-tasks.amazonaws.com"}
+    assert exec_role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
     assert _attached(iam, EXECUTION_ROLE) == [EXECUTION_POLICY]
     assert _inline(iam, EXECUTION_ROLE) == {}  # no secrets named: no secrets access
     for name in (INSTANCE_ROLE, EXECUTION_ROLE):
@@ -339,17 +357,27 @@ def test_iam_apply(iam_steps: list[Step], iam: Any) -> None:
 
 
 def test_execution_role_reads_exactly_the_services_secrets(moto: None, iam: Any) -> None:
-    stack = make_stack(services={
-        "api": {"secrets": {"DB": SECRET_A, "TOKEN": PARAM}, "repository_credentials": REGISTRY},
-        "worker": {"image": "busybox", "secrets": {"KEY": SECRET_B, "DB": SECRET_A}},
-    })
+    stack = make_stack(
+        services={
+            "api": {"secrets": {"DB": SECRET_A, "TOKEN": PARAM}, "repository_credentials": REGISTRY},
+            "worker": {"image": "busybox", "secrets": {"KEY": SECRET_B, "DB": SECRET_A}},
+        }
+    )
     steps = steps_for(stack, only("iam:execution-role"))
     converge(steps, make_ctx(stack))
-    assert _inline(iam, EXECUTION_ROLE) == {SECRETS_POLICY: {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
-         "Resource": sorted([SECRET_A, SECRET_B, REGISTRY])},
-        {"Effect": "Allow", "Action": ["ssm:GetParameters"], "Resource": [PARAM]},
-    ]}}
+    assert _inline(iam, EXECUTION_ROLE) == {
+        SECRETS_POLICY: {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["secretsmanager:GetSecretValue"],
+                    "Resource": sorted([SECRET_A, SECRET_B, REGISTRY]),
+                },
+                {"Effect": "Allow", "Action": ["ssm:GetParameters"], "Resource": [PARAM]},
+            ],
+        }
+    }
     assert not replan(steps, stack).has_changes
 
 
@@ -411,8 +439,12 @@ def test_instance_role_drift_is_repaired(iam_steps: list[Step], iam: Any) -> Non
 
 def test_role_trust_policy_drift_is_updated(iam_steps: list[Step], iam: Any) -> None:
     converge(iam_steps, make_ctx())
-    wrong = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    wrong = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
     iam.update_assume_role_policy(RoleName=EXECUTION_ROLE, PolicyDocument=json.dumps(wrong))
     ctx = make_ctx()
     p, _ = converge(iam_steps, ctx)
@@ -420,7 +452,8 @@ def test_role_trust_policy_drift_is_updated(iam_steps: list[Step], iam: Any) -> 
     (call,) = writes(ctx)
     assert call.operation == "UpdateAssumeRolePolicy"
     assert json.loads(call.params["PolicyDocument"])["Statement"][0]["Principal"] == {
-        "Service": "ecs-tasks.amazonaws.com"}
+        "Service": "ecs-tasks.amazonaws.com"
+    }
 
 
 def test_iam_delete_and_delete_again(iam_steps: list[Step], iam: Any) -> None:
@@ -441,11 +474,24 @@ def test_iam_delete_and_delete_again(iam_steps: list[Step], iam: Any) -> None:
 @pytest.fixture
 def foreign_execution_role(iam: Any) -> str:
     """A role with spotecs's name that spotecs did not create: no tags, another policy."""
-    iam.create_role(RoleName=EXECUTION_ROLE, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                                                "Action": "sts:AssumeRole"}]}))
-    iam.put_role_policy(RoleName=EXECUTION_ROLE, PolicyName="theirs", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    iam.create_role(
+        RoleName=EXECUTION_ROLE,
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )
+    iam.put_role_policy(
+        RoleName=EXECUTION_ROLE,
+        PolicyName="theirs",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        ),
+    )
     return str(iam.get_role(RoleName=EXECUTION_ROLE)["Role"]["Arn"])
 
 
@@ -505,7 +551,9 @@ def test_log_group_apply(moto: None, logs: Any) -> None:
     g = _log_group(logs, "/ecs/demo/api")
     assert g is not None and g["retentionInDays"] == 30
     assert logs.list_tags_log_group(logGroupName="/ecs/demo/api")["tags"] == {
-        "spotecs:stack": "demo", "spotecs:managed": "true"}
+        "spotecs:stack": "demo",
+        "spotecs:managed": "true",
+    }
     out = ctx.outputs["log-group:api"]
     assert out["log_group"] == "/ecs/demo/api"
     assert out["arn"] == g["arn"].removesuffix(":*")
@@ -521,8 +569,7 @@ def test_log_group_plan_again_is_noop(moto: None) -> None:
 
 
 @pytest.mark.parametrize(("retention", "operation"), [(90, "PutRetentionPolicy"), (None, "DeleteRetentionPolicy")])
-def test_log_group_retention_change_is_an_update(moto: None, logs: Any, retention: int | None,
-                                                 operation: str) -> None:
+def test_log_group_retention_change_is_an_update(moto: None, logs: Any, retention: int | None, operation: str) -> None:
     stack = make_stack()
     converge(_lg_steps(stack), make_ctx(stack))
     changed = make_stack(services={"api": {"log_retention_days": retention}})

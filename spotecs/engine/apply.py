@@ -63,28 +63,47 @@ def _run(step: Step, change: Change, ctx: Context) -> dict[str, Any]:
             return dict(current)
 
 
-def apply(plan: Plan, steps: Sequence[Step], ctx: Context,
-          on_event: Callable[[Event], None] = lambda e: None, max_workers: int = 8) -> Result:
+def apply(
+    plan: Plan,
+    steps: Sequence[Step],
+    ctx: Context,
+    on_event: Callable[[Event], None] = lambda e: None,
+    max_workers: int = 8,
+) -> Result:
     by_key = {s.key: s for s in steps}
     changes = {c.key: c for c in plan.changes}
     result = Result()
     forward = graph(steps)
-    _walk(forward, {k for k, c in changes.items() if c.is_change and c.action is not Action.DELETE},
-          by_key, changes, ctx, on_event, result, max_workers)
+    _walk(
+        forward,
+        {k for k, c in changes.items() if c.is_change and c.action is not Action.DELETE},
+        by_key,
+        changes,
+        ctx,
+        on_event,
+        result,
+        max_workers,
+    )
     deletes = {k for k, c in changes.items() if c.action is Action.DELETE}
     if deletes:
         reverse: dict[str, list[str]] = {k: [] for k in forward}
         for key, ups in forward.items():
             for up in ups:
                 reverse[up].append(key)
-        _walk({k: tuple(v) for k, v in reverse.items()}, deletes, by_key, changes, ctx, on_event,
-              result, max_workers)
+        _walk({k: tuple(v) for k, v in reverse.items()}, deletes, by_key, changes, ctx, on_event, result, max_workers)
     return result
 
 
-def _walk(dag: dict[str, tuple[str, ...]], todo: set[str], steps: dict[str, Step],
-          changes: dict[str, Change], ctx: Context, on_event: Callable[[Event], None],
-          result: Result, max_workers: int) -> None:
+def _walk(
+    dag: dict[str, tuple[str, ...]],
+    todo: set[str],
+    steps: dict[str, Step],
+    changes: dict[str, Change],
+    ctx: Context,
+    on_event: Callable[[Event], None],
+    result: Result,
+    max_workers: int,
+) -> None:
     sorter = TopologicalSorter(dag)
     sorter.prepare()
     blocked: set[str] = set(result.failed) | set(result.skipped)
@@ -123,6 +142,5 @@ def _walk(dag: dict[str, tuple[str, ...]], todo: set[str], steps: dict[str, Step
                 else:
                     blocked.add(key)
                     result.failed[key] = error
-                    on_event(Event(key, "failed", change.action, change.name, change.kind, elapsed,
-                                   error))
+                    on_event(Event(key, "failed", change.action, change.name, change.kind, elapsed, error))
                 sorter.done(key)

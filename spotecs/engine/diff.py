@@ -36,9 +36,12 @@ def _equal(want: Any, have: Any) -> bool:
     return bool(want == have)
 
 
-def choose_action(desired: dict[str, Any] | None, current: dict[str, Any] | None,
-                  replace_on: Collection[str] = (), versioned: bool = False,
-                  ) -> tuple[Action, list[FieldDiff]]:
+def choose_action(
+    desired: dict[str, Any] | None,
+    current: dict[str, Any] | None,
+    replace_on: Collection[str] = (),
+    versioned: bool = False,
+) -> tuple[Action, list[FieldDiff]]:
     """Terraform's getAction: absent -> create; wanted gone -> delete; equal -> no-op;
     a change to a field that cannot be updated in place -> replace; versioned -> new version;
     else update."""

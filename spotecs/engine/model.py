@@ -100,8 +100,9 @@ class Plan:
 
     def summary(self) -> str:
         c = self.counts()
-        return (f"Plan: {c['add']} to add, {c['change']} to change, {c['replace']} to replace, "
-                f"{c['destroy']} to destroy.")
+        return (
+            f"Plan: {c['add']} to add, {c['change']} to change, {c['replace']} to replace, {c['destroy']} to destroy."
+        )
 
     def get(self, key: str) -> Change:
         return next(ch for ch in self.changes if ch.key == key)

@@ -72,14 +72,14 @@ def plan(steps: Sequence[Step], ctx: Context, *, destroy: bool = False) -> Plan:
         if destroy:
             if current is not None:
                 action = Action.DELETE if owned else Action.NOOP
-                changes.append(Change(key, step.kind, step.name, action, current=current,
-                                      note="" if owned else NOT_OWNED))
+                changes.append(
+                    Change(key, step.kind, step.name, action, current=current, note="" if owned else NOT_OWNED)
+                )
             ctx.outputs[key] = dict(current or {})
             continue
         desired = step.desired(ctx.for_step(key))
         if not owned:
-            change = Change(key, step.kind, step.name, Action.NOOP, current=current,
-                            desired=desired, note=NOT_OWNED)
+            change = Change(key, step.kind, step.name, Action.NOOP, current=current, desired=desired, note=NOT_OWNED)
         else:
             action, diffs = choose_action(desired, current, step.replace_on, step.versioned)
             change = Change(key, step.kind, step.name, action, diffs, current, desired)

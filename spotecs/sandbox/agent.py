@@ -32,8 +32,7 @@ class TickSummary:
 
     @property
     def changed(self) -> bool:
-        return any((self.registered, self.deregistered, self.marked_spot,
-                    self.tasks_started, self.tasks_stopped))
+        return any((self.registered, self.deregistered, self.marked_spot, self.tasks_started, self.tasks_stopped))
 
 
 class SimulatedAgent:
@@ -73,8 +72,10 @@ class SimulatedAgent:
 
                 def stop_on(cluster: str, ci: Any, ecs: Any = ecs, elbv2: Any = elbv2) -> None:
                     for task in list(ecs.tasks.get(cluster, {}).values()):
-                        if (task.container_instance_arn == ci.container_instance_arn
-                                and task.desired_status == "RUNNING"):
+                        if (
+                            task.container_instance_arn == ci.container_instance_arn
+                            and task.desired_status == "RUNNING"
+                        ):
                             task_ops.stop_task(ecs, elbv2, task, "Host EC2 instance terminated.")
                             summary.tasks_stopped.append(task.task_arn)
 

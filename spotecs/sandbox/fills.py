@@ -10,8 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 # ECS CreateService fields moto's create_service ignores but its update_service stores.
-ECS_CREATE_SERVICE_DROPPED = ("capacityProviderStrategy", "placementStrategy", "placementConstraints",
-                              "deploymentConfiguration", "healthCheckGracePeriodSeconds", "enableECSManagedTags")
+ECS_CREATE_SERVICE_DROPPED = (
+    "capacityProviderStrategy",
+    "placementStrategy",
+    "placementConstraints",
+    "deploymentConfiguration",
+    "healthCheckGracePeriodSeconds",
+    "enableECSManagedTags",
+)
 
 
 def ecs_create_service_keeping_fields(original: Callable[[Any], Any]) -> Callable[[Any], Any]:

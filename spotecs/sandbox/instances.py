@@ -90,8 +90,7 @@ def instance_resources(instance_type: str, config: dict[str, str]) -> tuple[int,
 
 
 def _set_resources(container_instance: Any, cpu: int, memory: int) -> None:
-    for resources in (container_instance.registered_resources,
-                      container_instance.remaining_resources):
+    for resources in (container_instance.registered_resources, container_instance.remaining_resources):
         for resource in resources:
             if resource["name"] == "CPU":
                 resource["integerValue"] = cpu
@@ -138,9 +137,7 @@ def _register_one(ecs: Any, instance: Any) -> bool:
     return True
 
 
-def sync_registered(
-    ec2: Any, ecs: Any, stop_tasks_on: Callable[[str, Any], None], report: Report
-) -> list[str]:
+def sync_registered(ec2: Any, ecs: Any, stop_tasks_on: Callable[[str, Any], None], report: Report) -> list[str]:
     """Deregister container instances whose EC2 instance is gone; track agent connection."""
     deregistered: list[str] = []
     for instance_id, (cluster_name, container_instance) in registered_by_instance(ecs).items():
@@ -151,9 +148,7 @@ def sync_registered(
                 container_instance.agent_connected = instance.state == "running"
                 continue
             stop_tasks_on(cluster_name, container_instance)
-            ecs.deregister_container_instance(
-                cluster_name, container_instance.container_instance_arn, force=True
-            )
+            ecs.deregister_container_instance(cluster_name, container_instance.container_instance_arn, force=True)
             deregistered.append(instance_id)
         except Exception as exc:
             report(f"deregistration of {instance_id}", exc)

@@ -44,8 +44,7 @@ class Sandbox:
     moto's state is process-wide: two Sandboxes in one process share it.
     """
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1",
-                 agent_interval: float | None = 0.5) -> None:
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", agent_interval: float | None = 0.5) -> None:
         """``port`` 0/None picks a free one; ``agent_interval`` None means tick() by hand."""
         require_moto()
         _set_default_env()
@@ -101,8 +100,9 @@ class Sandbox:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 

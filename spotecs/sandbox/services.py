@@ -93,9 +93,7 @@ def _event(service: Any, message: str) -> None:
     if getattr(service, _LAST_EVENT, None) == message:
         return
     setattr(service, _LAST_EVENT, message)
-    service.events.insert(
-        0, {"id": secrets.token_hex(16), "createdAt": datetime.now(UTC), "message": message}
-    )
+    service.events.insert(0, {"id": secrets.token_hex(16), "createdAt": datetime.now(UTC), "message": message})
     del service.events[_MAX_EVENTS:]
 
 
@@ -121,6 +119,7 @@ def _stop(ecs: Any, elbv2: Any, task: Any, reason: str, result: ServiceResult) -
 
 def _scale_in_order(ecs: Any, tasks: list[Any]) -> list[Any]:
     """Stop tasks on the emptiest hosts first, so the rest stay binpacked."""
+
     def key(task: Any) -> tuple[int, str]:
         host = _healthy_host(ecs, task)
         free = task_ops.remaining(host, "MEMORY") if host else 1 << 30
@@ -173,8 +172,9 @@ def reconcile(ecs: Any, elbv2: Any, service: Any) -> ServiceResult:
 
     for task in mine + old:
         host = _healthy_host(ecs, task)
-        task_ops.sync_targets(elbv2, task, task_ops.wanted_targets(
-            service, task, host.ec2_instance_id if host else None))
+        task_ops.sync_targets(
+            elbv2, task, task_ops.wanted_targets(service, task, host.ec2_instance_id if host else None)
+        )
     _set_counts(primary, desired, len(mine))
     for deployment in service.deployments[1:]:
         count = sum(1 for t in old if t.started_by == deployment["id"])
@@ -182,8 +182,11 @@ def reconcile(ecs: Any, elbv2: Any, service: Any) -> ServiceResult:
     service.running_count = len(mine) + len(old)
     service.pending_count = max(desired - len(mine), 0)
     if len(mine) < desired:
-        _event(service, f"(service {service.name}) was unable to place a task because no "
-               "container instance met all of its requirements.")
+        _event(
+            service,
+            f"(service {service.name}) was unable to place a task because no "
+            "container instance met all of its requirements.",
+        )
     elif not old:
         _event(service, f"(service {service.name}) has reached a steady state.")
     return result
@@ -194,14 +197,9 @@ def recount_cluster(ecs: Any, cluster: Any) -> None:
     cluster_tasks = list(ecs.tasks.get(cluster.name, {}).values())
     cluster.running_tasks_count = sum(1 for t in cluster_tasks if t.desired_status == "RUNNING")
     cluster.pending_tasks_count = sum(
-        s.pending_count
-        for s in list(ecs.services.values())
-        if s.cluster_name == cluster.name and s.status == "ACTIVE"
+        s.pending_count for s in list(ecs.services.values()) if s.cluster_name == cluster.name and s.status == "ACTIVE"
     )
-    cluster.registered_container_instances_count = len(
-        ecs.container_instances.get(cluster.name, {})
-    )
+    cluster.registered_container_instances_count = len(ecs.container_instances.get(cluster.name, {}))
     cluster.active_services_count = sum(
-        1 for s in list(ecs.services.values())
-        if s.cluster_name == cluster.name and s.status == "ACTIVE"
+        1 for s in list(ecs.services.values()) if s.cluster_name == cluster.name and s.status == "ACTIVE"
     )

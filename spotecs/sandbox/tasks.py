@@ -52,11 +52,7 @@ def _host_port(network_mode: str | None, mapping: dict[str, Any]) -> int | None:
 def remaining(container_instance: Any, name: str) -> Any:
     for resource in container_instance.remaining_resources:
         if resource["name"] == name:
-            return (
-                resource.get("stringSetValue", [])
-                if resource["type"] == "STRINGSET"
-                else resource["integerValue"]
-            )
+            return resource.get("stringSetValue", []) if resource["type"] == "STRINGSET" else resource["integerValue"]
     return [] if name.startswith("PORTS") else 0
 
 
@@ -81,18 +77,19 @@ def _bindings(td: Any, used: set[str]) -> tuple[list[list[dict[str, Any]]], list
                 continue  # the ENI owns the port; there is no host binding
             host_port = _host_port(td.network_mode, mapping) or next(free)
             ports.append(host_port)
-            bindings.append({
-                "bindIP": "0.0.0.0",
-                "containerPort": int(mapping["containerPort"]),
-                "hostPort": host_port,
-                "protocol": mapping.get("protocol", "tcp"),
-            })
+            bindings.append(
+                {
+                    "bindIP": "0.0.0.0",
+                    "containerPort": int(mapping["containerPort"]),
+                    "hostPort": host_port,
+                    "protocol": mapping.get("protocol", "tcp"),
+                }
+            )
         per_container.append(bindings)
     return per_container, ports
 
 
-def start_task(ecs: Any, service: Any, td: Any, container_instance: Any,
-               deployment_id: str) -> Any:
+def start_task(ecs: Any, service: Any, td: Any, container_instance: Any, deployment_id: str) -> Any:
     """Create a RUNNING task for ``service`` on ``container_instance``."""
     # Typed as Any: we set attributes moto's classes do not declare (network_bindings...).
     ecs_models: Any = importlib.import_module("moto.ecs.models")

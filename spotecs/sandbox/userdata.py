@@ -9,9 +9,7 @@ from typing import Any
 
 # Matches `echo ECS_CLUSTER=x >> /etc/ecs/ecs.config`, `echo "ECS_CLUSTER=x" >> ...`,
 # `export ECS_CLUSTER=x` and plain `ECS_CLUSTER=x` lines (heredocs, cloud-init write_files).
-_ECS_LINE = re.compile(
-    r"""^\s*(?:echo\s+(?:-e\s+)?|export\s+)?["']?(ECS_[A-Z0-9_]+)=["']?([^"'\s>]*)"""
-)
+_ECS_LINE = re.compile(r"""^\s*(?:echo\s+(?:-e\s+)?|export\s+)?["']?(ECS_[A-Z0-9_]+)=["']?([^"'\s>]*)""")
 
 
 def decode_user_data(raw: Any) -> str:

@@ -27,32 +27,54 @@ class Ami(Step):
         return {}
 
     def read(self, ctx: Context) -> dict[str, Any]:
-        facts: dict[str, Any] = {"image_id": None, "architecture": None, "root_device": None,
-                                 "root_size_gib": 0, "source": self.ami, "problem": None}
+        facts: dict[str, Any] = {
+            "image_id": None,
+            "architecture": None,
+            "root_device": None,
+            "root_size_gib": 0,
+            "source": self.ami,
+            "problem": None,
+        }
         image_id = self.ami
         if self.ami in AMI_ALIASES:
             # The JSON ".../recommended" parameter is not parseable in every tool (moto's is a
             # Python repr); the "image_id" sub-parameter is a plain string everywhere.
             param = AMI_ALIASES[self.ami]
-            got = ctx.call(f"look up the ECS-optimized AMI {param}", ctx.client("ssm").get_parameter,
-                           missing=("ParameterNotFound",), Name=param)
+            got = ctx.call(
+                f"look up the ECS-optimized AMI {param}",
+                ctx.client("ssm").get_parameter,
+                missing=("ParameterNotFound",),
+                Name=param,
+            )
             if got is None:
-                facts["problem"] = (f"instances.ami: {self.ami} has no ECS-optimized image in {ctx.region} "
-                                    f"(SSM parameter {param} not found)")
+                facts["problem"] = (
+                    f"instances.ami: {self.ami} has no ECS-optimized image in {ctx.region} "
+                    f"(SSM parameter {param} not found)"
+                )
                 return facts
             image_id = got["Parameter"]["Value"]
-        images = ctx.call(f"describe AMI {image_id}", ctx.client("ec2").describe_images,
-                          missing=("InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable"),
-                          ImageIds=[image_id])
+        images = ctx.call(
+            f"describe AMI {image_id}",
+            ctx.client("ec2").describe_images,
+            missing=("InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable"),
+            ImageIds=[image_id],
+        )
         if not images or not images.get("Images"):
             facts["problem"] = f"instances.ami: {image_id} does not exist in {ctx.region} (or is not shared with you)"
             return facts
         image = images["Images"][0]
         root = image.get("RootDeviceName")
-        size = next((m.get("Ebs", {}).get("VolumeSize", 0) for m in image.get("BlockDeviceMappings", [])
-                     if m.get("DeviceName") == root), 0)
-        facts.update(image_id=image_id, architecture=image.get("Architecture"), root_device=root,
-                     root_size_gib=int(size or 0))
+        size = next(
+            (
+                m.get("Ebs", {}).get("VolumeSize", 0)
+                for m in image.get("BlockDeviceMappings", [])
+                if m.get("DeviceName") == root
+            ),
+            0,
+        )
+        facts.update(
+            image_id=image_id, architecture=image.get("Architecture"), root_device=root, root_size_gib=int(size or 0)
+        )
         return facts
 
 
@@ -73,14 +95,22 @@ class InstanceTypes(Step):
     def read(self, ctx: Context) -> dict[str, Any]:
         # A filter, not InstanceTypes=[...]: one unknown name would fail the whole call and hide
         # the facts of the others.
-        found = ctx.paginate("describe instance types", "ec2", "describe_instance_types", "InstanceTypes",
-                             Filters=[{"Name": "instance-type", "Values": self.types}])
-        types = {t["InstanceType"]: {
-            "vcpus": t["VCpuInfo"]["DefaultVCpus"],
-            "memory_mib": t["MemoryInfo"]["SizeInMiB"],
-            "architectures": sorted(t.get("ProcessorInfo", {}).get("SupportedArchitectures", [])),
-            "burstable": bool(t.get("BurstablePerformanceSupported")),
-            # "default" (always on), "supported" (on request) or "unsupported" (e.g. t2)
-            "ebs_optimized": t.get("EbsInfo", {}).get("EbsOptimizedSupport", "unsupported"),
-        } for t in found}
+        found = ctx.paginate(
+            "describe instance types",
+            "ec2",
+            "describe_instance_types",
+            "InstanceTypes",
+            Filters=[{"Name": "instance-type", "Values": self.types}],
+        )
+        types = {
+            t["InstanceType"]: {
+                "vcpus": t["VCpuInfo"]["DefaultVCpus"],
+                "memory_mib": t["MemoryInfo"]["SizeInMiB"],
+                "architectures": sorted(t.get("ProcessorInfo", {}).get("SupportedArchitectures", [])),
+                "burstable": bool(t.get("BurstablePerformanceSupported")),
+                # "default" (always on), "supported" (on request) or "unsupported" (e.g. t2)
+                "ebs_optimized": t.get("EbsInfo", {}).get("EbsOptimizedSupport", "unsupported"),
+            }
+            for t in found
+        }
         return {"types": types, "missing": [t for t in self.types if t not in types]}

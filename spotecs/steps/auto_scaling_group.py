@@ -61,9 +61,11 @@ class AutoScalingGroup(Step):
         }
 
     def _describe(self, ctx: Context) -> dict[str, Any] | None:
-        groups = ctx.call(f"describe auto scaling group {self.name}",
-                          ctx.client("autoscaling").describe_auto_scaling_groups,
-                          AutoScalingGroupNames=[self.name])["AutoScalingGroups"]
+        groups = ctx.call(
+            f"describe auto scaling group {self.name}",
+            ctx.client("autoscaling").describe_auto_scaling_groups,
+            AutoScalingGroupNames=[self.name],
+        )["AutoScalingGroups"]
         return groups[0] if groups else None
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
@@ -87,8 +89,10 @@ class AutoScalingGroup(Step):
             "new_instances_protected": bool(g.get("NewInstancesProtectedFromScaleIn")),
             "termination_policies": list(g.get("TerminationPolicies", [])),
             "capacity_rebalance": bool(g.get("CapacityRebalance")),
-            "tags": sorted(({"key": t["Key"], "value": t["Value"], "propagate": bool(t.get("PropagateAtLaunch"))}
-                            for t in ours), key=lambda t: t["key"]),
+            "tags": sorted(
+                ({"key": t["Key"], "value": t["Value"], "propagate": bool(t.get("PropagateAtLaunch"))} for t in ours),
+                key=lambda t: t["key"],
+            ),
             "name": self.name,
             "arn": g["AutoScalingGroupARN"],
             "desired_capacity": g.get("DesiredCapacity"),
@@ -100,8 +104,10 @@ class AutoScalingGroup(Step):
         return {
             "MixedInstancesPolicy": {
                 "LaunchTemplate": {
-                    "LaunchTemplateSpecification": {"LaunchTemplateId": desired["launch_template"]["id"],
-                                                    "Version": desired["launch_template"]["version"]},
+                    "LaunchTemplateSpecification": {
+                        "LaunchTemplateId": desired["launch_template"]["id"],
+                        "Version": desired["launch_template"]["version"],
+                    },
                     "Overrides": [{"InstanceType": t} for t in desired["instance_types"]],
                 },
                 "InstancesDistribution": {
@@ -119,42 +125,61 @@ class AutoScalingGroup(Step):
         }
 
     def _tag_params(self, tags: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{"ResourceId": self.name, "ResourceType": "auto-scaling-group", "Key": t["key"],
-                 "Value": t["value"], "PropagateAtLaunch": t["propagate"]} for t in tags]
+        return [
+            {
+                "ResourceId": self.name,
+                "ResourceType": "auto-scaling-group",
+                "Key": t["key"],
+                "Value": t["value"],
+                "PropagateAtLaunch": t["propagate"],
+            }
+            for t in tags
+        ]
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         asg = ctx.client("autoscaling")
         pending = self._describe(ctx)
         if pending is not None and pending.get("Status") == DELETING:
             # A teardown just before: the name is free only once the old group is gone.
-            ctx.wait(f"the previous auto scaling group {self.name} to be deleted", "autoscaling",
-                     waiters.auto_scaling_group_deleted(asg), AutoScalingGroupNames=[self.name])
+            ctx.wait(
+                f"the previous auto scaling group {self.name} to be deleted",
+                "autoscaling",
+                waiters.auto_scaling_group_deleted(asg),
+                AutoScalingGroupNames=[self.name],
+            )
         retry_iam_propagation(
-            ctx, f"create auto scaling group {self.name}", asg.create_auto_scaling_group,
-            AutoScalingGroupName=self.name, **self._settings(desired),
+            ctx,
+            f"create auto scaling group {self.name}",
+            asg.create_auto_scaling_group,
+            AutoScalingGroupName=self.name,
+            **self._settings(desired),
             # The only time spotecs sets it: afterwards the capacity provider decides.
             DesiredCapacity=ctx.stack.instances.initial_desired,
-            Tags=self._tag_params(desired["tags"]))
+            Tags=self._tag_params(desired["tags"]),
+        )
         created = self._describe(ctx)
         if created is None:
             raise AwsError(f"create auto scaling group {self.name}", "the group is not there right after creation")
         return {"name": self.name, "arn": created["AutoScalingGroupARN"]}
 
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-               change: Change) -> dict[str, Any]:
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         asg = ctx.client("autoscaling")
         changed = {d.path.split(".")[0] for d in change.diffs}
         if changed - {"tags"}:
-            retry_iam_propagation(ctx, f"update auto scaling group {self.name}", asg.update_auto_scaling_group,
-                                  AutoScalingGroupName=self.name, **self._settings(desired))
+            retry_iam_propagation(
+                ctx,
+                f"update auto scaling group {self.name}",
+                asg.update_auto_scaling_group,
+                AutoScalingGroupName=self.name,
+                **self._settings(desired),
+            )
         if "tags" in changed:
             want = {t["key"]: t for t in desired["tags"]}
             put = [t for t in desired["tags"] if t not in current["tags"]]
             # current["tags"] never holds AmazonECSManaged or aws:* tags: they are never removed.
             drop = [t for t in current["tags"] if t["key"] not in want]
             if put:
-                ctx.call(f"tag auto scaling group {self.name}", asg.create_or_update_tags,
-                         Tags=self._tag_params(put))
+                ctx.call(f"tag auto scaling group {self.name}", asg.create_or_update_tags, Tags=self._tag_params(put))
             if drop:
                 ctx.call(f"untag auto scaling group {self.name}", asg.delete_tags, Tags=self._tag_params(drop))
         return {"name": self.name, "arn": current["arn"]}
@@ -167,20 +192,34 @@ class AutoScalingGroup(Step):
         if g.get("Status") != DELETING:
             # Protection would keep ECS-managed instances alive; a forced delete does not wait for
             # the capacity provider's slow managed scale-in.
-            protected = [i["InstanceId"] for i in g.get("Instances", [])
-                         if i.get("ProtectedFromScaleIn") and not i.get("LifecycleState", "").startswith("Terminat")]
+            protected = [
+                i["InstanceId"]
+                for i in g.get("Instances", [])
+                if i.get("ProtectedFromScaleIn") and not i.get("LifecycleState", "").startswith("Terminat")
+            ]
             for start in range(0, len(protected), PROTECTION_BATCH):
-                ctx.call(f"lift scale-in protection from the instances of {self.name}", asg.set_instance_protection,
-                         AutoScalingGroupName=self.name, InstanceIds=protected[start:start + PROTECTION_BATCH],
-                         ProtectedFromScaleIn=False)
+                ctx.call(
+                    f"lift scale-in protection from the instances of {self.name}",
+                    asg.set_instance_protection,
+                    AutoScalingGroupName=self.name,
+                    InstanceIds=protected[start : start + PROTECTION_BATCH],
+                    ProtectedFromScaleIn=False,
+                )
             try:
-                ctx.retry(f"delete auto scaling group {self.name}", asg.delete_auto_scaling_group, codes=BUSY,
-                          AutoScalingGroupName=self.name, ForceDelete=True)
+                ctx.retry(
+                    f"delete auto scaling group {self.name}",
+                    asg.delete_auto_scaling_group,
+                    codes=BUSY,
+                    AutoScalingGroupName=self.name,
+                    ForceDelete=True,
+                )
             except WaitTimeout:
-                raise WaitTimeout(f"auto scaling group {self.name} to accept its deletion (a scaling activity "
-                                  "is still running)", ctx.timeouts.default,
-                                  "Run the same command again once the activity ends (see the group's Activity "
-                                  "tab in the EC2 console).") from None
+                raise WaitTimeout(
+                    f"auto scaling group {self.name} to accept its deletion (a scaling activity is still running)",
+                    ctx.timeouts.default,
+                    "Run the same command again once the activity ends (see the group's Activity "
+                    "tab in the EC2 console).",
+                ) from None
             except AwsError as e:
                 # Deleted meanwhile (by another run or by hand): "AutoScalingGroup name not found".
                 if not (e.code == "ValidationError" and "not found" in e.detail):
@@ -191,9 +230,15 @@ class AutoScalingGroup(Step):
             if g is None:
                 return True, "deleted"
             left = [f"{i['InstanceId']} ({i.get('LifecycleState', '?')})" for i in g.get("Instances", [])]
-            return False, (f"{len(left)} instance(s) left: {', '.join(left[:5])}{', ...' if len(left) > 5 else ''}"
-                           if left else str(g.get("Status") or "deleting"))
+            return False, (
+                f"{len(left)} instance(s) left: {', '.join(left[:5])}{', ...' if len(left) > 5 else ''}"
+                if left
+                else str(g.get("Status") or "deleting")
+            )
 
-        ctx.poll(f"auto scaling group {self.name} to terminate its instances and go", gone,
-                 hint="AWS is still terminating them (lifecycle hooks or a slow shutdown can hold an instance). "
-                      "Run the same command again to keep waiting; the group is already being deleted.")
+        ctx.poll(
+            f"auto scaling group {self.name} to terminate its instances and go",
+            gone,
+            hint="AWS is still terminating them (lifecycle hooks or a slow shutdown can hold an instance). "
+            "Run the same command again to keep waiting; the group is already being deleted.",
+        )

@@ -58,28 +58,56 @@ class Context:
     def region(self) -> str:
         return self.aws.region
 
-    def call(self, intent: str, fn: Callable[..., Any], /, *, missing: Collection[str] = (),
-             **kwargs: Any) -> Any:
+    def call(self, intent: str, fn: Callable[..., Any], /, *, missing: Collection[str] = (), **kwargs: Any) -> Any:
         return aws.call(intent, fn, missing=missing, **kwargs)
 
-    def retry(self, intent: str, fn: Callable[..., Any], /, *, codes: Collection[str],
-              timeout: float | None = None, missing: Collection[str] = (), **kwargs: Any) -> Any:
-        return aws.retry_on(intent, fn, codes=codes, timeout=timeout or self.timeouts.default,
-                            delay=self.timeouts.delay, report=self.report, missing=missing, **kwargs)
+    def retry(
+        self,
+        intent: str,
+        fn: Callable[..., Any],
+        /,
+        *,
+        codes: Collection[str],
+        timeout: float | None = None,
+        missing: Collection[str] = (),
+        **kwargs: Any,
+    ) -> Any:
+        return aws.retry_on(
+            intent,
+            fn,
+            codes=codes,
+            timeout=timeout or self.timeouts.default,
+            delay=self.timeouts.delay,
+            report=self.report,
+            missing=missing,
+            **kwargs,
+        )
 
     def paginate(self, intent: str, service: str, operation: str, key: str, **kwargs: Any) -> list[Any]:
         return list(aws.paginate(intent, self.client(service), operation, key, **kwargs))
 
-    def wait(self, intent: str, service: str, waiter: Any, *, timeout: float | None = None,
-             **kwargs: Any) -> None:
+    def wait(self, intent: str, service: str, waiter: Any, *, timeout: float | None = None, **kwargs: Any) -> None:
         self.report(f"waiting for {intent}")
-        aws.wait(intent, self.client(service), waiter, delay=self.timeouts.delay,
-                 timeout=timeout or self.timeouts.default, **kwargs)
+        aws.wait(
+            intent,
+            self.client(service),
+            waiter,
+            delay=self.timeouts.delay,
+            timeout=timeout or self.timeouts.default,
+            **kwargs,
+        )
 
-    def poll(self, what: str, check: Callable[[], tuple[bool, str]], *, timeout: float | None = None,
-             hint: str = "") -> None:
-        aws.poll(what, check, timeout=timeout or self.timeouts.default, delay=self.timeouts.delay,
-                 report=self.report, hint=hint)
+    def poll(
+        self, what: str, check: Callable[[], tuple[bool, str]], *, timeout: float | None = None, hint: str = ""
+    ) -> None:
+        aws.poll(
+            what,
+            check,
+            timeout=timeout or self.timeouts.default,
+            delay=self.timeouts.delay,
+            report=self.report,
+            hint=hint,
+        )
 
     def fact(self, name: str, compute: Callable[[], Any]) -> Any:
         """Memoise a run-wide lookup (account id, default VPC, instance types)."""
@@ -90,8 +118,12 @@ class Context:
 
     @property
     def account_id(self) -> str:
-        return str(self.fact("account_id", lambda: self.call(
-            "look up the AWS account", self.client("sts").get_caller_identity)["Account"]))
+        return str(
+            self.fact(
+                "account_id",
+                lambda: self.call("look up the AWS account", self.client("sts").get_caller_identity)["Account"],
+            )
+        )
 
     # -- naming and tags -------------------------------------------------------
     @property
@@ -139,8 +171,7 @@ class Step:
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-               change: Change) -> dict[str, Any]:
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         raise NotImplementedError
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:

@@ -63,10 +63,13 @@ class CapacityProvider(Step):
         return {
             "name": name,
             "auto_scaling_group_arn": arn,
-            "managed_scaling": {"status": "ENABLED", "target_capacity": cfg.target_capacity,
-                                "minimum_scaling_step_size": cfg.minimum_scaling_step,
-                                "maximum_scaling_step_size": cfg.maximum_scaling_step,
-                                "instance_warmup_period": cfg.instance_warmup},
+            "managed_scaling": {
+                "status": "ENABLED",
+                "target_capacity": cfg.target_capacity,
+                "minimum_scaling_step_size": cfg.minimum_scaling_step,
+                "maximum_scaling_step_size": cfg.maximum_scaling_step,
+                "instance_warmup_period": cfg.instance_warmup,
+            },
             "managed_termination_protection": _enabled(cfg.managed_termination_protection),
             "managed_draining": _enabled(cfg.managed_draining),
             "cluster": self.cluster,
@@ -80,10 +83,13 @@ class CapacityProvider(Step):
     def _provider(self, d: dict[str, Any]) -> dict[str, Any]:
         m = d["managed_scaling"]
         return {
-            "managedScaling": {"status": m["status"], "targetCapacity": m["target_capacity"],
-                               "minimumScalingStepSize": m["minimum_scaling_step_size"],
-                               "maximumScalingStepSize": m["maximum_scaling_step_size"],
-                               "instanceWarmupPeriod": m["instance_warmup_period"]},
+            "managedScaling": {
+                "status": m["status"],
+                "targetCapacity": m["target_capacity"],
+                "minimumScalingStepSize": m["minimum_scaling_step_size"],
+                "maximumScalingStepSize": m["maximum_scaling_step_size"],
+                "instanceWarmupPeriod": m["instance_warmup_period"],
+            },
             "managedTerminationProtection": d["managed_termination_protection"],
             "managedDraining": d["managed_draining"],
         }
@@ -92,9 +98,11 @@ class CapacityProvider(Step):
         """Names ours could have: the current group's, then older ones still attached to the cluster
         (a group recreated out of band). describe_capacity_providers needs names (moto too)."""
         names: list[str] = []
-        groups = ctx.call(f"describe auto scaling group {self.group}",
-                          ctx.client("autoscaling").describe_auto_scaling_groups,
-                          AutoScalingGroupNames=[self.group])["AutoScalingGroups"]
+        groups = ctx.call(
+            f"describe auto scaling group {self.group}",
+            ctx.client("autoscaling").describe_auto_scaling_groups,
+            AutoScalingGroupNames=[self.group],
+        )["AutoScalingGroups"]
         if groups:
             names.append(provider_name(self.group, groups[0]["AutoScalingGroupARN"]))
         attached = (cluster or {}).get("capacityProviders", [])
@@ -106,8 +114,12 @@ class CapacityProvider(Step):
         names = self._candidates(ctx, cluster)
         if not names:
             return None
-        got = ctx.call(f"describe capacity providers {', '.join(names)}",
-                       ctx.client("ecs").describe_capacity_providers, capacityProviders=names, include=["TAGS"])
+        got = ctx.call(
+            f"describe capacity providers {', '.join(names)}",
+            ctx.client("ecs").describe_capacity_providers,
+            capacityProviders=names,
+            include=["TAGS"],
+        )
         active = {p["name"]: p for p in got.get("capacityProviders", []) if p.get("status") == "ACTIVE"}
         p = next((active[n] for n in names if n in active), None)
         if p is None:
@@ -119,15 +131,20 @@ class CapacityProvider(Step):
         return {
             "name": p["name"],
             "auto_scaling_group_arn": asg.get("autoScalingGroupArn"),
-            "managed_scaling": {"status": m.get("status"), "target_capacity": m.get("targetCapacity"),
-                                "minimum_scaling_step_size": m.get("minimumScalingStepSize"),
-                                "maximum_scaling_step_size": m.get("maximumScalingStepSize"),
-                                "instance_warmup_period": m.get("instanceWarmupPeriod")},
+            "managed_scaling": {
+                "status": m.get("status"),
+                "target_capacity": m.get("targetCapacity"),
+                "minimum_scaling_step_size": m.get("minimumScalingStepSize"),
+                "maximum_scaling_step_size": m.get("maximumScalingStepSize"),
+                "instance_warmup_period": m.get("instanceWarmupPeriod"),
+            },
             "managed_termination_protection": asg.get("managedTerminationProtection"),
             "managed_draining": asg.get("managedDraining", "ENABLED"),
             "cluster": self.cluster if cluster and p["name"] in cluster.get("capacityProviders", []) else None,
-            "default_strategy": [{"capacity_provider": s["capacityProvider"], "base": s.get("base", 0),
-                                  "weight": s.get("weight", 0)} for s in strategy],
+            "default_strategy": [
+                {"capacity_provider": s["capacityProvider"], "base": s.get("base", 0), "weight": s.get("weight", 0)}
+                for s in strategy
+            ],
             "arn": p["capacityProviderArn"],
             "_owned": ctx.owned(tags_from_list(p.get("tags"))),
         }
@@ -135,28 +152,43 @@ class CapacityProvider(Step):
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         name = desired["name"]
         self.name = name
-        p = ctx.call(f"create capacity provider {name}", ctx.client("ecs").create_capacity_provider, name=name,
-                     autoScalingGroupProvider={"autoScalingGroupArn": desired["auto_scaling_group_arn"],
-                                               **self._provider(desired)},
-                     tags=tag_list(ctx.tags(), "key", "value"))["capacityProvider"]
+        p = ctx.call(
+            f"create capacity provider {name}",
+            ctx.client("ecs").create_capacity_provider,
+            name=name,
+            autoScalingGroupProvider={
+                "autoScalingGroupArn": desired["auto_scaling_group_arn"],
+                **self._provider(desired),
+            },
+            tags=tag_list(ctx.tags(), "key", "value"),
+        )["capacityProvider"]
         self._attach(ctx, name)
         return {"name": name, "arn": p["capacityProviderArn"]}
 
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-               change: Change) -> dict[str, Any]:
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         name = current["name"]
         changed = {d.path.split(".")[0] for d in change.diffs}
         if changed & {"managed_scaling", "managed_termination_protection", "managed_draining"}:
-            ctx.retry(f"update capacity provider {name}", ctx.client("ecs").update_capacity_provider,
-                      codes=("UpdateInProgressException",), name=name, autoScalingGroupProvider=self._provider(desired))
+            ctx.retry(
+                f"update capacity provider {name}",
+                ctx.client("ecs").update_capacity_provider,
+                codes=("UpdateInProgressException",),
+                name=name,
+                autoScalingGroupProvider=self._provider(desired),
+            )
         if changed & {"cluster", "default_strategy"}:
             self._attach(ctx, name)
         return {"name": name, "arn": current["arn"]}
 
     def _put_cluster_providers(self, ctx: Context, providers: list[str], strategy: list[dict[str, Any]]) -> None:
-        ctx.retry(f"set the capacity providers of ECS cluster {self.cluster}",
-                  ctx.client("ecs").put_cluster_capacity_providers, codes=CLUSTER_BUSY,
-                  cluster=self.cluster, capacityProviders=providers, defaultCapacityProviderStrategy=strategy)
+        ctx.retry(
+            f"set the capacity providers of ECS cluster {self.cluster}",
+            ctx.client("ecs").put_cluster_capacity_providers,
+            codes=CLUSTER_BUSY,
+            cluster=self.cluster,
+            capacityProviders=providers,
+            defaultCapacityProviderStrategy=strategy,
+        )
 
     def _attach(self, ctx: Context, name: str) -> None:
         """Ours becomes the default strategy; other providers on the cluster (a user's, or FARGATE)
@@ -181,33 +213,51 @@ class CapacityProvider(Step):
         # is not spotecs's to change, so say which instead of retrying until the timeout.
         users = services_using(ctx, self.cluster, name)
         if users:
-            raise AwsError(f"delete capacity provider {name}",
-                           f"ECS service(s) {', '.join(users)} in cluster {self.cluster} still use it; move them to "
-                           "another capacity provider or delete them, then run the same command again")
-        hint = (f"ECS still holds capacity provider {name}; run the same command again to keep waiting. "
-                "If it stays, look in the ECS console for services or tasks that still use it.")
+            raise AwsError(
+                f"delete capacity provider {name}",
+                f"ECS service(s) {', '.join(users)} in cluster {self.cluster} still use it; move them to "
+                "another capacity provider or delete them, then run the same command again",
+            )
+        hint = (
+            f"ECS still holds capacity provider {name}; run the same command again to keep waiting. "
+            "If it stays, look in the ECS console for services or tasks that still use it."
+        )
         try:
             self._detach(ctx, name)
             live = _describe(ctx, name)
             if live and live.get("status") == "ACTIVE" and live.get("updateStatus") != "DELETE_IN_PROGRESS":
-                ctx.retry(f"delete capacity provider {name}", ecs.delete_capacity_provider,
-                          codes=("UpdateInProgressException", "ResourceInUseException"), capacityProvider=name)
-            ctx.wait(f"capacity provider {name} to be deleted", "ecs", waiters.capacity_provider_deleted(ecs),
-                     capacityProviders=[name])
+                ctx.retry(
+                    f"delete capacity provider {name}",
+                    ecs.delete_capacity_provider,
+                    codes=("UpdateInProgressException", "ResourceInUseException"),
+                    capacityProvider=name,
+                )
+            ctx.wait(
+                f"capacity provider {name} to be deleted",
+                "ecs",
+                waiters.capacity_provider_deleted(ecs),
+                capacityProviders=[name],
+            )
         except WaitTimeout:
-            raise WaitTimeout(f"capacity provider {name} to be deleted ({_status(ctx, name)})",
-                              ctx.timeouts.default, hint) from None
+            raise WaitTimeout(
+                f"capacity provider {name} to be deleted ({_status(ctx, name)})", ctx.timeouts.default, hint
+            ) from None
 
 
 def services_using(ctx: Context, cluster: str, provider: str) -> list[str]:
     """ACTIVE services of the cluster whose capacity provider strategy names `provider`."""
-    return sorted(s["serviceName"] for s in cluster_services(ctx, cluster) if s.get("status") == "ACTIVE"
-                  and any(p.get("capacityProvider") == provider for p in s.get("capacityProviderStrategy") or []))
+    return sorted(
+        s["serviceName"]
+        for s in cluster_services(ctx, cluster)
+        if s.get("status") == "ACTIVE"
+        and any(p.get("capacityProvider") == provider for p in s.get("capacityProviderStrategy") or [])
+    )
 
 
 def _describe(ctx: Context, name: str) -> dict[str, Any] | None:
-    got = ctx.call(f"describe capacity provider {name}", ctx.client("ecs").describe_capacity_providers,
-                   capacityProviders=[name])
+    got = ctx.call(
+        f"describe capacity provider {name}", ctx.client("ecs").describe_capacity_providers, capacityProviders=[name]
+    )
     return next(iter(got.get("capacityProviders", [])), None)
 
 

@@ -11,16 +11,25 @@ from spotecs.errors import AwsError, WaitTimeout
 from spotecs.steps.base import Context, Step
 
 # ECS answers these while services, tasks or instances are still being wound down.
-NOT_EMPTY_YET = ("ClusterContainsContainerInstancesException", "ClusterContainsServicesException",
-                 "ClusterContainsTasksException", "UpdateInProgressException")
+NOT_EMPTY_YET = (
+    "ClusterContainsContainerInstancesException",
+    "ClusterContainsServicesException",
+    "ClusterContainsTasksException",
+    "UpdateInProgressException",
+)
 GONE = ("ClusterNotFoundException",)
 
 
 def describe_cluster(ctx: Context, name: str) -> dict[str, Any] | None:
     """The ACTIVE cluster of that name, with settings and tags; None if absent or deleted
     (ECS keeps a deleted cluster INACTIVE for a while)."""
-    got = ctx.call(f"describe ECS cluster {name}", ctx.client("ecs").describe_clusters, missing=GONE,
-                   clusters=[name], include=["SETTINGS", "TAGS"])
+    got = ctx.call(
+        f"describe ECS cluster {name}",
+        ctx.client("ecs").describe_clusters,
+        missing=GONE,
+        clusters=[name],
+        include=["SETTINGS", "TAGS"],
+    )
     clusters = [c for c in (got or {}).get("clusters", []) if c.get("status") == "ACTIVE"]
     return clusters[0] if clusters else None
 
@@ -28,16 +37,23 @@ def describe_cluster(ctx: Context, name: str) -> dict[str, Any] | None:
 def cluster_services(ctx: Context, cluster: str) -> list[dict[str, Any]]:
     """Every service ECS still lists in the cluster (ACTIVE or DRAINING), described with tags."""
     try:
-        arns = ctx.paginate(f"list services of ECS cluster {cluster}", "ecs", "list_services", "serviceArns",
-                            cluster=cluster)
+        arns = ctx.paginate(
+            f"list services of ECS cluster {cluster}", "ecs", "list_services", "serviceArns", cluster=cluster
+        )
     except AwsError as e:
         if e.code in GONE:
             return []
         raise
     out: list[dict[str, Any]] = []
     for i in range(0, len(arns), 10):  # describe_services takes at most 10
-        got = ctx.call(f"describe services of ECS cluster {cluster}", ctx.client("ecs").describe_services,
-                       missing=GONE, cluster=cluster, services=arns[i:i + 10], include=["TAGS"])
+        got = ctx.call(
+            f"describe services of ECS cluster {cluster}",
+            ctx.client("ecs").describe_services,
+            missing=GONE,
+            cluster=cluster,
+            services=arns[i : i + 10],
+            include=["TAGS"],
+        )
         out += (got or {}).get("services", [])
     return out
 
@@ -61,35 +77,56 @@ class Cluster(Step):
         if c is None:
             return None
         settings = {s["name"]: s["value"] for s in c.get("settings", [])}
-        return {"container_insights": settings.get("containerInsights", "disabled"), "name": self.name,
-                "arn": c["clusterArn"], "_owned": ctx.owned(tags_from_list(c.get("tags")))}
+        return {
+            "container_insights": settings.get("containerInsights", "disabled"),
+            "name": self.name,
+            "arn": c["clusterArn"],
+            "_owned": ctx.owned(tags_from_list(c.get("tags"))),
+        }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
-        c = ctx.call(f"create ECS cluster {self.name}", ctx.client("ecs").create_cluster, clusterName=self.name,
-                     settings=self._settings(desired), tags=tag_list(ctx.tags(), "key", "value"))["cluster"]
+        c = ctx.call(
+            f"create ECS cluster {self.name}",
+            ctx.client("ecs").create_cluster,
+            clusterName=self.name,
+            settings=self._settings(desired),
+            tags=tag_list(ctx.tags(), "key", "value"),
+        )["cluster"]
         return {"name": self.name, "arn": c["clusterArn"]}
 
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-               change: Change) -> dict[str, Any]:
-        ctx.call(f"update settings of ECS cluster {self.name}", ctx.client("ecs").update_cluster,
-                 cluster=self.name, settings=self._settings(desired))
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
+        ctx.call(
+            f"update settings of ECS cluster {self.name}",
+            ctx.client("ecs").update_cluster,
+            cluster=self.name,
+            settings=self._settings(desired),
+        )
         return {"name": self.name, "arn": current["arn"]}
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
         ecs = ctx.client("ecs")
 
         def registered() -> list[str]:
-            return ctx.paginate(f"list container instances of {self.name}", "ecs", "list_container_instances",
-                                "containerInstanceArns", cluster=self.name)
+            return ctx.paginate(
+                f"list container instances of {self.name}",
+                "ecs",
+                "list_container_instances",
+                "containerInstanceArns",
+                cluster=self.name,
+            )
 
         def deregister_then_delete() -> Any:
             # Instances of a deleted group may still be registered: ECS forgets them slowly.
             for arn in registered():
                 try:
-                    ctx.call(f"deregister container instance {arn.rsplit('/', 1)[-1]}",
-                             ecs.deregister_container_instance,
-                             missing=(*GONE, "InvalidParameterException", "ClientException"),
-                             cluster=self.name, containerInstance=arn, force=True)
+                    ctx.call(
+                        f"deregister container instance {arn.rsplit('/', 1)[-1]}",
+                        ecs.deregister_container_instance,
+                        missing=(*GONE, "InvalidParameterException", "ClientException"),
+                        cluster=self.name,
+                        containerInstance=arn,
+                        force=True,
+                    )
                 except AwsError:
                     # ECS deregisters a terminated instance on its own, maybe between the listing
                     # and this call: only an instance still listed is a failure.
@@ -103,23 +140,30 @@ class Cluster(Step):
         # else's, which spotecs never deletes: say so now rather than retry until the timeout.
         others = sorted(s["serviceName"] for s in cluster_services(ctx, self.name) if s.get("status") == "ACTIVE")
         if others:
-            raise AwsError(f"delete ECS cluster {self.name}",
-                           f"it still runs service(s) {', '.join(others)} that this stack does not delete; delete "
-                           "or move them, then run the same command again")
+            raise AwsError(
+                f"delete ECS cluster {self.name}",
+                f"it still runs service(s) {', '.join(others)} that this stack does not delete; delete "
+                "or move them, then run the same command again",
+            )
         try:
             ctx.retry(f"delete ECS cluster {self.name}", deregister_then_delete, codes=NOT_EMPTY_YET, missing=GONE)
         except WaitTimeout:
-            raise WaitTimeout(f"ECS cluster {self.name} to be empty ({self._contents(ctx)})", ctx.timeouts.default,
-                              "ECS has not caught up with the deleted services and instances yet. Run the same "
-                              "command again to keep waiting; if something else runs in this cluster, stop or "
-                              "move it first.") from None
+            raise WaitTimeout(
+                f"ECS cluster {self.name} to be empty ({self._contents(ctx)})",
+                ctx.timeouts.default,
+                "ECS has not caught up with the deleted services and instances yet. Run the same "
+                "command again to keep waiting; if something else runs in this cluster, stop or "
+                "move it first.",
+            ) from None
 
     def _contents(self, ctx: Context) -> str:
         """What still keeps the cluster alive, in ECS's own counts."""
         c = describe_cluster(ctx, self.name) or {}
-        counts = {"container instance(s) registered": c.get("registeredContainerInstancesCount", 0),
-                  "service(s)": c.get("activeServicesCount", 0),
-                  "task(s) running": c.get("runningTasksCount", 0),
-                  "task(s) pending": c.get("pendingTasksCount", 0)}
+        counts = {
+            "container instance(s) registered": c.get("registeredContainerInstancesCount", 0),
+            "service(s)": c.get("activeServicesCount", 0),
+            "task(s) running": c.get("runningTasksCount", 0),
+            "task(s) pending": c.get("pendingTasksCount", 0),
+        }
         left = [f"{n} {what}" for what, n in counts.items() if n]
         return ", ".join(left) or "ECS still reports it in use"

@@ -17,15 +17,16 @@ SECRETS_POLICY = "spotecs-secrets"
 
 
 def _trust(service: str) -> dict[str, Any]:
-    return {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    }
 
 
 class Role(Step):
     kind = "IAM role"
 
-    def __init__(self, key: str, name: str, service: str, managed: list[str],
-                 instance_profile: bool = False) -> None:
+    def __init__(self, key: str, name: str, service: str, managed: list[str], instance_profile: bool = False) -> None:
         super().__init__(key, name)
         self.service = service
         self.managed = managed
@@ -38,40 +39,58 @@ class Role(Step):
         inline = self.inline(ctx)
         # The names are diffed on their own: the generic diff compares a nested dict only on the
         # desired keys, so a policy no longer wanted would otherwise never show as a change.
-        d: dict[str, Any] = {"trusted_service": self.service, "managed_policies": sorted(self.managed),
-                             "inline_policies": inline, "inline_policy_names": sorted(inline)}
+        d: dict[str, Any] = {
+            "trusted_service": self.service,
+            "managed_policies": sorted(self.managed),
+            "inline_policies": inline,
+            "inline_policy_names": sorted(inline),
+        }
         if self.instance_profile:
             d["instance_profile"] = self.name
         return d
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
         iam = ctx.client("iam")
-        got = ctx.call(f"describe IAM role {self.name}", iam.get_role, missing=("NoSuchEntity",),
-                       RoleName=self.name)
+        got = ctx.call(f"describe IAM role {self.name}", iam.get_role, missing=("NoSuchEntity",), RoleName=self.name)
         if got is None:
             return None
         role = got["Role"]
         doc = role.get("AssumeRolePolicyDocument", {})
         doc = json.loads(doc) if isinstance(doc, str) else doc
         services = [s.get("Principal", {}).get("Service") for s in doc.get("Statement", [])]
-        attached = ctx.paginate(f"list policies of role {self.name}", "iam", "list_attached_role_policies",
-                                "AttachedPolicies", RoleName=self.name)
+        attached = ctx.paginate(
+            f"list policies of role {self.name}",
+            "iam",
+            "list_attached_role_policies",
+            "AttachedPolicies",
+            RoleName=self.name,
+        )
         inline: dict[str, Any] = {}
-        for pname in ctx.paginate(f"list inline policies of role {self.name}", "iam",
-                                  "list_role_policies", "PolicyNames", RoleName=self.name):
-            body = ctx.call(f"read policy {pname} of role {self.name}", iam.get_role_policy,
-                            RoleName=self.name, PolicyName=pname)["PolicyDocument"]
+        for pname in ctx.paginate(
+            f"list inline policies of role {self.name}", "iam", "list_role_policies", "PolicyNames", RoleName=self.name
+        ):
+            body = ctx.call(
+                f"read policy {pname} of role {self.name}", iam.get_role_policy, RoleName=self.name, PolicyName=pname
+            )["PolicyDocument"]
             inline[pname] = json.loads(body) if isinstance(body, str) else body
-        tags = tags_from_list(ctx.call(f"list tags of role {self.name}", iam.list_role_tags,
-                                       RoleName=self.name).get("Tags"))
+        tags = tags_from_list(
+            ctx.call(f"list tags of role {self.name}", iam.list_role_tags, RoleName=self.name).get("Tags")
+        )
         current: dict[str, Any] = {
             "trusted_service": services[0] if len(services) == 1 else services,
             "managed_policies": sorted(p["PolicyArn"] for p in attached),
-            "inline_policies": inline, "inline_policy_names": sorted(inline), "arn": role["Arn"],
-            "_owned": ctx.owned(tags)}
+            "inline_policies": inline,
+            "inline_policy_names": sorted(inline),
+            "arn": role["Arn"],
+            "_owned": ctx.owned(tags),
+        }
         if self.instance_profile:
-            prof = ctx.call(f"describe instance profile {self.name}", iam.get_instance_profile,
-                            missing=("NoSuchEntity",), InstanceProfileName=self.name)
+            prof = ctx.call(
+                f"describe instance profile {self.name}",
+                iam.get_instance_profile,
+                missing=("NoSuchEntity",),
+                InstanceProfileName=self.name,
+            )
             if prof and any(r["RoleName"] == self.name for r in prof["InstanceProfile"]["Roles"]):
                 current["instance_profile"] = self.name
                 current["instance_profile_arn"] = prof["InstanceProfile"]["Arn"]
@@ -79,44 +98,71 @@ class Role(Step):
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         iam = ctx.client("iam")
-        role = ctx.call(f"create IAM role {self.name}", iam.create_role, RoleName=self.name,
-                        AssumeRolePolicyDocument=json.dumps(_trust(self.service)),
-                        Description=f"spotecs stack {ctx.name}", Tags=tag_list(ctx.tags()))["Role"]
+        role = ctx.call(
+            f"create IAM role {self.name}",
+            iam.create_role,
+            RoleName=self.name,
+            AssumeRolePolicyDocument=json.dumps(_trust(self.service)),
+            Description=f"spotecs stack {ctx.name}",
+            Tags=tag_list(ctx.tags()),
+        )["Role"]
         out = {"arn": role["Arn"]}
         out.update(self._converge(ctx, desired, {"managed_policies": [], "inline_policies": {}}))
         return out
 
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-               change: Change) -> dict[str, Any]:
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         if desired["trusted_service"] != current["trusted_service"]:
-            ctx.call(f"update trust policy of role {self.name}", ctx.client("iam").update_assume_role_policy,
-                     RoleName=self.name, PolicyDocument=json.dumps(_trust(self.service)))
+            ctx.call(
+                f"update trust policy of role {self.name}",
+                ctx.client("iam").update_assume_role_policy,
+                RoleName=self.name,
+                PolicyDocument=json.dumps(_trust(self.service)),
+            )
         return self._converge(ctx, desired, current)
 
     def _converge(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
         iam = ctx.client("iam")
         for arn in sorted(set(desired["managed_policies"]) - set(current["managed_policies"])):
-            ctx.call(f"attach {arn} to role {self.name}", iam.attach_role_policy, RoleName=self.name,
-                     PolicyArn=arn)
+            ctx.call(f"attach {arn} to role {self.name}", iam.attach_role_policy, RoleName=self.name, PolicyArn=arn)
         for arn in sorted(set(current["managed_policies"]) - set(desired["managed_policies"])):
-            ctx.call(f"detach {arn} from role {self.name}", iam.detach_role_policy, RoleName=self.name,
-                     PolicyArn=arn)
+            ctx.call(f"detach {arn} from role {self.name}", iam.detach_role_policy, RoleName=self.name, PolicyArn=arn)
         for pname, doc in desired["inline_policies"].items():
             if current["inline_policies"].get(pname) != doc:
-                ctx.call(f"put policy {pname} on role {self.name}", iam.put_role_policy,
-                         RoleName=self.name, PolicyName=pname, PolicyDocument=json.dumps(doc))
+                ctx.call(
+                    f"put policy {pname} on role {self.name}",
+                    iam.put_role_policy,
+                    RoleName=self.name,
+                    PolicyName=pname,
+                    PolicyDocument=json.dumps(doc),
+                )
         for pname in set(current["inline_policies"]) - set(desired["inline_policies"]):
-            ctx.call(f"delete policy {pname} of role {self.name}", iam.delete_role_policy,
-                     RoleName=self.name, PolicyName=pname)
+            ctx.call(
+                f"delete policy {pname} of role {self.name}",
+                iam.delete_role_policy,
+                RoleName=self.name,
+                PolicyName=pname,
+            )
         out: dict[str, Any] = {}
         if self.instance_profile and not current.get("instance_profile"):
-            prof = ctx.call(f"describe instance profile {self.name}", iam.get_instance_profile,
-                            missing=("NoSuchEntity",), InstanceProfileName=self.name)
+            prof = ctx.call(
+                f"describe instance profile {self.name}",
+                iam.get_instance_profile,
+                missing=("NoSuchEntity",),
+                InstanceProfileName=self.name,
+            )
             if prof is None:
-                prof = ctx.call(f"create instance profile {self.name}", iam.create_instance_profile,
-                                InstanceProfileName=self.name, Tags=tag_list(ctx.tags()))
-            ctx.call(f"add role {self.name} to its instance profile", iam.add_role_to_instance_profile,
-                     InstanceProfileName=self.name, RoleName=self.name)
+                prof = ctx.call(
+                    f"create instance profile {self.name}",
+                    iam.create_instance_profile,
+                    InstanceProfileName=self.name,
+                    Tags=tag_list(ctx.tags()),
+                )
+            ctx.call(
+                f"add role {self.name} to its instance profile",
+                iam.add_role_to_instance_profile,
+                InstanceProfileName=self.name,
+                RoleName=self.name,
+            )
             out["instance_profile"] = self.name
             out["instance_profile_arn"] = prof["InstanceProfile"]["Arn"]
         return out
@@ -125,35 +171,63 @@ class Role(Step):
         iam = ctx.client("iam")
         gone = ("NoSuchEntity",)
         if self.instance_profile:
-            prof = ctx.call(f"describe instance profile {self.name}", iam.get_instance_profile, missing=gone,
-                            InstanceProfileName=self.name)
+            prof = ctx.call(
+                f"describe instance profile {self.name}",
+                iam.get_instance_profile,
+                missing=gone,
+                InstanceProfileName=self.name,
+            )
             if prof is not None:
                 if any(r["RoleName"] == self.name for r in prof["InstanceProfile"].get("Roles", [])):
-                    ctx.call(f"remove role {self.name} from its instance profile",
-                             iam.remove_role_from_instance_profile, missing=gone, InstanceProfileName=self.name,
-                             RoleName=self.name)
+                    ctx.call(
+                        f"remove role {self.name} from its instance profile",
+                        iam.remove_role_from_instance_profile,
+                        missing=gone,
+                        InstanceProfileName=self.name,
+                        RoleName=self.name,
+                    )
                 # A profile of that name made outside spotecs only loses our role.
                 if ctx.owned(tags_from_list(prof["InstanceProfile"].get("Tags"))):
-                    ctx.call(f"delete instance profile {self.name}", iam.delete_instance_profile, missing=gone,
-                             InstanceProfileName=self.name)
+                    ctx.call(
+                        f"delete instance profile {self.name}",
+                        iam.delete_instance_profile,
+                        missing=gone,
+                        InstanceProfileName=self.name,
+                    )
         for arn in current.get("managed_policies", []):
-            ctx.call(f"detach {arn} from role {self.name}", iam.detach_role_policy, missing=gone,
-                     RoleName=self.name, PolicyArn=arn)
+            ctx.call(
+                f"detach {arn} from role {self.name}",
+                iam.detach_role_policy,
+                missing=gone,
+                RoleName=self.name,
+                PolicyArn=arn,
+            )
         for pname in current.get("inline_policies", {}):
-            ctx.call(f"delete policy {pname} of role {self.name}", iam.delete_role_policy, missing=gone,
-                     RoleName=self.name, PolicyName=pname)
+            ctx.call(
+                f"delete policy {pname} of role {self.name}",
+                iam.delete_role_policy,
+                missing=gone,
+                RoleName=self.name,
+                PolicyName=pname,
+            )
         ctx.call(f"delete IAM role {self.name}", iam.delete_role, missing=gone, RoleName=self.name)
 
 
 def instance_role(stack: str, region: str) -> Role:
-    return Role("iam:instance-role", f"{stack}-{region}-ecs-instance", "ec2.amazonaws.com",
-                [INSTANCE_POLICY], instance_profile=True)
+    return Role(
+        "iam:instance-role",
+        f"{stack}-{region}-ecs-instance",
+        "ec2.amazonaws.com",
+        [INSTANCE_POLICY],
+        instance_profile=True,
+    )
 
 
 class ExecutionRole(Role):
     def __init__(self, stack: str, region: str) -> None:
-        super().__init__("iam:execution-role", f"{stack}-{region}-ecs-execution",
-                         "ecs-tasks.amazonaws.com", [EXECUTION_POLICY])
+        super().__init__(
+            "iam:execution-role", f"{stack}-{region}-ecs-execution", "ecs-tasks.amazonaws.com", [EXECUTION_POLICY]
+        )
 
     def inline(self, ctx: Context) -> dict[str, Any]:
         """Read access to exactly the secrets the services name, and nothing else."""
@@ -165,8 +239,9 @@ class ExecutionRole(Role):
                 (params if ":ssm:" in arn else secrets).add(arn)
         statements = []
         if secrets:
-            statements.append({"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
-                               "Resource": sorted(secrets)})
+            statements.append(
+                {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": sorted(secrets)}
+            )
         if params:
             statements.append({"Effect": "Allow", "Action": ["ssm:GetParameters"], "Resource": sorted(params)})
         if not statements:

@@ -20,8 +20,11 @@ from spotecs.engine.model import Change, Unknown
 from spotecs.steps.base import Context, Step
 
 ECS_CONFIG = "/etc/ecs/ecs.config"
-NOT_FOUND = ("InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound",
-             "InvalidLaunchTemplateId.NotFoundException")
+NOT_FOUND = (
+    "InvalidLaunchTemplateName.NotFoundException",
+    "InvalidLaunchTemplateId.NotFound",
+    "InvalidLaunchTemplateId.NotFoundException",
+)
 # Containers reach the instance metadata through the Docker bridge: one hop more than the host.
 IMDS_HOP_LIMIT = 2
 
@@ -33,22 +36,29 @@ _IAM_MESSAGE = re.compile(r"iam\s*instance\s*profile|iamInstanceProfile", re.IGN
 
 def retry_iam_propagation(ctx: Context, intent: str, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
     """Call `fn`, retrying (bounded, with backoff) while AWS does not see the instance profile yet."""
+
     def attempt(**kw: Any) -> Any:
         try:
             return fn(**kw)
         except ClientError as e:
             err = e.response.get("Error", {})
-            if err.get("Code") in ("ValidationError", "InvalidParameterValue") and \
-                    _IAM_MESSAGE.search(str(err.get("Message", ""))):
+            if err.get("Code") in ("ValidationError", "InvalidParameterValue") and _IAM_MESSAGE.search(
+                str(err.get("Message", ""))
+            ):
                 err["Code"] = IAM_NOT_READY
             raise
+
     return ctx.retry(intent, attempt, codes=(IAM_NOT_READY,), **kwargs)
 
 
 def user_data_script(cluster: str, stop_timeout: int, extra: dict[str, str]) -> str:
     """The ECS agent's settings, appended to its config file before the agent starts."""
-    settings = {"ECS_CLUSTER": cluster, "ECS_ENABLE_SPOT_INSTANCE_DRAINING": "true",
-                "ECS_CONTAINER_STOP_TIMEOUT": f"{stop_timeout}s", **dict(sorted(extra.items()))}
+    settings = {
+        "ECS_CLUSTER": cluster,
+        "ECS_ENABLE_SPOT_INSTANCE_DRAINING": "true",
+        "ECS_CONTAINER_STOP_TIMEOUT": f"{stop_timeout}s",
+        **dict(sorted(extra.items())),
+    }
     lines = "".join(f"{k}={v}\n" for k, v in settings.items())
     # Quoted heredoc delimiter: the shell expands nothing in the values.
     return f"#!/bin/bash\n# Written by spotecs.\ncat >> {ECS_CONFIG} <<'EOF'\n{lines}EOF\n"
@@ -62,11 +72,22 @@ def template_data(desired: dict[str, Any]) -> dict[str, Any]:
         "InstanceType": desired["instance_type"],
         "IamInstanceProfile": {"Arn": desired["instance_profile"]},
         "SecurityGroupIds": list(desired["security_groups"]),
-        "MetadataOptions": {"HttpEndpoint": "enabled", "HttpTokens": desired["metadata"]["http_tokens"],
-                            "HttpPutResponseHopLimit": desired["metadata"]["hop_limit"]},
-        "BlockDeviceMappings": [{"DeviceName": root["device"], "Ebs": {
-            "VolumeSize": root["size_gib"], "VolumeType": root["type"], "Encrypted": root["encrypted"],
-            "DeleteOnTermination": True}}],
+        "MetadataOptions": {
+            "HttpEndpoint": "enabled",
+            "HttpTokens": desired["metadata"]["http_tokens"],
+            "HttpPutResponseHopLimit": desired["metadata"]["hop_limit"],
+        },
+        "BlockDeviceMappings": [
+            {
+                "DeviceName": root["device"],
+                "Ebs": {
+                    "VolumeSize": root["size_gib"],
+                    "VolumeType": root["type"],
+                    "Encrypted": root["encrypted"],
+                    "DeleteOnTermination": True,
+                },
+            }
+        ],
         "EbsOptimized": desired["ebs_optimized"],
         "UserData": base64.b64encode(desired["user_data"].encode()).decode(),
         "TagSpecifications": [{"ResourceType": "volume", "Tags": tag_list(desired["volume_tags"])}],
@@ -84,18 +105,25 @@ def normalise(data: dict[str, Any]) -> dict[str, Any]:
     ebs = bdm.get("Ebs", {})
     meta = data.get("MetadataOptions", {})
     raw = data.get("UserData") or ""
-    volume_tags: list[dict[str, str]] = next((t.get("Tags", []) for t in data.get("TagSpecifications", [])
-                        if t.get("ResourceType") == "volume"), [])
+    volume_tags: list[dict[str, str]] = next(
+        (t.get("Tags", []) for t in data.get("TagSpecifications", []) if t.get("ResourceType") == "volume"), []
+    )
     return {
         "image_id": data.get("ImageId"),
         "instance_type": data.get("InstanceType"),
         "instance_profile": data.get("IamInstanceProfile", {}).get("Arn"),
         "security_groups": sorted(data.get("SecurityGroupIds", [])),
         "key_pair": data.get("KeyName"),
-        "metadata": {"http_tokens": meta.get("HttpTokens", "optional"),
-                     "hop_limit": meta.get("HttpPutResponseHopLimit", 1)},
-        "root_volume": {"device": bdm.get("DeviceName"), "size_gib": ebs.get("VolumeSize"),
-                        "type": ebs.get("VolumeType"), "encrypted": bool(ebs.get("Encrypted"))},
+        "metadata": {
+            "http_tokens": meta.get("HttpTokens", "optional"),
+            "hop_limit": meta.get("HttpPutResponseHopLimit", 1),
+        },
+        "root_volume": {
+            "device": bdm.get("DeviceName"),
+            "size_gib": ebs.get("VolumeSize"),
+            "type": ebs.get("VolumeType"),
+            "encrypted": bool(ebs.get("Encrypted")),
+        },
         "ebs_optimized": bool(data.get("EbsOptimized")),
         "cpu_credits": data.get("CreditSpecification", {}).get("CpuCredits"),
         "user_data": base64.b64decode(raw).decode("utf-8", errors="replace") if raw else "",
@@ -111,8 +139,11 @@ class LaunchTemplate(Step):
     version_outputs = frozenset({"version"})
 
     def __init__(self, stack: str) -> None:
-        super().__init__("launch-template", f"{stack}-instances",
-                         ("ami", "instance-types", "iam:instance-role", "security-group:instances", "cluster"))
+        super().__init__(
+            "launch-template",
+            f"{stack}-instances",
+            ("ami", "instance-types", "iam:instance-role", "security-group:instances", "cluster"),
+        )
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         cfg = ctx.stack.instances
@@ -127,9 +158,12 @@ class LaunchTemplate(Step):
             "security_groups": [ctx.output("security-group:instances", "group_id")],
             "key_pair": cfg.key_pair,
             "metadata": {"http_tokens": "required", "hop_limit": IMDS_HOP_LIMIT},
-            "root_volume": {"device": ctx.output("ami", "root_device"),
-                            "size_gib": max(cfg.disk_gib, ami_size if isinstance(ami_size, int) else 0),
-                            "type": "gp3", "encrypted": True},
+            "root_volume": {
+                "device": ctx.output("ami", "root_device"),
+                "size_gib": max(cfg.disk_gib, ami_size if isinstance(ami_size, int) else 0),
+                "type": "gp3",
+                "encrypted": True,
+            },
             # One flag for every type: on unless a type cannot take it (t2 and older fail to launch).
             "ebs_optimized": not any(f["ebs_optimized"] == "unsupported" for f in known),
             # Only when every type is burstable: the flag is invalid for other types. T3, T3a and
@@ -149,54 +183,86 @@ class LaunchTemplate(Step):
         problems = [problem] if isinstance(problem, str) else []
         facts = self._type_facts(ctx)
         arch = ctx.output("ami", "architecture")
-        problems += checks.instance_type_problems(stack.instances.types, facts,
-                                                  arch if isinstance(arch, str) else None, stack.instances.ami)
+        problems += checks.instance_type_problems(
+            stack.instances.types, facts, arch if isinstance(arch, str) else None, stack.instances.ami
+        )
         problems += checks.task_fit_problems(stack, facts)
         problems += checks.agent_setting_problems(stack)
         key = stack.instances.key_pair
-        if key and not ctx.call(f"describe key pair {key}", ctx.client("ec2").describe_key_pairs,
-                                missing=("InvalidKeyPair.NotFound",), KeyNames=[key]):
+        if key and not ctx.call(
+            f"describe key pair {key}",
+            ctx.client("ec2").describe_key_pairs,
+            missing=("InvalidKeyPair.NotFound",),
+            KeyNames=[key],
+        ):
             problems.append(f"instances.key_pair: no key pair named '{key}' in {ctx.region}")
         return problems
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
         ec2 = ctx.client("ec2")
-        got = ctx.call(f"describe launch template {self.name}", ec2.describe_launch_templates,
-                       missing=NOT_FOUND, LaunchTemplateNames=[self.name])
+        got = ctx.call(
+            f"describe launch template {self.name}",
+            ec2.describe_launch_templates,
+            missing=NOT_FOUND,
+            LaunchTemplateNames=[self.name],
+        )
         if not got or not got.get("LaunchTemplates"):
             return None
         lt = got["LaunchTemplates"][0]
-        versions = ctx.call(f"describe the default version of launch template {self.name}",
-                            ec2.describe_launch_template_versions, LaunchTemplateId=lt["LaunchTemplateId"],
-                            Versions=["$Default"])["LaunchTemplateVersions"]
+        versions = ctx.call(
+            f"describe the default version of launch template {self.name}",
+            ec2.describe_launch_template_versions,
+            LaunchTemplateId=lt["LaunchTemplateId"],
+            Versions=["$Default"],
+        )["LaunchTemplateVersions"]
         data = versions[0]["LaunchTemplateData"] if versions else {}
-        return {**normalise(data), "id": lt["LaunchTemplateId"], "name": self.name,
-                "version": lt["DefaultVersionNumber"], "_owned": ctx.owned(tags_from_list(lt.get("Tags")))}
+        return {
+            **normalise(data),
+            "id": lt["LaunchTemplateId"],
+            "name": self.name,
+            "version": lt["DefaultVersionNumber"],
+            "_owned": ctx.owned(tags_from_list(lt.get("Tags"))),
+        }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         ec2 = ctx.client("ec2")
         lt = retry_iam_propagation(
-            ctx, f"create launch template {self.name}", ec2.create_launch_template,
-            LaunchTemplateName=self.name, VersionDescription="created by spotecs",
+            ctx,
+            f"create launch template {self.name}",
+            ec2.create_launch_template,
+            LaunchTemplateName=self.name,
+            VersionDescription="created by spotecs",
             LaunchTemplateData=template_data(desired),
-            TagSpecifications=[{"ResourceType": "launch-template", "Tags": tag_list(ctx.tags())}])["LaunchTemplate"]
+            TagSpecifications=[{"ResourceType": "launch-template", "Tags": tag_list(ctx.tags())}],
+        )["LaunchTemplate"]
         return {"id": lt["LaunchTemplateId"], "name": self.name, "version": lt["DefaultVersionNumber"]}
 
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-               change: Change) -> dict[str, Any]:
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         ec2 = ctx.client("ec2")
         lt_id = current["id"]
         # The full data, not SourceVersion + changes: simpler to reason about, and moto ignores
         # SourceVersion.
         what = ", ".join(sorted({d.path.split(".")[0] for d in change.diffs}))[:255]
         version = retry_iam_propagation(
-            ctx, f"create a new version of launch template {self.name}", ec2.create_launch_template_version,
-            LaunchTemplateId=lt_id, VersionDescription=f"spotecs: {what}",
-            LaunchTemplateData=template_data(desired))["LaunchTemplateVersion"]["VersionNumber"]
-        ctx.call(f"make version {version} the default of launch template {self.name}", ec2.modify_launch_template,
-                 LaunchTemplateId=lt_id, DefaultVersion=str(version))
+            ctx,
+            f"create a new version of launch template {self.name}",
+            ec2.create_launch_template_version,
+            LaunchTemplateId=lt_id,
+            VersionDescription=f"spotecs: {what}",
+            LaunchTemplateData=template_data(desired),
+        )["LaunchTemplateVersion"]["VersionNumber"]
+        ctx.call(
+            f"make version {version} the default of launch template {self.name}",
+            ec2.modify_launch_template,
+            LaunchTemplateId=lt_id,
+            DefaultVersion=str(version),
+        )
         return {"id": lt_id, "name": self.name, "version": version}
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
-        ctx.call(f"delete launch template {self.name}", ctx.client("ec2").delete_launch_template,
-                 missing=NOT_FOUND, LaunchTemplateId=current["id"])
+        ctx.call(
+            f"delete launch template {self.name}",
+            ctx.client("ec2").delete_launch_template,
+            missing=NOT_FOUND,
+            LaunchTemplateId=current["id"],
+        )

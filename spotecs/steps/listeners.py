@@ -33,17 +33,28 @@ class Listeners(Step):
     kind = "listeners"
 
     def __init__(self, stack: str, services: list[str], https: bool) -> None:
-        super().__init__("listeners", f"{stack} {':443 + :80' if https else ':80'}",
-                         ("load-balancer", *(f"target-group:{s}" for s in services)))
+        super().__init__(
+            "listeners",
+            f"{stack} {':443 + :80' if https else ':80'}",
+            ("load-balancer", *(f"target-group:{s}" for s in services)),
+        )
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         cfg = ctx.stack.load_balancer
         web = ctx.stack.web_services()
         forward = {"type": "forward", "target_group": ctx.output(f"target-group:{web[0]}", "arn")}
-        rules = sorted(({"priority": prio, "paths": sorted(ctx.stack.services[s].routing.paths),
-                         "hosts": sorted(ctx.stack.services[s].routing.hosts),
-                         "target_group": ctx.output(f"target-group:{s}", "arn")}
-                        for s, prio in rule_priorities(ctx).items()), key=lambda r: r["priority"])
+        rules = sorted(
+            (
+                {
+                    "priority": prio,
+                    "paths": sorted(ctx.stack.services[s].routing.paths),
+                    "hosts": sorted(ctx.stack.services[s].routing.hosts),
+                    "target_group": ctx.output(f"target-group:{s}", "arn"),
+                }
+                for s, prio in rule_priorities(ctx).items()
+            ),
+            key=lambda r: r["priority"],
+        )
         routed = {"certificate": None, "ssl_policy": None, "default": forward, "rules": rules}
         if not cfg.certificate_arn:
             return {"http": routed, "https": None}
@@ -57,13 +68,17 @@ class Listeners(Step):
         for prio, n in sorted(Counter(priorities.values()).items()):
             if n > 1:
                 names = ", ".join(s for s, p in priorities.items() if p == prio)
-                problems.append(f"services.*.routing.priority: {names} share listener rule priority {prio}; "
-                                "give each a different routing.priority")
+                problems.append(
+                    f"services.*.routing.priority: {names} share listener rule priority {prio}; "
+                    "give each a different routing.priority"
+                )
         for name in priorities:
             r = ctx.stack.services[name].routing
             if len(r.paths) + len(r.hosts) > MAX_CONDITION_VALUES:
-                problems.append(f"services.{name}.routing: {len(r.paths) + len(r.hosts)} paths and hosts, but a "
-                                f"load balancer rule matches at most {MAX_CONDITION_VALUES}")
+                problems.append(
+                    f"services.{name}.routing: {len(r.paths) + len(r.hosts)} paths and hosts, but a "
+                    f"load balancer rule matches at most {MAX_CONDITION_VALUES}"
+                )
         return problems
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
@@ -71,8 +86,13 @@ class Listeners(Step):
         if lb is None:
             return None
         lb_arn = lb["LoadBalancerArn"]
-        listeners = ctx.paginate(f"list listeners of load balancer {ctx.name}", "elbv2", "describe_listeners",
-                                 "Listeners", LoadBalancerArn=lb_arn)
+        listeners = ctx.paginate(
+            f"list listeners of load balancer {ctx.name}",
+            "elbv2",
+            "describe_listeners",
+            "Listeners",
+            LoadBalancerArn=lb_arn,
+        )
         by_port = {listener["Port"]: listener for listener in listeners}
         out: dict[str, Any] = {"listener_arns": {}, "rule_arns": {}}
         for role, port in PORTS.items():
@@ -80,8 +100,13 @@ class Listeners(Step):
             if listener is None:
                 out[role] = None
                 continue
-            rules = ctx.paginate(f"list rules of listener :{port}", "elbv2", "describe_rules", "Rules",
-                                 ListenerArn=listener["ListenerArn"])
+            rules = ctx.paginate(
+                f"list rules of listener :{port}",
+                "elbv2",
+                "describe_rules",
+                "Rules",
+                ListenerArn=listener["ListenerArn"],
+            )
             certs = listener.get("Certificates") or [{}]
             out[role] = {
                 "certificate": certs[0].get("CertificateArn"),
@@ -91,8 +116,9 @@ class Listeners(Step):
                 "rules": sorted((_rule_of(r) for r in rules if not r.get("IsDefault")), key=lambda r: r["priority"]),
             }
             out["listener_arns"][role] = listener["ListenerArn"]
-            out["rule_arns"][role] = {str(_rule_of(r)["priority"]): r["RuleArn"]
-                                      for r in rules if not r.get("IsDefault")}
+            out["rule_arns"][role] = {
+                str(_rule_of(r)["priority"]): r["RuleArn"] for r in rules if not r.get("IsDefault")
+            }
         if not out["listener_arns"]:
             return None
         out["_owned"] = ctx.owned(elb_tags(ctx, lb_arn, f"load balancer {ctx.name}"))
@@ -103,26 +129,34 @@ class Listeners(Step):
         empty: dict[str, Any] = {"http": None, "https": None, "listener_arns": {}, "rule_arns": {}}
         return self._converge(ctx, desired, empty, ctx.output("load-balancer", "arn"))
 
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-               change: Change) -> dict[str, Any]:
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         return self._converge(ctx, desired, current, current["load_balancer_arn"])
 
-    def _converge(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-                  lb_arn: str) -> dict[str, Any]:
+    def _converge(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], lb_arn: str) -> dict[str, Any]:
         elbv2 = ctx.client("elbv2")
         listener_arns = dict(current["listener_arns"])
         for role, port in PORTS.items():
             want, have, arn = desired[role], current.get(role), listener_arns.get(role)
             if want is None:
                 if arn:
-                    ctx.call(f"delete listener :{port}", elbv2.delete_listener, missing=("ListenerNotFound",),
-                             ListenerArn=arn)
+                    ctx.call(
+                        f"delete listener :{port}",
+                        elbv2.delete_listener,
+                        missing=("ListenerNotFound",),
+                        ListenerArn=arn,
+                    )
                     del listener_arns[role]
                 continue
             settings = _listener_request(role, want)
             if arn is None or have is None:
-                arn = ctx.call(f"create listener :{port}", elbv2.create_listener, LoadBalancerArn=lb_arn,
-                               Port=port, Tags=tag_list(ctx.tags()), **settings)["Listeners"][0]["ListenerArn"]
+                arn = ctx.call(
+                    f"create listener :{port}",
+                    elbv2.create_listener,
+                    LoadBalancerArn=lb_arn,
+                    Port=port,
+                    Tags=tag_list(ctx.tags()),
+                    **settings,
+                )["Listeners"][0]["ListenerArn"]
                 listener_arns[role] = arn
                 self._rules(ctx, port, arn, want["rules"], [], {})
                 continue
@@ -131,29 +165,52 @@ class Listeners(Step):
             self._rules(ctx, port, arn, want["rules"], have["rules"], current["rule_arns"].get(role, {}))
         return {"listener_arns": listener_arns, "load_balancer_arn": lb_arn}
 
-    def _rules(self, ctx: Context, port: int, listener_arn: str, want: list[dict[str, Any]],
-               have: list[dict[str, Any]], arns: dict[str, str]) -> None:
+    def _rules(
+        self,
+        ctx: Context,
+        port: int,
+        listener_arn: str,
+        want: list[dict[str, Any]],
+        have: list[dict[str, Any]],
+        arns: dict[str, str],
+    ) -> None:
         """Rules are matched by priority: a priority's content is modified in place."""
         elbv2 = ctx.client("elbv2")
         wanted = {str(r["priority"]): r for r in want}
         existing = {str(r["priority"]): r for r in have}
         for prio in sorted(set(existing) - set(wanted), key=int):
-            ctx.call(f"delete rule {prio} of listener :{port}", elbv2.delete_rule, missing=("RuleNotFound",),
-                     RuleArn=arns[prio])
+            ctx.call(
+                f"delete rule {prio} of listener :{port}",
+                elbv2.delete_rule,
+                missing=("RuleNotFound",),
+                RuleArn=arns[prio],
+            )
         for prio, rule in sorted(wanted.items(), key=lambda kv: int(kv[0])):
-            body: dict[str, Any] = {"Conditions": _conditions(rule), "Actions": [_action_request(
-                {"type": "forward", "target_group": rule["target_group"]})]}
+            body: dict[str, Any] = {
+                "Conditions": _conditions(rule),
+                "Actions": [_action_request({"type": "forward", "target_group": rule["target_group"]})],
+            }
             if prio not in existing:
-                ctx.call(f"create rule {prio} of listener :{port}", elbv2.create_rule, ListenerArn=listener_arn,
-                         Priority=int(prio), Tags=tag_list(ctx.tags()), **body)
+                ctx.call(
+                    f"create rule {prio} of listener :{port}",
+                    elbv2.create_rule,
+                    ListenerArn=listener_arn,
+                    Priority=int(prio),
+                    Tags=tag_list(ctx.tags()),
+                    **body,
+                )
             elif existing[prio] != rule:
                 ctx.call(f"update rule {prio} of listener :{port}", elbv2.modify_rule, RuleArn=arns[prio], **body)
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
         # Deleting a listener deletes its rules.
         for role, arn in sorted(current.get("listener_arns", {}).items()):
-            ctx.call(f"delete listener :{PORTS[role]}", ctx.client("elbv2").delete_listener,
-                     missing=("ListenerNotFound",), ListenerArn=arn)
+            ctx.call(
+                f"delete listener :{PORTS[role]}",
+                ctx.client("elbv2").delete_listener,
+                missing=("ListenerNotFound",),
+                ListenerArn=arn,
+            )
 
 
 def _listener_request(role: str, want: dict[str, Any]) -> dict[str, Any]:
@@ -166,9 +223,17 @@ def _listener_request(role: str, want: dict[str, Any]) -> dict[str, Any]:
 
 def _action_request(action: dict[str, Any]) -> dict[str, Any]:
     if action["type"] == "redirect":
-        return {"Type": "redirect", "RedirectConfig": {
-            "Protocol": action["protocol"], "Port": action["port"], "Host": "#{host}", "Path": "/#{path}",
-            "Query": "#{query}", "StatusCode": action["status"]}}
+        return {
+            "Type": "redirect",
+            "RedirectConfig": {
+                "Protocol": action["protocol"],
+                "Port": action["port"],
+                "Host": "#{host}",
+                "Path": "/#{path}",
+                "Query": "#{query}",
+                "StatusCode": action["status"],
+            },
+        }
     return {"Type": "forward", "TargetGroupArn": action["target_group"]}
 
 
@@ -178,8 +243,12 @@ def _action_of(actions: list[dict[str, Any]]) -> dict[str, Any] | None:
     a = sorted(actions, key=lambda x: x.get("Order", 0))[0]
     if a["Type"] == "redirect":
         rc = a.get("RedirectConfig", {})
-        return {"type": "redirect", "protocol": rc.get("Protocol"), "port": rc.get("Port"),
-                "status": rc.get("StatusCode")}
+        return {
+            "type": "redirect",
+            "protocol": rc.get("Protocol"),
+            "port": rc.get("Port"),
+            "status": rc.get("StatusCode"),
+        }
     if a["Type"] == "forward":
         # AWS answers with TargetGroupArn, ForwardConfig (weighted groups), or both.
         groups = a.get("ForwardConfig", {}).get("TargetGroups", [])
@@ -206,5 +275,9 @@ def _rule_of(rule: dict[str, Any]) -> dict[str, Any]:
         elif c.get("Field") == "host-header":
             hosts += c.get("HostHeaderConfig", {}).get("Values") or c.get("Values", [])
     action = _action_of(rule.get("Actions", [])) or {}
-    return {"priority": int(rule["Priority"]), "paths": sorted(paths), "hosts": sorted(hosts),
-            "target_group": action.get("target_group")}
+    return {
+        "priority": int(rule["Priority"]),
+        "paths": sorted(paths),
+        "hosts": sorted(hosts),
+        "target_group": action.get("target_group"),
+    }

@@ -16,22 +16,44 @@ from spotecs.steps.base import Context, Step
 # Regions opened before August 2022 deliver access logs from a regional ELB account; newer
 # regions use the log-delivery service principal instead (AWS "Enable access logs" guide).
 ELB_LOG_ACCOUNTS = {
-    "us-east-1": "127311923021", "us-east-2": "033677994240", "us-west-1": "027434742980",
-    "us-west-2": "797873946194", "af-south-1": "098369216593", "ap-east-1": "754344448648",
-    "ap-southeast-3": "589379963580", "ap-south-1": "718504428378", "ap-northeast-3": "383597477331",
-    "ap-northeast-2": "600734575887", "ap-southeast-1": "114774131450", "ap-southeast-2": "783225319266",
-    "ap-northeast-1": "582318560864", "ca-central-1": "985666609251", "eu-central-1": "054676820928",
-    "eu-west-1": "156460612806", "eu-west-2": "652711504416", "eu-south-1": "635631232127",
-    "eu-west-3": "009996457667", "eu-north-1": "897822967062", "me-south-1": "076674570225",
-    "sa-east-1": "507241528517", "us-gov-west-1": "048591011584", "us-gov-east-1": "190560391635",
-    "cn-north-1": "638102146993", "cn-northwest-1": "037604701340",
+    "us-east-1": "127311923021",
+    "us-east-2": "033677994240",
+    "us-west-1": "027434742980",
+    "us-west-2": "797873946194",
+    "af-south-1": "098369216593",
+    "ap-east-1": "754344448648",
+    "ap-southeast-3": "589379963580",
+    "ap-south-1": "718504428378",
+    "ap-northeast-3": "383597477331",
+    "ap-northeast-2": "600734575887",
+    "ap-southeast-1": "114774131450",
+    "ap-southeast-2": "783225319266",
+    "ap-northeast-1": "582318560864",
+    "ca-central-1": "985666609251",
+    "eu-central-1": "054676820928",
+    "eu-west-1": "156460612806",
+    "eu-west-2": "652711504416",
+    "eu-south-1": "635631232127",
+    "eu-west-3": "009996457667",
+    "eu-north-1": "897822967062",
+    "me-south-1": "076674570225",
+    "sa-east-1": "507241528517",
+    "us-gov-west-1": "048591011584",
+    "us-gov-east-1": "190560391635",
+    "cn-north-1": "638102146993",
+    "cn-northwest-1": "037604701340",
 }
 LOG_DELIVERY_PRINCIPAL = "logdelivery.elasticloadbalancing.amazonaws.com"
 EXPIRY_RULE = "spotecs-expire-access-logs"
 
 # The load balancer attributes spotecs manages; others keep AWS's defaults and are not diffed.
-ATTRIBUTES = ("idle_timeout.timeout_seconds", "access_logs.s3.enabled", "access_logs.s3.bucket",
-              "access_logs.s3.prefix", "routing.http.drop_invalid_header_fields.enabled")
+ATTRIBUTES = (
+    "idle_timeout.timeout_seconds",
+    "access_logs.s3.enabled",
+    "access_logs.s3.bucket",
+    "access_logs.s3.prefix",
+    "routing.http.drop_invalid_header_fields.enabled",
+)
 
 
 def elb_tags(ctx: Context, arn: str, what: str) -> dict[str, str]:
@@ -67,75 +89,118 @@ class AccessLogBucket(Step):
         folder = f"{prefix}/" if prefix else ""
         resource = f"arn:{partition}:s3:::{bucket}/{folder}AWSLogs/{ctx.account_id}/*"
         account = ELB_LOG_ACCOUNTS.get(ctx.region)
-        principal = ({"AWS": f"arn:{partition}:iam::{account}:root"} if account
-                     else {"Service": LOG_DELIVERY_PRINCIPAL})
-        policy = {"Version": "2012-10-17", "Statement": [
-            {"Sid": "ElbAccessLogs", "Effect": "Allow", "Principal": principal, "Action": "s3:PutObject",
-             "Resource": resource}]}
+        principal = {"AWS": f"arn:{partition}:iam::{account}:root"} if account else {"Service": LOG_DELIVERY_PRINCIPAL}
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ElbAccessLogs",
+                    "Effect": "Allow",
+                    "Principal": principal,
+                    "Action": "s3:PutObject",
+                    "Resource": resource,
+                }
+            ],
+        }
         return {"expire_days": cfg.expire_days, "prefix": prefix, "policy": policy}
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
         s3, bucket = ctx.client("s3"), self.bucket(ctx)
         gone = ("NoSuchBucket", "404")
-        tagging = ctx.call(f"list tags of bucket {bucket}", s3.get_bucket_tagging,
-                           missing=(*gone, "NoSuchTagSet"), Bucket=bucket)
-        if tagging is None and ctx.call(f"look up bucket {bucket}", s3.head_bucket, missing=gone,
-                                        Bucket=bucket) is None:
+        tagging = ctx.call(
+            f"list tags of bucket {bucket}", s3.get_bucket_tagging, missing=(*gone, "NoSuchTagSet"), Bucket=bucket
+        )
+        if (
+            tagging is None
+            and ctx.call(f"look up bucket {bucket}", s3.head_bucket, missing=gone, Bucket=bucket) is None
+        ):
             return None
-        rules = ctx.call(f"read lifecycle of bucket {bucket}", s3.get_bucket_lifecycle_configuration,
-                         missing=("NoSuchLifecycleConfiguration",), Bucket=bucket) or {}
+        rules = (
+            ctx.call(
+                f"read lifecycle of bucket {bucket}",
+                s3.get_bucket_lifecycle_configuration,
+                missing=("NoSuchLifecycleConfiguration",),
+                Bucket=bucket,
+            )
+            or {}
+        )
         rule: dict[str, Any] = next((r for r in rules.get("Rules", []) if r.get("ID") == EXPIRY_RULE), {})
-        policy = ctx.call(f"read policy of bucket {bucket}", s3.get_bucket_policy,
-                          missing=("NoSuchBucketPolicy",), Bucket=bucket)
-        return {"expire_days": rule.get("Expiration", {}).get("Days"),
-                "prefix": rule.get("Filter", {}).get("Prefix", "").strip("/"),
-                "policy": json.loads(policy["Policy"]) if policy else None,
-                "bucket": bucket, "_owned": ctx.owned(tags_from_list((tagging or {}).get("TagSet")))}
+        policy = ctx.call(
+            f"read policy of bucket {bucket}", s3.get_bucket_policy, missing=("NoSuchBucketPolicy",), Bucket=bucket
+        )
+        return {
+            "expire_days": rule.get("Expiration", {}).get("Days"),
+            "prefix": rule.get("Filter", {}).get("Prefix", "").strip("/"),
+            "policy": json.loads(policy["Policy"]) if policy else None,
+            "bucket": bucket,
+            "_owned": ctx.owned(tags_from_list((tagging or {}).get("TagSet"))),
+        }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         s3, bucket = ctx.client("s3"), self.bucket(ctx)
-        extra = {} if ctx.region == "us-east-1" else {
-            "CreateBucketConfiguration": {"LocationConstraint": ctx.region}}
+        extra = {} if ctx.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": ctx.region}}
         ctx.call(f"create bucket {bucket}", s3.create_bucket, Bucket=bucket, **extra)
-        ctx.call(f"block public access to bucket {bucket}", s3.put_public_access_block, Bucket=bucket,
-                 PublicAccessBlockConfiguration={k: True for k in (
-                     "BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")})
-        ctx.call(f"tag bucket {bucket}", s3.put_bucket_tagging, Bucket=bucket,
-                 Tagging={"TagSet": tag_list(ctx.tags())})
+        ctx.call(
+            f"block public access to bucket {bucket}",
+            s3.put_public_access_block,
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={
+                k: True for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+            },
+        )
+        ctx.call(f"tag bucket {bucket}", s3.put_bucket_tagging, Bucket=bucket, Tagging={"TagSet": tag_list(ctx.tags())})
         self._converge(ctx, desired)
         return {"bucket": bucket}
 
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-               change: Change) -> dict[str, Any]:
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         self._converge(ctx, desired)
         return {"bucket": self.bucket(ctx)}
 
     def _converge(self, ctx: Context, desired: dict[str, Any]) -> None:
         s3, bucket = ctx.client("s3"), self.bucket(ctx)
         prefix = f"{desired['prefix']}/" if desired["prefix"] else ""
-        ctx.call(f"set lifecycle of bucket {bucket}", s3.put_bucket_lifecycle_configuration, Bucket=bucket,
-                 LifecycleConfiguration={"Rules": [
-                     {"ID": EXPIRY_RULE, "Status": "Enabled", "Filter": {"Prefix": prefix},
-                      "Expiration": {"Days": desired["expire_days"]},
-                      "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]})
-        ctx.call(f"set policy of bucket {bucket}", s3.put_bucket_policy, Bucket=bucket,
-                 Policy=json.dumps(desired["policy"]))
+        ctx.call(
+            f"set lifecycle of bucket {bucket}",
+            s3.put_bucket_lifecycle_configuration,
+            Bucket=bucket,
+            LifecycleConfiguration={
+                "Rules": [
+                    {
+                        "ID": EXPIRY_RULE,
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": prefix},
+                        "Expiration": {"Days": desired["expire_days"]},
+                        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                    }
+                ]
+            },
+        )
+        ctx.call(
+            f"set policy of bucket {bucket}", s3.put_bucket_policy, Bucket=bucket, Policy=json.dumps(desired["policy"])
+        )
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
         s3, bucket = ctx.client("s3"), current.get("bucket") or self.bucket(ctx)
         # A bucket must be empty to be deleted: remove every object version and delete marker.
         try:
-            objects = [{"Key": o["Key"], "VersionId": o["VersionId"]}
-                       for key in ("Versions", "DeleteMarkers")
-                       for o in ctx.paginate(f"list objects of bucket {bucket}", "s3", "list_object_versions",
-                                             key, Bucket=bucket)]
+            objects = [
+                {"Key": o["Key"], "VersionId": o["VersionId"]}
+                for key in ("Versions", "DeleteMarkers")
+                for o in ctx.paginate(
+                    f"list objects of bucket {bucket}", "s3", "list_object_versions", key, Bucket=bucket
+                )
+            ]
         except AwsError as e:
             if e.code == "NoSuchBucket":
                 return
             raise
         for i in range(0, len(objects), 1000):  # delete_objects takes at most 1000 keys
-            ctx.call(f"empty bucket {bucket}", s3.delete_objects, Bucket=bucket,
-                     Delete={"Objects": objects[i:i + 1000], "Quiet": True})
+            ctx.call(
+                f"empty bucket {bucket}",
+                s3.delete_objects,
+                Bucket=bucket,
+                Delete={"Objects": objects[i : i + 1000], "Quiet": True},
+            )
         ctx.call(f"delete bucket {bucket}", s3.delete_bucket, missing=("NoSuchBucket",), Bucket=bucket)
 
 
@@ -152,8 +217,9 @@ class LoadBalancer(Step):
     replace_on = frozenset({"scheme"})
 
     def __init__(self, stack: str, own_bucket: bool) -> None:
-        super().__init__("load-balancer", stack,
-                         ("network", "security-group:lb", *(("access-log-bucket",) if own_bucket else ())))
+        super().__init__(
+            "load-balancer", stack, ("network", "security-group:lb", *(("access-log-bucket",) if own_bucket else ()))
+        )
         self.own_bucket = own_bucket
 
     def desired(self, ctx: Context) -> dict[str, Any]:
@@ -182,17 +248,23 @@ class LoadBalancer(Step):
         subnets = desired["subnets"]
         if not isinstance(subnets, list):
             return []
-        found = ctx.call("describe the load balancer's subnets", ctx.client("ec2").describe_subnets,
-                         SubnetIds=subnets)["Subnets"]
+        found = ctx.call("describe the load balancer's subnets", ctx.client("ec2").describe_subnets, SubnetIds=subnets)[
+            "Subnets"
+        ]
         by_zone: dict[str, list[str]] = defaultdict(list)
         for s in found:
             by_zone[s["AvailabilityZone"]].append(s["SubnetId"])
-        problems = [f"network.subnets: the load balancer takes one subnet per Availability Zone, but {zone} "
-                    f"has {', '.join(sorted(ids))}; list one subnet per zone in network.subnets"
-                    for zone, ids in sorted(by_zone.items()) if len(ids) > 1]
+        problems = [
+            f"network.subnets: the load balancer takes one subnet per Availability Zone, but {zone} "
+            f"has {', '.join(sorted(ids))}; list one subnet per zone in network.subnets"
+            for zone, ids in sorted(by_zone.items())
+            if len(ids) > 1
+        ]
         if len(by_zone) < 2:
-            problems.append("network.subnets: an Application Load Balancer needs subnets in at least two "
-                            f"Availability Zones (got {', '.join(sorted(by_zone)) or 'none'})")
+            problems.append(
+                "network.subnets: an Application Load Balancer needs subnets in at least two "
+                f"Availability Zones (got {', '.join(sorted(by_zone)) or 'none'})"
+            )
         return problems
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
@@ -201,8 +273,11 @@ class LoadBalancer(Step):
         if lb is None:
             return None
         arn = lb["LoadBalancerArn"]
-        attrs = ctx.call(f"read attributes of load balancer {self.name}",
-                         elbv2.describe_load_balancer_attributes, LoadBalancerArn=arn)["Attributes"]
+        attrs = ctx.call(
+            f"read attributes of load balancer {self.name}",
+            elbv2.describe_load_balancer_attributes,
+            LoadBalancerArn=arn,
+        )["Attributes"]
         live = {a["Key"]: a["Value"] for a in attrs}
         https = bool(ctx.stack.load_balancer.certificate_arn)
         return {
@@ -211,34 +286,53 @@ class LoadBalancer(Step):
             "security_groups": sorted(lb.get("SecurityGroups", [])),
             # AWS omits some attributes it has never been told; "" reads as unset.
             "attributes": {k: live.get(k, "") for k in ATTRIBUTES},
-            "arn": arn, "dns_name": lb["DNSName"], "full_name": full_name(arn),
+            "arn": arn,
+            "dns_name": lb["DNSName"],
+            "full_name": full_name(arn),
             "url": f"{'https' if https else 'http'}://{lb['DNSName']}",
             "_owned": ctx.owned(elb_tags(ctx, arn, f"load balancer {self.name}")),
         }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         elbv2 = ctx.client("elbv2")
-        lb = ctx.call(f"create load balancer {self.name}", elbv2.create_load_balancer, Name=self.name,
-                      Type="application", Scheme=desired["scheme"], IpAddressType="ipv4",
-                      Subnets=desired["subnets"], SecurityGroups=desired["security_groups"],
-                      Tags=tag_list(ctx.tags()))["LoadBalancers"][0]
+        lb = ctx.call(
+            f"create load balancer {self.name}",
+            elbv2.create_load_balancer,
+            Name=self.name,
+            Type="application",
+            Scheme=desired["scheme"],
+            IpAddressType="ipv4",
+            Subnets=desired["subnets"],
+            SecurityGroups=desired["security_groups"],
+            Tags=tag_list(ctx.tags()),
+        )["LoadBalancers"][0]
         arn = lb["LoadBalancerArn"]
-        ctx.wait(f"load balancer {self.name} to be active", "elbv2", "load_balancer_available",
-                 LoadBalancerArns=[arn])
+        ctx.wait(f"load balancer {self.name} to be active", "elbv2", "load_balancer_available", LoadBalancerArns=[arn])
         self._attributes(ctx, arn, desired["attributes"])
         https = bool(ctx.stack.load_balancer.certificate_arn)
-        return {"arn": arn, "dns_name": lb["DNSName"], "full_name": full_name(arn),
-                "url": f"{'https' if https else 'http'}://{lb['DNSName']}"}
+        return {
+            "arn": arn,
+            "dns_name": lb["DNSName"],
+            "full_name": full_name(arn),
+            "url": f"{'https' if https else 'http'}://{lb['DNSName']}",
+        }
 
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-               change: Change) -> dict[str, Any]:
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         elbv2, arn = ctx.client("elbv2"), current["arn"]
         if desired["subnets"] != current["subnets"]:
-            ctx.call(f"set subnets of load balancer {self.name}", elbv2.set_subnets, LoadBalancerArn=arn,
-                     Subnets=desired["subnets"])
+            ctx.call(
+                f"set subnets of load balancer {self.name}",
+                elbv2.set_subnets,
+                LoadBalancerArn=arn,
+                Subnets=desired["subnets"],
+            )
         if desired["security_groups"] != current["security_groups"]:
-            ctx.call(f"set security groups of load balancer {self.name}", elbv2.set_security_groups,
-                     LoadBalancerArn=arn, SecurityGroups=desired["security_groups"])
+            ctx.call(
+                f"set security groups of load balancer {self.name}",
+                elbv2.set_security_groups,
+                LoadBalancerArn=arn,
+                SecurityGroups=desired["security_groups"],
+            )
         changed = {k: v for k, v in desired["attributes"].items() if current["attributes"].get(k) != v}
         self._attributes(ctx, arn, changed)
         return {}
@@ -246,25 +340,40 @@ class LoadBalancer(Step):
     def _attributes(self, ctx: Context, arn: str, attributes: dict[str, Any]) -> None:
         if not attributes:
             return
-        ctx.call(f"set attributes of load balancer {self.name}",
-                 ctx.client("elbv2").modify_load_balancer_attributes, LoadBalancerArn=arn,
-                 Attributes=[{"Key": k, "Value": v} for k, v in sorted(attributes.items())])
+        ctx.call(
+            f"set attributes of load balancer {self.name}",
+            ctx.client("elbv2").modify_load_balancer_attributes,
+            LoadBalancerArn=arn,
+            Attributes=[{"Key": k, "Value": v} for k, v in sorted(attributes.items())],
+        )
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
         arn = current["arn"]
-        ctx.call(f"delete load balancer {self.name}", ctx.client("elbv2").delete_load_balancer,
-                 missing=("LoadBalancerNotFound",), LoadBalancerArn=arn)
+        ctx.call(
+            f"delete load balancer {self.name}",
+            ctx.client("elbv2").delete_load_balancer,
+            missing=("LoadBalancerNotFound",),
+            LoadBalancerArn=arn,
+        )
         # Its security group (deleted next, by the core step) stays in use until it is gone.
         try:
-            ctx.wait(f"load balancer {self.name} to be deleted", "elbv2", "load_balancers_deleted",
-                     LoadBalancerArns=[arn])
+            ctx.wait(
+                f"load balancer {self.name} to be deleted", "elbv2", "load_balancers_deleted", LoadBalancerArns=[arn]
+            )
         except WaitTimeout:
-            raise WaitTimeout(f"load balancer {self.name} to be deleted (still listed by AWS)", ctx.timeouts.default,
-                              "Run the same command again to keep waiting.") from None
+            raise WaitTimeout(
+                f"load balancer {self.name} to be deleted (still listed by AWS)",
+                ctx.timeouts.default,
+                "Run the same command again to keep waiting.",
+            ) from None
 
 
 def find_load_balancer(ctx: Context, name: str) -> dict[str, Any] | None:
     """The load balancer of that name, or None."""
-    found = ctx.call(f"describe load balancer {name}", ctx.client("elbv2").describe_load_balancers,
-                     missing=("LoadBalancerNotFound",), Names=[name])
+    found = ctx.call(
+        f"describe load balancer {name}",
+        ctx.client("elbv2").describe_load_balancers,
+        missing=("LoadBalancerNotFound",),
+        Names=[name],
+    )
     return found["LoadBalancers"][0] if found and found["LoadBalancers"] else None

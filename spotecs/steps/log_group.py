@@ -24,41 +24,53 @@ class LogGroup(Step):
         return {"retention_days": ctx.stack.services[self.service].log_retention_days}
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        groups = ctx.paginate(f"describe log group {self.name}", "logs", "describe_log_groups", "logGroups",
-                              logGroupNamePrefix=self.name)
+        groups = ctx.paginate(
+            f"describe log group {self.name}", "logs", "describe_log_groups", "logGroups", logGroupNamePrefix=self.name
+        )
         group = next((g for g in groups if g["logGroupName"] == self.name), None)
         if group is None:
             return None
-        tags = ctx.call(f"list tags of log group {self.name}", ctx.client("logs").list_tags_log_group,
-                        logGroupName=self.name).get("tags", {})
-        return {"retention_days": group.get("retentionInDays"), "arn": group["arn"].removesuffix(":*"),
-                "log_group": self.name, "_owned": ctx.owned(tags)}
+        tags = ctx.call(
+            f"list tags of log group {self.name}", ctx.client("logs").list_tags_log_group, logGroupName=self.name
+        ).get("tags", {})
+        return {
+            "retention_days": group.get("retentionInDays"),
+            "arn": group["arn"].removesuffix(":*"),
+            "log_group": self.name,
+            "_owned": ctx.owned(tags),
+        }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         logs = ctx.client("logs")
-        ctx.call(f"create log group {self.name}", logs.create_log_group, logGroupName=self.name,
-                 tags=ctx.tags())
+        ctx.call(f"create log group {self.name}", logs.create_log_group, logGroupName=self.name, tags=ctx.tags())
         self._retention(ctx, desired["retention_days"])
         # Dependants need the ARN too, and create_log_group does not return it.
-        groups = ctx.paginate(f"describe log group {self.name}", "logs", "describe_log_groups", "logGroups",
-                              logGroupNamePrefix=self.name)
+        groups = ctx.paginate(
+            f"describe log group {self.name}", "logs", "describe_log_groups", "logGroups", logGroupNamePrefix=self.name
+        )
         arn = next(g["arn"] for g in groups if g["logGroupName"] == self.name)
         return {"log_group": self.name, "arn": arn.removesuffix(":*")}
 
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-               change: Change) -> dict[str, Any]:
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         self._retention(ctx, desired["retention_days"])
         return {}
 
     def _retention(self, ctx: Context, days: int | None) -> None:
         logs = ctx.client("logs")
         if days is None:
-            ctx.call(f"remove retention of log group {self.name}", logs.delete_retention_policy,
-                     logGroupName=self.name)
+            ctx.call(f"remove retention of log group {self.name}", logs.delete_retention_policy, logGroupName=self.name)
         else:
-            ctx.call(f"set retention of log group {self.name}", logs.put_retention_policy,
-                     logGroupName=self.name, retentionInDays=days)
+            ctx.call(
+                f"set retention of log group {self.name}",
+                logs.put_retention_policy,
+                logGroupName=self.name,
+                retentionInDays=days,
+            )
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
-        ctx.call(f"delete log group {self.name}", ctx.client("logs").delete_log_group,
-                 missing=("ResourceNotFoundException",), logGroupName=self.name)
+        ctx.call(
+            f"delete log group {self.name}",
+            ctx.client("logs").delete_log_group,
+            missing=("ResourceNotFoundException",),
+            logGroupName=self.name,
+        )

@@ -23,20 +23,28 @@ class Network(Step):
         cfg = ctx.stack.network
         ec2 = ctx.client("ec2")
         if cfg.vpc_id:
-            vpcs = ctx.call(f"describe VPC {cfg.vpc_id}", ec2.describe_vpcs,
-                            missing=("InvalidVpcID.NotFound",), VpcIds=[cfg.vpc_id])
+            vpcs = ctx.call(
+                f"describe VPC {cfg.vpc_id}", ec2.describe_vpcs, missing=("InvalidVpcID.NotFound",), VpcIds=[cfg.vpc_id]
+            )
             if not vpcs or not vpcs["Vpcs"]:
                 raise UsageError(f"network.vpc_id: {cfg.vpc_id} does not exist in {ctx.region}")
             vpc_id = cfg.vpc_id
         else:
-            vpcs = ctx.call("find the default VPC", ec2.describe_vpcs,
-                            Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+            vpcs = ctx.call(
+                "find the default VPC", ec2.describe_vpcs, Filters=[{"Name": "is-default", "Values": ["true"]}]
+            )["Vpcs"]
             if not vpcs:
-                raise UsageError(f"network.vpc_id: {ctx.region} has no default VPC; set network.vpc_id "
-                                 "and network.subnets")
+                raise UsageError(
+                    f"network.vpc_id: {ctx.region} has no default VPC; set network.vpc_id and network.subnets"
+                )
             vpc_id = vpcs[0]["VpcId"]
-        subnets = ctx.paginate(f"list subnets of {vpc_id}", "ec2", "describe_subnets", "Subnets",
-                               Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])
+        subnets = ctx.paginate(
+            f"list subnets of {vpc_id}",
+            "ec2",
+            "describe_subnets",
+            "Subnets",
+            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
+        )
         by_id = {s["SubnetId"]: s for s in subnets}
         if cfg.subnets:
             unknown = [s for s in cfg.subnets if s not in by_id]
@@ -47,5 +55,4 @@ class Network(Step):
             chosen = sorted(by_id, key=lambda s: (by_id[s]["AvailabilityZone"], s))
         if not chosen:
             raise UsageError(f"network.subnets: {vpc_id} has no subnets")
-        return {"vpc_id": vpc_id, "subnets": chosen,
-                "zones": sorted({by_id[s]["AvailabilityZone"] for s in chosen})}
+        return {"vpc_id": vpc_id, "subnets": chosen, "zones": sorted({by_id[s]["AvailabilityZone"] for s in chosen})}

@@ -112,15 +112,29 @@ def find(ctx: Context, steps: Sequence[Step], *, destroy: bool = False) -> list[
     found: list[Step] = []
     for svc in _services(ctx, set(services)):
         short = _short(name, svc)
-        found.append(_rekey(OrphanService(name, svc), (
-            "cluster", "capacity-provider", "listeners", f"{PREFIX}listeners",
-            f"{PREFIX}task-definition:{short}", f"{PREFIX}target-group:{short}")))
+        found.append(
+            _rekey(
+                OrphanService(name, svc),
+                (
+                    "cluster",
+                    "capacity-provider",
+                    "listeners",
+                    f"{PREFIX}listeners",
+                    f"{PREFIX}task-definition:{short}",
+                    f"{PREFIX}target-group:{short}",
+                ),
+            )
+        )
     for svc in _scaled_services(ctx, scaled):
         found.append(_rekey(OrphanScaling(name, stack.cluster_name, svc), (service_key(svc),)))
     for family in _families(ctx, set(services)):
         short = _short(name, family)
-        found.append(_rekey(OrphanTaskDefinition(name, short),
-                            ("iam:execution-role", f"log-group:{short}", f"{PREFIX}log-group:{short}")))
+        found.append(
+            _rekey(
+                OrphanTaskDefinition(name, short),
+                ("iam:execution-role", f"log-group:{short}", f"{PREFIX}log-group:{short}"),
+            )
+        )
     for tg in _target_groups(ctx, web):
         found.append(_rekey(OrphanTargetGroup(name, _short(name, tg)), ("network",)))
     for group in _log_groups(ctx, {log_group_name(name, s) for s in stack.services}):
@@ -128,8 +142,12 @@ def find(ctx: Context, steps: Sequence[Step], *, destroy: bool = False) -> list[
     if not web:
         orphan_tgs = [s.key for s in found if isinstance(s, OrphanTargetGroup)]
         found.append(_rekey(OrphanLoadBalancerGroup(name), ("network",)))
-        found.append(_rekey(OrphanLoadBalancer(name, own_bucket=False),
-                            ("network", f"{PREFIX}security-group:lb", f"{PREFIX}access-log-bucket")))
+        found.append(
+            _rekey(
+                OrphanLoadBalancer(name, own_bucket=False),
+                ("network", f"{PREFIX}security-group:lb", f"{PREFIX}access-log-bucket"),
+            )
+        )
         found.append(_rekey(OrphanListeners(name, [], https=False), (f"{PREFIX}load-balancer", *orphan_tgs)))
     if destroy and "access-log-bucket" not in keys:
         found.append(_rekey(OrphanAccessLogBucket(name)))
@@ -148,23 +166,42 @@ def _owned(ctx: Context, step: Step) -> bool:
 
 def _services(ctx: Context, named: set[str]) -> list[str]:
     """ACTIVE services in the stack's cluster tagged as the stack's (whatever their name)."""
-    return sorted(s["serviceName"] for s in cluster_services(ctx, ctx.stack.cluster_name)
-                  if s.get("status") == "ACTIVE" and s["serviceName"] not in named)
+    return sorted(
+        s["serviceName"]
+        for s in cluster_services(ctx, ctx.stack.cluster_name)
+        if s.get("status") == "ACTIVE" and s["serviceName"] not in named
+    )
 
 
 def _scaled_services(ctx: Context, named: set[str]) -> list[str]:
     """Services of the stack's cluster with a scalable target the file does not ask for."""
     prefix = f"service/{ctx.stack.cluster_name}/{ctx.name}-"
-    targets = ctx.paginate("list the scalable targets of ECS services", "application-autoscaling",
-                           "describe_scalable_targets", "ScalableTargets", ServiceNamespace=NAMESPACE)
-    return sorted({t["ResourceId"].rsplit("/", 1)[-1] for t in targets
-                   if t["ResourceId"].startswith(prefix) and t.get("ScalableDimension") == DIMENSION}
-                  - named)
+    targets = ctx.paginate(
+        "list the scalable targets of ECS services",
+        "application-autoscaling",
+        "describe_scalable_targets",
+        "ScalableTargets",
+        ServiceNamespace=NAMESPACE,
+    )
+    return sorted(
+        {
+            t["ResourceId"].rsplit("/", 1)[-1]
+            for t in targets
+            if t["ResourceId"].startswith(prefix) and t.get("ScalableDimension") == DIMENSION
+        }
+        - named
+    )
 
 
 def _families(ctx: Context, named: set[str]) -> list[str]:
-    families = ctx.paginate("list task definition families", "ecs", "list_task_definition_families", "families",
-                            familyPrefix=f"{ctx.name}-", status="ACTIVE")
+    families = ctx.paginate(
+        "list task definition families",
+        "ecs",
+        "list_task_definition_families",
+        "families",
+        familyPrefix=f"{ctx.name}-",
+        status="ACTIVE",
+    )
     return sorted(f for f in families if f.startswith(f"{ctx.name}-") and f not in named)
 
 
@@ -175,11 +212,15 @@ def _target_groups(ctx: Context, named: set[str]) -> list[str]:
         if e.code == "TargetGroupNotFound":
             return []
         raise
-    return sorted(g["TargetGroupName"] for g in groups
-                  if g["TargetGroupName"].startswith(f"{ctx.name}-") and g["TargetGroupName"] not in named)
+    return sorted(
+        g["TargetGroupName"]
+        for g in groups
+        if g["TargetGroupName"].startswith(f"{ctx.name}-") and g["TargetGroupName"] not in named
+    )
 
 
 def _log_groups(ctx: Context, named: set[str]) -> list[str]:
-    groups = ctx.paginate("list log groups", "logs", "describe_log_groups", "logGroups",
-                          logGroupNamePrefix=f"/ecs/{ctx.name}/")
+    groups = ctx.paginate(
+        "list log groups", "logs", "describe_log_groups", "logGroups", logGroupNamePrefix=f"/ecs/{ctx.name}/"
+    )
     return sorted(g["logGroupName"] for g in groups if g["logGroupName"] not in named)

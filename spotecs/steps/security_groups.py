@@ -53,36 +53,55 @@ class SecurityGroup(Step):
         raise NotImplementedError
 
     def desired(self, ctx: Context) -> dict[str, Any]:
-        return {"vpc_id": ctx.output("network", "vpc_id"), "description": self.description,
-                "ingress": sorted(self.ingress(ctx), key=_sort_key)}
+        return {
+            "vpc_id": ctx.output("network", "vpc_id"),
+            "description": self.description,
+            "ingress": sorted(self.ingress(ctx), key=_sort_key),
+        }
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        groups = ctx.paginate(f"describe security group {self.name}", "ec2", "describe_security_groups",
-                              "SecurityGroups", Filters=[{"Name": "group-name", "Values": [self.name]}])
+        groups = ctx.paginate(
+            f"describe security group {self.name}",
+            "ec2",
+            "describe_security_groups",
+            "SecurityGroups",
+            Filters=[{"Name": "group-name", "Values": [self.name]}],
+        )
         if ctx.stack.network.vpc_id:
             groups = [g for g in groups if g["VpcId"] == ctx.stack.network.vpc_id]
         if not groups:
             return None
         g = groups[0]
         tags = tags_from_list(g.get("Tags"))
-        return {"vpc_id": g["VpcId"], "description": g.get("Description", ""),
-                "ingress": _rules_of(g.get("IpPermissions", [])), "group_id": g["GroupId"],
-                "_owned": ctx.owned(tags)}
+        return {
+            "vpc_id": g["VpcId"],
+            "description": g.get("Description", ""),
+            "ingress": _rules_of(g.get("IpPermissions", [])),
+            "group_id": g["GroupId"],
+            "_owned": ctx.owned(tags),
+        }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         ec2 = ctx.client("ec2")
-        out = ctx.call(f"create security group {self.name}", ec2.create_security_group,
-                       GroupName=self.name, Description=desired["description"], VpcId=desired["vpc_id"],
-                       TagSpecifications=[{"ResourceType": "security-group",
-                                           "Tags": tag_list(ctx.tags(Name=self.name))}])
+        out = ctx.call(
+            f"create security group {self.name}",
+            ec2.create_security_group,
+            GroupName=self.name,
+            Description=desired["description"],
+            VpcId=desired["vpc_id"],
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list(ctx.tags(Name=self.name))}],
+        )
         group_id = out["GroupId"]
         if desired["ingress"]:
-            ctx.call(f"allow ingress to {self.name}", ec2.authorize_security_group_ingress,
-                     GroupId=group_id, IpPermissions=[_ip_permission(r) for r in desired["ingress"]])
+            ctx.call(
+                f"allow ingress to {self.name}",
+                ec2.authorize_security_group_ingress,
+                GroupId=group_id,
+                IpPermissions=[_ip_permission(r) for r in desired["ingress"]],
+            )
         return {"group_id": group_id}
 
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-               change: Change) -> dict[str, Any]:
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         ec2 = ctx.client("ec2")
         want = {tuple(sorted(r.items())): r for r in desired["ingress"]}
         have = {tuple(sorted(r.items())): r for r in current["ingress"]}
@@ -90,11 +109,13 @@ class SecurityGroup(Step):
         revoke = [_ip_permission(r) for k, r in have.items() if k not in want]
         grant = [_ip_permission(r) for k, r in want.items() if k not in have]
         if revoke:
-            ctx.call(f"revoke ingress from {self.name}", ec2.revoke_security_group_ingress,
-                     GroupId=gid, IpPermissions=revoke)
+            ctx.call(
+                f"revoke ingress from {self.name}", ec2.revoke_security_group_ingress, GroupId=gid, IpPermissions=revoke
+            )
         if grant:
-            ctx.call(f"allow ingress to {self.name}", ec2.authorize_security_group_ingress,
-                     GroupId=gid, IpPermissions=grant)
+            ctx.call(
+                f"allow ingress to {self.name}", ec2.authorize_security_group_ingress, GroupId=gid, IpPermissions=grant
+            )
         return {"group_id": gid}
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
@@ -103,40 +124,73 @@ class SecurityGroup(Step):
         # Rules naming another group block that group's deletion: revoke ours first.
         cross = [_ip_permission(r) for r in current["ingress"] if r["source_group"]]
         if cross:
-            ctx.call(f"revoke ingress from {self.name}", ec2.revoke_security_group_ingress,
-                     missing=("InvalidGroup.NotFound", "InvalidPermission.NotFound"),
-                     GroupId=gid, IpPermissions=cross)
+            ctx.call(
+                f"revoke ingress from {self.name}",
+                ec2.revoke_security_group_ingress,
+                missing=("InvalidGroup.NotFound", "InvalidPermission.NotFound"),
+                GroupId=gid,
+                IpPermissions=cross,
+            )
         # Rules of the stack's other groups that name this one block its deletion too (the
         # instances' group names the load balancer's): revoke them. Other groups are not ours.
-        for g in ctx.paginate(f"list security groups that refer to {self.name}", "ec2", "describe_security_groups",
-                              "SecurityGroups", Filters=[{"Name": "ip-permission.group-id", "Values": [gid]}]):
+        for g in ctx.paginate(
+            f"list security groups that refer to {self.name}",
+            "ec2",
+            "describe_security_groups",
+            "SecurityGroups",
+            Filters=[{"Name": "ip-permission.group-id", "Values": [gid]}],
+        ):
             if g["GroupId"] == gid or not ctx.owned(tags_from_list(g.get("Tags"))):
                 continue
             refs = [_ip_permission(r) for r in _rules_of(g.get("IpPermissions", [])) if r["source_group"] == gid]
             if refs:
-                ctx.call(f"revoke ingress from {g.get('GroupName', g['GroupId'])} that names {self.name}",
-                         ec2.revoke_security_group_ingress,
-                         missing=("InvalidGroup.NotFound", "InvalidPermission.NotFound"),
-                         GroupId=g["GroupId"], IpPermissions=refs)
+                ctx.call(
+                    f"revoke ingress from {g.get('GroupName', g['GroupId'])} that names {self.name}",
+                    ec2.revoke_security_group_ingress,
+                    missing=("InvalidGroup.NotFound", "InvalidPermission.NotFound"),
+                    GroupId=g["GroupId"],
+                    IpPermissions=refs,
+                )
         # The load balancer's network interfaces linger for minutes after it is deleted.
         try:
-            ctx.retry(f"delete security group {self.name}", ec2.delete_security_group,
-                      codes=("DependencyViolation",), missing=("InvalidGroup.NotFound",), GroupId=gid)
+            ctx.retry(
+                f"delete security group {self.name}",
+                ec2.delete_security_group,
+                codes=("DependencyViolation",),
+                missing=("InvalidGroup.NotFound",),
+                GroupId=gid,
+            )
         except WaitTimeout:
-            raise WaitTimeout(f"security group {self.name} to be free ({self._users(ctx, gid)})", ctx.timeouts.default,
-                              "A deleted load balancer's or instance's network interfaces go within minutes: run "
-                              "the same command again. Anything else must stop using the group first.") from None
+            raise WaitTimeout(
+                f"security group {self.name} to be free ({self._users(ctx, gid)})",
+                ctx.timeouts.default,
+                "A deleted load balancer's or instance's network interfaces go within minutes: run "
+                "the same command again. Anything else must stop using the group first.",
+            ) from None
 
     def _users(self, ctx: Context, gid: str) -> str:
         """What still holds the group: network interfaces in it, and groups whose rules name it."""
-        enis = ctx.paginate(f"list network interfaces in {self.name}", "ec2", "describe_network_interfaces",
-                            "NetworkInterfaces", Filters=[{"Name": "group-id", "Values": [gid]}])
-        groups = ctx.paginate(f"list security groups that refer to {self.name}", "ec2", "describe_security_groups",
-                              "SecurityGroups", Filters=[{"Name": "ip-permission.group-id", "Values": [gid]}])
-        used = [f"network interface {e['NetworkInterfaceId']}"
-                + (f" ({e['Description']})" if e.get("Description") else "") for e in enis]
-        used += [f"rules of security group {g['GroupId']} ({g.get('GroupName', '')})"
-                 for g in groups if g["GroupId"] != gid]
+        enis = ctx.paginate(
+            f"list network interfaces in {self.name}",
+            "ec2",
+            "describe_network_interfaces",
+            "NetworkInterfaces",
+            Filters=[{"Name": "group-id", "Values": [gid]}],
+        )
+        groups = ctx.paginate(
+            f"list security groups that refer to {self.name}",
+            "ec2",
+            "describe_security_groups",
+            "SecurityGroups",
+            Filters=[{"Name": "ip-permission.group-id", "Values": [gid]}],
+        )
+        used = [
+            f"network interface {e['NetworkInterfaceId']}" + (f" ({e['Description']})" if e.get("Description") else "")
+            for e in enis
+        ]
+        used += [
+            f"rules of security group {g['GroupId']} ({g.get('GroupName', '')})" for g in groups if g["GroupId"] != gid
+        ]
         return "still used by " + ", ".join(used) if used else "AWS still reports it in use"
 
 
@@ -145,15 +199,17 @@ class LoadBalancerGroup(SecurityGroup):
         super().__init__("lb", stack, f"spotecs {stack}: load balancer, HTTP and HTTPS from anywhere")
 
     def ingress(self, ctx: Context) -> list[dict[str, Any]]:
-        return [_rule("tcp", port, port, cidr=cidr) for port in (80, 443)
-                for cidr in ("0.0.0.0/0", "::/0")]
+        return [_rule("tcp", port, port, cidr=cidr) for port in (80, 443) for cidr in ("0.0.0.0/0", "::/0")]
 
 
 class InstanceGroup(SecurityGroup):
     def __init__(self, stack: str, with_lb: bool) -> None:
-        super().__init__("instances", stack,
-                         f"spotecs {stack}: ECS instances, any TCP port from the load balancer only",
-                         ("security-group:lb",) if with_lb else ())
+        super().__init__(
+            "instances",
+            stack,
+            f"spotecs {stack}: ECS instances, any TCP port from the load balancer only",
+            ("security-group:lb",) if with_lb else (),
+        )
         self.with_lb = with_lb
 
     def ingress(self, ctx: Context) -> list[dict[str, Any]]:

@@ -28,9 +28,16 @@ class Service(Step):
 
     def __init__(self, stack: Stack, service: str) -> None:
         web = stack.services[service].is_web
-        super().__init__(f"service:{service}", service_name(stack.stack, service),
-                         ("cluster", "capacity-provider", f"task-definition:{service}",
-                          *((f"target-group:{service}", "listeners") if web else ())))
+        super().__init__(
+            f"service:{service}",
+            service_name(stack.stack, service),
+            (
+                "cluster",
+                "capacity-provider",
+                f"task-definition:{service}",
+                *((f"target-group:{service}", "listeners") if web else ()),
+            ),
+        )
         self.service = service
 
     def desired(self, ctx: Context) -> dict[str, Any]:
@@ -40,13 +47,23 @@ class Service(Step):
             "cluster": ctx.stack.cluster_name,
             "task_definition": ctx.output(f"task-definition:{self.service}", "arn"),
             "capacity_provider_strategy": [
-                {"capacityProvider": ctx.output("capacity-provider", "name"), "weight": 1, "base": 0}],
-            "deployment": {"minimumHealthyPercent": d.min_healthy_percent, "maximumPercent": d.max_percent,
-                           "deploymentCircuitBreaker": {"enable": d.circuit_breaker, "rollback": d.rollback}},
+                {"capacityProvider": ctx.output("capacity-provider", "name"), "weight": 1, "base": 0}
+            ],
+            "deployment": {
+                "minimumHealthyPercent": d.min_healthy_percent,
+                "maximumPercent": d.max_percent,
+                "deploymentCircuitBreaker": {"enable": d.circuit_breaker, "rollback": d.rollback},
+            },
             "placement_strategy": [{"type": p.type, "field": p.field} for p in svc.placement],
-            "load_balancers": [{"targetGroupArn": ctx.output(f"target-group:{self.service}", "arn"),
-                                "containerName": self.service, "containerPort": svc.container_port}]
-            if svc.is_web else [],
+            "load_balancers": [
+                {
+                    "targetGroupArn": ctx.output(f"target-group:{self.service}", "arn"),
+                    "containerName": self.service,
+                    "containerPort": svc.container_port,
+                }
+            ]
+            if svc.is_web
+            else [],
             "health_check_grace_period": svc.health_check_grace_period if svc.is_web else 0,
             "ecs_managed_tags": True,
             "propagate_tags": "SERVICE",
@@ -68,22 +85,32 @@ class Service(Step):
             "task_definition": s.get("taskDefinition"),
             "capacity_provider_strategy": [
                 {"capacityProvider": c["capacityProvider"], "weight": c.get("weight", 0), "base": c.get("base", 0)}
-                for c in s.get("capacityProviderStrategy", [])],
-            "deployment": {"minimumHealthyPercent": dc.get("minimumHealthyPercent"),
-                           "maximumPercent": dc.get("maximumPercent"),
-                           "deploymentCircuitBreaker": {"enable": cb.get("enable", False),
-                                                        "rollback": cb.get("rollback", False)}},
+                for c in s.get("capacityProviderStrategy", [])
+            ],
+            "deployment": {
+                "minimumHealthyPercent": dc.get("minimumHealthyPercent"),
+                "maximumPercent": dc.get("maximumPercent"),
+                "deploymentCircuitBreaker": {"enable": cb.get("enable", False), "rollback": cb.get("rollback", False)},
+            },
             "placement_strategy": [_placement_of(p) for p in s.get("placementStrategy", [])],
-            "load_balancers": sorted(({"targetGroupArn": lb.get("targetGroupArn"),
-                                       "containerName": lb.get("containerName"),
-                                       "containerPort": lb.get("containerPort")}
-                                      for lb in s.get("loadBalancers", [])), key=lambda lb: str(lb)),
+            "load_balancers": sorted(
+                (
+                    {
+                        "targetGroupArn": lb.get("targetGroupArn"),
+                        "containerName": lb.get("containerName"),
+                        "containerPort": lb.get("containerPort"),
+                    }
+                    for lb in s.get("loadBalancers", [])
+                ),
+                key=lambda lb: str(lb),
+            ),
             # Only meaningful behind a load balancer; ECS keeps a stale value after unwiring.
             "health_check_grace_period": (s.get("healthCheckGracePeriodSeconds") or 0) if s.get("loadBalancers") else 0,
             "ecs_managed_tags": s.get("enableECSManagedTags", False),
             "propagate_tags": s.get("propagateTags", "NONE"),
             "desired_count": s.get("desiredCount"),
-            "arn": s["serviceArn"], "name": self.name,
+            "arn": s["serviceArn"],
+            "name": self.name,
             "_owned": ctx.owned(tags_from_list(s.get("tags"))),
         }
 
@@ -92,15 +119,21 @@ class Service(Step):
         count = svc.desired_count
         if svc.scaling:
             count = min(max(count, svc.scaling.min), svc.scaling.max)
-        s = ctx.call(f"create ECS service {self.name}", ctx.client("ecs").create_service,
-                     cluster=desired["cluster"], serviceName=self.name, desiredCount=count,
-                     schedulingStrategy="REPLICA", deploymentController={"type": "ECS"},
-                     tags=tag_list(ctx.tags(), "key", "value"), **_settings(desired, svc.is_web))["service"]
+        s = ctx.call(
+            f"create ECS service {self.name}",
+            ctx.client("ecs").create_service,
+            cluster=desired["cluster"],
+            serviceName=self.name,
+            desiredCount=count,
+            schedulingStrategy="REPLICA",
+            deploymentController={"type": "ECS"},
+            tags=tag_list(ctx.tags(), "key", "value"),
+            **_settings(desired, svc.is_web),
+        )["service"]
         self._wait(ctx, desired)
         return {"arn": s["serviceArn"], "name": self.name, "desired_count": count}
 
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-               change: Change) -> dict[str, Any]:
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         svc = ctx.stack.services[self.service]
         settings = _settings(desired, svc.is_web)
         # Sent only when changed (this also unwires a service that lost its container_port).
@@ -111,8 +144,14 @@ class Service(Step):
             settings["desiredCount"] = desired["desired_count"]
         # Tasks keep the provider they were placed with: only a new deployment moves them.
         moved = desired["capacity_provider_strategy"] != current["capacity_provider_strategy"]
-        ctx.call(f"update ECS service {self.name}", ctx.client("ecs").update_service, cluster=desired["cluster"],
-                 service=self.name, forceNewDeployment=moved, **settings)
+        ctx.call(
+            f"update ECS service {self.name}",
+            ctx.client("ecs").update_service,
+            cluster=desired["cluster"],
+            service=self.name,
+            forceNewDeployment=moved,
+            **settings,
+        )
         self._wait(ctx, desired)
         return {"desired_count": desired.get("desired_count", current.get("desired_count"))}
 
@@ -120,8 +159,9 @@ class Service(Step):
         if not ctx.wait_for_services:
             return
         lbs = desired["load_balancers"]
-        wait_until_healthy(ctx, desired["cluster"], self.name, desired["task_definition"],
-                           lbs[0]["targetGroupArn"] if lbs else None)
+        wait_until_healthy(
+            ctx, desired["cluster"], self.name, desired["task_definition"], lbs[0]["targetGroupArn"] if lbs else None
+        )
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
         delete_service(ctx, current.get("cluster") or ctx.stack.cluster_name, self.name)
@@ -136,10 +176,17 @@ def delete_service(ctx: Context, cluster: str, name: str) -> None:
         return
     if s.get("status") == "ACTIVE":
         # Scale to zero first so tasks drain from the load balancer instead of being cut.
-        ctx.call(f"scale ECS service {name} to 0", ecs.update_service, missing=GONE, cluster=cluster,
-                 service=name, desiredCount=0)
-        ctx.call(f"delete ECS service {name}", ecs.delete_service, missing=GONE, cluster=cluster,
-                 service=name, force=True)
+        ctx.call(
+            f"scale ECS service {name} to 0",
+            ecs.update_service,
+            missing=GONE,
+            cluster=cluster,
+            service=name,
+            desiredCount=0,
+        )
+        ctx.call(
+            f"delete ECS service {name}", ecs.delete_service, missing=GONE, cluster=cluster, service=name, force=True
+        )
 
     def inactive() -> tuple[bool, str]:
         s = describe(ctx, cluster, name)
@@ -147,21 +194,29 @@ def delete_service(ctx: Context, cluster: str, name: str) -> None:
             return True, "inactive"
         return False, f"{s.get('status', '').lower()}, {s.get('runningCount', 0)} task(s) still running"
 
-    ctx.poll(f"ECS service {name} to be deleted", inactive,
-             hint="ECS is still stopping its tasks (each gets its stop timeout and the target group's "
-                  "deregistration delay). Run the same command again to keep waiting, or stop the "
-                  "tasks in the ECS console.")
+    ctx.poll(
+        f"ECS service {name} to be deleted",
+        inactive,
+        hint="ECS is still stopping its tasks (each gets its stop timeout and the target group's "
+        "deregistration delay). Run the same command again to keep waiting, or stop the "
+        "tasks in the ECS console.",
+    )
 
 
 def describe(ctx: Context, cluster: str, name: str) -> dict[str, Any] | None:
-    got = ctx.call(f"describe ECS service {name}", ctx.client("ecs").describe_services,
-                   missing=("ClusterNotFoundException",), cluster=cluster, services=[name], include=["TAGS"])
+    got = ctx.call(
+        f"describe ECS service {name}",
+        ctx.client("ecs").describe_services,
+        missing=("ClusterNotFoundException",),
+        cluster=cluster,
+        services=[name],
+        include=["TAGS"],
+    )
     services = (got or {}).get("services", [])
     return services[0] if services else None
 
 
-def wait_until_healthy(ctx: Context, cluster: str, name: str, task_definition: str,
-                       target_group: str | None) -> None:
+def wait_until_healthy(ctx: Context, cluster: str, name: str, task_definition: str, target_group: str | None) -> None:
     """Until the deployment of `task_definition` is COMPLETED, running = desired and (for a web
     service) that many targets are healthy. A failed or rolled-back deployment, or a timeout,
     raises with the service's last events; the next `up` picks up from whatever state is left."""
@@ -173,19 +228,27 @@ def wait_until_healthy(ctx: Context, cluster: str, name: str, task_definition: s
             raise AwsError(f"deploy ECS service {name}", "the service was deleted while deploying")
         deployments = s.get("deployments", [])
         primary: dict[str, Any] = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
-        failed = next((d for d in deployments
-                       if d.get("taskDefinition") == task_definition and d.get("rolloutState") == "FAILED"), None)
+        failed = next(
+            (
+                d
+                for d in deployments
+                if d.get("taskDefinition") == task_definition and d.get("rolloutState") == "FAILED"
+            ),
+            None,
+        )
         if failed is not None or primary.get("taskDefinition") != task_definition:
             reason = (failed or {}).get("rolloutStateReason") or (
-                f"ECS rolled back to {str(primary.get('taskDefinition', '?')).rsplit('/', 1)[-1]}")
+                f"ECS rolled back to {str(primary.get('taskDefinition', '?')).rsplit('/', 1)[-1]}"
+            )
             raise AwsError(f"deploy ECS service {name}", f"deployment failed: {reason}{_events(s)}")
         desired = s.get("desiredCount", primary.get("desiredCount", 0))
         running = primary.get("runningCount", 0)
         status = f"running {running}/{desired}"
         done = running == desired and primary.get("rolloutState", "COMPLETED") == "COMPLETED"
         if target_group:
-            health = ctx.call(f"read target health of {name}", ctx.client("elbv2").describe_target_health,
-                              TargetGroupArn=target_group)["TargetHealthDescriptions"]
+            health = ctx.call(
+                f"read target health of {name}", ctx.client("elbv2").describe_target_health, TargetGroupArn=target_group
+            )["TargetHealthDescriptions"]
             healthy = sum(1 for h in health if h.get("TargetHealth", {}).get("State") == "healthy")
             status += f", targets healthy {healthy}/{desired}"
             done = done and healthy >= desired
@@ -197,8 +260,9 @@ def wait_until_healthy(ctx: Context, cluster: str, name: str, task_definition: s
         ctx.poll(what, check)
     except WaitTimeout:
         s = describe(ctx, cluster, name) or {}
-        raise WaitTimeout(f"{what} ({last['status']})", ctx.timeouts.default,
-                          f"Run `spotecs up` again to keep waiting.{_events(s)}") from None
+        raise WaitTimeout(
+            f"{what} ({last['status']})", ctx.timeouts.default, f"Run `spotecs up` again to keep waiting.{_events(s)}"
+        ) from None
 
 
 def _events(service: dict[str, Any]) -> str:

@@ -16,8 +16,11 @@ from spotecs.steps.service import describe, service_name
 
 NAMESPACE = "ecs"
 DIMENSION = "ecs:service:DesiredCount"
-PREDEFINED = {"cpu": "ECSServiceAverageCPUUtilization", "memory": "ECSServiceAverageMemoryUtilization",
-              "requests": "ALBRequestCountPerTarget"}
+PREDEFINED = {
+    "cpu": "ECSServiceAverageCPUUtilization",
+    "memory": "ECSServiceAverageMemoryUtilization",
+    "requests": "ALBRequestCountPerTarget",
+}
 # Application Auto Scaling's not-found code; its deletes are idempotent with it.
 GONE = ("ObjectNotFoundException",)
 
@@ -29,9 +32,11 @@ class ServiceScaling(Step):
         scaling = stack.services[service].scaling
         by_requests = bool(scaling and any(t.metric == "requests" for t in scaling.target_tracking))
         self.service_name = service_name(stack.stack, service)
-        super().__init__(f"scaling:{service}", f"service/{stack.cluster_name}/{self.service_name}",
-                         (f"service:{service}",
-                          *(("load-balancer", f"target-group:{service}") if by_requests else ())))
+        super().__init__(
+            f"scaling:{service}",
+            f"service/{stack.cluster_name}/{self.service_name}",
+            (f"service:{service}", *(("load-balancer", f"target-group:{service}") if by_requests else ())),
+        )
         self.service = service
 
     @property
@@ -45,26 +50,53 @@ class ServiceScaling(Step):
         sc = ctx.stack.services[self.service].scaling
         assert sc is not None
         prefix = self.service_name
-        tracking = [{"name": f"{prefix}-track-{t.metric}", "metric": PREDEFINED[t.metric],
-                     "resource_label": self._label(ctx) if t.metric == "requests" else None,
-                     "target": float(t.target), "scale_in_cooldown": t.scale_in_cooldown,
-                     "scale_out_cooldown": t.scale_out_cooldown, "disable_scale_in": t.disable_scale_in}
-                    for t in sc.target_tracking]
-        steps = [{"name": f"{prefix}-step-{s.name}", "adjustment_type": s.adjustment_type,
-                  "steps": [_step(a.lower, a.upper, a.change) for a in s.steps], "cooldown": s.cooldown,
-                  # Step scaling aggregates only with these three; other statistics read as an average.
-                  "aggregation": s.alarm.statistic if s.alarm.statistic in ("Minimum", "Maximum") else "Average",
-                  "alarm": {"namespace": s.alarm.namespace, "metric": s.alarm.metric,
-                            "dimensions": sorted(({"Name": k, "Value": v} for k, v in s.alarm.dimensions.items()),
-                                                 key=lambda d: d["Name"]),
-                            "statistic": s.alarm.statistic, "period": s.alarm.period,
-                            "evaluation_periods": s.alarm.evaluation_periods, "threshold": float(s.alarm.threshold),
-                            "comparison": s.alarm.comparison, "wired": True}}
-                 for s in sc.step_scaling]
-        scheduled = [{"name": f"{prefix}-{a.name}", "schedule": a.schedule, "timezone": a.timezone,
-                      "min": a.min, "max": a.max} for a in sc.scheduled]
-        return {"min": sc.min, "max": sc.max, "target_tracking": _by_name(tracking),
-                "step_scaling": _by_name(steps), "scheduled": _by_name(scheduled)}
+        tracking = [
+            {
+                "name": f"{prefix}-track-{t.metric}",
+                "metric": PREDEFINED[t.metric],
+                "resource_label": self._label(ctx) if t.metric == "requests" else None,
+                "target": float(t.target),
+                "scale_in_cooldown": t.scale_in_cooldown,
+                "scale_out_cooldown": t.scale_out_cooldown,
+                "disable_scale_in": t.disable_scale_in,
+            }
+            for t in sc.target_tracking
+        ]
+        steps = [
+            {
+                "name": f"{prefix}-step-{s.name}",
+                "adjustment_type": s.adjustment_type,
+                "steps": [_step(a.lower, a.upper, a.change) for a in s.steps],
+                "cooldown": s.cooldown,
+                # Step scaling aggregates only with these three; other statistics read as an average.
+                "aggregation": s.alarm.statistic if s.alarm.statistic in ("Minimum", "Maximum") else "Average",
+                "alarm": {
+                    "namespace": s.alarm.namespace,
+                    "metric": s.alarm.metric,
+                    "dimensions": sorted(
+                        ({"Name": k, "Value": v} for k, v in s.alarm.dimensions.items()), key=lambda d: d["Name"]
+                    ),
+                    "statistic": s.alarm.statistic,
+                    "period": s.alarm.period,
+                    "evaluation_periods": s.alarm.evaluation_periods,
+                    "threshold": float(s.alarm.threshold),
+                    "comparison": s.alarm.comparison,
+                    "wired": True,
+                },
+            }
+            for s in sc.step_scaling
+        ]
+        scheduled = [
+            {"name": f"{prefix}-{a.name}", "schedule": a.schedule, "timezone": a.timezone, "min": a.min, "max": a.max}
+            for a in sc.scheduled
+        ]
+        return {
+            "min": sc.min,
+            "max": sc.max,
+            "target_tracking": _by_name(tracking),
+            "step_scaling": _by_name(steps),
+            "scheduled": _by_name(scheduled),
+        }
 
     def _label(self, ctx: Context) -> Any:
         """`app/<lb>/<id>/targetgroup/<tg>/<id>`: which target group's requests to count."""
@@ -77,33 +109,70 @@ class ServiceScaling(Step):
     def check(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
         sc = ctx.stack.services[self.service].scaling
         assert sc is not None
-        return [f"services.{self.service}.scaling.target_tracking: '{metric}' is listed {n} times; "
-                "keep one target per metric"
-                for metric, n in sorted(Counter(t.metric for t in sc.target_tracking).items()) if n > 1]
+        return [
+            f"services.{self.service}.scaling.target_tracking: '{metric}' is listed {n} times; "
+            "keep one target per metric"
+            for metric, n in sorted(Counter(t.metric for t in sc.target_tracking).items())
+            if n > 1
+        ]
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        targets = ctx.paginate(f"describe scalable target {self.resource_id}", "application-autoscaling",
-                               "describe_scalable_targets", "ScalableTargets", ServiceNamespace=NAMESPACE,
-                               ResourceIds=[self.resource_id], ScalableDimension=DIMENSION)
+        targets = ctx.paginate(
+            f"describe scalable target {self.resource_id}",
+            "application-autoscaling",
+            "describe_scalable_targets",
+            "ScalableTargets",
+            ServiceNamespace=NAMESPACE,
+            ResourceIds=[self.resource_id],
+            ScalableDimension=DIMENSION,
+        )
         if not targets:
             return None
         prefix = f"{self.service_name}-"
-        policies = [p for p in ctx.paginate(f"list scaling policies of {self.resource_id}", "application-autoscaling",
-                                            "describe_scaling_policies", "ScalingPolicies", **self._target())
-                    if p["PolicyName"].startswith(prefix)]
+        policies = [
+            p
+            for p in ctx.paginate(
+                f"list scaling policies of {self.resource_id}",
+                "application-autoscaling",
+                "describe_scaling_policies",
+                "ScalingPolicies",
+                **self._target(),
+            )
+            if p["PolicyName"].startswith(prefix)
+        ]
         step_policies = [p for p in policies if p.get("PolicyType") == "StepScaling"]
-        alarms = {a["AlarmName"]: a for a in ctx.paginate(
-            f"describe alarms of {self.resource_id}", "cloudwatch", "describe_alarms", "MetricAlarms",
-            AlarmNames=[p["PolicyName"] for p in step_policies])} if step_policies else {}
-        scheduled = [a for a in ctx.paginate(f"list scheduled actions of {self.resource_id}",
-                                             "application-autoscaling", "describe_scheduled_actions",
-                                             "ScheduledActions", **self._target())
-                     if a["ScheduledActionName"].startswith(prefix)]
+        alarms = (
+            {
+                a["AlarmName"]: a
+                for a in ctx.paginate(
+                    f"describe alarms of {self.resource_id}",
+                    "cloudwatch",
+                    "describe_alarms",
+                    "MetricAlarms",
+                    AlarmNames=[p["PolicyName"] for p in step_policies],
+                )
+            }
+            if step_policies
+            else {}
+        )
+        scheduled = [
+            a
+            for a in ctx.paginate(
+                f"list scheduled actions of {self.resource_id}",
+                "application-autoscaling",
+                "describe_scheduled_actions",
+                "ScheduledActions",
+                **self._target(),
+            )
+            if a["ScheduledActionName"].startswith(prefix)
+        ]
         service = describe(ctx, ctx.stack.cluster_name, self.service_name)
         return {
-            "min": targets[0]["MinCapacity"], "max": targets[0]["MaxCapacity"],
-            "target_tracking": _by_name([_tracking_of(p) for p in policies
-                                         if p.get("PolicyType") == "TargetTrackingScaling"]),
+            "min": targets[0]["MinCapacity"],
+            "max": targets[0]["MaxCapacity"],
+            "target_tracking": _by_name(
+                [_tracking_of(p) for p in policies if p.get("PolicyType") == "TargetTrackingScaling"]
+            ),
             "step_scaling": _by_name([_step_policy_of(p, alarms.get(p["PolicyName"])) for p in step_policies]),
             "scheduled": _by_name([_scheduled_of(a) for a in scheduled]),
             # Scalable targets carry no tags spotecs can read back everywhere: they belong to the
@@ -114,17 +183,21 @@ class ServiceScaling(Step):
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         return self._converge(ctx, desired, None)
 
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-               change: Change) -> dict[str, Any]:
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         return self._converge(ctx, desired, current)
 
     def _converge(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
         aas, cw = ctx.client("application-autoscaling"), ctx.client("cloudwatch")
         have: dict[str, Any] = current or {"target_tracking": [], "step_scaling": [], "scheduled": []}
         if current is None or (desired["min"], desired["max"]) != (current["min"], current["max"]):
-            ctx.call(f"register scalable target {self.resource_id}", aas.register_scalable_target,
-                     MinCapacity=desired["min"], MaxCapacity=desired["max"],
-                     **({"Tags": ctx.tags()} if current is None else {}), **self._target())
+            ctx.call(
+                f"register scalable target {self.resource_id}",
+                aas.register_scalable_target,
+                MinCapacity=desired["min"],
+                MaxCapacity=desired["max"],
+                **({"Tags": ctx.tags()} if current is None else {}),
+                **self._target(),
+            )
         for kind in ("target_tracking", "step_scaling"):
             wanted = {p["name"]: p for p in desired[kind]}
             for old in have[kind]:
@@ -135,67 +208,128 @@ class ServiceScaling(Step):
                 if existing.get(name) == policy:
                     continue
                 if kind == "target_tracking":
-                    ctx.call(f"put scaling policy {name}", aas.put_scaling_policy, PolicyName=name,
-                             PolicyType="TargetTrackingScaling",
-                             TargetTrackingScalingPolicyConfiguration=_tracking_request(policy), **self._target())
+                    ctx.call(
+                        f"put scaling policy {name}",
+                        aas.put_scaling_policy,
+                        PolicyName=name,
+                        PolicyType="TargetTrackingScaling",
+                        TargetTrackingScalingPolicyConfiguration=_tracking_request(policy),
+                        **self._target(),
+                    )
                     continue
-                arn = ctx.call(f"put scaling policy {name}", aas.put_scaling_policy, PolicyName=name,
-                               PolicyType="StepScaling", StepScalingPolicyConfiguration=_step_request(policy),
-                               **self._target())["PolicyARN"]
+                arn = ctx.call(
+                    f"put scaling policy {name}",
+                    aas.put_scaling_policy,
+                    PolicyName=name,
+                    PolicyType="StepScaling",
+                    StepScalingPolicyConfiguration=_step_request(policy),
+                    **self._target(),
+                )["PolicyARN"]
                 a = policy["alarm"]
-                ctx.call(f"put alarm {name}", cw.put_metric_alarm, AlarmName=name,
-                         AlarmDescription=f"spotecs {ctx.name}: step scaling of {self.service_name}",
-                         Namespace=a["namespace"], MetricName=a["metric"], Dimensions=a["dimensions"],
-                         Statistic=a["statistic"], Period=a["period"], EvaluationPeriods=a["evaluation_periods"],
-                         Threshold=a["threshold"], ComparisonOperator=a["comparison"], AlarmActions=[arn],
-                         Tags=tag_list(ctx.tags()))
+                ctx.call(
+                    f"put alarm {name}",
+                    cw.put_metric_alarm,
+                    AlarmName=name,
+                    AlarmDescription=f"spotecs {ctx.name}: step scaling of {self.service_name}",
+                    Namespace=a["namespace"],
+                    MetricName=a["metric"],
+                    Dimensions=a["dimensions"],
+                    Statistic=a["statistic"],
+                    Period=a["period"],
+                    EvaluationPeriods=a["evaluation_periods"],
+                    Threshold=a["threshold"],
+                    ComparisonOperator=a["comparison"],
+                    AlarmActions=[arn],
+                    Tags=tag_list(ctx.tags()),
+                )
         wanted = {a["name"]: a for a in desired["scheduled"]}
         existing = {a["name"]: a for a in have["scheduled"]}
         for name in sorted(set(existing) - set(wanted)):
-            ctx.call(f"delete scheduled action {name}", aas.delete_scheduled_action, missing=GONE,
-                     ScheduledActionName=name, **self._target())
+            ctx.call(
+                f"delete scheduled action {name}",
+                aas.delete_scheduled_action,
+                missing=GONE,
+                ScheduledActionName=name,
+                **self._target(),
+            )
         for name, a in wanted.items():
             if existing.get(name) != a:
                 bounds = {k: v for k, v in (("MinCapacity", a["min"]), ("MaxCapacity", a["max"])) if v is not None}
-                ctx.call(f"put scheduled action {name}", aas.put_scheduled_action, ScheduledActionName=name,
-                         Schedule=a["schedule"], Timezone=a["timezone"], ScalableTargetAction=bounds,
-                         **self._target())
+                ctx.call(
+                    f"put scheduled action {name}",
+                    aas.put_scheduled_action,
+                    ScheduledActionName=name,
+                    Schedule=a["schedule"],
+                    Timezone=a["timezone"],
+                    ScalableTargetAction=bounds,
+                    **self._target(),
+                )
         return {"resource_id": self.resource_id}
 
     def _delete_policy(self, ctx: Context, name: str, *, with_alarm: bool) -> None:
         if with_alarm:  # the alarm first: it would otherwise fire into a deleted policy
-            ctx.call(f"delete alarm {name}", ctx.client("cloudwatch").delete_alarms, missing=("ResourceNotFound",),
-                     AlarmNames=[name])
-        ctx.call(f"delete scaling policy {name}", ctx.client("application-autoscaling").delete_scaling_policy,
-                 missing=GONE, PolicyName=name, **self._target())
+            ctx.call(
+                f"delete alarm {name}",
+                ctx.client("cloudwatch").delete_alarms,
+                missing=("ResourceNotFound",),
+                AlarmNames=[name],
+            )
+        ctx.call(
+            f"delete scaling policy {name}",
+            ctx.client("application-autoscaling").delete_scaling_policy,
+            missing=GONE,
+            PolicyName=name,
+            **self._target(),
+        )
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
         for a in current.get("scheduled", []):
-            ctx.call(f"delete scheduled action {a['name']}",
-                     ctx.client("application-autoscaling").delete_scheduled_action, missing=GONE,
-                     ScheduledActionName=a["name"], **self._target())
+            ctx.call(
+                f"delete scheduled action {a['name']}",
+                ctx.client("application-autoscaling").delete_scheduled_action,
+                missing=GONE,
+                ScheduledActionName=a["name"],
+                **self._target(),
+            )
         for p in current.get("step_scaling", []):
             self._delete_policy(ctx, p["name"], with_alarm=True)
         for p in current.get("target_tracking", []):
             self._delete_policy(ctx, p["name"], with_alarm=False)
-        ctx.call(f"deregister scalable target {self.resource_id}",
-                 ctx.client("application-autoscaling").deregister_scalable_target, missing=GONE, **self._target())
+        ctx.call(
+            f"deregister scalable target {self.resource_id}",
+            ctx.client("application-autoscaling").deregister_scalable_target,
+            missing=GONE,
+            **self._target(),
+        )
         self._delete_stray_alarms(ctx, {p["name"] for p in current.get("step_scaling", [])})
 
     def _delete_stray_alarms(self, ctx: Context, done: set[str]) -> None:
         """Step-scaling alarms whose policy is already gone (removed by hand, or with a scalable
         target deregistered outside spotecs): Application Auto Scaling never deletes them."""
         cw = ctx.client("cloudwatch")
-        alarms = ctx.paginate(f"list alarms of {self.resource_id}", "cloudwatch", "describe_alarms", "MetricAlarms",
-                              AlarmNamePrefix=f"{self.service_name}-step-")
+        alarms = ctx.paginate(
+            f"list alarms of {self.resource_id}",
+            "cloudwatch",
+            "describe_alarms",
+            "MetricAlarms",
+            AlarmNamePrefix=f"{self.service_name}-step-",
+        )
         for a in alarms:
             if a["AlarmName"] in done:
                 continue
-            tags = ctx.call(f"list tags of alarm {a['AlarmName']}", cw.list_tags_for_resource,
-                            missing=("ResourceNotFound", "ResourceNotFoundException"), ResourceARN=a["AlarmArn"])
+            tags = ctx.call(
+                f"list tags of alarm {a['AlarmName']}",
+                cw.list_tags_for_resource,
+                missing=("ResourceNotFound", "ResourceNotFoundException"),
+                ResourceARN=a["AlarmArn"],
+            )
             if tags is not None and ctx.owned(tags_from_list(tags.get("Tags"))):
-                ctx.call(f"delete alarm {a['AlarmName']}", cw.delete_alarms, missing=("ResourceNotFound",),
-                         AlarmNames=[a["AlarmName"]])
+                ctx.call(
+                    f"delete alarm {a['AlarmName']}",
+                    cw.delete_alarms,
+                    missing=("ResourceNotFound",),
+                    AlarmNames=[a["AlarmName"]],
+                )
 
 
 def _by_name(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -214,9 +348,13 @@ def _tracking_request(p: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = {"PredefinedMetricType": p["metric"]}
     if p["resource_label"]:
         spec["ResourceLabel"] = p["resource_label"]
-    return {"TargetValue": p["target"], "PredefinedMetricSpecification": spec,
-            "ScaleInCooldown": p["scale_in_cooldown"], "ScaleOutCooldown": p["scale_out_cooldown"],
-            "DisableScaleIn": p["disable_scale_in"]}
+    return {
+        "TargetValue": p["target"],
+        "PredefinedMetricSpecification": spec,
+        "ScaleInCooldown": p["scale_in_cooldown"],
+        "ScaleOutCooldown": p["scale_out_cooldown"],
+        "DisableScaleIn": p["disable_scale_in"],
+    }
 
 
 def _step_request(p: dict[str, Any]) -> dict[str, Any]:
@@ -228,39 +366,64 @@ def _step_request(p: dict[str, Any]) -> dict[str, Any]:
         if s["upper"] is not None:
             a["MetricIntervalUpperBound"] = s["upper"]
         adjustments.append(a)
-    return {"AdjustmentType": p["adjustment_type"], "StepAdjustments": adjustments, "Cooldown": p["cooldown"],
-            "MetricAggregationType": p["aggregation"]}
+    return {
+        "AdjustmentType": p["adjustment_type"],
+        "StepAdjustments": adjustments,
+        "Cooldown": p["cooldown"],
+        "MetricAggregationType": p["aggregation"],
+    }
 
 
 def _tracking_of(p: dict[str, Any]) -> dict[str, Any]:
     c = p.get("TargetTrackingScalingPolicyConfiguration", {})
     spec = c.get("PredefinedMetricSpecification", {})
-    return {"name": p["PolicyName"], "metric": spec.get("PredefinedMetricType"),
-            "resource_label": spec.get("ResourceLabel"), "target": _float(c.get("TargetValue")),
-            "scale_in_cooldown": c.get("ScaleInCooldown"), "scale_out_cooldown": c.get("ScaleOutCooldown"),
-            "disable_scale_in": c.get("DisableScaleIn", False)}
+    return {
+        "name": p["PolicyName"],
+        "metric": spec.get("PredefinedMetricType"),
+        "resource_label": spec.get("ResourceLabel"),
+        "target": _float(c.get("TargetValue")),
+        "scale_in_cooldown": c.get("ScaleInCooldown"),
+        "scale_out_cooldown": c.get("ScaleOutCooldown"),
+        "disable_scale_in": c.get("DisableScaleIn", False),
+    }
 
 
 def _step_policy_of(p: dict[str, Any], alarm: dict[str, Any] | None) -> dict[str, Any]:
     c = p.get("StepScalingPolicyConfiguration", {})
     return {
-        "name": p["PolicyName"], "adjustment_type": c.get("AdjustmentType"),
-        "steps": [_step(s.get("MetricIntervalLowerBound"), s.get("MetricIntervalUpperBound"), s["ScalingAdjustment"])
-                  for s in c.get("StepAdjustments", [])],
-        "cooldown": c.get("Cooldown"), "aggregation": c.get("MetricAggregationType", "Average"),
-        "alarm": None if alarm is None else {
-            "namespace": alarm.get("Namespace"), "metric": alarm.get("MetricName"),
-            "dimensions": sorted(({"Name": d["Name"], "Value": d["Value"]} for d in alarm.get("Dimensions", [])),
-                                 key=lambda d: d["Name"]),
-            "statistic": alarm.get("Statistic"), "period": alarm.get("Period"),
-            "evaluation_periods": alarm.get("EvaluationPeriods"), "threshold": _float(alarm.get("Threshold")),
+        "name": p["PolicyName"],
+        "adjustment_type": c.get("AdjustmentType"),
+        "steps": [
+            _step(s.get("MetricIntervalLowerBound"), s.get("MetricIntervalUpperBound"), s["ScalingAdjustment"])
+            for s in c.get("StepAdjustments", [])
+        ],
+        "cooldown": c.get("Cooldown"),
+        "aggregation": c.get("MetricAggregationType", "Average"),
+        "alarm": None
+        if alarm is None
+        else {
+            "namespace": alarm.get("Namespace"),
+            "metric": alarm.get("MetricName"),
+            "dimensions": sorted(
+                ({"Name": d["Name"], "Value": d["Value"]} for d in alarm.get("Dimensions", [])), key=lambda d: d["Name"]
+            ),
+            "statistic": alarm.get("Statistic"),
+            "period": alarm.get("Period"),
+            "evaluation_periods": alarm.get("EvaluationPeriods"),
+            "threshold": _float(alarm.get("Threshold")),
             "comparison": alarm.get("ComparisonOperator"),
             # The alarm must still fire into this policy (a recreated policy gets a new ARN).
-            "wired": p["PolicyARN"] in alarm.get("AlarmActions", [])},
+            "wired": p["PolicyARN"] in alarm.get("AlarmActions", []),
+        },
     }
 
 
 def _scheduled_of(a: dict[str, Any]) -> dict[str, Any]:
     bounds = a.get("ScalableTargetAction", {})
-    return {"name": a["ScheduledActionName"], "schedule": a.get("Schedule"), "timezone": a.get("Timezone") or "UTC",
-            "min": bounds.get("MinCapacity"), "max": bounds.get("MaxCapacity")}
+    return {
+        "name": a["ScheduledActionName"],
+        "schedule": a.get("Schedule"),
+        "timezone": a.get("Timezone") or "UTC",
+        "min": bounds.get("MinCapacity"),
+        "max": bounds.get("MaxCapacity"),
+    }

@@ -32,79 +32,125 @@ class TargetGroup(Step):
     def desired(self, ctx: Context) -> dict[str, Any]:
         hc = ctx.stack.services[self.service].health_check
         return {
-            "vpc_id": ctx.output("network", "vpc_id"), "protocol": "HTTP", "port": NOMINAL_PORT,
+            "vpc_id": ctx.output("network", "vpc_id"),
+            "protocol": "HTTP",
+            "port": NOMINAL_PORT,
             "target_type": "instance",
-            "health_check": {"path": hc.path, "interval": hc.interval, "timeout": hc.timeout,
-                             "healthy_threshold": hc.healthy_threshold,
-                             "unhealthy_threshold": hc.unhealthy_threshold, "success_codes": hc.success_codes},
+            "health_check": {
+                "path": hc.path,
+                "interval": hc.interval,
+                "timeout": hc.timeout,
+                "healthy_threshold": hc.healthy_threshold,
+                "unhealthy_threshold": hc.unhealthy_threshold,
+                "success_codes": hc.success_codes,
+            },
             "deregistration_delay": ctx.stack.services[self.service].deregistration_delay,
         }
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
         elbv2 = ctx.client("elbv2")
-        found = ctx.call(f"describe target group {self.name}", elbv2.describe_target_groups,
-                         missing=("TargetGroupNotFound",), Names=[self.name])
+        found = ctx.call(
+            f"describe target group {self.name}",
+            elbv2.describe_target_groups,
+            missing=("TargetGroupNotFound",),
+            Names=[self.name],
+        )
         if not found or not found["TargetGroups"]:
             return None
         tg = found["TargetGroups"][0]
         arn = tg["TargetGroupArn"]
-        attrs = ctx.call(f"read attributes of target group {self.name}", elbv2.describe_target_group_attributes,
-                         TargetGroupArn=arn)["Attributes"]
+        attrs = ctx.call(
+            f"read attributes of target group {self.name}", elbv2.describe_target_group_attributes, TargetGroupArn=arn
+        )["Attributes"]
         delay = next((a["Value"] for a in attrs if a["Key"] == "deregistration_delay.timeout_seconds"), None)
         return {
-            "vpc_id": tg.get("VpcId"), "protocol": tg.get("Protocol"), "port": tg.get("Port"),
+            "vpc_id": tg.get("VpcId"),
+            "protocol": tg.get("Protocol"),
+            "port": tg.get("Port"),
             "target_type": tg.get("TargetType"),
-            "health_check": {"path": tg.get("HealthCheckPath"), "interval": tg.get("HealthCheckIntervalSeconds"),
-                             "timeout": tg.get("HealthCheckTimeoutSeconds"),
-                             "healthy_threshold": tg.get("HealthyThresholdCount"),
-                             "unhealthy_threshold": tg.get("UnhealthyThresholdCount"),
-                             "success_codes": tg.get("Matcher", {}).get("HttpCode")},
+            "health_check": {
+                "path": tg.get("HealthCheckPath"),
+                "interval": tg.get("HealthCheckIntervalSeconds"),
+                "timeout": tg.get("HealthCheckTimeoutSeconds"),
+                "healthy_threshold": tg.get("HealthyThresholdCount"),
+                "unhealthy_threshold": tg.get("UnhealthyThresholdCount"),
+                "success_codes": tg.get("Matcher", {}).get("HttpCode"),
+            },
             "deregistration_delay": int(delay) if delay is not None else None,
-            "arn": arn, "name": self.name, "full_name": full_name(arn),
+            "arn": arn,
+            "name": self.name,
+            "full_name": full_name(arn),
             "_owned": ctx.owned(elb_tags(ctx, arn, f"target group {self.name}")),
         }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
-        tg = ctx.call(f"create target group {self.name}", ctx.client("elbv2").create_target_group,
-                      Name=self.name, Protocol=desired["protocol"], Port=desired["port"], VpcId=desired["vpc_id"],
-                      TargetType=desired["target_type"], HealthCheckProtocol="HTTP", HealthCheckPort="traffic-port",
-                      HealthCheckEnabled=True, **_health_check(desired["health_check"]),
-                      Tags=tag_list(ctx.tags()))["TargetGroups"][0]
+        tg = ctx.call(
+            f"create target group {self.name}",
+            ctx.client("elbv2").create_target_group,
+            Name=self.name,
+            Protocol=desired["protocol"],
+            Port=desired["port"],
+            VpcId=desired["vpc_id"],
+            TargetType=desired["target_type"],
+            HealthCheckProtocol="HTTP",
+            HealthCheckPort="traffic-port",
+            HealthCheckEnabled=True,
+            **_health_check(desired["health_check"]),
+            Tags=tag_list(ctx.tags()),
+        )["TargetGroups"][0]
         arn = tg["TargetGroupArn"]
         self._delay(ctx, arn, desired["deregistration_delay"])
         return {"arn": arn, "name": self.name, "full_name": full_name(arn)}
 
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-               change: Change) -> dict[str, Any]:
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         arn = current["arn"]
         if desired["health_check"] != current["health_check"]:
-            ctx.call(f"update health check of target group {self.name}", ctx.client("elbv2").modify_target_group,
-                     TargetGroupArn=arn, **_health_check(desired["health_check"]))
+            ctx.call(
+                f"update health check of target group {self.name}",
+                ctx.client("elbv2").modify_target_group,
+                TargetGroupArn=arn,
+                **_health_check(desired["health_check"]),
+            )
         if desired["deregistration_delay"] != current["deregistration_delay"]:
             self._delay(ctx, arn, desired["deregistration_delay"])
         return {}
 
     def _delay(self, ctx: Context, arn: str, seconds: int) -> None:
-        ctx.call(f"set deregistration delay of target group {self.name}",
-                 ctx.client("elbv2").modify_target_group_attributes, TargetGroupArn=arn,
-                 Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": str(seconds)}])
+        ctx.call(
+            f"set deregistration delay of target group {self.name}",
+            ctx.client("elbv2").modify_target_group_attributes,
+            TargetGroupArn=arn,
+            Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": str(seconds)}],
+        )
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
         elbv2, arn = ctx.client("elbv2"), current["arn"]
         self._delete_rules_to(ctx, arn)
         # Right after its listener is deleted, AWS may still see the group as in use for a moment.
         try:
-            ctx.retry(f"delete target group {self.name}", elbv2.delete_target_group,
-                      codes=("ResourceInUse",), missing=("TargetGroupNotFound",), TargetGroupArn=arn)
+            ctx.retry(
+                f"delete target group {self.name}",
+                elbv2.delete_target_group,
+                codes=("ResourceInUse",),
+                missing=("TargetGroupNotFound",),
+                TargetGroupArn=arn,
+            )
         except WaitTimeout:
-            raise WaitTimeout(f"target group {self.name} to be free (a listener of {', '.join(self._users(ctx, arn))} "
-                              "still forwards to it)", ctx.timeouts.default,
-                              "Run the same command again; if a listener outside this stack forwards to it, "
-                              "point that listener elsewhere first.") from None
+            raise WaitTimeout(
+                f"target group {self.name} to be free (a listener of {', '.join(self._users(ctx, arn))} "
+                "still forwards to it)",
+                ctx.timeouts.default,
+                "Run the same command again; if a listener outside this stack forwards to it, "
+                "point that listener elsewhere first.",
+            ) from None
 
     def _users(self, ctx: Context, arn: str) -> list[str]:
-        found = ctx.call(f"describe target group {self.name}", ctx.client("elbv2").describe_target_groups,
-                         missing=("TargetGroupNotFound",), TargetGroupArns=[arn])
+        found = ctx.call(
+            f"describe target group {self.name}",
+            ctx.client("elbv2").describe_target_groups,
+            missing=("TargetGroupNotFound",),
+            TargetGroupArns=[arn],
+        )
         lbs = [lb for tg in (found or {}).get("TargetGroups", []) for lb in tg.get("LoadBalancerArns", [])]
         return [lb_name(lb) for lb in lbs] or ["a load balancer"]
 
@@ -112,8 +158,12 @@ class TargetGroup(Step):
         """Listener rules of the stack's load balancer that forward here (a service removed from
         the stack file leaves its rule behind): ELB refuses to delete a group a rule uses.
         A listener's default action is the listeners step's business, not this one's."""
-        found = ctx.call(f"describe target group {self.name}", ctx.client("elbv2").describe_target_groups,
-                         missing=("TargetGroupNotFound",), TargetGroupArns=[arn])
+        found = ctx.call(
+            f"describe target group {self.name}",
+            ctx.client("elbv2").describe_target_groups,
+            missing=("TargetGroupNotFound",),
+            TargetGroupArns=[arn],
+        )
         for lb in [lb for tg in (found or {}).get("TargetGroups", []) for lb in tg.get("LoadBalancerArns", [])]:
             try:
                 self._delete_rules_on(ctx, lb, arn)
@@ -124,17 +174,31 @@ class TargetGroup(Step):
 
     def _delete_rules_on(self, ctx: Context, lb: str, arn: str) -> None:
         elbv2 = ctx.client("elbv2")
-        listeners = ctx.paginate(f"list listeners of load balancer {lb_name(lb)}", "elbv2", "describe_listeners",
-                                 "Listeners", LoadBalancerArn=lb)
+        listeners = ctx.paginate(
+            f"list listeners of load balancer {lb_name(lb)}",
+            "elbv2",
+            "describe_listeners",
+            "Listeners",
+            LoadBalancerArn=lb,
+        )
         if not listeners or not ctx.owned(elb_tags(ctx, lb, f"load balancer {lb_name(lb)}")):
             return
         for listener in listeners:
-            rules = ctx.paginate(f"list rules of listener :{listener['Port']}", "elbv2", "describe_rules", "Rules",
-                                 ListenerArn=listener["ListenerArn"])
+            rules = ctx.paginate(
+                f"list rules of listener :{listener['Port']}",
+                "elbv2",
+                "describe_rules",
+                "Rules",
+                ListenerArn=listener["ListenerArn"],
+            )
             for r in rules:
                 if not r.get("IsDefault") and _forwards_to(r, arn):
-                    ctx.call(f"delete rule {r['Priority']} of listener :{listener['Port']} (to {self.name})",
-                             elbv2.delete_rule, missing=("RuleNotFound",), RuleArn=r["RuleArn"])
+                    ctx.call(
+                        f"delete rule {r['Priority']} of listener :{listener['Port']} (to {self.name})",
+                        elbv2.delete_rule,
+                        missing=("RuleNotFound",),
+                        RuleArn=r["RuleArn"],
+                    )
 
 
 def _forwards_to(rule: dict[str, Any], arn: str) -> bool:
@@ -146,6 +210,11 @@ def _forwards_to(rule: dict[str, Any], arn: str) -> bool:
 
 
 def _health_check(hc: dict[str, Any]) -> dict[str, Any]:
-    return {"HealthCheckPath": hc["path"], "HealthCheckIntervalSeconds": hc["interval"],
-            "HealthCheckTimeoutSeconds": hc["timeout"], "HealthyThresholdCount": hc["healthy_threshold"],
-            "UnhealthyThresholdCount": hc["unhealthy_threshold"], "Matcher": {"HttpCode": hc["success_codes"]}}
+    return {
+        "HealthCheckPath": hc["path"],
+        "HealthCheckIntervalSeconds": hc["interval"],
+        "HealthCheckTimeoutSeconds": hc["timeout"],
+        "HealthyThresholdCount": hc["healthy_threshold"],
+        "UnhealthyThresholdCount": hc["unhealthy_threshold"],
+        "Matcher": {"HttpCode": hc["success_codes"]},
+    }

@@ -21,9 +21,17 @@ def family_name(stack: str, service: str) -> str:
 def normalise_container(c: dict[str, Any]) -> dict[str, Any]:
     """The container fields spotecs sets, in one canonical shape for both sides of the diff.
     Every key is always present (None when unset) so a field removed from the stack file shows."""
-    ports = sorted(({"containerPort": p["containerPort"], "hostPort": p.get("hostPort", 0),
-                     "protocol": p.get("protocol", "tcp")} for p in c.get("portMappings") or []),
-                   key=lambda p: (p["containerPort"], p["protocol"]))
+    ports = sorted(
+        (
+            {
+                "containerPort": p["containerPort"],
+                "hostPort": p.get("hostPort", 0),
+                "protocol": p.get("protocol", "tcp"),
+            }
+            for p in c.get("portMappings") or []
+        ),
+        key=lambda p: (p["containerPort"], p["protocol"]),
+    )
     hc = c.get("healthCheck")
     log = c.get("logConfiguration")
     return {
@@ -35,17 +43,27 @@ def normalise_container(c: dict[str, Any]) -> dict[str, Any]:
         "essential": c.get("essential", True),
         "portMappings": ports or None,
         "command": c.get("command") or None,
-        "environment": sorted(({"name": e["name"], "value": e.get("value", "")} for e in c.get("environment") or []),
-                              key=lambda e: e["name"]) or None,
-        "secrets": sorted(({"name": s["name"], "valueFrom": s["valueFrom"]} for s in c.get("secrets") or []),
-                          key=lambda s: s["name"]) or None,
-        "repositoryCredentials": ({"credentialsParameter": c["repositoryCredentials"]["credentialsParameter"]}
-                                  if c.get("repositoryCredentials") else None),
+        "environment": sorted(
+            ({"name": e["name"], "value": e.get("value", "")} for e in c.get("environment") or []),
+            key=lambda e: e["name"],
+        )
+        or None,
+        "secrets": sorted(
+            ({"name": s["name"], "valueFrom": s["valueFrom"]} for s in c.get("secrets") or []), key=lambda s: s["name"]
+        )
+        or None,
+        "repositoryCredentials": (
+            {"credentialsParameter": c["repositoryCredentials"]["credentialsParameter"]}
+            if c.get("repositoryCredentials")
+            else None
+        ),
         "healthCheck": {"command": hc["command"], **{k: hc.get(k, d) for k, d in HEALTH_CHECK_DEFAULTS.items()}}
-        if hc else None,
+        if hc
+        else None,
         "stopTimeout": c.get("stopTimeout"),
         "logConfiguration": {"logDriver": log["logDriver"], "options": dict(sorted(log.get("options", {}).items()))}
-        if log else None,
+        if log
+        else None,
     }
 
 
@@ -55,41 +73,66 @@ class TaskDefinition(Step):
     version_outputs = frozenset({"arn", "revision"})
 
     def __init__(self, stack: str, service: str) -> None:
-        super().__init__(f"task-definition:{service}", family_name(stack, service),
-                         ("iam:execution-role", f"log-group:{service}"))
+        super().__init__(
+            f"task-definition:{service}", family_name(stack, service), ("iam:execution-role", f"log-group:{service}")
+        )
         self.service = service
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         svc = ctx.stack.services[self.service]
         c: dict[str, Any] = {
-            "name": self.service, "image": svc.image, "cpu": svc.cpu, "memory": svc.memory_hard,
-            "memoryReservation": svc.memory_soft, "essential": True,
+            "name": self.service,
+            "image": svc.image,
+            "cpu": svc.cpu,
+            "memory": svc.memory_hard,
+            "memoryReservation": svc.memory_soft,
+            "essential": True,
             # Host port 0: ECS picks a free port per task, so several tasks share an instance.
             "portMappings": [{"containerPort": svc.container_port, "hostPort": 0, "protocol": "tcp"}]
-            if svc.container_port else None,
+            if svc.container_port
+            else None,
             "command": svc.command,
             "environment": [{"name": k, "value": v} for k, v in svc.environment.items()],
             "secrets": [{"name": k, "valueFrom": v} for k, v in svc.secrets.items()],
             "repositoryCredentials": {"credentialsParameter": svc.repository_credentials}
-            if svc.repository_credentials else None,
+            if svc.repository_credentials
+            else None,
             "stopTimeout": ctx.stack.stop_timeout(self.service),
-            "logConfiguration": {"logDriver": "awslogs", "options": {
-                "awslogs-group": log_group_name(ctx.name, self.service), "awslogs-region": ctx.region,
-                "awslogs-stream-prefix": self.service}},
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {
+                    "awslogs-group": log_group_name(ctx.name, self.service),
+                    "awslogs-region": ctx.region,
+                    "awslogs-stream-prefix": self.service,
+                },
+            },
         }
         if (hc := svc.container_health_check) is not None:
-            c["healthCheck"] = {"command": hc.command, "interval": hc.interval, "timeout": hc.timeout,
-                                "retries": hc.retries, "startPeriod": hc.start_period}
-        return {"execution_role": ctx.output("iam:execution-role", "arn"), "network_mode": "bridge",
-                "requires_compatibilities": ["EC2"], "container": normalise_container(c)}
+            c["healthCheck"] = {
+                "command": hc.command,
+                "interval": hc.interval,
+                "timeout": hc.timeout,
+                "retries": hc.retries,
+                "startPeriod": hc.start_period,
+            }
+        return {
+            "execution_role": ctx.output("iam:execution-role", "arn"),
+            "network_mode": "bridge",
+            "requires_compatibilities": ["EC2"],
+            "container": normalise_container(c),
+        }
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
         revisions = self._active_revisions(ctx)
         if not revisions:
             return None
         latest = max(revisions, key=_revision)
-        got = ctx.call(f"describe task definition {self.name}", ctx.client("ecs").describe_task_definition,
-                       taskDefinition=latest, include=["TAGS"])
+        got = ctx.call(
+            f"describe task definition {self.name}",
+            ctx.client("ecs").describe_task_definition,
+            taskDefinition=latest,
+            include=["TAGS"],
+        )
         td = got["taskDefinition"]
         containers = td.get("containerDefinitions", [])
         return {
@@ -98,34 +141,49 @@ class TaskDefinition(Step):
             "requires_compatibilities": sorted(td.get("requiresCompatibilities", [])),
             # A definition someone edited to hold several containers must not compare equal.
             "container": normalise_container(containers[0]) if len(containers) == 1 else containers,
-            "arn": td["taskDefinitionArn"], "family": self.name, "revision": td["revision"],
+            "arn": td["taskDefinitionArn"],
+            "family": self.name,
+            "revision": td["revision"],
             "_owned": ctx.owned(tags_from_list(got.get("tags"))),
         }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         container = {k: v for k, v in desired["container"].items() if v is not None}
-        td = ctx.call(f"register task definition {self.name}", ctx.client("ecs").register_task_definition,
-                      family=self.name, executionRoleArn=desired["execution_role"],
-                      networkMode=desired["network_mode"],
-                      requiresCompatibilities=desired["requires_compatibilities"],
-                      containerDefinitions=[container],
-                      tags=tag_list(ctx.tags(), "key", "value"))["taskDefinition"]
+        td = ctx.call(
+            f"register task definition {self.name}",
+            ctx.client("ecs").register_task_definition,
+            family=self.name,
+            executionRoleArn=desired["execution_role"],
+            networkMode=desired["network_mode"],
+            requiresCompatibilities=desired["requires_compatibilities"],
+            containerDefinitions=[container],
+            tags=tag_list(ctx.tags(), "key", "value"),
+        )["taskDefinition"]
         return {"arn": td["taskDefinitionArn"], "family": self.name, "revision": td["revision"]}
 
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any],
-               change: Change) -> dict[str, Any]:
+    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         # A new revision; older ones stay ACTIVE so a circuit-breaker rollback can use them.
         return self.create(ctx, desired)
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
         ecs = ctx.client("ecs")
         for arn in sorted(self._active_revisions(ctx), key=_revision):
-            ctx.call(f"deregister task definition {arn.rsplit('/', 1)[-1]}", ecs.deregister_task_definition,
-                     missing=("ClientException",), taskDefinition=arn)
+            ctx.call(
+                f"deregister task definition {arn.rsplit('/', 1)[-1]}",
+                ecs.deregister_task_definition,
+                missing=("ClientException",),
+                taskDefinition=arn,
+            )
 
     def _active_revisions(self, ctx: Context) -> list[str]:
-        arns = ctx.paginate(f"list revisions of task definition {self.name}", "ecs", "list_task_definitions",
-                            "taskDefinitionArns", familyPrefix=self.name, status="ACTIVE")
+        arns = ctx.paginate(
+            f"list revisions of task definition {self.name}",
+            "ecs",
+            "list_task_definitions",
+            "taskDefinitionArns",
+            familyPrefix=self.name,
+            status="ACTIVE",
+        )
         # familyPrefix is a prefix on some APIs: keep exactly this family.
         return [a for a in arns if a.rsplit("/", 1)[-1].rsplit(":", 1)[0] == self.name]
 
