@@ -28,6 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from spotecs.errors import ConfigError
 
@@ -148,6 +149,11 @@ TerminationPolicy = Literal[
     "AllocationStrategy",
     "Default",
 ]
+_DEFAULT_TERMINATION_POLICIES: tuple[TerminationPolicy, ...] = (
+    "OldestLaunchTemplate",
+    "ClosestToNextInstanceHour",
+    "OldestInstance",
+)
 
 
 class Instances(Model):
@@ -181,7 +187,7 @@ class Instances(Model):
         "must fit in the 2-minute spot notice.",
     )
     termination_policies: list[TerminationPolicy] = Field(
-        default_factory=lambda: ["OldestLaunchTemplate", "ClosestToNextInstanceHour", "OldestInstance"], min_length=1
+        default_factory=lambda: list(_DEFAULT_TERMINATION_POLICIES), min_length=1
     )
     capacity_rebalance: bool = Field(
         True, description="Launch a replacement when AWS signals a spot instance is at risk."
@@ -671,7 +677,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool =
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
             continue  # `<<: *anchor` merge keys are flattened by construct_mapping below
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if not isinstance(key, Hashable):
             continue  # construct_mapping reports it as "found unhashable key", with its line
         if key in seen:
@@ -722,7 +728,7 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
-def _message(err: dict[str, Any], loc: tuple[str | int, ...]) -> str:
+def _message(err: ErrorDetails, loc: tuple[str | int, ...]) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         owner = _model_for(loc)

@@ -137,7 +137,8 @@ def _walk(
                         ctx.outputs[key] = outputs
                     result.applied.append(key)
                     # A name chosen at creation (e.g. with a generated suffix) is known now.
-                    name = outputs.get("name") if isinstance(outputs.get("name"), str) else change.name
+                    fresh = outputs.get("name")
+                    name = fresh if isinstance(fresh, str) else change.name
                     on_event(Event(key, "done", change.action, name, change.kind, elapsed))
                 else:
                     blocked.add(key)
