@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from spotecs import names
 from spotecs.aws import Aws
 from spotecs.engine.model import Action, Plan
 from spotecs.engine.plan import plan
@@ -20,7 +21,6 @@ from spotecs.errors import WaitTimeout
 from spotecs.sandbox.userdata import parse_ecs_config
 from spotecs.steps import compute
 from spotecs.steps.base import Context, Step, Timeouts
-from spotecs.steps.capacity_provider import provider_name
 from spotecs.steps.launch_template import IAM_NOT_READY, retry_iam_propagation
 from tests.conftest import REGION, converge, make_ctx, make_stack, steps_for
 
@@ -90,13 +90,13 @@ def test_layer_plans_every_resource_as_a_create() -> None:
 def test_outputs_and_a_rerun_that_is_a_noop_and_writes_nothing() -> None:
     stack = make_stack()
     steps, first = up(stack)
-    for key, names in (
+    for key, outputs in (
         ("cluster", {"name", "arn"}),
         ("launch-template", {"id", "name"}),
         ("auto-scaling-group", {"name", "arn"}),
         ("capacity-provider", {"name", "arn"}),
     ):
-        assert set(first.outputs[key]) >= names  # outputs of create
+        assert set(first.outputs[key]) >= outputs  # outputs of create
     ctx = rerun(first, stack)
     the_plan, _ = converge(steps, ctx)
     assert [c.key for c in the_plan.changes if c.is_change] == []
@@ -501,7 +501,7 @@ def test_capacity_provider_request_and_cluster_default() -> None:
     g = group(ctx)
     assert g is not None
     (req,) = sent(ctx, "CreateCapacityProvider")
-    name = provider_name("demo-instances", g["AutoScalingGroupARN"])
+    name = names.capacity_provider("demo-instances", g["AutoScalingGroupARN"])
     assert req["name"] == name == ctx.outputs["capacity-provider"]["name"]
     assert req["autoScalingGroupProvider"] == {
         "autoScalingGroupArn": g["AutoScalingGroupARN"],
@@ -597,22 +597,6 @@ def test_other_providers_on_the_cluster_are_kept() -> None:
     assert current is not None
     cp.delete(ctx, current)
     assert cluster(ctx)["capacityProviders"] == ["FARGATE"]
-
-
-@pytest.mark.parametrize(
-    ("group_name", "expected"),
-    [
-        ("demo-instances", "demo-instances-1a2b3c4d"),
-        ("ecs-demo-instances", "spotecs-ecs-demo-instances-1a2b3c4d"),  # ECS reserves aws*, ecs*, fargate*
-        ("fargate-x-instances", "spotecs-fargate-x-instances-1a2b3c4d"),
-    ],
-)
-def test_provider_name_comes_from_the_group_id(group_name: str, expected: str) -> None:
-    arn = (
-        f"arn:aws:autoscaling:{REGION}:123456789012:autoScalingGroup:1a2b3c4d-0000-4000-8000-000000000000:"
-        f"autoScalingGroupName/{group_name}"
-    )
-    assert provider_name(group_name, arn) == expected
 
 
 def test_layer_steps_and_dependencies() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spotecs import waiters
+from spotecs import names, waiters
 from spotecs.aws import tags_from_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError, WaitTimeout
@@ -39,7 +39,7 @@ class AutoScalingGroup(Step):
     kind = "auto scaling group"
 
     def __init__(self, stack: str) -> None:
-        super().__init__("auto-scaling-group", f"{stack}-instances", ("launch-template", "network"))
+        super().__init__("auto-scaling-group", names.auto_scaling_group(stack), ("launch-template", "network"))
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         cfg = ctx.stack.instances

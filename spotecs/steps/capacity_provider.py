@@ -10,33 +10,17 @@ another group cannot be done in place: it is planned as a replacement."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from spotecs import checks, waiters
+from spotecs import checks, names, waiters
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change, Unknown
 from spotecs.errors import AwsError, WaitTimeout
 from spotecs.steps.base import Context, Step
 from spotecs.steps.cluster import cluster_services, describe_cluster
 
-# ECS reserves these prefixes for its own providers (FARGATE, FARGATE_SPOT...).
-RESERVED_PREFIXES = ("aws", "ecs", "fargate")
 # ECS is still applying a previous change, or a service still uses the provider being removed.
 CLUSTER_BUSY = ("UpdateInProgressException", "ResourceInUseException")
-_ARN_ID = re.compile(r":autoScalingGroup:([0-9a-f-]+):autoScalingGroupName/")
-
-
-def name_prefix(group: str) -> str:
-    return f"spotecs-{group}" if group.lower().startswith(RESERVED_PREFIXES) else group
-
-
-def provider_name(group: str, group_arn: str) -> str:
-    """`<group>-<id8>` from the group's ARN."""
-    m = _ARN_ID.search(group_arn)
-    if not m:
-        raise ValueError(f"not an auto scaling group ARN: {group_arn}")
-    return f"{name_prefix(group)}-{m.group(1).replace('-', '')[:8]}"
 
 
 def _enabled(flag: bool) -> str:
@@ -51,15 +35,17 @@ class CapacityProvider(Step):
 
     def __init__(self, group: str, cluster: str) -> None:
         # The real name needs the group's id; `read()` fills it in once known (for the plan's display).
-        super().__init__("capacity-provider", f"{name_prefix(group)}-<group id>", ("auto-scaling-group", "cluster"))
+        super().__init__("capacity-provider", names.capacity_provider_display(group), ("auto-scaling-group", "cluster"))
         self.group = group
         self.cluster = cluster
-        self._pattern = re.compile(rf"^{re.escape(name_prefix(group))}-[0-9a-f]{{8}}$")
+        self._pattern = names.capacity_provider_pattern(group)
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         cfg = ctx.stack.capacity_provider
         arn = ctx.output("auto-scaling-group", "arn")
-        name = Unknown("capacity-provider.name") if isinstance(arn, Unknown) else provider_name(self.group, arn)
+        name = (
+            Unknown("capacity-provider.name") if isinstance(arn, Unknown) else names.capacity_provider(self.group, arn)
+        )
         return {
             "name": name,
             "auto_scaling_group_arn": arn,
@@ -97,31 +83,31 @@ class CapacityProvider(Step):
     def _candidates(self, ctx: Context, cluster: dict[str, Any] | None) -> list[str]:
         """Names ours could have: the current group's, then older ones still attached to the cluster
         (a group recreated out of band). describe_capacity_providers needs names (moto too)."""
-        names: list[str] = []
+        found: list[str] = []
         groups = ctx.call(
             f"describe auto scaling group {self.group}",
             ctx.client("autoscaling").describe_auto_scaling_groups,
             AutoScalingGroupNames=[self.group],
         )["AutoScalingGroups"]
         if groups:
-            names.append(provider_name(self.group, groups[0]["AutoScalingGroupARN"]))
+            found.append(names.capacity_provider(self.group, groups[0]["AutoScalingGroupARN"]))
         attached = (cluster or {}).get("capacityProviders", [])
-        names += [n for n in attached if self._pattern.match(n) and n not in names]
-        return names
+        found += [n for n in attached if self._pattern.match(n) and n not in found]
+        return found
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
         cluster = describe_cluster(ctx, self.cluster)
-        names = self._candidates(ctx, cluster)
-        if not names:
+        found = self._candidates(ctx, cluster)
+        if not found:
             return None
         got = ctx.call(
-            f"describe capacity providers {', '.join(names)}",
+            f"describe capacity providers {', '.join(found)}",
             ctx.client("ecs").describe_capacity_providers,
-            capacityProviders=names,
+            capacityProviders=found,
             include=["TAGS"],
         )
         active = {p["name"]: p for p in got.get("capacityProviders", []) if p.get("status") == "ACTIVE"}
-        p = next((active[n] for n in names if n in active), None)
+        p = next((active[n] for n in found if n in active), None)
         if p is None:
             return None
         self.name = p["name"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.steps.base import Context, Step
@@ -216,7 +217,7 @@ class Role(Step):
 def instance_role(stack: str, region: str) -> Role:
     return Role(
         "iam:instance-role",
-        f"{stack}-{region}-ecs-instance",
+        names.instance_role(stack, region),
         "ec2.amazonaws.com",
         [INSTANCE_POLICY],
         instance_profile=True,
@@ -226,7 +227,7 @@ def instance_role(stack: str, region: str) -> Role:
 class ExecutionRole(Role):
     def __init__(self, stack: str, region: str) -> None:
         super().__init__(
-            "iam:execution-role", f"{stack}-{region}-ecs-execution", "ecs-tasks.amazonaws.com", [EXECUTION_POLICY]
+            "iam:execution-role", names.execution_role(stack, region), "ecs-tasks.amazonaws.com", [EXECUTION_POLICY]
         )
 
     def inline(self, ctx: Context) -> dict[str, Any]:

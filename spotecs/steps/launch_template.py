@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from spotecs import checks
+from spotecs import checks, names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change, Unknown
 from spotecs.steps.base import Context, Step
@@ -141,7 +141,7 @@ class LaunchTemplate(Step):
     def __init__(self, stack: str) -> None:
         super().__init__(
             "launch-template",
-            f"{stack}-instances",
+            names.launch_template(stack),
             ("ami", "instance-types", "iam:instance-role", "security-group:instances", "cluster"),
         )
 

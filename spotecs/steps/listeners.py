@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from spotecs import names
 from spotecs.aws import tag_list
 from spotecs.engine.model import Change
 from spotecs.steps.base import Context, Step
@@ -82,12 +83,13 @@ class Listeners(Step):
         return problems
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        lb = find_load_balancer(ctx, ctx.name)
+        lb_name = names.load_balancer(ctx.name)
+        lb = find_load_balancer(ctx, lb_name)
         if lb is None:
             return None
         lb_arn = lb["LoadBalancerArn"]
         listeners = ctx.paginate(
-            f"list listeners of load balancer {ctx.name}",
+            f"list listeners of load balancer {lb_name}",
             "elbv2",
             "describe_listeners",
             "Listeners",
@@ -121,7 +123,7 @@ class Listeners(Step):
             }
         if not out["listener_arns"]:
             return None
-        out["_owned"] = ctx.owned(elb_tags(ctx, lb_arn, f"load balancer {ctx.name}"))
+        out["_owned"] = ctx.owned(elb_tags(ctx, lb_arn, f"load balancer {lb_name}"))
         out["load_balancer_arn"] = lb_arn
         return out
 

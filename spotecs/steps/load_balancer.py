@@ -8,6 +8,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
+from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError, WaitTimeout
@@ -77,10 +78,10 @@ class AccessLogBucket(Step):
     kind = "S3 bucket"
 
     def __init__(self, stack: str) -> None:
-        super().__init__("access-log-bucket", f"{stack}-alb-logs-<account>")
+        super().__init__("access-log-bucket", names.access_log_bucket_display(stack))
 
     def bucket(self, ctx: Context) -> str:
-        return f"{ctx.name}-alb-logs-{ctx.account_id}"
+        return names.access_log_bucket(ctx.name, ctx.account_id)
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         cfg = ctx.stack.load_balancer.access_logs
@@ -218,7 +219,9 @@ class LoadBalancer(Step):
 
     def __init__(self, stack: str, own_bucket: bool) -> None:
         super().__init__(
-            "load-balancer", stack, ("network", "security-group:lb", *(("access-log-bucket",) if own_bucket else ()))
+            "load-balancer",
+            names.load_balancer(stack),
+            ("network", "security-group:lb", *(("access-log-bucket",) if own_bucket else ())),
         )
         self.own_bucket = own_bucket
 

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from spotecs import names
 from spotecs.engine.model import Change
 from spotecs.steps.base import Context, Step
-
-
-def log_group_name(stack: str, service: str) -> str:
-    return f"/ecs/{stack}/{service}"
 
 
 class LogGroup(Step):
     kind = "log group"
 
     def __init__(self, stack: str, service: str) -> None:
-        super().__init__(f"log-group:{service}", log_group_name(stack, service))
+        super().__init__(f"log-group:{service}", names.log_group(stack, service))
         self.service = service
 
     def desired(self, ctx: Context) -> dict[str, Any]:

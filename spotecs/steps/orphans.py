@@ -14,14 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from spotecs import names
 from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step
 from spotecs.steps.cluster import cluster_services
 from spotecs.steps.listeners import Listeners
 from spotecs.steps.load_balancer import AccessLogBucket, LoadBalancer
-from spotecs.steps.log_group import LogGroup, log_group_name
+from spotecs.steps.log_group import LogGroup
 from spotecs.steps.security_groups import LoadBalancerGroup
-from spotecs.steps.service import Service, service_name
+from spotecs.steps.service import Service
 from spotecs.steps.service_scaling import DIMENSION, NAMESPACE, ServiceScaling
 from spotecs.steps.target_group import TargetGroup
 from spotecs.steps.task_definition import TaskDefinition
@@ -44,14 +45,14 @@ class OrphanService(Gone, Service):
         # Not Service.__init__: it reads the service's settings from the stack file. Keyed by the
         # AWS name: a tagged service need not be named `<stack>-<service>`.
         Step.__init__(self, f"service:{name}", name)
-        self.service = _short(stack, name)
+        self.service = names.service_of(stack, name)
 
 
 class OrphanScaling(Gone, ServiceScaling):
     def __init__(self, stack: str, cluster: str, name: str) -> None:
         Step.__init__(self, f"scaling:{name}", f"service/{cluster}/{name}")
         self.service_name = name
-        self.service = _short(stack, name)
+        self.service = names.service_of(stack, name)
 
 
 class OrphanTaskDefinition(Gone, TaskDefinition):
@@ -82,11 +83,6 @@ class OrphanAccessLogBucket(Gone, AccessLogBucket):
     pass
 
 
-def _short(stack: str, name: str) -> str:
-    """The service name in the file from an AWS name `<stack>-<service>`."""
-    return name.removeprefix(f"{stack}-")
-
-
 def _rekey(step: Step, depends_on: Sequence[str] = ()) -> Step:
     step.key = f"{PREFIX}{step.key}"
     step.depends_on = tuple(depends_on)
@@ -100,9 +96,9 @@ def find(ctx: Context, steps: Sequence[Step], *, destroy: bool = False) -> list[
     bucket is included too: `up` never deletes logs because access logs were switched off."""
     stack = ctx.stack
     name = stack.stack
-    services = {service_name(name, s): s for s in stack.services}
-    web = {f"{name}-{s}" for s in stack.web_services()}
-    scaled = {service_name(name, s) for s, cfg in stack.services.items() if cfg.scaling is not None}
+    services = {names.service(name, s): s for s in stack.services}
+    web = {names.target_group(name, s) for s in stack.web_services()}
+    scaled = {names.service(name, s) for s, cfg in stack.services.items() if cfg.scaling is not None}
     keys = {s.key for s in steps}
     named = {(s.kind, s.name) for s in steps}
 
@@ -111,7 +107,7 @@ def find(ctx: Context, steps: Sequence[Step], *, destroy: bool = False) -> list[
 
     found: list[Step] = []
     for svc in _services(ctx, set(services)):
-        short = _short(name, svc)
+        short = names.service_of(name, svc)
         found.append(
             _rekey(
                 OrphanService(name, svc),
@@ -128,7 +124,7 @@ def find(ctx: Context, steps: Sequence[Step], *, destroy: bool = False) -> list[
     for svc in _scaled_services(ctx, scaled):
         found.append(_rekey(OrphanScaling(name, stack.cluster_name, svc), (service_key(svc),)))
     for family in _families(ctx, set(services)):
-        short = _short(name, family)
+        short = names.service_of(name, family)
         found.append(
             _rekey(
                 OrphanTaskDefinition(name, short),
@@ -136,9 +132,9 @@ def find(ctx: Context, steps: Sequence[Step], *, destroy: bool = False) -> list[
             )
         )
     for tg in _target_groups(ctx, web):
-        found.append(_rekey(OrphanTargetGroup(name, _short(name, tg)), ("network",)))
-    for group in _log_groups(ctx, {log_group_name(name, s) for s in stack.services}):
-        found.append(_rekey(OrphanLogGroup(name, group.removeprefix(f"/ecs/{name}/"))))
+        found.append(_rekey(OrphanTargetGroup(name, names.service_of(name, tg)), ("network",)))
+    for group in _log_groups(ctx, {names.log_group(name, s) for s in stack.services}):
+        found.append(_rekey(OrphanLogGroup(name, group.removeprefix(names.log_group_prefix(name)))))
     if not web:
         orphan_tgs = [s.key for s in found if isinstance(s, OrphanTargetGroup)]
         found.append(_rekey(OrphanLoadBalancerGroup(name), ("network",)))
@@ -175,7 +171,7 @@ def _services(ctx: Context, named: set[str]) -> list[str]:
 
 def _scaled_services(ctx: Context, named: set[str]) -> list[str]:
     """Services of the stack's cluster with a scalable target the file does not ask for."""
-    prefix = f"service/{ctx.stack.cluster_name}/{ctx.name}-"
+    prefix = names.scalable_target_prefix(ctx.stack.cluster_name, ctx.name)
     targets = ctx.paginate(
         "list the scalable targets of ECS services",
         "application-autoscaling",
@@ -199,10 +195,10 @@ def _families(ctx: Context, named: set[str]) -> list[str]:
         "ecs",
         "list_task_definition_families",
         "families",
-        familyPrefix=f"{ctx.name}-",
+        familyPrefix=names.service_prefix(ctx.name),
         status="ACTIVE",
     )
-    return sorted(f for f in families if f.startswith(f"{ctx.name}-") and f not in named)
+    return sorted(f for f in families if f.startswith(names.service_prefix(ctx.name)) and f not in named)
 
 
 def _target_groups(ctx: Context, named: set[str]) -> list[str]:
@@ -215,12 +211,16 @@ def _target_groups(ctx: Context, named: set[str]) -> list[str]:
     return sorted(
         g["TargetGroupName"]
         for g in groups
-        if g["TargetGroupName"].startswith(f"{ctx.name}-") and g["TargetGroupName"] not in named
+        if g["TargetGroupName"].startswith(names.service_prefix(ctx.name)) and g["TargetGroupName"] not in named
     )
 
 
 def _log_groups(ctx: Context, named: set[str]) -> list[str]:
     groups = ctx.paginate(
-        "list log groups", "logs", "describe_log_groups", "logGroups", logGroupNamePrefix=f"/ecs/{ctx.name}/"
+        "list log groups",
+        "logs",
+        "describe_log_groups",
+        "logGroups",
+        logGroupNamePrefix=names.log_group_prefix(ctx.name),
     )
     return sorted(g["logGroupName"] for g in groups if g["logGroupName"] not in named)

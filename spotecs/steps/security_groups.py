@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.errors import WaitTimeout
@@ -45,7 +46,7 @@ class SecurityGroup(Step):
     replace_on = frozenset({"vpc_id", "description"})
 
     def __init__(self, role: str, stack: str, description: str, depends_on: tuple[str, ...] = ()) -> None:
-        super().__init__(f"security-group:{role}", f"{stack}-{role}", ("network", *depends_on))
+        super().__init__(f"security-group:{role}", names.security_group(stack, role), ("network", *depends_on))
         self.role = role
         self.description = description
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.config import Stack
 from spotecs.engine.model import Change
@@ -17,11 +18,6 @@ GONE = ("ServiceNotFoundException", "ServiceNotActiveException", "ClusterNotFoun
 MAX_EVENTS = 5
 
 
-def service_name(stack: str, service: str) -> str:
-    """As the article advises, the service is named like its task definition family."""
-    return f"{stack}-{service}"
-
-
 class Service(Step):
     kind = "ECS service"
     replace_on = frozenset({"cluster"})
@@ -30,7 +26,7 @@ class Service(Step):
         web = stack.services[service].is_web
         super().__init__(
             f"service:{service}",
-            service_name(stack.stack, service),
+            names.service(stack.stack, service),
             (
                 "cluster",
                 "capacity-provider",

@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.config import Stack
 from spotecs.engine.model import Change, Unknown
 from spotecs.steps.base import Context, Step
-from spotecs.steps.service import describe, service_name
+from spotecs.steps.service import describe
 
 NAMESPACE = "ecs"
 DIMENSION = "ecs:service:DesiredCount"
@@ -31,10 +32,10 @@ class ServiceScaling(Step):
     def __init__(self, stack: Stack, service: str) -> None:
         scaling = stack.services[service].scaling
         by_requests = bool(scaling and any(t.metric == "requests" for t in scaling.target_tracking))
-        self.service_name = service_name(stack.stack, service)
+        self.service_name = names.service(stack.stack, service)
         super().__init__(
             f"scaling:{service}",
-            f"service/{stack.cluster_name}/{self.service_name}",
+            names.scalable_target(stack.cluster_name, self.service_name),
             (f"service:{service}", *(("load-balancer", f"target-group:{service}") if by_requests else ())),
         )
         self.service = service
@@ -52,7 +53,7 @@ class ServiceScaling(Step):
         prefix = self.service_name
         tracking = [
             {
-                "name": f"{prefix}-track-{t.metric}",
+                "name": names.tracking_policy(prefix, t.metric),
                 "metric": PREDEFINED[t.metric],
                 "resource_label": self._label(ctx) if t.metric == "requests" else None,
                 "target": float(t.target),
@@ -64,7 +65,7 @@ class ServiceScaling(Step):
         ]
         steps = [
             {
-                "name": f"{prefix}-step-{s.name}",
+                "name": names.step_policy(prefix, s.name),
                 "adjustment_type": s.adjustment_type,
                 "steps": [_step(a.lower, a.upper, a.change) for a in s.steps],
                 "cooldown": s.cooldown,
@@ -87,7 +88,13 @@ class ServiceScaling(Step):
             for s in sc.step_scaling
         ]
         scheduled = [
-            {"name": f"{prefix}-{a.name}", "schedule": a.schedule, "timezone": a.timezone, "min": a.min, "max": a.max}
+            {
+                "name": names.scheduled_action(prefix, a.name),
+                "schedule": a.schedule,
+                "timezone": a.timezone,
+                "min": a.min,
+                "max": a.max,
+            }
             for a in sc.scheduled
         ]
         return {
@@ -128,7 +135,7 @@ class ServiceScaling(Step):
         )
         if not targets:
             return None
-        prefix = f"{self.service_name}-"
+        prefix = names.scaling_prefix(self.service_name)
         policies = [
             p
             for p in ctx.paginate(
@@ -312,7 +319,7 @@ class ServiceScaling(Step):
             "cloudwatch",
             "describe_alarms",
             "MetricAlarms",
-            AlarmNamePrefix=f"{self.service_name}-step-",
+            AlarmNamePrefix=names.step_policy_prefix(self.service_name),
         )
         for a in alarms:
             if a["AlarmName"] in done:

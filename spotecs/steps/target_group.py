@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from spotecs import names
 from spotecs.aws import tag_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError, WaitTimeout
@@ -26,7 +27,7 @@ class TargetGroup(Step):
     replace_on = frozenset({"vpc_id", "protocol", "port", "target_type"})
 
     def __init__(self, stack: str, service: str) -> None:
-        super().__init__(f"target-group:{service}", f"{stack}-{service}", ("network",))
+        super().__init__(f"target-group:{service}", names.target_group(stack, service), ("network",))
         self.service = service
 
     def desired(self, ctx: Context) -> dict[str, Any]:

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.steps.base import Context, Step
-from spotecs.steps.log_group import log_group_name
 
 HEALTH_CHECK_DEFAULTS = {"interval": 30, "timeout": 5, "retries": 3, "startPeriod": 0}
-
-
-def family_name(stack: str, service: str) -> str:
-    return f"{stack}-{service}"
 
 
 def normalise_container(c: dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +70,9 @@ class TaskDefinition(Step):
 
     def __init__(self, stack: str, service: str) -> None:
         super().__init__(
-            f"task-definition:{service}", family_name(stack, service), ("iam:execution-role", f"log-group:{service}")
+            f"task-definition:{service}",
+            names.task_family(stack, service),
+            ("iam:execution-role", f"log-group:{service}"),
         )
         self.service = service
 
@@ -101,7 +99,7 @@ class TaskDefinition(Step):
             "logConfiguration": {
                 "logDriver": "awslogs",
                 "options": {
-                    "awslogs-group": log_group_name(ctx.name, self.service),
+                    "awslogs-group": names.log_group(ctx.name, self.service),
                     "awslogs-region": ctx.region,
                     "awslogs-stream-prefix": self.service,
                 },
