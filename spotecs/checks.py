@@ -41,15 +41,15 @@ def instance_type_problems(
 ) -> list[str]:
     """Every configured type exists, and runs the AMI's architecture."""
     problems: list[str] = []
-    for name in types:
+    for i, name in enumerate(types):
         fact = facts.get(name)
         if fact is None:
-            problems.append(f"instances.types: {name} is not an EC2 instance type offered in this region")
+            problems.append(f"instances.types[{i}]: {name} is not an EC2 instance type offered in this region")
             continue
         archs = list(fact["architectures"])
         if architecture and architecture not in archs:
             problems.append(
-                f"instances.types: {name} runs {'/'.join(archs)} but the AMI ({ami}) is {architecture}: "
+                f"instances.types[{i}]: {name} runs {'/'.join(archs)} but the AMI ({ami}) is {architecture}: "
                 f"{_arch_hint(architecture, ami)}"
             )
     return problems
@@ -100,12 +100,3 @@ def protection_problems(stack: Stack) -> list[str]:
             "or turn managed_termination_protection off"
         ]
     return []
-
-
-def agent_setting_problems(stack: Stack) -> list[str]:
-    """ecs.config is one KEY=VALUE per line: a line break in a value would write another setting."""
-    return [
-        f"instances.ecs_agent.{key}: the value must be a single line"
-        for key, value in stack.instances.ecs_agent.items()
-        if "\n" in value or "\r" in value
-    ]

@@ -29,7 +29,18 @@ class ConfigError(SpotecsError):
         self.file = file
         self.line = line
         self.message = message
+        # Every problem of the file, this one first; one line each.
+        self.errors: list[ConfigError] = [self]
         super().__init__(self.render())
+
+    @classmethod
+    def of(cls, errors: list[ConfigError]) -> ConfigError:
+        """One error carrying all of `errors` (the first is its path, line and message)."""
+        first = errors[0]
+        if len(errors) > 1:
+            first.errors = list(errors)
+            first.args = (str(first),)
+        return first
 
     def render(self) -> str:
         where = self.file
@@ -37,6 +48,12 @@ class ConfigError(SpotecsError):
             where = f"{where}:{self.line}"
         parts = [p for p in (where, self.path) if p]
         return ": ".join([*parts, self.message])
+
+    def __str__(self) -> str:
+        if len(self.errors) == 1:
+            return self.render()
+        head = f"{len(self.errors)} problems in {self.file or 'the stack file'}:"
+        return "\n".join([head, *(f"  {e.render()}" for e in self.errors)])
 
 
 class CheckError(SpotecsError):

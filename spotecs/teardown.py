@@ -11,12 +11,11 @@ from dataclasses import replace
 from rich.markup import escape
 
 from spotecs.engine.model import Action, Plan
-from spotecs.engine.plan import plan
 from spotecs.render import Env, plan_json, plan_text
 from spotecs.steps.base import Step, Timeouts
 from spotecs.steps.load_balancer import AccessLogBucket
 from spotecs.steps.log_group import LogGroup
-from spotecs.up import RunOptions, confirm, execute, prepare, with_orphans
+from spotecs.up import RunOptions, confirm, execute, plan_run, prepare, with_orphans
 
 KEPT_LOGS = "kept (--keep-logs)"
 
@@ -29,7 +28,7 @@ def holds_logs(step: Step) -> bool:
 def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: Timeouts | None = None) -> Plan:
     run = prepare(opts, timeouts)
     with_orphans(run, destroy=True)
-    the_plan = plan(run.steps, run.ctx, destroy=True)
+    the_plan = plan_run(run, destroy=True)
     # Shown as it will run: dependants first (the plan is in `up` order; apply keys by step).
     the_plan.changes.reverse()
     logs = {s.key for s in run.steps if holds_logs(s)}

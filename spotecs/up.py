@@ -12,7 +12,7 @@ from spotecs.aws import Aws, AwsOptions
 from spotecs.engine.apply import Result, apply
 from spotecs.engine.model import Plan
 from spotecs.engine.plan import plan
-from spotecs.errors import ApplyFailed, UsageError
+from spotecs.errors import ApplyFailed, CheckError, UsageError
 from spotecs.render import Env, ProgressView, plan_json, plan_text, result_text
 from spotecs.steps import build, orphans
 from spotecs.steps.base import Context, Step, Timeouts
@@ -78,10 +78,18 @@ def with_orphans(run: Run, *, destroy: bool = False) -> None:
     run.steps = [*run.steps, *orphans.find(run.ctx, run.steps, destroy=destroy)]
 
 
+def plan_run(run: Run, *, destroy: bool = False) -> Plan:
+    """The plan; a problem the steps' checks found names the stack file's line of its field."""
+    try:
+        return plan(run.steps, run.ctx, destroy=destroy)
+    except CheckError as e:
+        raise CheckError([run.stack.cite_problem(p) for p in e.problems]) from None
+
+
 def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
     run = prepare(opts, timeouts)
     with_orphans(run)
-    the_plan = plan(run.steps, run.ctx)
+    the_plan = plan_run(run)
     if opts.output == "json":
         env.console.print_json(plan_json(the_plan))
     else:

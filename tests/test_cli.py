@@ -273,6 +273,23 @@ def test_config_error_is_one_line_exit_2_and_no_aws_call(
     assert io_.stdout == ""
 
 
+@pytest.mark.parametrize("command", [["up", "--dry-run"], ["validate"]])
+def test_every_config_problem_is_listed_one_per_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setattr(Aws, "client", _no_aws)
+    f = tmp_path / "bad.yaml"
+    f.write_text("stack: demo\nservices:\n  api:\n    image: x\n    cpu: lots\n    desired_count: -1\n")
+    result, io_ = invoke([*command, "-f", str(f)])
+    assert result.exit_code == 2
+    assert io_.stderr.splitlines() == [
+        f"Error: 2 problems in {f}:",
+        f"  {f}:5: services.api.cpu: input should be a valid integer, unable to parse string as an integer",
+        f"  {f}:6: services.api.desired_count: input should be greater than or equal to 0",
+    ]
+    assert io_.stdout == ""
+
+
 def test_missing_stack_file_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Aws, "client", _no_aws)
     result, io_ = invoke(["up", "-f", str(tmp_path / "nope.yaml"), "--yes"])
@@ -322,6 +339,22 @@ def test_check_problems_exit_2_listing_every_problem(
         "Error: the stack cannot work as written (2 problem(s)):",
         "  - first problem",
         "  - second problem",
+    ]
+    assert writes(runs) == []
+
+
+def test_check_problems_name_the_stack_files_line(
+    moto: None, tweak: Any, runs: list[Aws], stack_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        LogGroup, "check", lambda self, ctx, d, c: ["services.api.image: not pullable", "no field named here"]
+    )
+    line = next(i for i, text in enumerate(stack_file.read_text().splitlines(), 1) if "image:" in text)
+    result, io_ = invoke(["up", "-f", str(stack_file), "--dry-run"])
+    assert result.exit_code == 2
+    assert io_.stderr.splitlines()[1:] == [
+        f"  - {stack_file}:{line}: services.api.image: not pullable",
+        "  - no field named here",
     ]
     assert writes(runs) == []
 

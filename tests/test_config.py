@@ -282,6 +282,13 @@ ERRORS = [
         5,
     ),
     ("agent-not-ecs", _with_instances("ecs_agent: {FOO: x}"), "instances.ecs_agent", "not an ECS agent setting", 5),
+    (
+        "agent-value-newline",
+        _with_instances('ecs_agent: {ECS_LOGLEVEL: "debug\\nECS_CLUSTER=other"}'),
+        "instances.ecs_agent",
+        "ECS_LOGLEVEL: the value must be a single line",
+        5,
+    ),
 ]
 
 
@@ -333,6 +340,59 @@ def test_empty_or_non_mapping_document(text: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment) as info:
         parse(text, file="stack.yaml")
     assert str(info.value).startswith("stack.yaml: ")
+
+
+def test_every_problem_of_the_file_is_reported_at_once_in_file_order(tmp_path: Path) -> None:
+    text = (
+        BASE.replace("  types: [t3.small]\n", "  types: [t3.small]\n  min: 5\n  max: 2\n")
+        + "    cpu: lots\n    memory_soft: 1024\n    health_check: {pth: /x}\n"
+        + "  worker:\n    image: x\n    routing: {paths: [/a]}\n"
+        + "tags: {'aws:a': x, 'spotecs:b': y}\n"
+    )
+    f = tmp_path / "s.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load(f)
+    lines = str(info.value).splitlines()
+    assert lines == [
+        f"6 problems in {f}:",
+        f"  {f}:13: services.api.health_check.pth: unknown key (did you mean 'path'?)",
+        f"  {f}:5: instances.min: must not exceed max (2)",
+        f"  {f}:11: services.api.cpu: input should be a valid integer, unable to parse string as an integer",
+        f"  {f}:16: services.worker.routing: a service without container_port is a worker and gets no load "
+        "balancer routing",
+        f"  {f}:17: tags: 'aws:a': tags starting with spotecs: or aws: are reserved",
+        f"  {f}:17: tags: 'spotecs:b': tags starting with spotecs: or aws: are reserved",
+    ]
+    # The first problem is also the error's own path and line (what a single-problem caller reads).
+    assert (info.value.path, info.value.line) == ("services.api.health_check.pth", 13)
+    assert len(info.value.errors) == 6
+
+
+def test_rules_of_one_section_are_all_reported() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(_with_instances("min: 5\nmax: 2\ndesired: 9\non_demand_base: 3"), file="s.yaml")
+    assert [(e.path, e.line) for e in info.value.errors] == [
+        ("instances.min", 5),
+        ("instances.desired", 7),
+        ("instances.on_demand_base", 8),
+    ]
+
+
+def test_line_of_a_field_for_plan_time_checks() -> None:
+    s = parse(BASE.replace("[t3.small]", "\n    - t3.small\n    - m5.large"), file="stack.yaml")
+    assert s.line_of("instances.types[1]") == 6
+    assert s.line_of("instances.types.0") == 5
+    assert s.line_of("services.api.container_port") == 10
+    # A default has no line of its own: its nearest written parent's.
+    assert s.line_of("services.api.health_check.path") == 8
+    assert s.cite("instances.types[1]", "not offered") == "stack.yaml:6: instances.types[1]: not offered"
+    assert make_free_stack().cite("instances.types", "x") == "instances.types: x"
+
+
+def make_free_stack() -> Stack:
+    """A stack built without a file: it cites paths only."""
+    return Stack.model_validate({"stack": "demo", "services": {"api": {"image": "x"}}})
 
 
 def test_unknown_key_is_reported_before_the_missing_key_it_caused() -> None:

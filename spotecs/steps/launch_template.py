@@ -187,7 +187,6 @@ class LaunchTemplate(Step):
             stack.instances.types, facts, arch if isinstance(arch, str) else None, stack.instances.ami
         )
         problems += checks.task_fit_problems(stack, facts)
-        problems += checks.agent_setting_problems(stack)
         key = stack.instances.key_pair
         if key and not ctx.call(
             f"describe key pair {key}",
