@@ -90,6 +90,20 @@ class Aws:
                 self._clients[service] = client
             return client
 
+    def streaming_client(self, service: str) -> Any:
+        """A client for a long-lived streaming call (CloudWatch Logs live tail): one attempt, so a
+        refusal is known at once; and no host prefix before an --endpoint-url, which is already
+        the whole address (botocore would send StartLiveTail to `streaming-<endpoint host>`)."""
+        endpoint = self.options.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+        config = Config(
+            retries={"total_max_attempts": 1},
+            user_agent_extra=f"spotecs/{__version__}",
+            inject_host_prefix=endpoint is None,
+        )
+        client = self.session.client(service, region_name=self.region, endpoint_url=endpoint, config=config)
+        client.meta.events.register("before-parameter-build", self._record)
+        return client
+
     def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         # list.append is atomic under the GIL: safe from the engine's worker threads.
         self.calls.append(Call(model.service_model.service_name, model.name, dict(params)))

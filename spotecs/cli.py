@@ -195,6 +195,44 @@ def schema(env: Env, markdown: bool) -> None:
 
 
 @cli.command()
+@click.argument("service", required=False)
+@aws_options
+@click.option("--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
+@click.option("--since", default="1h", show_default=True, help="How far back to start: 30s, 10m, 2h, 1d.")
+@click.option("--filter", "pattern", help="A CloudWatch Logs filter pattern (e.g. ERROR, or '\"GET /\"').")
+@click.option("--task", help="Only this task (its id, or the start of it).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one document {lines: [...]}; with --follow, one JSON object per line.",
+)
+@click.pass_obj
+def logs(
+    env: Env,
+    service: str | None,
+    file: Path,
+    aws: AwsOptions,
+    follow: bool,
+    since: str,
+    pattern: str | None,
+    task: str | None,
+    output: str,
+) -> None:
+    """Print the services' log lines (all services by time, or SERVICE), with stopped tasks' reasons."""
+    from spotecs.logs import LogOptions
+    from spotecs.logs import logs as run_logs
+
+    opts = LogOptions(service=service, since=since, filter=pattern, task=task, follow=follow, output=output)
+    try:
+        run_logs(env, opts, file, aws)
+    except KeyboardInterrupt:  # the way to end --follow: not an interruption of any change
+        raise SystemExit(130) from None
+
+
+@cli.command()
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),

@@ -5,6 +5,7 @@ that need one apply it with monkeypatch."""
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -144,6 +145,69 @@ def asg_update_changing_only_what_is_sent(original: Callable[[Any], Any]) -> Cal
     return update_auto_scaling_group
 
 
+def ecs_list_tasks_by_service(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap moto's EC2ContainerServiceBackend.list_tasks so serviceName filters, as ECS documents:
+    "Specifying a serviceName limits the results to tasks that belong to that service"
+    (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html). moto ignores
+    it, so every task of the cluster seems to belong to every service. A service's tasks carry
+    the group `service:<name>`, which the simulated scheduler sets as ECS does."""
+
+    signature = inspect.signature(original)
+
+    def list_tasks(self: Any, *args: Any, **kwargs: Any) -> Any:
+        tasks = original(self, *args, **kwargs)
+        name = signature.bind(self, *args, **kwargs).arguments.get("service_name")
+        if not name:
+            return tasks
+        return [t for t in tasks if t.group == f"service:{str(name).rsplit('/', 1)[-1]}"]
+
+    list_tasks.__wrapped__ = original  # type: ignore[attr-defined]
+    return list_tasks
+
+
+def ecs_stop_task_like_the_agent(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Wrap moto's StopTask handler so a stopped service task is stopped as the agent stops it:
+    its load balancer targets deregistered, `stoppedAt` set, containers STOPPED (and the SIGTERM
+    line in its log). moto only flips the status, leaving the task's targets registered and no
+    stop time (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_StopTask.html)."""
+    from moto.core.responses import ActionResult
+
+    from spotecs.sandbox import tasks as task_ops
+    from spotecs.sandbox.backends import backend_for
+
+    def stop_task(self: Any) -> Any:
+        backend = self.ecs_backend
+        cluster = backend._get_cluster(self._get_param("cluster", "default"))
+        task_id = str(self._get_param("task")).rsplit("/", 1)[-1]
+        task = next(
+            (t for arn, t in backend.tasks.get(cluster.name, {}).items() if arn.rsplit("/", 1)[-1] == task_id), None
+        )
+        if task is None or task.desired_status != "RUNNING":
+            return original(self)
+        elbv2 = backend_for("elbv2", backend.account_id, backend.region_name)
+        task_ops.stop_task(backend, elbv2, task, self._get_param("reason") or "Task stopped by user")
+        return ActionResult({"task": task})
+
+    stop_task.__wrapped__ = original  # type: ignore[attr-defined]
+    return stop_task
+
+
+def logs_live_tail_unavailable(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Replace moto's StartLiveTail handler with the answer of an endpoint that has no live tail.
+    moto 5.2's returns one snapshot of matching events and closes the stream at once, while a
+    real session stays open (up to 3 hours) and pushes new events as they arrive
+    (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_StartLiveTail.html).
+    A client must not take that snapshot for a session, so the sandbox says it cannot stream and
+    `spotecs logs --follow` polls FilterLogEvents instead, as it does wherever live tail fails."""
+    from moto.core.exceptions import JsonRESTError
+
+    def start_live_tail(self: Any) -> Any:
+        raise JsonRESTError("UnknownOperationException", "StartLiveTail is not available in the sandbox")
+
+    start_live_tail.__wrapped__ = original  # type: ignore[attr-defined]
+    return start_live_tail
+
+
 def _wrap(owner: type, name: str, make: Callable[[Any], Any]) -> None:
     current = getattr(owner, name)
     if not hasattr(current, "__wrapped__"):
@@ -155,10 +219,15 @@ def install() -> None:
     from moto.autoscaling.models import FakeAutoScalingGroup
     from moto.autoscaling.responses import AutoScalingResponse
     from moto.ec2.responses import EC2Response
+    from moto.ecs.models import EC2ContainerServiceBackend
     from moto.ecs.responses import EC2ContainerServiceResponse
+    from moto.logs.responses import LogsResponse
 
     _wrap(EC2ContainerServiceResponse, "create_service", ecs_create_service_keeping_fields)
     _wrap(EC2ContainerServiceResponse, "update_service", ecs_update_service_deploying)
     _wrap(EC2Response, "create_launch_template_version", ec2_launch_template_version_user_data)
     _wrap(FakeAutoScalingGroup, "set_desired_capacity", asg_mixed_instances_full_capacity)
     _wrap(AutoScalingResponse, "update_auto_scaling_group", asg_update_changing_only_what_is_sent)
+    _wrap(LogsResponse, "start_live_tail", logs_live_tail_unavailable)
+    _wrap(EC2ContainerServiceBackend, "list_tasks", ecs_list_tasks_by_service)
+    _wrap(EC2ContainerServiceResponse, "stop_task", ecs_stop_task_like_the_agent)

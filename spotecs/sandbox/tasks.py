@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from spotecs.sandbox import targets
+from spotecs.sandbox import targets, task_logs
 
 # Linux ephemeral range the ECS agent uses for dynamic host ports (hostPort 0).
 DYNAMIC_PORTS = range(32768, 61000)
@@ -128,6 +128,7 @@ def start_task(ecs: Any, service: Any, td: Any, container_instance: Any, deploym
     ecs.update_container_instance_resources(container_instance, requirements)
     ecs.tasks.setdefault(cluster.name, {})[task.task_arn] = task
     setattr(task, TARGETS_ATTR, [])
+    task_logs.write_started(ecs, task)
     return task
 
 
@@ -180,3 +181,4 @@ def stop_task(ecs: Any, elbv2: Any, task: Any, reason: str) -> None:
     task.stopped_at = datetime.now(UTC)
     for container in task.containers:
         container.last_status = "STOPPED"
+    task_logs.write_stopped(ecs, task, reason)
