@@ -24,12 +24,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from spotecs import config
+from spotecs import config, names
 from spotecs.aws import Aws, AwsOptions, call, paginate
 from spotecs.errors import AwsError, UsageError
 from spotecs.render import Env
-from spotecs.steps.log_group import log_group_name
-from spotecs.steps.service import service_name
 
 POLL_SECONDS = 2.0
 # Stopped tasks are looked up again at most this often while following (they change slowly).
@@ -196,8 +194,8 @@ def reader_for(opts: LogOptions, file: Any, aws_options: AwsOptions) -> tuple[Re
         raise UsageError(f"--task: '{opts.task}' is not an ECS task id (hexadecimal, as in the task ARN)")
     if aws_options.region is None and stack.region:
         aws_options = AwsOptions(aws_options.profile, stack.region, aws_options.endpoint_url, aws_options.max_attempts)
-    names = [opts.service] if opts.service else sorted(stack.services)
-    targets = [Target(s, log_group_name(stack.stack, s), service_name(stack.stack, s)) for s in names]
+    chosen = [opts.service] if opts.service else sorted(stack.services)
+    targets = [Target(s, names.log_group(stack.stack, s), names.service(stack.stack, s)) for s in chosen]
     reader = Reader(Aws(aws_options), stack.cluster_name, targets, opts.filter, opts.task)
     return reader, opts.service is None
 
