@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from spotecs.engine.model import Action, Plan
 from spotecs.render import Env, plan_json, plan_text
-from spotecs.steps.base import Step, Timeouts
+from spotecs.steps.base import Node, Timeouts
 from spotecs.steps.load_balancer import AccessLogBucket
 from spotecs.steps.log_group import LogGroup
 from spotecs.up import RunOptions, confirm, execute, plan_run, prepare, with_orphans
@@ -20,7 +20,7 @@ from spotecs.up import RunOptions, confirm, execute, plan_run, prepare, with_orp
 KEPT_LOGS = "kept (--keep-logs)"
 
 
-def holds_logs(step: Step) -> bool:
+def holds_logs(step: Node) -> bool:
     """The only data a stack keeps: its services' log groups and its load balancer's access logs."""
     return isinstance(step, LogGroup | AccessLogBucket)
 

@@ -15,7 +15,7 @@ from spotecs.engine.plan import plan
 from spotecs.errors import ApplyFailed, CheckError, UsageError
 from spotecs.render import Env, ProgressView, plan_json, plan_text, result_text
 from spotecs.steps import build, orphans
-from spotecs.steps.base import Context, Step, Timeouts
+from spotecs.steps.base import Context, Node, Timeouts
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Run:
     stack: config.Stack
     aws: Aws
     ctx: Context
-    steps: Sequence[Step]
+    steps: Sequence[Node]
 
     @property
     def region(self) -> str:
@@ -90,6 +90,7 @@ def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
     run = prepare(opts, timeouts)
     with_orphans(run)
     the_plan = plan_run(run)
+    the_plan.warnings = run.stack.warnings()
     if opts.output == "json":
         env.console.print_json(plan_json(the_plan))
     else:

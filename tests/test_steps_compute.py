@@ -19,7 +19,6 @@ from spotecs.engine.model import Action, Plan
 from spotecs.engine.plan import plan
 from spotecs.errors import WaitTimeout
 from spotecs.sandbox.userdata import parse_ecs_config
-from spotecs.steps import compute
 from spotecs.steps.base import Context, Step, Timeouts
 from spotecs.steps.launch_template import IAM_NOT_READY, retry_iam_propagation
 from tests.conftest import REGION, converge, make_ctx, make_stack, steps_for
@@ -520,6 +519,18 @@ def test_capacity_provider_request_and_cluster_default() -> None:
     assert c["defaultCapacityProviderStrategy"] == [{"capacityProvider": name, "weight": 1, "base": 0}]
 
 
+def test_capacity_provider_read_changes_nothing_and_the_plan_shows_the_live_name() -> None:
+    _, first = up(make_stack())
+    live = first.outputs["capacity-provider"]["name"]
+    fresh = compute_steps(make_stack())
+    cp = step(fresh, "capacity-provider")
+    before = cp.name
+    ctx = rerun(first, make_stack())
+    assert cp.read(ctx.for_step(cp.key))["name"] == live  # type: ignore[index]
+    assert cp.name == before == "demo-instances-<group id>"
+    assert plan(fresh, rerun(first, make_stack())).get("capacity-provider").name == live
+
+
 def test_capacity_provider_target_change_is_an_update() -> None:
     steps, first = up(make_stack())
     name = first.outputs["capacity-provider"]["name"]
@@ -597,18 +608,3 @@ def test_other_providers_on_the_cluster_are_kept() -> None:
     assert current is not None
     cp.delete(ctx, current)
     assert cluster(ctx)["capacityProviders"] == ["FARGATE"]
-
-
-def test_layer_steps_and_dependencies() -> None:
-    steps = {s.key: s for s in compute.steps(make_stack(), REGION)}
-    assert set(steps) == COMPUTE
-    assert set(steps["launch-template"].depends_on) >= {
-        "ami",
-        "instance-types",
-        "iam:instance-role",
-        "security-group:instances",
-        "cluster",
-    }
-    assert steps["auto-scaling-group"].depends_on == ("launch-template", "network")
-    assert set(steps["capacity-provider"].depends_on) == {"auto-scaling-group", "cluster"}
-    assert steps["launch-template"].versioned and steps["ami"].data_only and steps["instance-types"].data_only

@@ -15,7 +15,7 @@ from spotecs.aws import Call
 from spotecs.config import Stack
 from spotecs.engine.model import Action, Unknown
 from spotecs.engine.plan import NOT_OWNED, plan
-from spotecs.errors import UsageError
+from spotecs.errors import CheckError
 from spotecs.steps.base import Context, Step
 from spotecs.steps.iam import EXECUTION_POLICY, INSTANCE_POLICY, SECRETS_POLICY
 from spotecs.steps.network import Network
@@ -86,12 +86,23 @@ def test_network_explicit_vpc_and_subnets(ec2: Any) -> None:
         ({"vpc_id": "DEFAULT", "subnets": ["subnet-0123456789abcdef0"]}, "subnet-0123456789abcdef0 not found in"),
     ],
 )
-def test_network_bad_ids_are_usage_errors(ec2: Any, network: dict[str, Any], fragment: str) -> None:
+def test_network_bad_ids_are_problems_for_the_check(ec2: Any, network: dict[str, Any], fragment: str) -> None:
     if network["vpc_id"] == "DEFAULT":
         network = {**network, "vpc_id": ec2.describe_vpcs()["Vpcs"][0]["VpcId"]}
-    with pytest.raises(UsageError, match=fragment) as info:
-        Network().read(make_ctx(make_stack(network=network)))
-    assert str(info.value).startswith("network.")
+    ctx = make_ctx(make_stack(network=network))
+    current = Network().read(ctx)
+    assert current["vpc_id"] is None and current["subnets"] == []
+    (problem,) = Network().check(ctx, current)
+    assert problem.startswith("network.") and fragment in problem
+
+
+def test_a_bad_network_fails_the_plan_with_every_problem_and_no_write(ec2: Any) -> None:
+    stack = make_stack(network={"vpc_id": "vpc-0123456789abcdef0"})
+    ctx = make_ctx(stack)
+    with pytest.raises(CheckError) as info:
+        plan(steps_for(stack), ctx)
+    assert "network.vpc_id: vpc-0123456789abcdef0 does not exist in us-east-1" in info.value.problems
+    assert ctx.aws.writes() == []
 
 
 def test_network_no_default_vpc(ec2: Any) -> None:
@@ -99,8 +110,9 @@ def test_network_no_default_vpc(ec2: Any) -> None:
         for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]:
             ec2.delete_subnet(SubnetId=s["SubnetId"])
         ec2.delete_vpc(VpcId=vpc["VpcId"])
-    with pytest.raises(UsageError, match="has no default VPC"):
-        Network().read(make_ctx())
+    ctx = make_ctx()
+    (problem,) = Network().check(ctx, Network().read(ctx))
+    assert "has no default VPC" in problem
 
 
 def test_network_is_data_only_and_never_written(moto: None) -> None:
@@ -254,7 +266,7 @@ def test_security_group_description_change_forces_replace(
 def test_security_groups_delete_and_delete_again(sg_steps: list[Step], ec2: Any) -> None:
     converge(sg_steps, make_ctx())
     ctx = make_ctx()
-    current = {s.key: s.read(ctx.for_step(s.key)) for s in sg_steps if not s.data_only}
+    current = {s.key: s.read(ctx.for_step(s.key)) for s in sg_steps if isinstance(s, Step)}
     p, _ = converge(sg_steps, ctx, destroy=True)
     assert {c.key: c.action for c in p.changes} == dict.fromkeys(SG_KEYS, Action.DELETE)
     assert _group(ec2, "demo-lb") is None and _group(ec2, "demo-instances") is None

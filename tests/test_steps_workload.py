@@ -20,7 +20,7 @@ from spotecs.engine.model import Action, Plan
 from spotecs.engine.plan import plan
 from spotecs.errors import AwsError, CheckError, ConfigError, WaitTimeout
 from spotecs.steps import build, workload
-from spotecs.steps.base import Context, Step, Timeouts
+from spotecs.steps.base import Context, DataSource, Step, Timeouts
 from spotecs.steps.service import wait_until_healthy
 from spotecs.steps.task_definition import normalise_container
 from tests.conftest import MINIMAL, REGION, converge, deep_merge, make_ctx, make_stack, with_upstreams
@@ -33,18 +33,14 @@ ACCOUNT = "123456789012"  # moto's
 # --------------------------------------------------------------------------- harness
 
 
-class StandIn(Step):
+class StandIn(DataSource):
     """A compute-layer step (cluster, capacity provider) whose resource the fixture created."""
 
     kind = "stand-in"
-    data_only = True
 
     def __init__(self, key: str, outputs: dict[str, Any]) -> None:
         super().__init__(key, outputs["name"])
         self.outputs = outputs
-
-    def desired(self, ctx: Context) -> dict[str, Any]:
-        return {}
 
     def read(self, ctx: Context) -> dict[str, Any]:
         return dict(self.outputs)

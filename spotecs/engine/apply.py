@@ -9,14 +9,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from spotecs.engine.contract import Context, Node, Resource
 from spotecs.engine.diff import choose_action
 from spotecs.engine.model import Action, Change, Plan
 from spotecs.engine.plan import graph
-
-if TYPE_CHECKING:
-    from spotecs.steps.base import Context, Step
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ class Result:
         return not self.failed and not self.skipped
 
 
-def _run(step: Step, change: Change, ctx: Context) -> dict[str, Any]:
+def _run(step: Resource[Any], change: Change, ctx: Context) -> dict[str, Any]:
     sctx = ctx.for_step(step.key)
     if change.action is Action.DELETE:
         assert change.current is not None
@@ -51,6 +49,8 @@ def _run(step: Step, change: Change, ctx: Context) -> dict[str, Any]:
     desired = step.desired(sctx)
     action, diffs = choose_action(desired, change.current, step.replace_on, step.versioned)
     current = change.current or {}
+    if desired is None:  # wanted gone, and already gone
+        return {}
     match action:
         case Action.CREATE:
             return step.create(sctx, desired)
@@ -65,12 +65,12 @@ def _run(step: Step, change: Change, ctx: Context) -> dict[str, Any]:
 
 def apply(
     plan: Plan,
-    steps: Sequence[Step],
+    steps: Sequence[Node],
     ctx: Context,
     on_event: Callable[[Event], None] = lambda e: None,
     max_workers: int = 8,
 ) -> Result:
-    by_key = {s.key: s for s in steps}
+    by_key = {s.key: s for s in steps if isinstance(s, Resource)}
     changes = {c.key: c for c in plan.changes}
     result = Result()
     forward = graph(steps)
@@ -97,7 +97,7 @@ def apply(
 def _walk(
     dag: dict[str, tuple[str, ...]],
     todo: set[str],
-    steps: dict[str, Step],
+    steps: dict[str, Resource[Any]],
     changes: dict[str, Change],
     ctx: Context,
     on_event: Callable[[Event], None],
@@ -133,8 +133,7 @@ def _walk(
                 error = fut.exception()
                 if error is None:
                     outputs = fut.result()
-                    with ctx._lock:
-                        ctx.outputs[key] = outputs
+                    ctx.set_output(key, outputs)
                     result.applied.append(key)
                     # A name chosen at creation (e.g. with a generated suffix) is known now.
                     fresh = outputs.get("name")

@@ -6,19 +6,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from graphlib import CycleError, TopologicalSorter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from spotecs.engine.contract import Context, Node, Resource
 from spotecs.engine.diff import choose_action
 from spotecs.engine.model import Action, Change, Plan
 from spotecs.errors import CheckError
 
-if TYPE_CHECKING:
-    from spotecs.steps.base import Context, Step
-
 NOT_OWNED = "exists without this stack's spotecs tags: used as it is, never changed or deleted"
 
 
-def graph(steps: Sequence[Step]) -> dict[str, tuple[str, ...]]:
+def graph(steps: Sequence[Node]) -> dict[str, tuple[str, ...]]:
     keys = {s.key for s in steps}
     if len(keys) != len(steps):
         raise ValueError("duplicate step keys")
@@ -29,14 +27,14 @@ def graph(steps: Sequence[Step]) -> dict[str, tuple[str, ...]]:
     return {s.key: s.depends_on for s in steps}
 
 
-def order(steps: Sequence[Step]) -> list[str]:
+def order(steps: Sequence[Node]) -> list[str]:
     try:
         return list(TopologicalSorter(graph(steps)).static_order())
     except CycleError as e:
         raise ValueError(f"dependency cycle: {e.args[1]}") from None
 
 
-def read_all(steps: Sequence[Step], ctx: Context, max_workers: int = 8) -> dict[str, dict[str, Any] | None]:
+def read_all(steps: Sequence[Node], ctx: Context, max_workers: int = 8) -> dict[str, dict[str, Any] | None]:
     """All reads at once: they find resources by deterministic name, so none waits for another."""
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="read") as pool:
         futures = {s.key: pool.submit(s.read, ctx.for_step(s.key)) for s in steps}
@@ -47,7 +45,14 @@ def read_all(steps: Sequence[Step], ctx: Context, max_workers: int = 8) -> dict[
     return {key: f.result() for key, f in futures.items()}
 
 
-def _outputs_after(step: Step, action: Action, current: dict[str, Any] | None) -> dict[str, Any]:
+def _live_name(name: str, current: dict[str, Any] | None) -> str:
+    """The name the resource has, when its read says (one chosen at creation, e.g. with a
+    generated suffix); else the step's."""
+    live = (current or {}).get("name")
+    return live if isinstance(live, str) else name
+
+
+def _outputs_after(step: Resource[Any], action: Action, current: dict[str, Any] | None) -> dict[str, Any]:
     """What dependants may rely on at plan time: nothing of a resource yet to be (re)created,
     everything but the per-version values of one getting a new version."""
     if current is None or action in (Action.CREATE, Action.REPLACE):
@@ -57,7 +62,9 @@ def _outputs_after(step: Step, action: Action, current: dict[str, Any] | None) -
     return dict(current)
 
 
-def plan(steps: Sequence[Step], ctx: Context, *, destroy: bool = False) -> Plan:
+def plan(steps: Sequence[Node], ctx: Context, *, destroy: bool = False) -> Plan:
+    """One Change per resource; data sources only feed outputs (and their checks). Every
+    check's problems are collected and raised together, before anything is written."""
     by_key = {s.key: s for s in steps}
     keys = order(steps)
     currents = read_all(steps, ctx)
@@ -65,27 +72,28 @@ def plan(steps: Sequence[Step], ctx: Context, *, destroy: bool = False) -> Plan:
     problems: list[str] = []
     for key in keys:
         step, current = by_key[key], currents[key]
-        if step.data_only:
-            ctx.outputs[key] = dict(current or {})
+        if not isinstance(step, Resource):
+            problems.extend(step.check(ctx.for_step(key), current))
+            ctx.set_output(key, dict(current or {}))
             continue
         owned = current is None or bool(current.get("_owned", True))
+        name = _live_name(step.name, current)
         if destroy:
             if current is not None:
                 action = Action.DELETE if owned else Action.NOOP
-                changes.append(
-                    Change(key, step.kind, step.name, action, current=current, note="" if owned else NOT_OWNED)
-                )
-            ctx.outputs[key] = dict(current or {})
+                changes.append(Change(key, step.kind, name, action, current=current, note="" if owned else NOT_OWNED))
+            ctx.set_output(key, dict(current or {}))
             continue
         desired = step.desired(ctx.for_step(key))
         if not owned:
-            change = Change(key, step.kind, step.name, Action.NOOP, current=current, desired=desired, note=NOT_OWNED)
+            change = Change(key, step.kind, name, Action.NOOP, current=current, desired=desired, note=NOT_OWNED)
         else:
             action, diffs = choose_action(desired, current, step.replace_on, step.versioned)
-            change = Change(key, step.kind, step.name, action, diffs, current, desired)
-        problems.extend(step.check(ctx.for_step(key), desired, current))
-        ctx.outputs[key] = _outputs_after(step, change.action, current)
+            change = Change(key, step.kind, name, action, diffs, current, desired)
+        if desired is not None:
+            problems.extend(step.check(ctx.for_step(key), desired, current))
+        ctx.set_output(key, _outputs_after(step, change.action, current))
         changes.append(change)
     if problems:
         raise CheckError(problems)
-    return Plan(changes, warnings=[] if destroy else ctx.stack.warnings())
+    return Plan(changes)

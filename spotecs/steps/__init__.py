@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from spotecs.config import Stack
 from spotecs.steps import compute, workload
-from spotecs.steps.base import Step
+from spotecs.steps.base import Node
 from spotecs.steps.iam import ExecutionRole, instance_role
 from spotecs.steps.log_group import LogGroup
 from spotecs.steps.network import Network
 from spotecs.steps.security_groups import InstanceGroup, LoadBalancerGroup
 
 
-def build(stack: Stack, region: str) -> list[Step]:
+def build(stack: Stack, region: str) -> list[Node]:
     name = stack.stack
     with_lb = bool(stack.web_services())
-    steps: list[Step] = [Network()]
+    steps: list[Node] = [Network()]
     if with_lb:
         steps.append(LoadBalancerGroup(name))
     steps += [InstanceGroup(name, with_lb), instance_role(name, region), ExecutionRole(name, region)]

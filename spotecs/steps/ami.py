@@ -1,7 +1,7 @@
 """What the instances are made of, read-only: the machine image (the recommended ECS-optimized
 AMI, resolved through SSM at every run, or an explicit id) and the configured instance types.
 
-Both are data steps: they never fail a plan themselves. A missing AMI or type is recorded in the
+Both are data sources: they never fail a plan themselves. A missing AMI or type is recorded in the
 facts, and the launch template's `check()` reports it with every other problem (exit 2)."""
 
 from __future__ import annotations
@@ -9,22 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from spotecs.config import AMI_ALIASES
-from spotecs.steps.base import Context, Step
+from spotecs.steps.base import Context, DataSource
 
 
-class Ami(Step):
+class Ami(DataSource):
     """Outputs: image_id, architecture, root_device, root_size_gib, source; `problem` when the
     image cannot be used (then image_id is None)."""
 
     kind = "machine image"
-    data_only = True
 
     def __init__(self, ami: str) -> None:
         super().__init__("ami", ami)
         self.ami = ami
-
-    def desired(self, ctx: Context) -> dict[str, Any]:
-        return {}
 
     def read(self, ctx: Context) -> dict[str, Any]:
         facts: dict[str, Any] = {
@@ -78,19 +74,15 @@ class Ami(Step):
         return facts
 
 
-class InstanceTypes(Step):
+class InstanceTypes(DataSource):
     """Outputs: types ({name: {vcpus, memory_mib, architectures, burstable, ebs_optimized}}) for
     the configured types that exist; missing (the names that do not)."""
 
     kind = "instance types"
-    data_only = True
 
     def __init__(self, types: list[str]) -> None:
         super().__init__("instance-types", ", ".join(types))
         self.types = list(types)
-
-    def desired(self, ctx: Context) -> dict[str, Any]:
-        return {}
 
     def read(self, ctx: Context) -> dict[str, Any]:
         # A filter, not InstanceTypes=[...]: one unknown name would fail the whole call and hide

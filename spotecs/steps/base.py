@@ -1,9 +1,11 @@
-"""The Step contract (see DESIGN.md) and the run context steps receive.
+"""The engine's contract (engine/contract.py) for spotecs: the run context steps receive, the
+base class of resource steps and the base class of data sources.
 
 A step is one AWS resource (or one tightly bound group). `read()` returns the live resource
 normalised into the shape of `desired()`, plus extra keys that are outputs (ids, ARNs) and
-are never diffed; keys starting with "_" are metadata (e.g. `_owned`). Steps never print,
-prompt or sleep; they get clients, outputs, waits and progress from `ctx`.
+are never diffed; keys starting with "_" are metadata (e.g. `_owned`). `read()` runs on a worker
+thread and changes nothing, not even the step. Steps never print, prompt or sleep; they get
+clients, outputs, waits and progress from `ctx`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Context:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     step_key: str = ""
     _facts: dict[str, Any] = field(default_factory=dict)
+    _fact_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- per-step view ---------------------------------------------------------
@@ -110,8 +113,11 @@ class Context:
         )
 
     def fact(self, name: str, compute: Callable[[], Any]) -> Any:
-        """Memoise a run-wide lookup (account id, default VPC, instance types)."""
+        """Memoise a run-wide lookup (account id, default VPC, instance types). Computed once,
+        under a lock of its own: threads wanting other facts or outputs are not held up."""
         with self._lock:
+            lock = self._fact_locks.setdefault(name, threading.Lock())
+        with lock:
             if name not in self._facts:
                 self._facts[name] = compute()
             return self._facts[name]
@@ -145,20 +151,45 @@ class Context:
             return Unknown(f"{key}.{name}")
         return values[name]
 
+    def set_output(self, key: str, values: dict[str, Any]) -> None:
+        with self._lock:
+            self.outputs[key] = values
+
+
+class DataSource:
+    """A fact read from AWS and never written (the network, the machine image): only `read`,
+    and `check` for what the read found wrong with the stack file."""
+
+    kind: ClassVar[str] = "data"
+
+    def __init__(self, key: str, name: str, depends_on: Collection[str] = ()) -> None:
+        self.key = key
+        self.name = name
+        self.depends_on = tuple(depends_on)
+
+    def read(self, ctx: Context) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def check(self, ctx: Context, current: dict[str, Any] | None) -> list[str]:
+        return []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key}>"
+
 
 class Step:
-    """Base class. Subclasses set the class attributes and implement the five methods."""
+    """A resource step. Subclasses set the class attributes and implement the five methods."""
 
     kind: ClassVar[str] = "resource"
     replace_on: ClassVar[frozenset[str]] = frozenset()
     versioned: ClassVar[bool] = False
     # For versioned steps: outputs that change with each new version (e.g. a revision ARN).
     version_outputs: ClassVar[frozenset[str]] = frozenset()
-    # A data source: read-only, never created or deleted (e.g. the default VPC, the AMI).
-    data_only: ClassVar[bool] = False
+    # Keys of orphans (resources the file no longer names) carry a prefix: see steps/orphans.py.
+    key_prefix: ClassVar[str] = ""
 
     def __init__(self, key: str, name: str, depends_on: Collection[str] = ()) -> None:
-        self.key = key
+        self.key = f"{self.key_prefix}{key}"
         self.name = name
         self.depends_on = tuple(depends_on)
 
@@ -188,3 +219,7 @@ class Step:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key}>"
+
+
+# What `steps.build` returns and the engine takes: resources and data sources together (a DAG).
+Node = Step | DataSource

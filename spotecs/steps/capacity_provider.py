@@ -34,7 +34,7 @@ class CapacityProvider(Step):
     replace_on = frozenset({"name", "auto_scaling_group_arn"})
 
     def __init__(self, group: str, cluster: str) -> None:
-        # The real name needs the group's id; `read()` fills it in once known (for the plan's display).
+        # The real name needs the group's id: the plan shows the one `read()` finds, if any.
         super().__init__("capacity-provider", names.capacity_provider_display(group), ("auto-scaling-group", "cluster"))
         self.group = group
         self.cluster = cluster
@@ -110,7 +110,6 @@ class CapacityProvider(Step):
         p = next((active[n] for n in found if n in active), None)
         if p is None:
             return None
-        self.name = p["name"]
         asg = p.get("autoScalingGroupProvider", {})
         m = asg.get("managedScaling", {})
         strategy = (cluster or {}).get("defaultCapacityProviderStrategy", [])
@@ -137,7 +136,6 @@ class CapacityProvider(Step):
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         name = desired["name"]
-        self.name = name
         p = ctx.call(
             f"create capacity provider {name}",
             ctx.client("ecs").create_capacity_provider,

@@ -17,13 +17,13 @@ from __future__ import annotations
 from spotecs.config import Stack
 from spotecs.steps.ami import Ami, InstanceTypes
 from spotecs.steps.auto_scaling_group import AutoScalingGroup
-from spotecs.steps.base import Step
+from spotecs.steps.base import Node
 from spotecs.steps.capacity_provider import CapacityProvider
 from spotecs.steps.cluster import Cluster
 from spotecs.steps.launch_template import LaunchTemplate
 
 
-def steps(stack: Stack, region: str) -> list[Step]:
+def steps(stack: Stack, region: str) -> list[Node]:
     group = AutoScalingGroup(stack.stack)
     return [
         Ami(stack.instances.ami),

@@ -249,7 +249,7 @@ class LoadBalancer(Step):
     def check(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
         """An ALB needs subnets in two or more zones, and at most one subnet per zone."""
         subnets = desired["subnets"]
-        if not isinstance(subnets, list):
+        if not isinstance(subnets, list) or not subnets:  # no subnets: the network's check says why
             return []
         found = ctx.call("describe the load balancer's subnets", ctx.client("ec2").describe_subnets, SubnetIds=subnets)[
             "Subnets"

@@ -11,12 +11,13 @@ read and deleted exactly like a resource the file names."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
+from functools import partial
 from typing import Any
 
 from spotecs import names
 from spotecs.errors import AwsError
-from spotecs.steps.base import Context, Step
+from spotecs.steps.base import Context, Node, Step
 from spotecs.steps.cluster import cluster_services
 from spotecs.steps.listeners import Listeners
 from spotecs.steps.load_balancer import AccessLogBucket, LoadBalancer
@@ -30,8 +31,15 @@ from spotecs.steps.task_definition import TaskDefinition
 PREFIX = "orphan:"
 
 
-class Gone:
-    """Mixin: a resource the stack file no longer names, so its desired state is "absent"."""
+class Gone(Step):
+    """Mixin, first among the bases: a resource the stack file no longer names, so its desired
+    state is "absent". Keyed `orphan:<key>`, with the dependencies `find` gives it."""
+
+    key_prefix = PREFIX
+
+    def __init__(self, *args: Any, depends_on: Collection[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.depends_on = tuple(depends_on)
 
     def desired(self, ctx: Context) -> Any:
         return None
@@ -41,18 +49,11 @@ class Gone:
 
 
 class OrphanService(Gone, Service):
-    def __init__(self, stack: str, name: str) -> None:
-        # Not Service.__init__: it reads the service's settings from the stack file. Keyed by the
-        # AWS name: a tagged service need not be named `<stack>-<service>`.
-        Step.__init__(self, f"service:{name}", name)
-        self.service = names.service_of(stack, name)
+    pass
 
 
 class OrphanScaling(Gone, ServiceScaling):
-    def __init__(self, stack: str, cluster: str, name: str) -> None:
-        Step.__init__(self, f"scaling:{name}", f"service/{cluster}/{name}")
-        self.service_name = name
-        self.service = names.service_of(stack, name)
+    pass
 
 
 class OrphanTaskDefinition(Gone, TaskDefinition):
@@ -83,13 +84,11 @@ class OrphanAccessLogBucket(Gone, AccessLogBucket):
     pass
 
 
-def _rekey(step: Step, depends_on: Sequence[str] = ()) -> Step:
-    step.key = f"{PREFIX}{step.key}"
-    step.depends_on = tuple(depends_on)
-    return step
+# An orphan to be: its constructor, to be given the dependencies that turn out to exist.
+Candidate = tuple[Callable[..., Step], tuple[str, ...]]
 
 
-def find(ctx: Context, steps: Sequence[Step], *, destroy: bool = False) -> list[Step]:
+def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[Step]:
     """Steps deleting what the stack owns but `ctx.stack` no longer names. What the file names is
     decided from the stack file itself, never from `steps` (which a caller may have filtered);
     `steps` only gives the keys orphans may depend on. With `destroy` (teardown), the access-log
@@ -105,54 +104,64 @@ def find(ctx: Context, steps: Sequence[Step], *, destroy: bool = False) -> list[
     def service_key(svc: str) -> str:
         return f"service:{services[svc]}" if svc in services else f"{PREFIX}service:{svc}"
 
-    found: list[Step] = []
+    candidates: list[Candidate] = []
+
+    def add(make: Callable[..., Step], *depends_on: str) -> None:
+        candidates.append((make, depends_on))
+
     for svc in _services(ctx, set(services)):
         short = names.service_of(name, svc)
-        found.append(
-            _rekey(
-                OrphanService(name, svc),
-                (
-                    "cluster",
-                    "capacity-provider",
-                    "listeners",
-                    f"{PREFIX}listeners",
-                    f"{PREFIX}task-definition:{short}",
-                    f"{PREFIX}target-group:{short}",
-                ),
-            )
+        add(
+            partial(OrphanService, name, short, web=False, name=svc),
+            "cluster",
+            "capacity-provider",
+            "listeners",
+            f"{PREFIX}listeners",
+            f"{PREFIX}task-definition:{short}",
+            f"{PREFIX}target-group:{short}",
         )
     for svc in _scaled_services(ctx, scaled):
-        found.append(_rekey(OrphanScaling(name, stack.cluster_name, svc), (service_key(svc),)))
+        add(
+            partial(OrphanScaling, name, names.service_of(name, svc), cluster=stack.cluster_name, service_name=svc),
+            service_key(svc),
+        )
     for family in _families(ctx, set(services)):
         short = names.service_of(name, family)
-        found.append(
-            _rekey(
-                OrphanTaskDefinition(name, short),
-                ("iam:execution-role", f"log-group:{short}", f"{PREFIX}log-group:{short}"),
-            )
+        add(
+            partial(OrphanTaskDefinition, name, short),
+            "iam:execution-role",
+            f"log-group:{short}",
+            f"{PREFIX}log-group:{short}",
         )
+    orphan_tgs: list[str] = []
     for tg in _target_groups(ctx, web):
-        found.append(_rekey(OrphanTargetGroup(name, names.service_of(name, tg)), ("network",)))
+        short = names.service_of(name, tg)
+        orphan_tgs.append(f"{PREFIX}target-group:{short}")
+        add(partial(OrphanTargetGroup, name, short), "network")
     for group in _log_groups(ctx, {names.log_group(name, s) for s in stack.services}):
-        found.append(_rekey(OrphanLogGroup(name, group.removeprefix(names.log_group_prefix(name)))))
+        short = group.removeprefix(names.log_group_prefix(name))
+        add(partial(OrphanLogGroup, name, short))
     if not web:
-        orphan_tgs = [s.key for s in found if isinstance(s, OrphanTargetGroup)]
-        found.append(_rekey(OrphanLoadBalancerGroup(name), ("network",)))
-        found.append(
-            _rekey(
-                OrphanLoadBalancer(name, own_bucket=False),
-                ("network", f"{PREFIX}security-group:lb", f"{PREFIX}access-log-bucket"),
-            )
+        add(partial(OrphanLoadBalancerGroup, name), "network")
+        add(
+            partial(OrphanLoadBalancer, name, own_bucket=False),
+            "network",
+            f"{PREFIX}security-group:lb",
+            f"{PREFIX}access-log-bucket",
         )
-        found.append(_rekey(OrphanListeners(name, [], https=False), (f"{PREFIX}load-balancer", *orphan_tgs)))
+        add(partial(OrphanListeners, name, [], https=False), f"{PREFIX}load-balancer", *orphan_tgs)
     if destroy and "access-log-bucket" not in keys:
-        found.append(_rekey(OrphanAccessLogBucket(name)))
+        add(partial(OrphanAccessLogBucket, name))
     # Candidates found by name prefix are kept only if they exist and carry our tags.
-    found = [s for s in found if (s.kind, s.name) not in named and s.key not in keys and _owned(ctx, s)]
-    present = keys | {s.key for s in found}
-    for s in found:
-        s.depends_on = tuple(d for d in s.depends_on if d in present)
-    return found
+    kept = [
+        (make, deps)
+        for make, deps in candidates
+        if ((probe := make(depends_on=deps)).kind, probe.name) not in named
+        and probe.key not in keys
+        and _owned(ctx, probe)
+    ]
+    present = keys | {make(depends_on=deps).key for make, deps in kept}
+    return [make(depends_on=tuple(d for d in deps if d in present)) for make, deps in kept]
 
 
 def _owned(ctx: Context, step: Step) -> bool:

@@ -9,7 +9,6 @@ from typing import Any
 
 from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
-from spotecs.config import Stack
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError, WaitTimeout
 from spotecs.steps.base import Context, Step
@@ -22,11 +21,12 @@ class Service(Step):
     kind = "ECS service"
     replace_on = frozenset({"cluster"})
 
-    def __init__(self, stack: Stack, service: str) -> None:
-        web = stack.services[service].is_web
+    def __init__(self, stack: str, service: str, *, web: bool, name: str | None = None) -> None:
+        """`name`: the AWS name when it is not derived (a tagged service found in the cluster),
+        which then keys the step too."""
         super().__init__(
-            f"service:{service}",
-            names.service(stack.stack, service),
+            f"service:{name or service}",
+            name or names.service(stack, service),
             (
                 "cluster",
                 "capacity-provider",

@@ -10,7 +10,6 @@ from typing import Any
 
 from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
-from spotecs.config import Stack
 from spotecs.engine.model import Change, Unknown
 from spotecs.steps.base import Context, Step
 from spotecs.steps.service import describe
@@ -29,13 +28,15 @@ GONE = ("ObjectNotFoundException",)
 class ServiceScaling(Step):
     kind = "service auto scaling"
 
-    def __init__(self, stack: Stack, service: str) -> None:
-        scaling = stack.services[service].scaling
-        by_requests = bool(scaling and any(t.metric == "requests" for t in scaling.target_tracking))
-        self.service_name = names.service(stack.stack, service)
+    def __init__(
+        self, stack: str, service: str, *, cluster: str, by_requests: bool = False, service_name: str | None = None
+    ) -> None:
+        """`by_requests`: a policy tracks the load balancer's requests per target. `service_name`:
+        the AWS name when it is not derived (a tagged service found in the cluster)."""
+        self.service_name = service_name or names.service(stack, service)
         super().__init__(
-            f"scaling:{service}",
-            names.scalable_target(stack.cluster_name, self.service_name),
+            f"scaling:{service_name or service}",
+            names.scalable_target(cluster, self.service_name),
             (f"service:{service}", *(("load-balancer", f"target-group:{service}") if by_requests else ())),
         )
         self.service = service

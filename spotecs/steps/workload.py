@@ -14,7 +14,7 @@ Step keys and outputs:
 from __future__ import annotations
 
 from spotecs.config import Stack
-from spotecs.steps.base import Step
+from spotecs.steps.base import Node
 from spotecs.steps.listeners import Listeners
 from spotecs.steps.load_balancer import AccessLogBucket, LoadBalancer
 from spotecs.steps.service import Service
@@ -23,9 +23,9 @@ from spotecs.steps.target_group import TargetGroup
 from spotecs.steps.task_definition import TaskDefinition
 
 
-def steps(stack: Stack, region: str) -> list[Step]:
+def steps(stack: Stack, region: str) -> list[Node]:
     name = stack.stack
-    out: list[Step] = []
+    out: list[Node] = []
     web = stack.web_services()
     if web:
         logs = stack.load_balancer.access_logs
@@ -36,7 +36,8 @@ def steps(stack: Stack, region: str) -> list[Step]:
         out += [TargetGroup(name, svc) for svc in web]
         out.append(Listeners(name, web, https=bool(stack.load_balancer.certificate_arn)))
     for svc, cfg in stack.services.items():
-        out += [TaskDefinition(name, svc), Service(stack, svc)]
+        out += [TaskDefinition(name, svc), Service(name, svc, web=cfg.is_web)]
         if cfg.scaling is not None:
-            out.append(ServiceScaling(stack, svc))
+            by_requests = any(t.metric == "requests" for t in cfg.scaling.target_tracking)
+            out.append(ServiceScaling(name, svc, cluster=stack.cluster_name, by_requests=by_requests))
     return out

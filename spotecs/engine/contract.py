@@ -1,0 +1,104 @@
+"""What the engine needs of the things it plans and applies, and nothing more: a context that
+carries outputs between steps, resources it can create/update/delete, and data sources it only
+reads. `spotecs.steps.base` implements these; the tests use fakes with no AWS at all."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from spotecs.engine.model import Change
+
+
+class Context(Protocol):
+    """The run's shared state, as the engine sees it."""
+
+    def for_step(self, key: str) -> Any:
+        """A view bound to one step (for progress); outputs stay shared."""
+        ...
+
+    def output(self, key: str, name: str) -> Any:
+        """An upstream step's output; an `Unknown` while that step is yet to be applied."""
+        ...
+
+    def set_output(self, key: str, values: dict[str, Any]) -> None:
+        """Record a step's outputs for its dependants (thread-safe)."""
+        ...
+
+
+C = TypeVar("C", bound=Context, contravariant=True)
+
+
+@runtime_checkable
+class DataSource(Protocol[C]):
+    """A fact read from AWS (an image, the network): read at plan time, never written."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def depends_on(self) -> tuple[str, ...]: ...
+
+    def read(self, ctx: C) -> dict[str, Any] | None: ...
+
+    def check(self, ctx: C, current: dict[str, Any] | None) -> list[str]:
+        """Problems with what was read (e.g. a configured VPC that does not exist)."""
+        ...
+
+
+@runtime_checkable
+class Resource(Protocol[C]):
+    """One AWS resource (or a tightly bound group): see DESIGN.md, "The Step contract"."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def depends_on(self) -> tuple[str, ...]: ...
+    @property
+    def replace_on(self) -> frozenset[str]:
+        """Fields that cannot change in place: a change to one is a replacement."""
+        ...
+
+    @property
+    def versioned(self) -> bool:
+        """A change is a new version (template version, task definition revision)."""
+        ...
+
+    @property
+    def version_outputs(self) -> frozenset[str]:
+        """For versioned steps: outputs each new version changes (e.g. a revision ARN)."""
+        ...
+
+    def desired(self, ctx: C) -> dict[str, Any] | None:
+        """None: the resource should not exist (an orphan the stack file no longer names)."""
+        ...
+
+    def read(self, ctx: C) -> dict[str, Any] | None: ...
+
+    def check(self, ctx: C, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]: ...
+
+    def create(self, ctx: C, desired: dict[str, Any]) -> dict[str, Any]: ...
+
+    def update(self, ctx: C, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]: ...
+
+    def delete(self, ctx: C, current: dict[str, Any]) -> None: ...
+
+    def replace(self, ctx: C, desired: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]: ...
+
+
+Node = Resource[Any] | DataSource[Any]
+
+
+def is_resource(node: Node) -> bool:
+    return isinstance(node, Resource)
+
+
+def resources(nodes: Sequence[Node]) -> list[Resource[Any]]:
+    return [n for n in nodes if isinstance(n, Resource)]

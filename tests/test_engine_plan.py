@@ -1,0 +1,229 @@
+"""engine/plan.py with fake steps and a fake context (no Stack, no AWS): dependency order, parallel
+reads, outputs flowing to dependants, data sources, check() problems collected, not-owned
+resources left alone."""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+import pytest
+
+from spotecs.engine.apply import apply
+from spotecs.engine.contract import Node
+from spotecs.engine.model import Action, FieldDiff, Unknown
+from spotecs.engine.plan import NOT_OWNED, order, plan
+from spotecs.errors import CheckError
+from tests.helpers import Cloud, Data, FakeContext, Thing, actions, run
+
+
+def _fake(key: str, *deps: str) -> Thing:
+    return Thing(key, Cloud(), depends_on=deps)
+
+
+# (id, steps as (key, deps...), constraint pairs (before, after) or an error fragment)
+ORDERS = [
+    ("chain", [("c", "b"), ("b", "a"), ("a",)], [("a", "b"), ("b", "c")]),
+    (
+        "diamond",
+        [("top",), ("l", "top"), ("r", "top"), ("bottom", "l", "r")],
+        [("top", "l"), ("top", "r"), ("l", "bottom"), ("r", "bottom")],
+    ),
+    ("independent", [("x",), ("y",)], []),
+    ("cycle", [("a", "b"), ("b", "a")], "dependency cycle"),
+    ("self-cycle", [("a", "a")], "dependency cycle"),
+    ("unknown-dep", [("a", "ghost")], "depends on unknown step(s) ['ghost']"),
+    ("duplicate", [("a",), ("a",)], "duplicate step keys"),
+]
+
+
+@pytest.mark.parametrize(("spec", "expected"), [o[1:] for o in ORDERS], ids=[o[0] for o in ORDERS])
+def test_order(spec: list[tuple[str, ...]], expected: list[tuple[str, str]] | str) -> None:
+    steps = [_fake(*s) for s in spec]
+    if isinstance(expected, str):
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            order(steps)
+        return
+    got = order(steps)
+    assert sorted(got) == sorted(s[0] for s in spec)
+    for before, after in expected:
+        assert got.index(before) < got.index(after)
+
+
+def test_plan_is_data_built_before_any_write() -> None:
+    cloud = Cloud()
+    steps: list[Node] = [Thing("a", cloud), Thing("b", cloud, uses=["a"])]
+    p = plan(steps, FakeContext())
+    assert actions(p) == {"a": Action.CREATE, "b": Action.CREATE}
+    assert cloud.ops("create", "update", "delete") == []
+    b = p.get("b")
+    assert b.kind == "thing" and b.name == "demo-b"
+    assert isinstance(b.desired["a_id"], Unknown)  # type: ignore[index]
+    assert b.desired["size"] == 1  # type: ignore[index]
+
+
+def test_plan_reads_run_in_parallel() -> None:
+    cloud = Cloud()
+    barrier = threading.Barrier(2)
+
+    def meet() -> None:
+        barrier.wait(timeout=10)  # BrokenBarrierError unless both reads run at once
+
+    steps: list[Node] = [Thing("a", cloud, hooks={"read": meet}), Thing("b", cloud, uses=["a"], hooks={"read": meet})]
+    p = plan(steps, FakeContext())
+    assert len(p.changes) == 2
+
+
+def test_plan_read_error_propagates() -> None:
+    def boom() -> None:
+        raise RuntimeError("describe failed")
+
+    with pytest.raises(RuntimeError, match="describe failed"):
+        plan([Thing("a", Cloud(), hooks={"read": boom})], FakeContext())
+
+
+def test_plan_each_action_with_field_diffs() -> None:
+    cloud = Cloud()
+    cloud.resources = {
+        "same": {"size": 1, "id": "i-same", "_owned": True},
+        "grow": {"size": 1, "id": "i-grow", "_owned": True},
+        "move": {"size": 1, "zone": "a", "id": "i-move", "_owned": True},
+        "rev": {"size": 1, "id": "i-rev", "revision": 3, "_owned": True},
+    }
+    steps: list[Node] = [
+        Thing("new", cloud),
+        Thing("same", cloud),
+        Thing("grow", cloud, settings={"size": 2}),
+        Thing("move", cloud, settings={"size": 1, "zone": "b"}, replace_on=["zone"]),
+        Thing("rev", cloud, settings={"size": 5}, versioned=True),
+    ]
+    p = plan(steps, FakeContext())
+    assert actions(p) == {
+        "new": Action.CREATE,
+        "same": Action.NOOP,
+        "grow": Action.UPDATE,
+        "move": Action.REPLACE,
+        "rev": Action.NEW_VERSION,
+    }
+    assert p.get("grow").diffs == [FieldDiff("size", 1, 2)]
+    assert p.get("move").diffs == [FieldDiff("zone", "a", "b", True)]
+    assert p.summary() == "Plan: 1 to add, 2 to change, 1 to replace, 0 to destroy."
+
+
+def test_plan_outputs_of_existing_upstream_are_known() -> None:
+    cloud = Cloud()
+    cloud.resources["a"] = {"size": 1, "id": "i-a", "_owned": True}
+    steps: list[Node] = [Thing("a", cloud), Thing("b", cloud, uses=["a"])]
+    assert plan(steps, FakeContext()).get("b").desired == {"size": 1, "a_id": "i-a"}
+
+
+def test_plan_outputs_of_replaced_upstream_are_unknown() -> None:
+    cloud = Cloud()
+    cloud.resources["a"] = {"size": 1, "id": "i-a", "_owned": True}
+    cloud.resources["b"] = {"size": 1, "a_id": "i-a", "id": "i-b", "_owned": True}
+    steps: list[Node] = [Thing("a", cloud, settings={"size": 2}, replace_on=["size"]), Thing("b", cloud, uses=["a"])]
+    p = plan(steps, FakeContext())
+    assert p.get("a").action is Action.REPLACE
+    assert p.get("b").action is Action.UPDATE
+    assert isinstance(p.get("b").desired["a_id"], Unknown)  # type: ignore[index]
+
+
+def test_plan_new_version_hides_only_per_version_outputs() -> None:
+    cloud = Cloud()
+    cloud.resources["td"] = {"size": 1, "id": "i-td", "revision": 3, "_owned": True}
+
+    class UsesRevision(Thing):
+        def desired(self, ctx: FakeContext) -> dict[str, Any] | None:
+            return {"family": ctx.output("td", "id"), "revision": ctx.output("td", "revision")}
+
+    svc = UsesRevision("svc", cloud, depends_on=["td"])
+    cloud.resources["svc"] = {"family": "i-td", "revision": 3, "id": "i-svc", "_owned": True}
+    p = plan([Thing("td", cloud, settings={"size": 2}, versioned=True), svc], FakeContext())
+    assert p.get("td").action is Action.NEW_VERSION
+    d = p.get("svc").desired
+    assert d is not None
+    assert d["family"] == "i-td"
+    assert isinstance(d["revision"], Unknown)
+
+
+def test_plan_data_sources_feed_outputs_but_are_not_changes() -> None:
+    cloud = Cloud()
+    net = Data("net", {"id": "vpc-1"})
+    steps: list[Node] = [net, Thing("sg", cloud, uses=["net"])]
+    p = plan(steps, FakeContext())
+    assert [c.key for c in p.changes] == ["sg"]
+    assert p.get("sg").desired["net_id"] == "vpc-1"  # type: ignore[index]
+    assert net.reads == 1
+
+
+def test_a_data_source_is_never_written_not_even_by_a_teardown() -> None:
+    cloud = Cloud()
+    net = Data("net", {"id": "vpc-1"})
+    run([net, Thing("sg", cloud, uses=["net"])])
+    p, result = run([net, Thing("sg", cloud, uses=["net"])], destroy=True)
+    assert [c.key for c in p.changes] == ["sg"] and result.applied == ["sg"]
+
+
+def test_check_problems_are_all_collected_before_any_write() -> None:
+    cloud = Cloud()
+    steps: list[Node] = [
+        Thing("a", cloud, problems=["task api needs 4096 MiB; the largest instance type has 2048"]),
+        Thing("b", cloud),
+        Thing("c", cloud, uses=["b"], problems=["AMI is arm64 but t3.small is x86_64", "third problem"]),
+    ]
+    with pytest.raises(CheckError) as info:
+        plan(steps, FakeContext())
+    assert info.value.problems == [
+        "task api needs 4096 MiB; the largest instance type has 2048",
+        "AMI is arm64 but t3.small is x86_64",
+        "third problem",
+    ]
+    assert info.value.exit_code == 2
+    assert cloud.ops("create", "update", "delete") == []
+
+
+def test_a_data_source_check_joins_the_other_problems() -> None:
+    cloud = Cloud()
+    steps: list[Node] = [
+        Data("net", {"id": None}, problems=["network.vpc_id: vpc-0abc does not exist in us-east-1"]),
+        Thing("sg", cloud, uses=["net"], problems=["sg problem"]),
+    ]
+    with pytest.raises(CheckError) as info:
+        plan(steps, FakeContext())
+    assert info.value.problems == ["network.vpc_id: vpc-0abc does not exist in us-east-1", "sg problem"]
+
+
+def test_the_plan_names_a_resource_by_the_name_its_read_reports() -> None:
+    cloud = Cloud()
+    cloud.resources["cp"] = {"size": 1, "id": "i-cp", "name": "demo-cp-1a2b3c4d", "_owned": True}
+    p = plan([Thing("cp", cloud), Thing("new", cloud)], FakeContext())
+    assert p.get("cp").name == "demo-cp-1a2b3c4d" and p.get("new").name == "demo-new"
+
+
+def test_not_owned_resource_is_noop_with_note_and_never_updated() -> None:
+    cloud = Cloud()
+    cloud.resources["role"] = {"size": 1, "id": "i-theirs", "_owned": False}
+    steps: list[Node] = [Thing("role", cloud, settings={"size": 9}), Thing("user", cloud, uses=["role"])]
+    c = FakeContext()
+    p = plan(steps, c)
+    ch = p.get("role")
+    assert ch.action is Action.NOOP
+    assert ch.note == NOT_OWNED
+    # Its outputs are used as they are.
+    assert p.get("user").desired["role_id"] == "i-theirs"  # type: ignore[index]
+    result = apply(p, steps, c)
+    assert result.ok
+    assert ("update", "role") not in cloud.log
+    assert cloud.resources["role"]["size"] == 1
+
+
+def test_not_owned_resource_is_never_deleted() -> None:
+    cloud = Cloud()
+    cloud.resources["mine"] = {"size": 1, "id": "i-1", "_owned": True}
+    cloud.resources["theirs"] = {"size": 1, "id": "i-2", "_owned": False}
+    p, _ = run([Thing("mine", cloud), Thing("theirs", cloud)], destroy=True)
+    assert actions(p) == {"mine": Action.DELETE, "theirs": Action.NOOP}
+    assert p.get("theirs").note == NOT_OWNED
+    assert cloud.ops("delete") == [("delete", "mine")]
+    assert "theirs" in cloud.resources
