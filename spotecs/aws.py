@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -156,10 +157,12 @@ def retry_on(
     delay: float = 5.0,
     report: Callable[[str], None] | None = None,
     missing: Collection[str] = (),
+    when: Callable[[AwsError], bool] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Retry while AWS answers one of `codes` (eventual consistency: DependencyViolation,
-    ResourceInUse...), with backoff up to `timeout`; any other error fails at once."""
+    ResourceInUse...) or an error `when` recognises, with backoff up to `timeout`; any other
+    error fails at once."""
     start = time.monotonic()
     wait = delay
     while True:
@@ -167,14 +170,25 @@ def retry_on(
             return call(intent, fn, missing=missing, **kwargs)
         except AwsError as e:
             elapsed = time.monotonic() - start
-            if e.code not in codes or elapsed + wait > timeout:
-                if e.code in codes:
+            retryable = e.code in codes or (when is not None and when(e))
+            if not retryable or elapsed + wait > timeout:
+                if retryable:
                     raise WaitTimeout(f"{intent} ({e.detail})", elapsed) from None
                 raise
             if report:
                 report(f"retrying: {e.code}")
             time.sleep(wait)
             wait = min(wait * 2, 30.0) if delay else 0
+
+
+# A just-created instance profile is invisible to EC2 and Auto Scaling for a few seconds; they
+# answer "Invalid IamInstanceProfile" under a generic code. Only that message is retried.
+_IAM_PROFILE = re.compile(r"iam\s*instance\s*profile|iamInstanceProfile", re.IGNORECASE)
+
+
+def instance_profile_not_ready(e: AwsError) -> bool:
+    """AWS does not see a just-created instance profile yet (IAM is eventually consistent)."""
+    return e.code in ("ValidationError", "InvalidParameterValue") and bool(_IAM_PROFILE.search(e.detail))
 
 
 def wait(

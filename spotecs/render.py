@@ -67,16 +67,13 @@ def plan_text(console: Console, plan: Plan, stack: str, region: str) -> None:
     for w in plan.warnings:
         console.print(f"[yellow]Warning:[/] {escape(w)}")
     if not plan.has_changes:
-        for ch in plan.changes:
-            if ch.note:
-                console.print(f"  [dim]{escape(ch.kind)} {escape(ch.name)}: {escape(ch.note)}[/]")
+        notes(console, plan)
         console.print(f"[green]No changes.[/] Stack {stack} in {region} matches the stack file.")
         return
     console.print(f"spotecs will make these changes to stack [bold]{stack}[/] in {region}:\n")
     for ch in plan.changes:
         if not ch.is_change:
-            if ch.note:
-                console.print(f"  [dim]  {escape(ch.kind)} {escape(ch.name)}: {escape(ch.note)}[/]")
+            notes(console, Plan([ch]), indent="    ")
             continue
         color = COLORS[ch.action]
         label = "" if ch.action in (Action.CREATE, Action.DELETE, Action.UPDATE) else f" ({ch.action.verb})"
@@ -84,6 +81,13 @@ def plan_text(console: Console, plan: Plan, stack: str, region: str) -> None:
         for line in change_lines(ch):
             console.print(f"        {escape(line)}")
     console.print(f"\n[bold]{plan.summary()}[/]")
+
+
+def notes(console: Console, plan: Plan, indent: str = "  ") -> None:
+    """What the plan leaves alone and why (not owned by this stack, kept by --keep-logs)."""
+    for ch in plan.changes:
+        if ch.note:
+            console.print(f"{indent}[dim]{escape(ch.kind)} {escape(ch.name)}: {escape(ch.note)}[/]")
 
 
 def change_lines(ch: Change) -> list[str]:

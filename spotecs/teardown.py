@@ -11,7 +11,7 @@ from dataclasses import replace
 from rich.markup import escape
 
 from spotecs.engine.model import Action, Plan
-from spotecs.render import Env, plan_json, plan_text
+from spotecs.render import Env, notes, plan_json, plan_text
 from spotecs.steps.base import Node, Timeouts
 from spotecs.steps.load_balancer import AccessLogBucket
 from spotecs.steps.log_group import LogGroup
@@ -40,9 +40,7 @@ def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: T
     if opts.output == "json":
         env.console.print_json(plan_json(the_plan))
     elif not the_plan.has_changes:
-        for c in the_plan.changes:
-            if c.note:
-                env.console.print(f"  {c.kind} {c.name}: {c.note}", markup=False)
+        notes(env.console, the_plan)
         env.console.print(f"Nothing to delete: stack {run.stack.stack} has no resources of its own in {run.region}.")
         return the_plan
     else:

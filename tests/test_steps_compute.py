@@ -19,8 +19,7 @@ from spotecs.engine.model import Action, Plan
 from spotecs.engine.plan import plan
 from spotecs.errors import WaitTimeout
 from spotecs.sandbox.userdata import parse_ecs_config
-from spotecs.steps.base import Context, Step, Timeouts
-from spotecs.steps.launch_template import IAM_NOT_READY, retry_iam_propagation
+from spotecs.steps.base import Context, Step, Timeouts, retry_iam_propagation
 from tests.conftest import REGION, converge, make_ctx, make_stack, steps_for
 
 pytestmark = pytest.mark.usefixtures("moto")
@@ -299,9 +298,10 @@ def test_iam_retry_is_bounded() -> None:
 
     ctx = make_ctx()
     ctx.timeouts.default = 0
-    with pytest.raises(WaitTimeout, match="create launch template demo-instances"):
+    with pytest.raises(WaitTimeout, match="create launch template demo-instances") as info:
         retry_iam_propagation(ctx, "create launch template demo-instances", never_ready)
-    assert IAM_NOT_READY.startswith("spotecs.")
+    # AWS's own code, not one made up for the retry
+    assert "Invalid IAM Instance Profile name (ValidationError)" in str(info.value)
 
 
 # --------------------------------------------------------------------------- auto scaling group

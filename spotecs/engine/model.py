@@ -74,6 +74,10 @@ class Change:
     def is_change(self) -> bool:
         return self.action is not Action.NOOP
 
+    def changed_fields(self) -> set[str]:
+        """The top-level fields of `desired` that differ (`health_check` for `health_check.path`)."""
+        return {d.path.split(".")[0] for d in self.diffs}
+
 
 @dataclass
 class Plan:

@@ -12,9 +12,8 @@ from typing import Any
 from spotecs import names, waiters
 from spotecs.aws import tags_from_list
 from spotecs.engine.model import Change
-from spotecs.errors import AwsError, WaitTimeout
-from spotecs.steps.base import Context, Step
-from spotecs.steps.launch_template import retry_iam_propagation
+from spotecs.errors import AwsError
+from spotecs.steps.base import Context, Step, retry_iam_propagation
 
 ECS_MANAGED_TAG = "AmazonECSManaged"
 DELETING = "Delete in progress"
@@ -31,6 +30,16 @@ def _foreign_tag(key: str) -> bool:
 def _tags(tags: dict[str, str]) -> list[dict[str, Any]]:
     # Propagated, so instances carry the Name (console) and the stack tags (cost allocation).
     return [{"key": k, "value": v, "propagate": True} for k, v in sorted(tags.items())]
+
+
+def describe_group(ctx: Context, name: str) -> dict[str, Any] | None:
+    """The auto scaling group of that name (also while it is being deleted), or None."""
+    groups = ctx.call(
+        f"describe auto scaling group {name}",
+        ctx.client("autoscaling").describe_auto_scaling_groups,
+        AutoScalingGroupNames=[name],
+    )["AutoScalingGroups"]
+    return groups[0] if groups else None
 
 
 class AutoScalingGroup(Step):
@@ -60,16 +69,8 @@ class AutoScalingGroup(Step):
             "tags": _tags(ctx.tags(Name=self.name)),
         }
 
-    def _describe(self, ctx: Context) -> dict[str, Any] | None:
-        groups = ctx.call(
-            f"describe auto scaling group {self.name}",
-            ctx.client("autoscaling").describe_auto_scaling_groups,
-            AutoScalingGroupNames=[self.name],
-        )["AutoScalingGroups"]
-        return groups[0] if groups else None
-
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        g = self._describe(ctx)
+        g = describe_group(ctx, self.name)
         if g is None or g.get("Status") == DELETING:
             return None
         policy = g.get("MixedInstancesPolicy", {})
@@ -138,7 +139,7 @@ class AutoScalingGroup(Step):
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         asg = ctx.client("autoscaling")
-        pending = self._describe(ctx)
+        pending = describe_group(ctx, self.name)
         if pending is not None and pending.get("Status") == DELETING:
             # A teardown just before: the name is free only once the old group is gone.
             ctx.wait(
@@ -157,14 +158,14 @@ class AutoScalingGroup(Step):
             DesiredCapacity=ctx.stack.instances.initial_desired,
             Tags=self._tag_params(desired["tags"]),
         )
-        created = self._describe(ctx)
+        created = describe_group(ctx, self.name)
         if created is None:
             raise AwsError(f"create auto scaling group {self.name}", "the group is not there right after creation")
         return {"name": self.name, "arn": created["AutoScalingGroupARN"]}
 
     def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         asg = ctx.client("autoscaling")
-        changed = {d.path.split(".")[0] for d in change.diffs}
+        changed = change.changed_fields()
         if changed - {"tags"}:
             retry_iam_propagation(
                 ctx,
@@ -186,7 +187,7 @@ class AutoScalingGroup(Step):
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
         asg = ctx.client("autoscaling")
-        g = self._describe(ctx)
+        g = describe_group(ctx, self.name)
         if g is None:
             return
         if g.get("Status") != DELETING:
@@ -206,27 +207,27 @@ class AutoScalingGroup(Step):
                     ProtectedFromScaleIn=False,
                 )
             try:
-                ctx.retry(
-                    f"delete auto scaling group {self.name}",
-                    asg.delete_auto_scaling_group,
-                    codes=BUSY,
-                    AutoScalingGroupName=self.name,
-                    ForceDelete=True,
-                )
-            except WaitTimeout:
-                raise WaitTimeout(
-                    f"auto scaling group {self.name} to accept its deletion (a scaling activity is still running)",
-                    ctx.timeouts.default,
-                    "Run the same command again once the activity ends (see the group's Activity "
+                ctx.until(
+                    f"auto scaling group {self.name} to accept its deletion",
+                    lambda budget: ctx.retry(
+                        f"delete auto scaling group {self.name}",
+                        asg.delete_auto_scaling_group,
+                        codes=BUSY,
+                        timeout=budget,
+                        AutoScalingGroupName=self.name,
+                        ForceDelete=True,
+                    ),
+                    status=lambda: "a scaling activity is still running",
+                    hint="Run the same command again once the activity ends (see the group's Activity "
                     "tab in the EC2 console).",
-                ) from None
+                )
             except AwsError as e:
                 # Deleted meanwhile (by another run or by hand): "AutoScalingGroup name not found".
                 if not (e.code == "ValidationError" and "not found" in e.detail):
                     raise
 
         def gone() -> tuple[bool, str]:
-            g = self._describe(ctx)
+            g = describe_group(ctx, self.name)
             if g is None:
                 return True, "deleted"
             left = [f"{i['InstanceId']} ({i.get('LifecycleState', '?')})" for i in g.get("Instances", [])]

@@ -19,6 +19,7 @@ from spotecs import aws
 from spotecs.aws import Aws
 from spotecs.config import Stack
 from spotecs.engine.model import Change, Unknown
+from spotecs.errors import AwsError, WaitTimeout
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Context:
         codes: Collection[str],
         timeout: float | None = None,
         missing: Collection[str] = (),
+        when: Callable[[AwsError], bool] | None = None,
         **kwargs: Any,
     ) -> Any:
         return aws.retry_on(
@@ -83,8 +85,27 @@ class Context:
             delay=self.timeouts.delay,
             report=self.report,
             missing=missing,
+            when=when,
             **kwargs,
         )
+
+    def until(
+        self,
+        what: str,
+        attempt: Callable[[float], Any],
+        *,
+        hint: str | Callable[[], str],
+        status: Callable[[], str] | None = None,
+        budget: float | None = None,
+    ) -> Any:
+        """Run `attempt(budget)`: a retry, waiter or poll bounded by that many seconds. When it
+        times out, say once what was awaited, where it stands now (`status`), and what to do."""
+        seconds = budget or self.timeouts.default
+        try:
+            return attempt(seconds)
+        except WaitTimeout:
+            now = status() if status else ""
+            raise WaitTimeout(f"{what} ({now})" if now else what, seconds, hint() if callable(hint) else hint) from None
 
     def paginate(self, intent: str, service: str, operation: str, key: str, **kwargs: Any) -> list[Any]:
         return list(aws.paginate(intent, self.client(service), operation, key, **kwargs))
@@ -154,6 +175,11 @@ class Context:
     def set_output(self, key: str, values: dict[str, Any]) -> None:
         with self._lock:
             self.outputs[key] = values
+
+
+def retry_iam_propagation(ctx: Context, intent: str, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+    """Call `fn`, retrying (bounded, with backoff) while AWS does not see the instance profile yet."""
+    return ctx.retry(intent, fn, codes=(), when=aws.instance_profile_not_ready, **kwargs)
 
 
 class DataSource:

@@ -15,7 +15,8 @@ from typing import Any
 from spotecs import checks, names, waiters
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change, Unknown
-from spotecs.errors import AwsError, WaitTimeout
+from spotecs.errors import AwsError
+from spotecs.steps.auto_scaling_group import describe_group
 from spotecs.steps.base import Context, Step
 from spotecs.steps.cluster import cluster_services, describe_cluster
 
@@ -84,13 +85,9 @@ class CapacityProvider(Step):
         """Names ours could have: the current group's, then older ones still attached to the cluster
         (a group recreated out of band). describe_capacity_providers needs names (moto too)."""
         found: list[str] = []
-        groups = ctx.call(
-            f"describe auto scaling group {self.group}",
-            ctx.client("autoscaling").describe_auto_scaling_groups,
-            AutoScalingGroupNames=[self.group],
-        )["AutoScalingGroups"]
-        if groups:
-            found.append(names.capacity_provider(self.group, groups[0]["AutoScalingGroupARN"]))
+        group = describe_group(ctx, self.group)
+        if group is not None:
+            found.append(names.capacity_provider(self.group, group["AutoScalingGroupARN"]))
         attached = (cluster or {}).get("capacityProviders", [])
         found += [n for n in attached if self._pattern.match(n) and n not in found]
         return found
@@ -151,7 +148,7 @@ class CapacityProvider(Step):
 
     def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         name = current["name"]
-        changed = {d.path.split(".")[0] for d in change.diffs}
+        changed = change.changed_fields()
         if changed & {"managed_scaling", "managed_termination_protection", "managed_draining"}:
             ctx.retry(
                 f"update capacity provider {name}",
@@ -202,11 +199,9 @@ class CapacityProvider(Step):
                 f"ECS service(s) {', '.join(users)} in cluster {self.cluster} still use it; move them to "
                 "another capacity provider or delete them, then run the same command again",
             )
-        hint = (
-            f"ECS still holds capacity provider {name}; run the same command again to keep waiting. "
-            "If it stays, look in the ECS console for services or tasks that still use it."
-        )
-        try:
+        what = f"capacity provider {name} to be deleted"
+
+        def detach_delete_and_wait(budget: float) -> None:
             self._detach(ctx, name)
             live = _describe(ctx, name)
             if live and live.get("status") == "ACTIVE" and live.get("updateStatus") != "DELETE_IN_PROGRESS":
@@ -214,18 +209,18 @@ class CapacityProvider(Step):
                     f"delete capacity provider {name}",
                     ecs.delete_capacity_provider,
                     codes=("UpdateInProgressException", "ResourceInUseException"),
+                    timeout=budget,
                     capacityProvider=name,
                 )
-            ctx.wait(
-                f"capacity provider {name} to be deleted",
-                "ecs",
-                waiters.capacity_provider_deleted(ecs),
-                capacityProviders=[name],
-            )
-        except WaitTimeout:
-            raise WaitTimeout(
-                f"capacity provider {name} to be deleted ({_status(ctx, name)})", ctx.timeouts.default, hint
-            ) from None
+            ctx.wait(what, "ecs", waiters.capacity_provider_deleted(ecs), timeout=budget, capacityProviders=[name])
+
+        ctx.until(
+            what,
+            detach_delete_and_wait,
+            status=lambda: _status(ctx, name),
+            hint=f"ECS still holds capacity provider {name}; run the same command again to keep waiting. "
+            "If it stays, look in the ECS console for services or tasks that still use it.",
+        )
 
 
 def services_using(ctx: Context, cluster: str, provider: str) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change
-from spotecs.errors import AwsError, WaitTimeout
+from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step
 
 # ECS answers these while services, tasks or instances are still being wound down.
@@ -145,16 +145,20 @@ class Cluster(Step):
                 f"it still runs service(s) {', '.join(others)} that this stack does not delete; delete "
                 "or move them, then run the same command again",
             )
-        try:
-            ctx.retry(f"delete ECS cluster {self.name}", deregister_then_delete, codes=NOT_EMPTY_YET, missing=GONE)
-        except WaitTimeout:
-            raise WaitTimeout(
-                f"ECS cluster {self.name} to be empty ({self._contents(ctx)})",
-                ctx.timeouts.default,
-                "ECS has not caught up with the deleted services and instances yet. Run the same "
-                "command again to keep waiting; if something else runs in this cluster, stop or "
-                "move it first.",
-            ) from None
+        ctx.until(
+            f"ECS cluster {self.name} to be empty",
+            lambda budget: ctx.retry(
+                f"delete ECS cluster {self.name}",
+                deregister_then_delete,
+                codes=NOT_EMPTY_YET,
+                missing=GONE,
+                timeout=budget,
+            ),
+            status=lambda: self._contents(ctx),
+            hint="ECS has not caught up with the deleted services and instances yet. Run the same "
+            "command again to keep waiting; if something else runs in this cluster, stop or "
+            "move it first.",
+        )
 
     def _contents(self, ctx: Context) -> str:
         """What still keeps the cluster alive, in ECS's own counts."""

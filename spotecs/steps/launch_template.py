@@ -8,16 +8,12 @@ A change is a new version made the default, never a replacement: the group launc
 from __future__ import annotations
 
 import base64
-import re
-from collections.abc import Callable
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from spotecs import checks, names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change, Unknown
-from spotecs.steps.base import Context, Step
+from spotecs.steps.base import Context, Step, retry_iam_propagation
 
 ECS_CONFIG = "/etc/ecs/ecs.config"
 NOT_FOUND = (
@@ -27,28 +23,6 @@ NOT_FOUND = (
 )
 # Containers reach the instance metadata through the Docker bridge: one hop more than the host.
 IMDS_HOP_LIMIT = 2
-
-# A just-created instance profile is invisible to EC2 and Auto Scaling for a few seconds; they
-# answer "Invalid IamInstanceProfile" under a generic code. Only that message is retried.
-IAM_NOT_READY = "spotecs.IamInstanceProfileNotReady"
-_IAM_MESSAGE = re.compile(r"iam\s*instance\s*profile|iamInstanceProfile", re.IGNORECASE)
-
-
-def retry_iam_propagation(ctx: Context, intent: str, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
-    """Call `fn`, retrying (bounded, with backoff) while AWS does not see the instance profile yet."""
-
-    def attempt(**kw: Any) -> Any:
-        try:
-            return fn(**kw)
-        except ClientError as e:
-            err = e.response.get("Error", {})
-            if err.get("Code") in ("ValidationError", "InvalidParameterValue") and _IAM_MESSAGE.search(
-                str(err.get("Message", ""))
-            ):
-                err["Code"] = IAM_NOT_READY
-            raise
-
-    return ctx.retry(intent, attempt, codes=(IAM_NOT_READY,), **kwargs)
 
 
 def user_data_script(cluster: str, stop_timeout: int, extra: dict[str, str]) -> str:
@@ -241,7 +215,7 @@ class LaunchTemplate(Step):
         lt_id = current["id"]
         # The full data, not SourceVersion + changes: simpler to reason about, and moto ignores
         # SourceVersion.
-        what = ", ".join(sorted({d.path.split(".")[0] for d in change.diffs}))[:255]
+        what = ", ".join(sorted(change.changed_fields()))[:255]
         version = retry_iam_propagation(
             ctx,
             f"create a new version of launch template {self.name}",

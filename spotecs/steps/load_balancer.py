@@ -11,7 +11,7 @@ from typing import Any
 from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change
-from spotecs.errors import AwsError, WaitTimeout
+from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step
 
 # Regions opened before August 2022 deliver access logs from a regional ELB account; newer
@@ -359,16 +359,13 @@ class LoadBalancer(Step):
             LoadBalancerArn=arn,
         )
         # Its security group (deleted next, by the core step) stays in use until it is gone.
-        try:
-            ctx.wait(
-                f"load balancer {self.name} to be deleted", "elbv2", "load_balancers_deleted", LoadBalancerArns=[arn]
-            )
-        except WaitTimeout:
-            raise WaitTimeout(
-                f"load balancer {self.name} to be deleted (still listed by AWS)",
-                ctx.timeouts.default,
-                "Run the same command again to keep waiting.",
-            ) from None
+        what = f"load balancer {self.name} to be deleted"
+        ctx.until(
+            what,
+            lambda budget: ctx.wait(what, "elbv2", "load_balancers_deleted", timeout=budget, LoadBalancerArns=[arn]),
+            status=lambda: "still listed by AWS",
+            hint="Run the same command again to keep waiting.",
+        )
 
 
 def find_load_balancer(ctx: Context, name: str) -> dict[str, Any] | None:

@@ -9,7 +9,6 @@ from typing import Any
 from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change
-from spotecs.errors import WaitTimeout
 from spotecs.steps.base import Context, Step
 
 
@@ -153,21 +152,20 @@ class SecurityGroup(Step):
                     IpPermissions=refs,
                 )
         # The load balancer's network interfaces linger for minutes after it is deleted.
-        try:
-            ctx.retry(
+        ctx.until(
+            f"security group {self.name} to be free",
+            lambda budget: ctx.retry(
                 f"delete security group {self.name}",
                 ec2.delete_security_group,
                 codes=("DependencyViolation",),
                 missing=("InvalidGroup.NotFound",),
+                timeout=budget,
                 GroupId=gid,
-            )
-        except WaitTimeout:
-            raise WaitTimeout(
-                f"security group {self.name} to be free ({self._users(ctx, gid)})",
-                ctx.timeouts.default,
-                "A deleted load balancer's or instance's network interfaces go within minutes: run "
-                "the same command again. Anything else must stop using the group first.",
-            ) from None
+            ),
+            status=lambda: self._users(ctx, gid),
+            hint="A deleted load balancer's or instance's network interfaces go within minutes: run "
+            "the same command again. Anything else must stop using the group first.",
+        )
 
     def _users(self, ctx: Context, gid: str) -> str:
         """What still holds the group: network interfaces in it, and groups whose rules name it."""

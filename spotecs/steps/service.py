@@ -10,7 +10,7 @@ from typing import Any
 from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change
-from spotecs.errors import AwsError, WaitTimeout
+from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step
 
 GONE = ("ServiceNotFoundException", "ServiceNotActiveException", "ClusterNotFoundException")
@@ -70,7 +70,7 @@ class Service(Step):
         return out
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        s = describe(ctx, ctx.stack.cluster_name, self.name)
+        s = describe_service(ctx, ctx.stack.cluster_name, self.name)
         # DRAINING is a deleted service on its way out: gone, for planning purposes.
         if s is None or s.get("status") != "ACTIVE":
             return None
@@ -167,7 +167,7 @@ def delete_service(ctx: Context, cluster: str, name: str) -> None:
     """Scale to 0, delete with force, and wait until ECS calls it INACTIVE. A service already
     DRAINING (deleted by an earlier run) is only waited for; one already INACTIVE or gone is done."""
     ecs = ctx.client("ecs")
-    s = describe(ctx, cluster, name)
+    s = describe_service(ctx, cluster, name)
     if s is None or s.get("status") == "INACTIVE":
         return
     if s.get("status") == "ACTIVE":
@@ -185,7 +185,7 @@ def delete_service(ctx: Context, cluster: str, name: str) -> None:
         )
 
     def inactive() -> tuple[bool, str]:
-        s = describe(ctx, cluster, name)
+        s = describe_service(ctx, cluster, name)
         if s is None or s.get("status") == "INACTIVE":
             return True, "inactive"
         return False, f"{s.get('status', '').lower()}, {s.get('runningCount', 0)} task(s) still running"
@@ -199,7 +199,7 @@ def delete_service(ctx: Context, cluster: str, name: str) -> None:
     )
 
 
-def describe(ctx: Context, cluster: str, name: str) -> dict[str, Any] | None:
+def describe_service(ctx: Context, cluster: str, name: str) -> dict[str, Any] | None:
     got = ctx.call(
         f"describe ECS service {name}",
         ctx.client("ecs").describe_services,
@@ -219,7 +219,7 @@ def wait_until_healthy(ctx: Context, cluster: str, name: str, task_definition: s
     last = {"status": ""}
 
     def check() -> tuple[bool, str]:
-        s = describe(ctx, cluster, name)
+        s = describe_service(ctx, cluster, name)
         if s is None or s.get("status") != "ACTIVE":
             raise AwsError(f"deploy ECS service {name}", "the service was deleted while deploying")
         deployments = s.get("deployments", [])
@@ -251,14 +251,12 @@ def wait_until_healthy(ctx: Context, cluster: str, name: str, task_definition: s
         last["status"] = status
         return done, status
 
-    what = f"ECS service {name} to become healthy"
-    try:
-        ctx.poll(what, check)
-    except WaitTimeout:
-        s = describe(ctx, cluster, name) or {}
-        raise WaitTimeout(
-            f"{what} ({last['status']})", ctx.timeouts.default, f"Run `spotecs up` again to keep waiting.{_events(s)}"
-        ) from None
+    ctx.until(
+        f"ECS service {name} to become healthy",
+        lambda budget: ctx.poll(f"ECS service {name} to become healthy", check, timeout=budget),
+        status=lambda: last["status"],
+        hint=lambda: f"Run `spotecs up` again to keep waiting.{_events(describe_service(ctx, cluster, name) or {})}",
+    )
 
 
 def _events(service: dict[str, Any]) -> str:

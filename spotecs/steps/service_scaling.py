@@ -12,7 +12,16 @@ from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change, Unknown
 from spotecs.steps.base import Context, Step
-from spotecs.steps.service import describe
+from spotecs.steps.scaling_policies import (
+    by_name,
+    scheduled_of,
+    step_adjustment,
+    step_policy_of,
+    step_request,
+    tracking_of,
+    tracking_request,
+)
+from spotecs.steps.service import describe_service
 
 NAMESPACE = "ecs"
 DIMENSION = "ecs:service:DesiredCount"
@@ -68,7 +77,7 @@ class ServiceScaling(Step):
             {
                 "name": names.step_policy(prefix, s.name),
                 "adjustment_type": s.adjustment_type,
-                "steps": [_step(a.lower, a.upper, a.change) for a in s.steps],
+                "steps": [step_adjustment(a.lower, a.upper, a.change) for a in s.steps],
                 "cooldown": s.cooldown,
                 # Step scaling aggregates only with these three; other statistics read as an average.
                 "aggregation": s.alarm.statistic if s.alarm.statistic in ("Minimum", "Maximum") else "Average",
@@ -101,9 +110,9 @@ class ServiceScaling(Step):
         return {
             "min": sc.min,
             "max": sc.max,
-            "target_tracking": _by_name(tracking),
-            "step_scaling": _by_name(steps),
-            "scheduled": _by_name(scheduled),
+            "target_tracking": by_name(tracking),
+            "step_scaling": by_name(steps),
+            "scheduled": by_name(scheduled),
         }
 
     def _label(self, ctx: Context) -> Any:
@@ -174,15 +183,15 @@ class ServiceScaling(Step):
             )
             if a["ScheduledActionName"].startswith(prefix)
         ]
-        service = describe(ctx, ctx.stack.cluster_name, self.service_name)
+        service = describe_service(ctx, ctx.stack.cluster_name, self.service_name)
         return {
             "min": targets[0]["MinCapacity"],
             "max": targets[0]["MaxCapacity"],
-            "target_tracking": _by_name(
-                [_tracking_of(p) for p in policies if p.get("PolicyType") == "TargetTrackingScaling"]
+            "target_tracking": by_name(
+                [tracking_of(p) for p in policies if p.get("PolicyType") == "TargetTrackingScaling"]
             ),
-            "step_scaling": _by_name([_step_policy_of(p, alarms.get(p["PolicyName"])) for p in step_policies]),
-            "scheduled": _by_name([_scheduled_of(a) for a in scheduled]),
+            "step_scaling": by_name([step_policy_of(p, alarms.get(p["PolicyName"])) for p in step_policies]),
+            "scheduled": by_name([scheduled_of(a) for a in scheduled]),
             # Scalable targets carry no tags spotecs can read back everywhere: they belong to the
             # service they scale (one left behind by a deleted service is this stack's leftover).
             "_owned": service is None or ctx.owned(tags_from_list(service.get("tags"))),
@@ -221,7 +230,7 @@ class ServiceScaling(Step):
                         aas.put_scaling_policy,
                         PolicyName=name,
                         PolicyType="TargetTrackingScaling",
-                        TargetTrackingScalingPolicyConfiguration=_tracking_request(policy),
+                        TargetTrackingScalingPolicyConfiguration=tracking_request(policy),
                         **self._target(),
                     )
                     continue
@@ -230,7 +239,7 @@ class ServiceScaling(Step):
                     aas.put_scaling_policy,
                     PolicyName=name,
                     PolicyType="StepScaling",
-                    StepScalingPolicyConfiguration=_step_request(policy),
+                    StepScalingPolicyConfiguration=step_request(policy),
                     **self._target(),
                 )["PolicyARN"]
                 a = policy["alarm"]
@@ -338,100 +347,3 @@ class ServiceScaling(Step):
                     missing=("ResourceNotFound",),
                     AlarmNames=[a["AlarmName"]],
                 )
-
-
-def _by_name(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(items, key=lambda i: i["name"])
-
-
-def _float(x: Any) -> float | None:
-    return None if x is None else float(x)
-
-
-def _step(lower: Any, upper: Any, change: int) -> dict[str, Any]:
-    return {"lower": _float(lower), "upper": _float(upper), "change": change}
-
-
-def _tracking_request(p: dict[str, Any]) -> dict[str, Any]:
-    spec: dict[str, Any] = {"PredefinedMetricType": p["metric"]}
-    if p["resource_label"]:
-        spec["ResourceLabel"] = p["resource_label"]
-    return {
-        "TargetValue": p["target"],
-        "PredefinedMetricSpecification": spec,
-        "ScaleInCooldown": p["scale_in_cooldown"],
-        "ScaleOutCooldown": p["scale_out_cooldown"],
-        "DisableScaleIn": p["disable_scale_in"],
-    }
-
-
-def _step_request(p: dict[str, Any]) -> dict[str, Any]:
-    adjustments = []
-    for s in p["steps"]:
-        a: dict[str, Any] = {"ScalingAdjustment": s["change"]}
-        if s["lower"] is not None:
-            a["MetricIntervalLowerBound"] = s["lower"]
-        if s["upper"] is not None:
-            a["MetricIntervalUpperBound"] = s["upper"]
-        adjustments.append(a)
-    return {
-        "AdjustmentType": p["adjustment_type"],
-        "StepAdjustments": adjustments,
-        "Cooldown": p["cooldown"],
-        "MetricAggregationType": p["aggregation"],
-    }
-
-
-def _tracking_of(p: dict[str, Any]) -> dict[str, Any]:
-    c = p.get("TargetTrackingScalingPolicyConfiguration", {})
-    spec = c.get("PredefinedMetricSpecification", {})
-    return {
-        "name": p["PolicyName"],
-        "metric": spec.get("PredefinedMetricType"),
-        "resource_label": spec.get("ResourceLabel"),
-        "target": _float(c.get("TargetValue")),
-        "scale_in_cooldown": c.get("ScaleInCooldown"),
-        "scale_out_cooldown": c.get("ScaleOutCooldown"),
-        "disable_scale_in": c.get("DisableScaleIn", False),
-    }
-
-
-def _step_policy_of(p: dict[str, Any], alarm: dict[str, Any] | None) -> dict[str, Any]:
-    c = p.get("StepScalingPolicyConfiguration", {})
-    return {
-        "name": p["PolicyName"],
-        "adjustment_type": c.get("AdjustmentType"),
-        "steps": [
-            _step(s.get("MetricIntervalLowerBound"), s.get("MetricIntervalUpperBound"), s["ScalingAdjustment"])
-            for s in c.get("StepAdjustments", [])
-        ],
-        "cooldown": c.get("Cooldown"),
-        "aggregation": c.get("MetricAggregationType", "Average"),
-        "alarm": None
-        if alarm is None
-        else {
-            "namespace": alarm.get("Namespace"),
-            "metric": alarm.get("MetricName"),
-            "dimensions": sorted(
-                ({"Name": d["Name"], "Value": d["Value"]} for d in alarm.get("Dimensions", [])), key=lambda d: d["Name"]
-            ),
-            "statistic": alarm.get("Statistic"),
-            "period": alarm.get("Period"),
-            "evaluation_periods": alarm.get("EvaluationPeriods"),
-            "threshold": _float(alarm.get("Threshold")),
-            "comparison": alarm.get("ComparisonOperator"),
-            # The alarm must still fire into this policy (a recreated policy gets a new ARN).
-            "wired": p["PolicyARN"] in alarm.get("AlarmActions", []),
-        },
-    }
-
-
-def _scheduled_of(a: dict[str, Any]) -> dict[str, Any]:
-    bounds = a.get("ScalableTargetAction", {})
-    return {
-        "name": a["ScheduledActionName"],
-        "schedule": a.get("Schedule"),
-        "timezone": a.get("Timezone") or "UTC",
-        "min": bounds.get("MinCapacity"),
-        "max": bounds.get("MaxCapacity"),
-    }

@@ -8,7 +8,7 @@ from typing import Any
 from spotecs import names
 from spotecs.aws import tag_list
 from spotecs.engine.model import Change
-from spotecs.errors import AwsError, WaitTimeout
+from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step
 from spotecs.steps.load_balancer import elb_tags
 from spotecs.steps.load_balancer import full_name as lb_name
@@ -20,6 +20,18 @@ NOMINAL_PORT = 80
 def full_name(tg_arn: str) -> str:
     """`targetgroup/<name>/<id>`: the second half of an ALB request-count resource label."""
     return tg_arn.rsplit(":", 1)[-1]
+
+
+def describe_target_group(ctx: Context, name: str, *, arn: str | None = None) -> dict[str, Any] | None:
+    """The target group of that name (by its ARN when known), or None."""
+    found = ctx.call(
+        f"describe target group {name}",
+        ctx.client("elbv2").describe_target_groups,
+        missing=("TargetGroupNotFound",),
+        **({"TargetGroupArns": [arn]} if arn else {"Names": [name]}),
+    )
+    groups = (found or {}).get("TargetGroups", [])
+    return groups[0] if groups else None
 
 
 class TargetGroup(Step):
@@ -50,15 +62,9 @@ class TargetGroup(Step):
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
         elbv2 = ctx.client("elbv2")
-        found = ctx.call(
-            f"describe target group {self.name}",
-            elbv2.describe_target_groups,
-            missing=("TargetGroupNotFound",),
-            Names=[self.name],
-        )
-        if not found or not found["TargetGroups"]:
+        tg = describe_target_group(ctx, self.name)
+        if tg is None:
             return None
-        tg = found["TargetGroups"][0]
         arn = tg["TargetGroupArn"]
         attrs = ctx.call(
             f"read attributes of target group {self.name}", elbv2.describe_target_group_attributes, TargetGroupArn=arn
@@ -128,44 +134,31 @@ class TargetGroup(Step):
         elbv2, arn = ctx.client("elbv2"), current["arn"]
         self._delete_rules_to(ctx, arn)
         # Right after its listener is deleted, AWS may still see the group as in use for a moment.
-        try:
-            ctx.retry(
+        ctx.until(
+            f"target group {self.name} to be free",
+            lambda budget: ctx.retry(
                 f"delete target group {self.name}",
                 elbv2.delete_target_group,
                 codes=("ResourceInUse",),
                 missing=("TargetGroupNotFound",),
+                timeout=budget,
                 TargetGroupArn=arn,
-            )
-        except WaitTimeout:
-            raise WaitTimeout(
-                f"target group {self.name} to be free (a listener of {', '.join(self._users(ctx, arn))} "
-                "still forwards to it)",
-                ctx.timeouts.default,
-                "Run the same command again; if a listener outside this stack forwards to it, "
-                "point that listener elsewhere first.",
-            ) from None
+            ),
+            status=lambda: f"a listener of {', '.join(self._users(ctx, arn))} still forwards to it",
+            hint="Run the same command again; if a listener outside this stack forwards to it, "
+            "point that listener elsewhere first.",
+        )
 
     def _users(self, ctx: Context, arn: str) -> list[str]:
-        found = ctx.call(
-            f"describe target group {self.name}",
-            ctx.client("elbv2").describe_target_groups,
-            missing=("TargetGroupNotFound",),
-            TargetGroupArns=[arn],
-        )
-        lbs = [lb for tg in (found or {}).get("TargetGroups", []) for lb in tg.get("LoadBalancerArns", [])]
-        return [lb_name(lb) for lb in lbs] or ["a load balancer"]
+        tg = describe_target_group(ctx, self.name, arn=arn) or {}
+        return [lb_name(lb) for lb in tg.get("LoadBalancerArns", [])] or ["a load balancer"]
 
     def _delete_rules_to(self, ctx: Context, arn: str) -> None:
         """Listener rules of the stack's load balancer that forward here (a service removed from
         the stack file leaves its rule behind): ELB refuses to delete a group a rule uses.
         A listener's default action is the listeners step's business, not this one's."""
-        found = ctx.call(
-            f"describe target group {self.name}",
-            ctx.client("elbv2").describe_target_groups,
-            missing=("TargetGroupNotFound",),
-            TargetGroupArns=[arn],
-        )
-        for lb in [lb for tg in (found or {}).get("TargetGroups", []) for lb in tg.get("LoadBalancerArns", [])]:
+        tg = describe_target_group(ctx, self.name, arn=arn) or {}
+        for lb in tg.get("LoadBalancerArns", []):
             try:
                 self._delete_rules_on(ctx, lb, arn)
             except AwsError as e:
