@@ -1,31 +1,20 @@
-"""Shared fixtures: dummy credentials, moto in-process, a run context whose waits do not sleep,
-and a helper to plan + apply a list of steps."""
+"""Shared fixtures: dummy credentials, moto in-process (with the sandbox's fills), AWS clients on
+it, the compute layer stood in for the workload's tests, and the CLI's recorded runs. The
+helpers they use, and every other shared helper, are in tests/helpers.py."""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from moto import mock_aws
 
+import spotecs.up
 from spotecs.aws import Aws, AwsOptions
-from spotecs.config import Stack
-from spotecs.engine.apply import Result, apply
-from spotecs.engine.model import Plan
-from spotecs.engine.plan import plan
-from spotecs.steps import build
-from spotecs.steps.base import Context, Step, Timeouts
-
-REGION = "us-east-1"
-
-MINIMAL: dict[str, Any] = {
-    "stack": "demo",
-    "region": REGION,
-    "instances": {"types": ["t3.small"]},
-    "services": {"api": {"image": "bitnami/node-example:0.0.1", "container_port": 3000}},
-}
+from spotecs.steps.base import Timeouts
+from tests.helpers import ACCOUNT, CLUSTER, PROVIDER, REGION, Runs, StandIn, inject, make_ctx
 
 
 @pytest.fixture(autouse=True)
@@ -101,54 +90,62 @@ def moto() -> Iterator[None]:
         yield
 
 
-def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+@pytest.fixture
+def ec2(moto: None) -> Any:
+    return make_ctx().client("ec2")
 
 
-def make_stack(**overrides: Any) -> Stack:
-    """The minimal stack, with nested overrides merged in: make_stack(instances={"min": 2})."""
-    return Stack.model_validate(deep_merge(MINIMAL, overrides))
+@pytest.fixture
+def iam(moto: None) -> Any:
+    return make_ctx().client("iam")
 
 
-def make_ctx(stack: Stack | None = None) -> Context:
-    """A context on moto (start it with the `moto` fixture first); waits never sleep."""
-    return Context(
-        stack=stack or make_stack(), aws=Aws(AwsOptions(region=REGION)), timeouts=Timeouts(default=5, delay=0)
+@pytest.fixture
+def logs(moto: None) -> Any:
+    return make_ctx().client("logs")
+
+
+@pytest.fixture
+def compute(moto: None) -> dict[str, StandIn]:
+    ecs = boto3.client("ecs", region_name=REGION)
+    cluster = ecs.create_cluster(clusterName=CLUSTER)["cluster"]
+    for name in (PROVIDER, f"{PROVIDER}-2"):
+        ecs.create_capacity_provider(
+            name=name,
+            autoScalingGroupProvider={
+                "autoScalingGroupArn": f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:x:"
+                f"autoScalingGroupName/{name}"
+            },
+        )
+    ecs.put_cluster_capacity_providers(
+        cluster=CLUSTER, capacityProviders=[PROVIDER, f"{PROVIDER}-2"], defaultCapacityProviderStrategy=[]
     )
+    return {
+        "cluster": StandIn("cluster", {"name": CLUSTER, "arn": cluster["clusterArn"]}),
+        "capacity-provider": StandIn("capacity-provider", {"name": PROVIDER}),
+    }
 
 
-def converge(steps: Sequence[Step], ctx: Context, *, destroy: bool = False) -> tuple[Plan, Result]:
-    """Plan then apply (like `up --yes`); returns both. Fails the test on an apply failure."""
-    ctx.outputs.clear()
-    the_plan = plan(steps, ctx, destroy=destroy)
-    result = apply(the_plan, steps, ctx)
-    assert not result.failed, {k: repr(e) for k, e in result.failed.items()}
-    assert not result.skipped
-    return the_plan, result
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> Runs:
+    recorded = Runs()
 
+    class Faulty(Aws):
+        def client(self, service: str) -> Any:
+            fresh = service not in self._clients
+            client = super().client(service)
+            if fresh:
+                for fault in recorded.faults:
+                    if fault.service == service:
+                        inject(client, fault)
+            return client
 
-def replan(steps: Sequence[Step], stack: Stack) -> Plan:
-    """A fresh run's plan (new context, nothing cached)."""
-    ctx = make_ctx(stack)
-    return plan(steps, ctx)
+    def opened(options: AwsOptions) -> Aws:
+        aws = Faulty(options)
+        recorded.sessions.append(aws)
+        return aws
 
-
-def with_upstreams(steps: dict[str, Step], keys: Sequence[str]) -> list[Step]:
-    """The steps named by `keys` plus every upstream they need, in the order of `steps`."""
-    wanted: set[str] = set()
-    todo = list(keys)
-    while todo:
-        k = todo.pop()
-        if k not in wanted:
-            wanted.add(k)
-            todo.extend(steps[k].depends_on)
-    return [s for k, s in steps.items() if k in wanted]
-
-
-def steps_for(stack: Stack, keep: Callable[[Step], bool] = lambda s: True) -> list[Step]:
-    """The stack's steps, filtered, plus every upstream the kept ones need."""
-    all_steps = {s.key: s for s in build(stack, REGION)}
-    return with_upstreams(all_steps, [k for k, s in all_steps.items() if keep(s)])
+    monkeypatch.setattr(spotecs.up, "Aws", opened)
+    # Real waits, without the sleeping: every wait is still bounded (5 polls or 5 s).
+    monkeypatch.setattr(spotecs.up, "Timeouts", lambda: Timeouts(default=5, delay=0))
+    return recorded

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from spotecs import aws
 from spotecs.aws import Aws, AwsOptions, Call, call, owned_by, tag_dict, tag_list, tags_from_list
 from spotecs.errors import AwsError, UsageError, WaitTimeout
-from tests.conftest import REGION, make_ctx
+from tests.helpers import REGION, make_ctx
 
 
 def client_error(code: str, message: str = "it went wrong", op: str = "DoThing") -> ClientError:
@@ -430,7 +430,7 @@ def test_context_account_id_is_looked_up_once(moto: None) -> None:
 
 
 def test_context_tags_include_stack_tags(moto: None) -> None:
-    from tests.conftest import make_stack
+    from tests.helpers import make_stack
 
     ctx = make_ctx(make_stack(tags={"team": "web"}))
     assert ctx.tags(Name="n") == {"team": "web", "Name": "n", "spotecs:stack": "demo", "spotecs:managed": "true"}

@@ -11,10 +11,7 @@ from spotecs import checks
 from spotecs.config import parse
 from spotecs.engine.plan import plan
 from spotecs.errors import CheckError, ConfigError, ExitCode
-from spotecs.steps.base import Step
-from tests.conftest import make_ctx, make_stack, steps_for
-
-COMPUTE = {"ami", "instance-types", "cluster", "launch-template", "auto-scaling-group", "capacity-provider"}
+from tests.helpers import compute_steps, make_ctx, make_stack
 
 
 def fact(vcpus: int, memory_mib: int, arch: str = "x86_64", burstable: bool = True) -> dict[str, Any]:
@@ -203,10 +200,6 @@ def test_config_accepts_the_edges(instances: str) -> None:
 
 
 # --------------------------------------------------------------------------- at plan time, on moto
-
-
-def compute_steps(stack: Any) -> list[Step]:
-    return steps_for(stack, lambda s: s.key in COMPUTE)
 
 
 @pytest.mark.usefixtures("moto")

@@ -27,7 +27,7 @@ from spotecs.render import Env, plan_json, plan_text, result_text
 from spotecs.steps import build
 from spotecs.steps.base import Step
 from spotecs.steps.log_group import LogGroup
-from tests.conftest import MINIMAL
+from tests.helpers import MINIMAL, Runs
 
 CORE = ("network", "security-group:", "iam:", "log-group:")
 
@@ -66,21 +66,6 @@ def make_io(*, tty: bool = True, answer: bool = True) -> Io:
 
 
 @pytest.fixture
-def runs(monkeypatch: pytest.MonkeyPatch) -> list[Aws]:
-    """Every Aws session a command opens, to inspect the calls it made."""
-    sessions: list[Aws] = []
-    real = spotecs.up.Aws
-
-    def recording(options: AwsOptions) -> Aws:
-        a = real(options)
-        sessions.append(a)
-        return a
-
-    monkeypatch.setattr(spotecs.up, "Aws", recording)
-    return sessions
-
-
-@pytest.fixture
 def tweak(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[Step], None]]:
     """`up` builds only the core steps; tests may append functions that alter them."""
     tweaks: list[Callable[[Step], None]] = []
@@ -109,15 +94,11 @@ def invoke(args: list[str], io_: Io | None = None) -> tuple[Result, Io]:
     return result, io_
 
 
-def writes(sessions: list[Aws]) -> list[str]:
-    return [c.operation for a in sessions for c in a.writes()]
-
-
 # ----------------------------------------------------------------------------- up
 
 
 def test_up_yes_shows_plan_applies_then_second_up_has_no_changes(
-    moto: None, tweak: Any, runs: list[Aws], stack_file: Path
+    moto: None, tweak: Any, runs: Runs, stack_file: Path
 ) -> None:
     result, io_ = invoke(["up", "-f", str(stack_file), "--yes"])
     assert result.exit_code == 0, io_.stderr
@@ -137,14 +118,13 @@ def test_up_yes_shows_plan_applies_then_second_up_has_no_changes(
     assert "Apply complete! 5 added, 0 changed, 0 replaced, 0 destroyed." in out
     assert "created log group /ecs/demo/api" in out
     assert io_.questions == []  # --yes: nothing asked
-    assert "CreateSecurityGroup" in writes(runs)
+    assert "CreateSecurityGroup" in runs.writes()
 
-    runs.clear()
     result, io_ = invoke(["up", "-f", str(stack_file), "--yes"])
     assert result.exit_code == 0
     assert "No changes. Stack demo in us-east-1 matches the stack file." in io_.stdout
     assert "Plan:" not in io_.stdout
-    assert writes(runs) == []
+    assert runs.writes() == []
 
 
 def test_up_shows_update_and_replace_symbols(
@@ -171,39 +151,37 @@ def test_up_shows_update_and_replace_symbols(
     assert "Plan: 0 to add, 1 to change, 1 to replace, 0 to destroy." in out
 
 
-def test_up_asks_and_applies_on_yes(moto: None, tweak: Any, runs: list[Aws], stack_file: Path) -> None:
+def test_up_asks_and_applies_on_yes(moto: None, tweak: Any, runs: Runs, stack_file: Path) -> None:
     result, io_ = invoke(["up", "-f", str(stack_file)], make_io(tty=True, answer=True))
     assert result.exit_code == 0, io_.stderr
     assert io_.questions == ["\nApply these changes?"]
     assert "Apply complete!" in io_.stdout
-    assert writes(runs)
+    assert runs.writes()
 
 
-def test_up_declined_changes_nothing(moto: None, tweak: Any, runs: list[Aws], stack_file: Path) -> None:
+def test_up_declined_changes_nothing(moto: None, tweak: Any, runs: Runs, stack_file: Path) -> None:
     result, io_ = invoke(["up", "-f", str(stack_file)], make_io(tty=True, answer=False))
     assert result.exit_code == 2
     assert "cancelled: nothing was changed" in io_.stderr
     assert "Plan: 5 to add" in io_.stdout
-    assert writes(runs) == []
+    assert runs.writes() == []
 
 
-def test_up_refuses_without_yes_when_stdin_is_not_a_tty(
-    moto: None, tweak: Any, runs: list[Aws], stack_file: Path
-) -> None:
+def test_up_refuses_without_yes_when_stdin_is_not_a_tty(moto: None, tweak: Any, runs: Runs, stack_file: Path) -> None:
     result, io_ = invoke(["up", "-f", str(stack_file)], make_io(tty=False))
     assert result.exit_code == 2
     assert "Error: refusing to change AWS without confirmation: stdin is not a terminal; pass --yes" in io_.stderr
     assert io_.questions == []
-    assert writes(runs) == []
+    assert runs.writes() == []
 
 
-def test_up_dry_run_changes_nothing(moto: None, tweak: Any, runs: list[Aws], stack_file: Path) -> None:
+def test_up_dry_run_changes_nothing(moto: None, tweak: Any, runs: Runs, stack_file: Path) -> None:
     result, io_ = invoke(["up", "-f", str(stack_file), "--dry-run"], make_io(tty=False))
     assert result.exit_code == 0
     assert "Plan: 5 to add, 0 to change, 0 to replace, 0 to destroy." in io_.stdout
     assert io_.questions == []
-    assert runs[0].calls, "a dry run still reads AWS"
-    assert writes(runs) == []
+    assert runs.sessions[0].calls, "a dry run still reads AWS"
+    assert runs.writes() == []
 
 
 @pytest.mark.parametrize("applied_first", [False, True])
@@ -306,7 +284,7 @@ def test_yaml_syntax_error_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert io_.stderr.startswith(f"Error: {f}:3:1: YAML syntax error:")
 
 
-def test_output_json_is_a_parsable_plan(moto: None, tweak: Any, runs: list[Aws], stack_file: Path) -> None:
+def test_output_json_is_a_parsable_plan(moto: None, tweak: Any, runs: Runs, stack_file: Path) -> None:
     result, io_ = invoke(["up", "-f", str(stack_file), "--dry-run", "--output", "json"])
     assert result.exit_code == 0, io_.stderr
     doc = json.loads(io_.stdout)
@@ -320,7 +298,7 @@ def test_output_json_is_a_parsable_plan(moto: None, tweak: Any, runs: list[Aws],
         "diffs": [],
     }
     assert any("spot-heavy" in w for w in doc["warnings"])
-    assert writes(runs) == []
+    assert runs.writes() == []
 
 
 def test_output_json_needs_dry_run_or_yes(stack_file: Path) -> None:
@@ -330,7 +308,7 @@ def test_output_json_needs_dry_run_or_yes(stack_file: Path) -> None:
 
 
 def test_check_problems_exit_2_listing_every_problem(
-    moto: None, tweak: Any, runs: list[Aws], stack_file: Path, monkeypatch: pytest.MonkeyPatch
+    moto: None, tweak: Any, runs: Runs, stack_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(LogGroup, "check", lambda self, ctx, d, c: ["first problem", "second problem"])
     result, io_ = invoke(["up", "-f", str(stack_file), "--yes"])
@@ -340,11 +318,11 @@ def test_check_problems_exit_2_listing_every_problem(
         "  - first problem",
         "  - second problem",
     ]
-    assert writes(runs) == []
+    assert runs.writes() == []
 
 
 def test_check_problems_name_the_stack_files_line(
-    moto: None, tweak: Any, runs: list[Aws], stack_file: Path, monkeypatch: pytest.MonkeyPatch
+    moto: None, tweak: Any, runs: Runs, stack_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
         LogGroup, "check", lambda self, ctx, d, c: ["services.api.image: not pullable", "no field named here"]
@@ -356,7 +334,7 @@ def test_check_problems_name_the_stack_files_line(
         f"  - {stack_file}:{line}: services.api.image: not pullable",
         "  - no field named here",
     ]
-    assert writes(runs) == []
+    assert runs.writes() == []
 
 
 def test_apply_failure_exit_1_reports_failed_and_skipped(

@@ -5,9 +5,11 @@ legal-but-risky settings. Table-driven: (yaml, expected path, message fragment, 
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
+import boto3
 import pytest
 
 from spotecs import config
@@ -507,7 +509,6 @@ def test_yaml_merge_keys_share_settings_between_services() -> None:
 
 
 def test_config_module_makes_no_aws_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    import boto3
 
     def boom(*a: object, **k: object) -> None:
         raise AssertionError("config must not touch AWS")
@@ -563,3 +564,45 @@ def test_json_schema() -> None:
     assert schema["required"] == ["stack", "services"]
     assert schema["additionalProperties"] is False
     assert schema["title"] == "spotecs stack file"
+
+
+def _yaml(service: str, **extra: str) -> str:
+    lines = [
+        "stack: demo",
+        "instances:",
+        "  types: [t3.small]",
+        *extra.get("instances", "").splitlines(),
+        "services:",
+        "  api:",
+        "    image: app:1",
+        *(f"    {line}" for line in service.splitlines()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("service", "instances", "message"),
+    [
+        ("memory_soft: 600\nmemory_hard: 512", "", "services.api.memory_soft: must not exceed memory_hard (512)"),
+        (
+            "desired_count: 1\ndeployment:\n  min_healthy_percent: 50\n  max_percent: 150",
+            "",
+            "a deployment can never make progress",
+        ),
+        (
+            "container_port: 3000\nderegistration_delay: 90",
+            "  container_stop_timeout: 60",
+            "more than the 2-minute spot notice",
+        ),
+    ],
+)
+def test_config_refuses_settings_that_cannot_work(service: str, instances: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse(_yaml(service, instances=instances))
+
+
+def test_min_healthy_100_with_spot_is_a_warning() -> None:
+    stack = parse(_yaml("container_port: 3000"))
+    assert any("min_healthy_percent: 100 with a spot-heavy mix" in w for w in stack.warnings())
+    on_demand = parse(_yaml("container_port: 3000", instances="  on_demand_percent: 100"))
+    assert on_demand.warnings() == []

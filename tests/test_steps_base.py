@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from spotecs.engine.model import Unknown
 from spotecs.errors import WaitTimeout
-from tests.conftest import make_ctx
+from spotecs.steps.base import retry_iam_propagation
+from tests.helpers import (
+    make_ctx,
+)
 
 
 def test_facts_are_computed_once_and_one_slow_fact_holds_up_no_other() -> None:
@@ -69,3 +74,55 @@ def test_a_wait_that_runs_out_says_what_where_it_stands_and_what_to_do() -> None
 def test_a_wait_within_its_budget_returns_what_the_attempt_returns() -> None:
     ctx = make_ctx()
     assert ctx.until("x", lambda budget: budget * 2, hint="h") == 2 * ctx.timeouts.default
+
+
+def _iam_error(code: str, message: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, "CreateAutoScalingGroup")
+
+
+def test_a_just_created_instance_profile_is_retried() -> None:
+    ctx = make_ctx()
+    answers: list[Any] = [
+        _iam_error(
+            "ValidationError",
+            "You must use a valid fully-formed launch template. Value (arn) for "
+            "parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN",
+        ),
+        _iam_error("InvalidParameterValue", "Invalid IamInstanceProfile: demo"),
+        {"ok": True},
+    ]
+
+    def fake(**kw: Any) -> Any:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert retry_iam_propagation(ctx, "create auto scaling group demo", fake, Name="x") == {"ok": True}
+    assert answers == []
+
+
+def test_other_validation_errors_are_not_retried() -> None:
+    from spotecs.errors import AwsError
+
+    calls = []
+
+    def fake(**kw: Any) -> Any:
+        calls.append(kw)
+        raise _iam_error("ValidationError", "Max bound, 1, must be greater than or equal to min bound, 2")
+
+    with pytest.raises(AwsError, match="Failed to create auto scaling group demo: Max bound"):
+        retry_iam_propagation(make_ctx(), "create auto scaling group demo", fake)
+    assert len(calls) == 1
+
+
+def test_iam_retry_is_bounded() -> None:
+    def never_ready(**kw: Any) -> Any:
+        raise _iam_error("ValidationError", "Invalid IAM Instance Profile name")
+
+    ctx = make_ctx()
+    ctx.timeouts.default = 0
+    with pytest.raises(WaitTimeout, match="create launch template demo-instances") as info:
+        retry_iam_propagation(ctx, "create launch template demo-instances", never_ready)
+    # AWS's own code, not one made up for the retry
+    assert "Invalid IAM Instance Profile name (ValidationError)" in str(info.value)

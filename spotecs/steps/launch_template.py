@@ -105,6 +105,16 @@ def normalise(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _describe(ctx: Context, name: str) -> dict[str, Any] | None:
+    got = ctx.call(
+        f"describe launch template {name}",
+        ctx.client("ec2").describe_launch_templates,
+        missing=NOT_FOUND,
+        LaunchTemplateNames=[name],
+    )
+    return got["LaunchTemplates"][0] if got and got.get("LaunchTemplates") else None
+
+
 class LaunchTemplate(Step):
     """Outputs: id, name, version (the default version's number)."""
 
@@ -173,15 +183,9 @@ class LaunchTemplate(Step):
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
         ec2 = ctx.client("ec2")
-        got = ctx.call(
-            f"describe launch template {self.name}",
-            ec2.describe_launch_templates,
-            missing=NOT_FOUND,
-            LaunchTemplateNames=[self.name],
-        )
-        if not got or not got.get("LaunchTemplates"):
+        lt = _describe(ctx, self.name)
+        if lt is None:
             return None
-        lt = got["LaunchTemplates"][0]
         versions = ctx.call(
             f"describe the default version of launch template {self.name}",
             ec2.describe_launch_template_versions,
@@ -233,6 +237,8 @@ class LaunchTemplate(Step):
         return {"id": lt_id, "name": self.name, "version": version}
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
+        if _describe(ctx, self.name) is None:
+            return
         ctx.call(
             f"delete launch template {self.name}",
             ctx.client("ec2").delete_launch_template,

@@ -1,0 +1,275 @@
+"""steps/iam.py: the instances' role and instance profile, the tasks' execution role and its secrets
+policy; drift, ownership, deletion."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from spotecs.config import Stack
+from spotecs.engine.model import Action
+from spotecs.engine.plan import NOT_OWNED, plan
+from spotecs.steps.base import Step
+from spotecs.steps.iam import EXECUTION_POLICY, INSTANCE_POLICY, SECRETS_POLICY, instance_role
+from tests.helpers import (
+    REGION,
+    converge,
+    fresh,
+    make_ctx,
+    make_stack,
+    only,
+    replan,
+    steps_for,
+    touching,
+    up,
+)
+
+SECRET_A = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
+
+SECRET_B = "arn:aws:secretsmanager:us-east-1:123456789012:secret:api-key-XyZ123"
+
+REGISTRY = "arn:aws:secretsmanager:us-east-1:123456789012:secret:registry-QwErTy"
+
+PARAM = "arn:aws:ssm:us-east-1:123456789012:parameter/demo/token"
+
+INSTANCE_ROLE = f"demo-{REGION}-ecs-instance"
+
+EXECUTION_ROLE = f"demo-{REGION}-ecs-execution"
+
+IAM_KEYS = ("iam:instance-role", "iam:execution-role")
+
+
+def _iam_stack(**service: Any) -> Stack:
+    return make_stack(services={"api": service})
+
+
+def _inline(iam: Any, role: str) -> dict[str, Any]:
+    return {
+        n: iam.get_role_policy(RoleName=role, PolicyName=n)["PolicyDocument"]
+        for n in iam.list_role_policies(RoleName=role)["PolicyNames"]
+    }
+
+
+def _attached(iam: Any, role: str) -> list[str]:
+    return sorted(p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"])
+
+
+@pytest.fixture
+def iam_steps(moto: None) -> list[Step]:
+    return steps_for(make_stack(), only(*IAM_KEYS))
+
+
+def test_iam_absent_plan_create(iam_steps: list[Step]) -> None:
+    p = plan(iam_steps, make_ctx())
+    assert {c.key: c.action for c in p.changes} == dict.fromkeys(IAM_KEYS, Action.CREATE)
+    assert p.get("iam:instance-role").name == INSTANCE_ROLE
+    assert p.get("iam:execution-role").name == EXECUTION_ROLE
+
+
+def test_iam_apply(iam_steps: list[Step], iam: Any) -> None:
+    ctx = make_ctx()
+    converge(iam_steps, ctx)
+    role = iam.get_role(RoleName=INSTANCE_ROLE)["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    assert _attached(iam, INSTANCE_ROLE) == [INSTANCE_POLICY]
+    profile = iam.get_instance_profile(InstanceProfileName=INSTANCE_ROLE)["InstanceProfile"]
+    assert [r["RoleName"] for r in profile["Roles"]] == [INSTANCE_ROLE]
+    exec_role = iam.get_role(RoleName=EXECUTION_ROLE)["Role"]
+    assert exec_role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    assert _attached(iam, EXECUTION_ROLE) == [EXECUTION_POLICY]
+    assert _inline(iam, EXECUTION_ROLE) == {}  # no secrets named: no secrets access
+    for name in (INSTANCE_ROLE, EXECUTION_ROLE):
+        tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=name)["Tags"]}
+        assert tags == {"spotecs:stack": "demo", "spotecs:managed": "true"}
+    # Outputs the launch template and task definitions need, right after creation.
+    out = ctx.outputs["iam:instance-role"]
+    assert out["arn"] == role["Arn"]
+    assert out["instance_profile"] == INSTANCE_ROLE
+    assert out["instance_profile_arn"] == profile["Arn"]
+    assert ctx.outputs["iam:execution-role"]["arn"] == exec_role["Arn"]
+
+
+def test_execution_role_reads_exactly_the_services_secrets(moto: None, iam: Any) -> None:
+    stack = make_stack(
+        services={
+            "api": {"secrets": {"DB": SECRET_A, "TOKEN": PARAM}, "repository_credentials": REGISTRY},
+            "worker": {"image": "busybox", "secrets": {"KEY": SECRET_B, "DB": SECRET_A}},
+        }
+    )
+    steps = steps_for(stack, only("iam:execution-role"))
+    converge(steps, make_ctx(stack))
+    assert _inline(iam, EXECUTION_ROLE) == {
+        SECRETS_POLICY: {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["secretsmanager:GetSecretValue"],
+                    "Resource": sorted([SECRET_A, SECRET_B, REGISTRY]),
+                },
+                {"Effect": "Allow", "Action": ["ssm:GetParameters"], "Resource": [PARAM]},
+            ],
+        }
+    }
+    assert not replan(steps, stack).has_changes
+
+
+def test_iam_plan_again_is_noop(iam_steps: list[Step]) -> None:
+    converge(iam_steps, make_ctx())
+    ctx = make_ctx()
+    p, result = converge(iam_steps, ctx)
+    assert not p.has_changes and result.applied == []
+    assert ctx.aws.writes() == []
+
+
+def test_execution_role_secret_added_is_an_update(moto: None, iam: Any) -> None:
+    before = _iam_stack(secrets={"DB": SECRET_A})
+    steps = steps_for(before, only("iam:execution-role"))
+    converge(steps, make_ctx(before))
+    after = _iam_stack(secrets={"DB": SECRET_A, "KEY": SECRET_B})
+    p = replan(steps, after)
+    ch = p.get("iam:execution-role")
+    assert ch.action is Action.UPDATE
+    assert [d.path for d in ch.diffs] == [f"inline_policies.{SECRETS_POLICY}.Statement"]
+    ctx = make_ctx(after)
+    converge(steps, ctx)
+    assert [c.operation for c in ctx.aws.writes()] == ["PutRolePolicy"]
+    doc = _inline(iam, EXECUTION_ROLE)[SECRETS_POLICY]
+    assert doc["Statement"][0]["Resource"] == sorted([SECRET_A, SECRET_B])
+    assert not replan(steps, after).has_changes
+
+
+def test_execution_role_all_secrets_removed_drops_the_policy(moto: None, iam: Any) -> None:
+    before = _iam_stack(secrets={"DB": SECRET_A})
+    steps = steps_for(before, only("iam:execution-role"))
+    converge(steps, make_ctx(before))
+    after = _iam_stack()
+    ch = replan(steps, after).get("iam:execution-role")
+    assert ch.action is Action.UPDATE
+    assert [(d.path, d.old, d.new) for d in ch.diffs] == [("inline_policy_names", [SECRETS_POLICY], [])]
+    ctx = make_ctx(after)
+    converge(steps, ctx)
+    assert [c.operation for c in ctx.aws.writes()] == ["DeleteRolePolicy"]
+    assert _inline(iam, EXECUTION_ROLE) == {}
+    assert not replan(steps, after).has_changes
+
+
+def test_instance_role_drift_is_repaired(iam_steps: list[Step], iam: Any) -> None:
+    converge(iam_steps, make_ctx())
+    iam.detach_role_policy(RoleName=INSTANCE_ROLE, PolicyArn=INSTANCE_POLICY)
+    iam.remove_role_from_instance_profile(InstanceProfileName=INSTANCE_ROLE, RoleName=INSTANCE_ROLE)
+    p = replan(iam_steps, make_stack())
+    ch = p.get("iam:instance-role")
+    assert ch.action is Action.UPDATE
+    assert sorted(d.path for d in ch.diffs) == ["instance_profile", "managed_policies"]
+    ctx = make_ctx()
+    converge(iam_steps, ctx)
+    assert sorted(c.operation for c in ctx.aws.writes()) == ["AddRoleToInstanceProfile", "AttachRolePolicy"]
+    assert _attached(iam, INSTANCE_ROLE) == [INSTANCE_POLICY]
+    assert ctx.outputs["iam:instance-role"]["instance_profile"] == INSTANCE_ROLE
+    assert not replan(iam_steps, make_stack()).has_changes
+
+
+def test_role_trust_policy_drift_is_updated(iam_steps: list[Step], iam: Any) -> None:
+    converge(iam_steps, make_ctx())
+    wrong = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    iam.update_assume_role_policy(RoleName=EXECUTION_ROLE, PolicyDocument=json.dumps(wrong))
+    ctx = make_ctx()
+    p, _ = converge(iam_steps, ctx)
+    assert [d.path for d in p.get("iam:execution-role").diffs] == ["trusted_service"]
+    (call,) = ctx.aws.writes()
+    assert call.operation == "UpdateAssumeRolePolicy"
+    assert json.loads(call.params["PolicyDocument"])["Statement"][0]["Principal"] == {
+        "Service": "ecs-tasks.amazonaws.com"
+    }
+
+
+def test_iam_delete_and_delete_again(iam_steps: list[Step], iam: Any) -> None:
+    stack = _iam_stack(secrets={"DB": SECRET_A})
+    converge(iam_steps, make_ctx(stack))
+    ctx = make_ctx(stack)
+    current = {s.key: s.read(ctx.for_step(s.key)) for s in iam_steps}
+    p, _ = converge(iam_steps, ctx, destroy=True)
+    assert {c.key: c.action for c in p.changes} == dict.fromkeys(IAM_KEYS, Action.DELETE)
+    assert iam.list_roles()["Roles"] == []
+    assert iam.list_instance_profiles()["InstanceProfiles"] == []
+    again = make_ctx(stack)
+    for s in iam_steps:
+        s.delete(again.for_step(s.key), current[s.key])  # type: ignore[arg-type]
+    assert not plan(iam_steps, make_ctx(stack), destroy=True).has_changes
+
+
+@pytest.fixture
+def foreign_execution_role(iam: Any) -> str:
+    """A role with spotecs's name that spotecs did not create: no tags, another policy."""
+    iam.create_role(
+        RoleName=EXECUTION_ROLE,
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )
+    iam.put_role_policy(
+        RoleName=EXECUTION_ROLE,
+        PolicyName="theirs",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        ),
+    )
+    return str(iam.get_role(RoleName=EXECUTION_ROLE)["Role"]["Arn"])
+
+
+def test_not_owned_role_is_reused_read_only(iam_steps: list[Step], iam: Any, foreign_execution_role: str) -> None:
+    stack = _iam_stack(secrets={"DB": SECRET_A})
+    ctx = make_ctx(stack)
+    p, _ = converge(iam_steps, ctx)
+    ch = p.get("iam:execution-role")
+    assert ch.action is Action.NOOP and ch.note == NOT_OWNED and ch.diffs == []
+    assert p.get("iam:instance-role").action is Action.CREATE
+    # No write call of any kind names the foreign role...
+    assert touching(ctx.aws.writes(), RoleName=EXECUTION_ROLE) == []
+    assert ctx.aws.writes(), "the owned role must still have been created"
+    # ...its ARN is still the output dependants get...
+    assert ctx.outputs["iam:execution-role"]["arn"] == foreign_execution_role
+    # ...and it is exactly as it was.
+    assert list(_inline(iam, EXECUTION_ROLE)) == ["theirs"]
+    assert _attached(iam, EXECUTION_ROLE) == []
+    assert iam.list_role_tags(RoleName=EXECUTION_ROLE)["Tags"] == []
+
+
+def test_not_owned_role_is_never_deleted(iam_steps: list[Step], iam: Any, foreign_execution_role: str) -> None:
+    converge(iam_steps, make_ctx())
+    ctx = make_ctx()
+    p, _ = converge(iam_steps, ctx, destroy=True)
+    assert p.get("iam:execution-role").action is Action.NOOP
+    assert p.get("iam:instance-role").action is Action.DELETE
+    assert touching(ctx.aws.writes(), RoleName=EXECUTION_ROLE) == []
+    assert iam.get_role(RoleName=EXECUTION_ROLE)["Role"]["Arn"] == foreign_execution_role
+
+
+def test_instance_profile_made_outside_spotecs_only_loses_our_role(moto: None) -> None:
+    stack = make_stack()
+    iam = boto3.client("iam", region_name=REGION)
+    role = instance_role("demo", REGION)
+    iam.create_instance_profile(InstanceProfileName=role.name)  # untagged: not ours
+    steps, _ = up(stack, lambda s: s.key == "iam:instance-role")
+    assert [
+        r["RoleName"] for r in iam.get_instance_profile(InstanceProfileName=role.name)["InstanceProfile"]["Roles"]
+    ] == [role.name]
+    converge(steps, fresh(stack), destroy=True)
+    assert iam.get_instance_profile(InstanceProfileName=role.name)["InstanceProfile"]["Roles"] == []
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_role(RoleName=role.name)

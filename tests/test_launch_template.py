@@ -1,0 +1,156 @@
+"""steps/launch_template.py: the hardened launch template, its user data, new versions, deletion."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from spotecs.engine.model import Action
+from spotecs.engine.plan import plan
+from spotecs.sandbox.userdata import parse_ecs_config
+from tests.helpers import (
+    COMPUTE,
+    REGION,
+    compute_steps,
+    converge,
+    fresh,
+    make_ctx,
+    make_stack,
+    only,
+    replan,
+    sent,
+    step,
+    up,
+    writes,
+)
+
+pytestmark = pytest.mark.usefixtures("moto")
+
+
+AL2023 = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
+
+
+def test_launch_template_request_is_hardened() -> None:
+    _, ctx = up(make_stack(), only(*COMPUTE))
+    (req,) = sent(ctx, "CreateLaunchTemplate")
+    data = req["LaunchTemplateData"]
+    ami = ctx.client("ssm").get_parameter(Name=AL2023)["Parameter"]["Value"]
+    profile = ctx.client("iam").get_instance_profile(InstanceProfileName=f"demo-{REGION}-ecs-instance")
+    sg = ctx.client("ec2").describe_security_groups(GroupNames=["demo-instances"])["SecurityGroups"][0]
+    assert data["ImageId"] == ami
+    assert data["IamInstanceProfile"] == {"Arn": profile["InstanceProfile"]["Arn"]}
+    assert data["SecurityGroupIds"] == [sg["GroupId"]]
+    assert data["MetadataOptions"] == {
+        "HttpEndpoint": "enabled",
+        "HttpTokens": "required",
+        "HttpPutResponseHopLimit": 2,
+    }
+    # moto's ECS AMI has a 15 GiB root; the ECS-optimized minimum (30) wins
+    assert data["BlockDeviceMappings"] == [
+        {
+            "DeviceName": "/dev/xvda",
+            "Ebs": {"VolumeSize": 30, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True},
+        }
+    ]
+    assert data["EbsOptimized"] is True
+    assert data["CreditSpecification"] == {"CpuCredits": "unlimited"}  # t3.small is burstable
+    assert "KeyName" not in data
+    assert {"Key": "spotecs:managed", "Value": "true"} in req["TagSpecifications"][0]["Tags"]
+
+
+def test_user_data_writes_the_three_ecs_settings() -> None:
+    stack = make_stack(
+        cluster={"name": "DemoApiClusterProd"},
+        instances={"container_stop_timeout": "1m", "ecs_agent": {"ECS_ENABLE_TASK_IAM_ROLE": "true"}},
+    )
+    _, ctx = up(stack, only(*COMPUTE))
+    (req,) = sent(ctx, "CreateLaunchTemplate")
+    script = base64.b64decode(req["LaunchTemplateData"]["UserData"]).decode()
+    assert script.startswith("#!/bin/bash\n")
+    body = script.split("<<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+    settings = dict(line.split("=", 1) for line in body.splitlines())
+    assert settings == {
+        "ECS_CLUSTER": "DemoApiClusterProd",
+        "ECS_ENABLE_SPOT_INSTANCE_DRAINING": "true",
+        "ECS_CONTAINER_STOP_TIMEOUT": "60s",
+        "ECS_ENABLE_TASK_IAM_ROLE": "true",
+    }
+    assert "/etc/ecs/ecs.config" in script.split("<<'EOF'")[0]
+    # the sandbox's simulated agent reads the same settings
+    assert parse_ecs_config(script)["ECS_CLUSTER"] == "DemoApiClusterProd"
+
+
+def test_stop_timeout_change_is_a_new_version_and_the_group_is_untouched() -> None:
+    steps, first = up(make_stack(), only(*COMPUTE))
+    lt_id = first.outputs["launch-template"]["id"]
+    changed = make_stack(instances={"container_stop_timeout": 30})
+    the_plan = replan(steps, changed)
+    assert the_plan.get("launch-template").action is Action.NEW_VERSION
+    assert [d.path for d in the_plan.get("launch-template").diffs] == ["user_data"]
+    assert the_plan.get("auto-scaling-group").action is Action.NOOP
+    assert the_plan.get("capacity-provider").action is Action.NOOP
+
+    ctx = fresh(changed)
+    converge(steps, ctx)
+    assert writes(ctx, "autoscaling") == [] and writes(ctx, "ecs") == []
+    (req,) = sent(ctx, "CreateLaunchTemplateVersion")
+    assert req["LaunchTemplateId"] == lt_id
+    assert "SourceVersion" not in req and req["LaunchTemplateData"]["ImageId"]  # full data, always
+    assert "ECS_CONTAINER_STOP_TIMEOUT=30s" in base64.b64decode(req["LaunchTemplateData"]["UserData"]).decode()
+    lt = ctx.client("ec2").describe_launch_templates(LaunchTemplateIds=[lt_id])["LaunchTemplates"][0]
+    assert lt["DefaultVersionNumber"] == 2
+    assert ctx.outputs["launch-template"]["id"] == lt_id and ctx.outputs["launch-template"]["version"] == 2
+    assert not replan(steps, changed).has_changes
+
+
+def test_launch_template_delete_twice() -> None:
+    stack = make_stack()
+    steps, ctx = up(stack, only(*COMPUTE))
+    lt = step(steps, "launch-template")
+    current = lt.read(ctx)
+    assert current is not None
+    lt.delete(ctx, current)
+    assert lt.read(ctx) is None
+    n = len(ctx.aws.writes())
+    lt.delete(ctx, current)  # already gone: no error, and nothing written
+    assert lt.read(ctx) is None and len(ctx.aws.writes()) == n
+
+
+@pytest.mark.parametrize(
+    ("types", "credits", "ebs_optimized"),
+    [
+        (["t3.small"], "unlimited", True),
+        (["t3.medium", "m5.large"], None, True),  # the flag is invalid for m5; t3 is unlimited by default
+        (["t2.micro"], "unlimited", False),  # t2 cannot be EBS-optimized
+    ],
+)
+def test_credits_and_ebs_optimization_follow_the_types(
+    types: list[str], credits: str | None, ebs_optimized: bool
+) -> None:
+    stack = make_stack(instances={"types": types}, services={"api": {"memory_soft": 128}})
+    desired = plan(compute_steps(stack), make_ctx(stack)).get("launch-template").desired
+    assert desired is not None
+    assert desired["cpu_credits"] == credits
+    assert desired["ebs_optimized"] is ebs_optimized
+    assert desired["instance_type"] == types[0]
+
+
+def test_ami_alias_explicit_id_and_disk_size() -> None:
+    ctx = make_ctx()
+    arm = ctx.client("ssm").get_parameter(
+        Name="/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"
+    )["Parameter"]["Value"]
+    stack = make_stack(instances={"ami": "al2023-arm64", "types": ["t4g.small"], "disk_gib": 50})
+    desired = plan(compute_steps(stack), fresh(stack)).get("launch-template").desired
+    assert desired is not None
+    assert desired["image_id"] == arm and desired["root_volume"]["size_gib"] == 50
+    explicit = make_stack(instances={"ami": arm, "types": ["t4g.small"]})
+    desired = plan(compute_steps(explicit), fresh(explicit)).get("launch-template").desired
+    assert desired is not None and desired["image_id"] == arm
+
+
+def test_key_pair_is_sent_when_configured() -> None:
+    make_ctx().client("ec2").create_key_pair(KeyName="ops")
+    _, ctx = up(make_stack(instances={"key_pair": "ops"}), only(*COMPUTE))
+    assert sent(ctx, "CreateLaunchTemplate")[0]["LaunchTemplateData"]["KeyName"] == "ops"

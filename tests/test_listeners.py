@@ -1,0 +1,136 @@
+"""steps/listeners.py: listeners and rules, HTTP and HTTPS with the redirect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from spotecs.engine.model import Action
+from spotecs.steps import workload
+from tests.helpers import (
+    REGION,
+    StandIn,
+    changes,
+    converge,
+    deep_merge,
+    fresh,
+    make_stack,
+    replan,
+    sent,
+    target_group_arn,
+    workload_steps,
+)
+
+ROUTED: dict[str, Any] = {
+    "services": {
+        "api": {"image": "a", "container_port": 3000},
+        "admin": {"image": "b", "container_port": 8080, "routing": {"paths": ["/admin/*"]}},
+        "docs": {
+            "image": "c",
+            "container_port": 80,
+            "routing": {"hosts": ["docs.example.com"], "paths": ["/v1/*"], "priority": 5},
+        },
+    }
+}
+
+
+def _listeners(lb: str = "demo") -> dict[int, dict[str, Any]]:
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    arn = elbv2.describe_load_balancers(Names=[lb])["LoadBalancers"][0]["LoadBalancerArn"]
+    out = {}
+    for listener in elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]:
+        rules = elbv2.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]
+        listener["rules"] = {r["Priority"]: r for r in rules}
+        out[listener["Port"]] = listener
+    return out
+
+
+def test_listener_routes_by_path_and_host_with_the_first_service_as_default(compute: dict[str, StandIn]) -> None:
+    stack = make_stack(**ROUTED)
+    steps = workload_steps(stack, compute, lambda s: s.key == "listeners")
+    converge(steps, fresh(stack))
+
+    listeners = _listeners()
+    assert list(listeners) == [80]
+    http = listeners[80]
+    assert http["Protocol"] == "HTTP"
+    assert http["DefaultActions"][0]["TargetGroupArn"] == target_group_arn("demo-api")
+    rules = http["rules"]
+    assert sorted(rules) == ["20", "5", "default"]
+    admin, docs = rules["20"], rules["5"]  # admin by its place in the file (2nd), docs by its own priority
+    assert admin["Conditions"] == [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/admin/*"]}}]
+    assert admin["Actions"][0]["TargetGroupArn"] == target_group_arn("demo-admin")
+    assert {c["Field"]: c for c in docs["Conditions"]}["host-header"]["HostHeaderConfig"]["Values"] == [
+        "docs.example.com"
+    ]
+    assert {c["Field"]: c for c in docs["Conditions"]}["path-pattern"]["PathPatternConfig"]["Values"] == ["/v1/*"]
+    assert docs["Actions"][0]["TargetGroupArn"] == target_group_arn("demo-docs")
+
+    # A route removed from the file is removed from the listener; the others stay untouched.
+    fewer = make_stack(**deep_merge(ROUTED, {"services": {"docs": {"routing": {"hosts": []}}}}))
+    ctx = fresh(fewer)
+    converge(workload_steps(fewer, compute, lambda s: s.key == "listeners"), ctx)
+    assert [c["Field"] for c in _listeners()[80]["rules"]["5"]["Conditions"]] == ["path-pattern"]
+    assert [w["RuleArn"] for w in sent(ctx, "ModifyRule")] == [docs["RuleArn"]]
+    assert sent(ctx, "CreateRule") == sent(ctx, "DeleteRule") == sent(ctx, "ModifyListener") == []
+
+
+def test_rule_priorities_must_be_unique() -> None:
+    stack = make_stack(**deep_merge(ROUTED, {"services": {"admin": {"routing": {"priority": 5}}}}))
+    listeners = next(s for s in workload.steps(stack, REGION) if s.key == "listeners")
+    problems = listeners.check(fresh(stack), {}, None)
+    assert problems and "admin, docs share listener rule priority 5" in problems[0]
+
+
+def _certificate() -> str:
+    acm = boto3.client("acm", region_name=REGION)
+    return str(acm.request_certificate(DomainName="example.com")["CertificateArn"])
+
+
+def test_https_listener_with_tls12_policy_and_http_redirecting_301(compute: dict[str, StandIn]) -> None:
+    stack = make_stack(**deep_merge(ROUTED, {"load_balancer": {"certificate_arn": _certificate()}}))
+    steps = workload_steps(stack, compute, lambda s: s.key == "listeners")
+    ctx = fresh(stack)
+    converge(steps, ctx)
+
+    listeners = _listeners()
+    https, http = listeners[443], listeners[80]
+    assert https["Protocol"] == "HTTPS"
+    assert https["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert https["Certificates"][0]["CertificateArn"] == stack.load_balancer.certificate_arn
+    assert https["DefaultActions"][0]["TargetGroupArn"] == target_group_arn("demo-api")
+    assert sorted(https["rules"]) == ["20", "5", "default"]
+    redirect = http["DefaultActions"][0]
+    assert redirect["Type"] == "redirect"
+    assert redirect["RedirectConfig"]["Protocol"] == "HTTPS"
+    assert redirect["RedirectConfig"]["Port"] == "443"
+    assert redirect["RedirectConfig"]["StatusCode"] == "HTTP_301"
+    assert list(http["rules"]) == ["default"]  # the rules live on HTTPS only
+    assert ctx.outputs["load-balancer"]["url"].startswith("https://")
+    assert changes(replan(steps, stack)) == {}
+
+
+def test_https_without_redirect_serves_both_ports(compute: dict[str, StandIn]) -> None:
+    stack = make_stack(load_balancer={"certificate_arn": _certificate(), "redirect_http": False})
+    converge(workload_steps(stack, compute, lambda s: s.key == "listeners"), fresh(stack))
+    listeners = _listeners()
+    assert {p: listener["DefaultActions"][0]["Type"] for p, listener in listeners.items()} == {
+        80: "forward",
+        443: "forward",
+    }
+
+
+def test_adding_a_certificate_adds_https_and_turns_http_into_a_redirect(compute: dict[str, StandIn]) -> None:
+    stack = make_stack()
+    converge(workload_steps(stack, compute, lambda s: s.key == "listeners"), fresh(stack))
+    secure = make_stack(load_balancer={"certificate_arn": _certificate()})
+    steps = workload_steps(secure, compute, lambda s: s.key == "listeners")
+    p = replan(steps, secure)
+    assert p.get("listeners").action is Action.UPDATE
+    assert {d.path for d in p.get("listeners").diffs} >= {"https", "http.default.type"}
+    ctx = fresh(secure)
+    converge(steps, ctx)
+    assert len(sent(ctx, "CreateListener")) == 1 and len(sent(ctx, "ModifyListener")) == 1
+    assert _listeners()[80]["DefaultActions"][0]["Type"] == "redirect"
+    assert changes(replan(steps, secure)) == {}

@@ -1,0 +1,87 @@
+"""steps/load_balancer.py: the load balancer and its access-log bucket."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from spotecs.engine.plan import plan
+from spotecs.errors import CheckError
+from tests.helpers import (
+    ACCOUNT,
+    REGION,
+    StandIn,
+    converge,
+    fresh,
+    make_stack,
+    sent,
+    workload_steps,
+)
+
+
+def test_access_log_bucket_expires_logs_and_lets_the_elb_account_write(compute: dict[str, StandIn]) -> None:
+    stack = make_stack(load_balancer={"access_logs": {"expire_days": 14}})
+    steps = workload_steps(stack, compute, lambda s: s.key == "load-balancer")
+    converge(steps, fresh(stack))
+
+    s3, elbv2 = boto3.client("s3", region_name=REGION), boto3.client("elbv2", region_name=REGION)
+    bucket = f"demo-alb-logs-{ACCOUNT}"
+    rule = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"][0]
+    assert (rule["Expiration"], rule["Filter"], rule["Status"]) == ({"Days": 14}, {"Prefix": "alb/"}, "Enabled")
+    statement = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"][0]
+    assert statement["Principal"] == {"AWS": "arn:aws:iam::127311923021:root"}  # us-east-1's ELB account
+    assert statement["Resource"] == f"arn:aws:s3:::{bucket}/alb/AWSLogs/{ACCOUNT}/*"
+    lb_arn = elbv2.describe_load_balancers(Names=["demo"])["LoadBalancers"][0]["LoadBalancerArn"]
+    attrs = {
+        a["Key"]: a["Value"] for a in elbv2.describe_load_balancer_attributes(LoadBalancerArn=lb_arn)["Attributes"]
+    }
+    assert (attrs["access_logs.s3.enabled"], attrs["access_logs.s3.bucket"], attrs["access_logs.s3.prefix"]) == (
+        "true",
+        bucket,
+        "alb",
+    )
+
+    # Teardown empties the bucket spotecs created, then deletes it.
+    s3.put_object(Bucket=bucket, Key="alb/AWSLogs/x.log.gz", Body=b"log")
+    converge(steps, fresh(stack), destroy=True)
+    assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_a_named_access_log_bucket_is_used_not_created(compute: dict[str, StandIn]) -> None:
+    stack = make_stack(load_balancer={"access_logs": {"bucket": "corp-logs", "prefix": "demo"}})
+    steps = workload_steps(stack, compute, lambda s: s.key == "load-balancer")
+    assert "access-log-bucket" not in [s.key for s in steps]
+    ctx = fresh(stack)
+    converge(steps, ctx)
+    attrs = {a["Key"]: a["Value"] for a in sent(ctx, "ModifyLoadBalancerAttributes")[0]["Attributes"]}
+    assert (attrs["access_logs.s3.bucket"], attrs["access_logs.s3.prefix"]) == ("corp-logs", "demo")
+    assert sent(ctx, "CreateBucket") == []
+
+
+def test_load_balancer_is_internet_facing_in_the_stack_subnets_behind_its_group(compute: dict[str, StandIn]) -> None:
+    stack = make_stack()
+    steps = workload_steps(stack, compute, lambda s: s.key == "load-balancer")
+    ctx = fresh(stack)
+    converge(steps, ctx)
+    lb = boto3.client("elbv2", region_name=REGION).describe_load_balancers(Names=["demo"])["LoadBalancers"][0]
+    subnets = [s["SubnetId"] for s in boto3.client("ec2", region_name=REGION).describe_subnets()["Subnets"]]
+    assert (lb["Scheme"], lb["Type"]) == ("internet-facing", "application")
+    assert sorted(z["SubnetId"] for z in lb["AvailabilityZones"]) == sorted(subnets)
+    assert lb["SecurityGroups"] == [ctx.outputs["security-group:lb"]["group_id"]]
+    assert ctx.outputs["load-balancer"]["url"] == f"http://{lb['DNSName']}"
+
+
+def test_load_balancer_needs_one_subnet_in_each_of_two_zones(compute: dict[str, StandIn]) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    default_1a = ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": ["us-east-1a"]}])
+    first = default_1a["Subnets"][0]["SubnetId"]
+    second = ec2.create_subnet(VpcId=vpc, CidrBlock="172.31.200.0/24", AvailabilityZone="us-east-1a")["Subnet"]
+    stack = make_stack(network={"vpc_id": vpc, "subnets": [first, second["SubnetId"]]})
+    steps = workload_steps(stack, compute, lambda s: s.key == "load-balancer")
+    with pytest.raises(CheckError) as e:
+        plan(steps, fresh(stack))
+    assert any("one subnet per Availability Zone" in p and "us-east-1a" in p for p in e.value.problems)
+    assert any("at least two Availability Zones" in p for p in e.value.problems)

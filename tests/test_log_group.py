@@ -1,0 +1,119 @@
+"""steps/log_group.py: a log group per service with its retention."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from spotecs.config import Stack
+from spotecs.engine.model import Action
+from spotecs.engine.plan import NOT_OWNED, plan
+from spotecs.steps.base import Step
+from tests.helpers import (
+    converge,
+    make_ctx,
+    make_stack,
+    replan,
+    steps_for,
+)
+
+
+def _log_group(logs: Any, name: str) -> dict[str, Any] | None:
+    groups = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    return next((g for g in groups if g["logGroupName"] == name), None)
+
+
+def _lg_steps(stack: Stack) -> list[Step]:
+    return steps_for(stack, lambda s: s.key.startswith("log-group:"))
+
+
+def test_log_group_absent_plan_create(moto: None) -> None:
+    stack = make_stack(services={"worker": {"image": "busybox"}})
+    p = plan(_lg_steps(stack), make_ctx(stack))
+    assert {c.key: (c.action, c.name, c.desired) for c in p.changes} == {
+        "log-group:api": (Action.CREATE, "/ecs/demo/api", {"retention_days": 30}),
+        "log-group:worker": (Action.CREATE, "/ecs/demo/worker", {"retention_days": 30}),
+    }
+
+
+def test_log_group_apply(moto: None, logs: Any) -> None:
+    stack = make_stack()
+    ctx = make_ctx(stack)
+    converge(_lg_steps(stack), ctx)
+    g = _log_group(logs, "/ecs/demo/api")
+    assert g is not None and g["retentionInDays"] == 30
+    assert logs.list_tags_log_group(logGroupName="/ecs/demo/api")["tags"] == {
+        "spotecs:stack": "demo",
+        "spotecs:managed": "true",
+    }
+    out = ctx.outputs["log-group:api"]
+    assert out["log_group"] == "/ecs/demo/api"
+    assert out["arn"] == g["arn"].removesuffix(":*")
+
+
+def test_log_group_plan_again_is_noop(moto: None) -> None:
+    stack = make_stack()
+    converge(_lg_steps(stack), make_ctx(stack))
+    ctx = make_ctx(stack)
+    p, _ = converge(_lg_steps(stack), ctx)
+    assert not p.has_changes
+    assert ctx.aws.writes() == []
+
+
+@pytest.mark.parametrize(("retention", "operation"), [(90, "PutRetentionPolicy"), (None, "DeleteRetentionPolicy")])
+def test_log_group_retention_change_is_an_update(moto: None, logs: Any, retention: int | None, operation: str) -> None:
+    stack = make_stack()
+    converge(_lg_steps(stack), make_ctx(stack))
+    changed = make_stack(services={"api": {"log_retention_days": retention}})
+    ch = replan(_lg_steps(changed), changed).get("log-group:api")
+    assert ch.action is Action.UPDATE
+    assert [(d.path, d.old, d.new) for d in ch.diffs] == [("retention_days", 30, retention)]
+    ctx = make_ctx(changed)
+    converge(_lg_steps(changed), ctx)
+    assert [c.operation for c in ctx.aws.writes()] == [operation]
+    g = _log_group(logs, "/ecs/demo/api")
+    assert g is not None and g.get("retentionInDays") == retention
+    assert not replan(_lg_steps(changed), changed).has_changes
+
+
+def test_log_group_created_without_retention(moto: None, logs: Any) -> None:
+    stack = make_stack(services={"api": {"log_retention_days": None}})
+    ctx = make_ctx(stack)
+    converge(_lg_steps(stack), ctx)
+    g = _log_group(logs, "/ecs/demo/api")
+    assert g is not None and "retentionInDays" not in g
+    assert not any(c.operation == "PutRetentionPolicy" for c in ctx.aws.writes())
+    assert not replan(_lg_steps(stack), stack).has_changes
+
+
+def test_log_group_delete_and_delete_again(moto: None, logs: Any) -> None:
+    stack = make_stack()
+    steps = _lg_steps(stack)
+    converge(steps, make_ctx(stack))
+    ctx = make_ctx(stack)
+    current = steps[-1].read(ctx)
+    p, _ = converge(steps, ctx, destroy=True)
+    assert [c.action for c in p.changes] == [Action.DELETE]
+    assert _log_group(logs, "/ecs/demo/api") is None
+    steps[-1].delete(make_ctx(stack), current)  # type: ignore[arg-type]
+    assert not plan(steps, make_ctx(stack), destroy=True).has_changes
+
+
+def test_log_group_prefix_match_is_not_mistaken_for_ours(moto: None, logs: Any) -> None:
+    logs.create_log_group(logGroupName="/ecs/demo/api-old")
+    stack = make_stack()
+    assert plan(_lg_steps(stack), make_ctx(stack)).get("log-group:api").action is Action.CREATE
+
+
+def test_log_group_not_owned_is_left_alone(moto: None, logs: Any) -> None:
+    logs.create_log_group(logGroupName="/ecs/demo/api")
+    stack = make_stack()
+    ctx = make_ctx(stack)
+    p, _ = converge(_lg_steps(stack), ctx)
+    assert p.get("log-group:api").note == NOT_OWNED
+    assert ctx.aws.writes() == []
+    destroy_ctx = make_ctx(stack)
+    converge(_lg_steps(stack), destroy_ctx, destroy=True)
+    assert destroy_ctx.aws.writes() == []
+    assert _log_group(logs, "/ecs/demo/api") is not None

@@ -1,0 +1,202 @@
+"""steps/orphans.py: what the stack owns but its file no longer names is deleted by `up` and
+`teardown`, and only that."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+
+from spotecs.aws import tag_list
+from spotecs.steps import build
+from spotecs.steps.orphans import find
+from tests.helpers import (
+    MINIMAL,
+    REGION,
+    STACK_TAG,
+    Runs,
+    cmd,
+    converge,
+    deep_merge,
+    fresh,
+    leftovers,
+    make_stack,
+    providers_of,
+    stack_file,
+    up,
+)
+
+TWO = deep_merge(
+    MINIMAL,
+    {
+        "services": {
+            "old": {
+                "image": "bitnami/node-example:0.0.1",
+                "container_port": 3000,
+                "routing": {"paths": ["/old/*"]},
+                "scaling": {"min": 1, "max": 3, "target_tracking": [{"metric": "cpu", "target": 70}]},
+            }
+        }
+    },
+)
+
+
+def old_left() -> list[str]:
+    """What of service `old` (stack demo) is still there."""
+    return [x for x in leftovers("demo", "demo") if "old" in x]
+
+
+def rules() -> list[str]:
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    lb = elbv2.describe_load_balancers(Names=["demo"])["LoadBalancers"][0]["LoadBalancerArn"]
+    return [
+        a.get("TargetGroupArn", "").split("/")[-2]
+        for x in elbv2.describe_listeners(LoadBalancerArn=lb)["Listeners"]
+        for r in elbv2.describe_rules(ListenerArn=x["ListenerArn"])["Rules"]
+        if not r["IsDefault"]
+        for a in r["Actions"]
+    ]
+
+
+def test_up_deletes_what_a_service_removed_from_the_file_left(moto: None, runs: Runs, tmp_path: Path) -> None:
+    path = stack_file(tmp_path, TWO)
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    assert rules() == ["demo-old"]
+    before = old_left()
+    assert {
+        "ECS service demo-old",
+        "target group demo-old",
+        "task definition demo-old:1",
+        "log group /ecs/demo/old",
+        "scalable target service/demo/demo-old",
+    } <= set(before)
+
+    stack_file(tmp_path, MINIMAL)  # `old` removed from the file
+    out = cmd("up", "-f", str(path), "--yes", "--no-wait")
+    assert out.code == 0, out.text
+    for line in (
+        "- ECS service demo-old",
+        "- target group demo-old",
+        "- task definition demo-old",
+        "- log group /ecs/demo/old",
+        "- service auto scaling service/demo/demo-old",
+        "~ listeners demo :80",
+    ):
+        assert line in out.text, line
+    assert "Plan: 0 to add, 1 to change, 0 to replace, 5 to destroy." in out.text
+    assert old_left() == [] and rules() == []
+    assert "ECS service demo-api" in leftovers("demo", "demo")  # the one still named is untouched
+    again = cmd("up", "-f", str(path), "--yes", "--no-wait")
+    assert "No changes." in again.text and runs.writes() == []
+
+
+def test_teardown_removes_the_resources_of_a_service_the_file_lost(moto: None, runs: Runs, tmp_path: Path) -> None:
+    path = stack_file(tmp_path, TWO)
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    providers = providers_of("demo")
+    stack_file(tmp_path, MINIMAL)
+    out = cmd("teardown", "-f", str(path), "--yes")
+    assert out.code == 0, out.text
+    assert "- ECS service demo-old" in out.text and "- target group demo-old" in out.text
+    assert leftovers("demo", "demo", providers) == []
+
+
+def test_a_stack_no_longer_routing_any_service_drops_its_load_balancer(moto: None, runs: Runs, tmp_path: Path) -> None:
+    path = stack_file(tmp_path, MINIMAL)
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    worker = deep_merge(MINIMAL, {})
+    worker["services"]["api"] = {"image": "bitnami/node-example:0.0.1"}  # no container_port: a worker
+    stack_file(tmp_path, worker)
+    out = cmd("up", "-f", str(path), "--yes", "--no-wait")
+    assert out.code == 0, out.text
+    for line in ("- load balancer demo", "- listeners demo :80", "- security group demo-lb", "- target group demo-api"):
+        assert line in out.text, line
+    left = leftovers("demo", "demo")
+    assert not any(
+        x.startswith(("load balancer", "listener", "target group", "security group demo-lb")) for x in left
+    ), left
+    # Nothing more to do on the next run: no deletion left, and the worker's service settled.
+    assert "No changes." in cmd("up", "-f", str(path), "--dry-run").text
+
+
+def test_only_what_carries_the_stack_tags_is_an_orphan(moto: None, runs: Runs, tmp_path: Path) -> None:
+    path = stack_file(tmp_path, MINIMAL)
+    elbv2, logs = boto3.client("elbv2", region_name=REGION), boto3.client("logs", region_name=REGION)
+    ecs = boto3.client("ecs", region_name=REGION)
+    vpc = boto3.client("ec2", region_name=REGION).describe_vpcs()["Vpcs"][0]["VpcId"]
+    elbv2.create_target_group(Name="demo-theirs", Protocol="HTTP", Port=80, VpcId=vpc)  # untagged
+    elbv2.create_target_group(
+        Name="demo-api-web",
+        Protocol="HTTP",
+        Port=80,
+        VpcId=vpc,  # stack demo-api's
+        Tags=tag_list({STACK_TAG: "demo-api", "spotecs:managed": "true"}),
+    )
+    logs.create_log_group(logGroupName="/ecs/demo/theirs")
+    ecs.register_task_definition(
+        family="demo-api-web",
+        containerDefinitions=[{"name": "x", "image": "y", "memory": 8}],
+        tags=tag_list({STACK_TAG: "demo-api", "spotecs:managed": "true"}, "key", "value"),
+    )
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    ecs.create_service(
+        cluster="demo", serviceName="theirs", desiredCount=0, taskDefinition="demo-api-web"
+    )  # untagged, in our cluster
+    plan = cmd("up", "-f", str(path), "--dry-run")
+    assert "No changes." in plan.text and "theirs" not in plan.text and "demo-api-web" not in plan.text
+    out = cmd("teardown", "-f", str(path), "--yes")
+    assert out.code == 1  # the cluster still runs `theirs`: said, not deleted
+    assert "still runs service(s) theirs that this stack does not delete" in out.text
+    assert sorted(g["TargetGroupName"] for g in elbv2.describe_target_groups()["TargetGroups"]) == [
+        "demo-api-web",
+        "demo-theirs",
+    ]
+    assert [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]] == ["/ecs/demo/theirs"]
+    assert [a.rsplit("/", 1)[-1] for a in ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"]] == [
+        "demo-api-web:1"
+    ]
+
+
+def test_find_returns_nothing_for_a_stack_that_matches_its_file(moto: None) -> None:
+    stack = make_stack(**{"services": TWO["services"]})
+    steps, ctx = up(stack)
+    assert find(fresh(stack), steps) == []
+    assert find(fresh(stack), steps, destroy=True) == []
+    # A filtered step list does not turn what the file names into orphans.
+    assert find(fresh(stack), steps[:3]) == []
+    one = make_stack()
+    keys = {s.key: s for s in find(fresh(one), build(one, REGION))}
+    assert sorted(keys) == [
+        "orphan:log-group:old",
+        "orphan:scaling:demo-old",
+        "orphan:service:demo-old",
+        "orphan:target-group:old",
+        "orphan:task-definition:old",
+    ]
+    assert keys["orphan:service:demo-old"].depends_on == (
+        "cluster",
+        "capacity-provider",
+        "listeners",
+        "orphan:task-definition:old",
+        "orphan:target-group:old",
+    )
+    assert keys["orphan:scaling:demo-old"].depends_on == ("orphan:service:demo-old",)
+    assert keys["orphan:task-definition:old"].depends_on == ("iam:execution-role", "orphan:log-group:old")
+    assert all(s.desired(ctx) is None for s in keys.values())
+
+
+def test_a_service_that_loses_its_scaling_loses_its_scalable_target(moto: None) -> None:
+    stack = make_stack(
+        **{"services": {"api": {"scaling": {"min": 1, "max": 2, "target_tracking": [{"metric": "cpu", "target": 80}]}}}}
+    )
+    up(stack)
+    plain = make_stack()
+    (orphan,) = find(fresh(plain), build(plain, REGION))
+    assert orphan.key == "orphan:scaling:demo-api" and orphan.depends_on == ("service:api",)
+    steps = [*build(plain, REGION), orphan]
+    plan_ctx = fresh(plain)
+    _, result = converge(steps, plan_ctx)
+    assert "orphan:scaling:demo-api" in result.applied
+    aas = plan_ctx.client("application-autoscaling")
+    assert aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"] == []
+    assert result.applied[-1] == "orphan:scaling:demo-api"  # deletions run after the forward walk

@@ -1,0 +1,304 @@
+"""steps/service_scaling.py: target tracking, step scaling with its alarm, scheduled actions, deletion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from spotecs.aws import tag_list
+from spotecs.engine.model import Action
+from spotecs.steps import workload
+from tests.helpers import (
+    CLUSTER,
+    REGION,
+    STACK_TAG,
+    StandIn,
+    changes,
+    converge,
+    deep_merge,
+    fresh,
+    make_stack,
+    replan,
+    sent,
+    up,
+    workload_steps,
+)
+
+
+def _policies() -> dict[str, dict[str, Any]]:
+    aas = boto3.client("application-autoscaling", region_name=REGION)
+    return {
+        p["PolicyName"]: p
+        for p in aas.describe_scaling_policies(ServiceNamespace="ecs", ResourceId=f"service/{CLUSTER}/demo-api")[
+            "ScalingPolicies"
+        ]
+    }
+
+
+def test_target_tracking_on_requests_names_the_target_group(compute: dict[str, StandIn]) -> None:
+    stack = make_stack(
+        services={
+            "api": {
+                "scaling": {
+                    "min": 1,
+                    "max": 4,
+                    "target_tracking": [
+                        {"metric": "requests", "target": 1000},
+                        {"metric": "cpu", "target": 85, "disable_scale_in": True},
+                    ],
+                }
+            }
+        }
+    )
+    steps = workload_steps(stack, compute, lambda s: s.key == "scaling:api")
+    ctx = fresh(stack)
+    converge(steps, ctx)
+
+    lb = ctx.outputs["load-balancer"]["arn"].split(":loadbalancer/")[1]
+    tg = ctx.outputs["target-group:api"]["arn"].split(":")[-1]
+    label = f"{lb}/{tg}"
+    assert label.startswith("app/demo/") and "/targetgroup/demo-api/" in label
+    # moto accepts ALBRequestCountPerTarget without a label, so the request is what proves it.
+    policies = {p["PolicyName"]: p for p in sent(ctx, "PutScalingPolicy")}
+    spec = policies["demo-api-track-requests"]["TargetTrackingScalingPolicyConfiguration"]
+    assert spec["PredefinedMetricSpecification"] == {
+        "PredefinedMetricType": "ALBRequestCountPerTarget",
+        "ResourceLabel": label,
+    }
+    assert spec["TargetValue"] == 1000.0
+    cpu = _policies()["demo-api-track-cpu"]["TargetTrackingScalingPolicyConfiguration"]
+    assert cpu["PredefinedMetricSpecification"]["PredefinedMetricType"] == "ECSServiceAverageCPUUtilization"
+    assert (cpu["TargetValue"], cpu["DisableScaleIn"], cpu["ScaleInCooldown"], cpu["ScaleOutCooldown"]) == (
+        85.0,
+        True,
+        300,
+        60,
+    )
+    target = boto3.client("application-autoscaling", region_name=REGION).describe_scalable_targets(
+        ServiceNamespace="ecs", ResourceIds=[f"service/{CLUSTER}/demo-api"]
+    )["ScalableTargets"][0]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 4)
+    assert changes(replan(steps, stack)) == {}
+
+
+STEP_SCALING: dict[str, Any] = {
+    "services": {
+        "api": {
+            "scaling": {
+                "min": 2,
+                "max": 10,
+                "step_scaling": [
+                    {
+                        "name": "pushes",
+                        "cooldown": 60,
+                        "alarm": {
+                            "namespace": "AWS/SQS",
+                            "metric": "ApproximateNumberOfMessagesVisible",
+                            "dimensions": {"QueueName": "outgoing-pushes"},
+                            "statistic": "Maximum",
+                            "threshold": 10000,
+                        },
+                        "steps": [{"lower": 0, "upper": 50000, "change": 2}, {"lower": 50000, "change": 5}],
+                    }
+                ],
+            }
+        }
+    }
+}
+
+
+def test_step_scaling_fires_from_an_alarm_on_any_metric(compute: dict[str, StandIn]) -> None:
+    stack = make_stack(**STEP_SCALING)
+    steps = workload_steps(stack, compute, lambda s: s.key == "scaling:api")
+    converge(steps, fresh(stack))
+
+    policy = _policies()["demo-api-step-pushes"]
+    cfg = policy["StepScalingPolicyConfiguration"]
+    assert cfg["AdjustmentType"] == "ChangeInCapacity"
+    assert (cfg["Cooldown"], cfg["MetricAggregationType"]) == (60, "Maximum")
+    assert cfg["StepAdjustments"] == [
+        {"MetricIntervalLowerBound": 0.0, "MetricIntervalUpperBound": 50000.0, "ScalingAdjustment": 2},
+        {"MetricIntervalLowerBound": 50000.0, "ScalingAdjustment": 5},
+    ]
+    alarm = boto3.client("cloudwatch", region_name=REGION).describe_alarms(AlarmNames=["demo-api-step-pushes"])[
+        "MetricAlarms"
+    ][0]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        10000.0,
+    )
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": "outgoing-pushes"}]
+    assert alarm["AlarmActions"] == [policy["PolicyARN"]]
+    assert changes(replan(steps, stack)) == {}
+
+    # A new threshold updates the alarm, still wired to the policy.
+    pushes = STEP_SCALING["services"]["api"]["scaling"]["step_scaling"][0]
+    higher = make_stack(
+        services={
+            "api": {
+                "scaling": {
+                    "min": 2,
+                    "max": 10,
+                    "step_scaling": [{**pushes, "alarm": {**pushes["alarm"], "threshold": 20000}}],
+                }
+            }
+        }
+    )
+    p = replan(steps, higher)
+    assert p.get("scaling:api").action is Action.UPDATE
+    converge(workload_steps(higher, compute, lambda s: s.key == "scaling:api"), fresh(higher))
+    alarm = boto3.client("cloudwatch", region_name=REGION).describe_alarms(AlarmNames=["demo-api-step-pushes"])[
+        "MetricAlarms"
+    ][0]
+    assert alarm["Threshold"] == 20000.0
+    assert alarm["AlarmActions"] == [_policies()["demo-api-step-pushes"]["PolicyARN"]]
+    assert changes(replan(steps, higher)) == {}
+
+
+def test_scheduled_actions_with_timezone_and_removal(compute: dict[str, StandIn]) -> None:
+    burst = {"name": "newsletter", "schedule": "cron(0 9 ? * TUE *)", "timezone": "Europe/Paris", "min": 6}
+    calm = {"name": "night", "schedule": "cron(0 23 * * ? *)", "max": 2}
+    stack = make_stack(services={"api": {"scaling": {"min": 1, "max": 8, "scheduled": [burst, calm]}}})
+    steps = workload_steps(stack, compute, lambda s: s.key == "scaling:api")
+    converge(steps, fresh(stack))
+    aas = boto3.client("application-autoscaling", region_name=REGION)
+
+    def actions() -> dict[str, dict[str, Any]]:
+        return {
+            a["ScheduledActionName"]: a
+            for a in aas.describe_scheduled_actions(ServiceNamespace="ecs", ResourceId=f"service/{CLUSTER}/demo-api")[
+                "ScheduledActions"
+            ]
+        }
+
+    got = actions()
+    assert (got["demo-api-newsletter"]["Schedule"], got["demo-api-newsletter"]["Timezone"]) == (
+        "cron(0 9 ? * TUE *)",
+        "Europe/Paris",
+    )
+    assert got["demo-api-newsletter"]["ScalableTargetAction"] == {"MinCapacity": 6}
+    assert got["demo-api-night"]["ScalableTargetAction"] == {"MaxCapacity": 2}
+    assert changes(replan(steps, stack)) == {}
+
+    fewer = make_stack(services={"api": {"scaling": {"min": 1, "max": 8, "scheduled": [burst]}}})
+    p = replan(steps, fewer)
+    assert [d.path for d in p.get("scaling:api").diffs] == ["scheduled"]
+    ctx = fresh(fewer)
+    converge(steps, ctx)
+    assert list(actions()) == ["demo-api-newsletter"]
+    assert [w["ScheduledActionName"] for w in sent(ctx, "DeleteScheduledAction")] == ["demo-api-night"]
+    assert sent(ctx, "PutScheduledAction") == sent(ctx, "RegisterScalableTarget") == []
+
+
+def test_scaling_teardown_removes_policies_alarms_actions_and_target_before_the_service(
+    compute: dict[str, StandIn],
+) -> None:
+    stack = make_stack(
+        **deep_merge(
+            STEP_SCALING,
+            {
+                "services": {
+                    "api": {
+                        "scaling": {
+                            "target_tracking": [{"metric": "memory", "target": 70}],
+                            "scheduled": [{"name": "burst", "schedule": "at(2030-01-01T09:00:00)", "min": 4}],
+                        }
+                    }
+                }
+            },
+        )
+    )
+    steps = workload_steps(stack, compute, lambda s: s.key == "scaling:api")
+    converge(steps, fresh(stack))
+    ctx = fresh(stack)
+    converge(steps, ctx, destroy=True)
+
+    ops = [c.operation for c in ctx.aws.calls if c.is_write]
+    assert ops.index("DeregisterScalableTarget") < ops.index("DeleteService")
+    assert ops.index("DeleteAlarms") < ops.index("DeleteScalingPolicy")
+    aas = boto3.client("application-autoscaling", region_name=REGION)
+    rid = f"service/{CLUSTER}/demo-api"
+    assert aas.describe_scalable_targets(ServiceNamespace="ecs", ResourceIds=[rid])["ScalableTargets"] == []
+    assert aas.describe_scaling_policies(ServiceNamespace="ecs", ResourceId=rid)["ScalingPolicies"] == []
+    assert aas.describe_scheduled_actions(ServiceNamespace="ecs", ResourceId=rid)["ScheduledActions"] == []
+    alarms = boto3.client("cloudwatch", region_name=REGION).describe_alarms()["MetricAlarms"]
+    assert [a["AlarmName"] for a in alarms if a["AlarmName"].startswith("demo-")] == []
+
+
+def test_one_target_per_metric() -> None:
+    stack = make_stack(
+        services={
+            "api": {
+                "scaling": {
+                    "min": 1,
+                    "max": 4,
+                    "target_tracking": [{"metric": "cpu", "target": 60}, {"metric": "cpu", "target": 80}],
+                }
+            }
+        }
+    )
+    scaling = next(s for s in workload.steps(stack, REGION) if s.key == "scaling:api")
+    assert scaling.check(fresh(stack), {}, None) == [
+        "services.api.scaling.target_tracking: 'cpu' is listed 2 times; keep one target per metric"
+    ]
+
+
+FULLY_SCALED = {
+    "services": {
+        "api": {
+            "scaling": {
+                "min": 1,
+                "max": 4,
+                "target_tracking": [{"metric": "cpu", "target": 85}],
+                "step_scaling": [
+                    {
+                        "name": "queue",
+                        "alarm": {"namespace": "AWS/SQS", "metric": "Depth", "threshold": 10},
+                        "steps": [{"lower": 0, "change": 1}],
+                    }
+                ],
+                "scheduled": [{"name": "morning", "schedule": "cron(0 8 * * ? *)", "min": 2}],
+            }
+        }
+    }
+}
+
+
+def test_scaling_goes_first_policies_alarms_actions_target(moto: None) -> None:
+    stack = make_stack(**FULLY_SCALED)
+    steps, ctx = up(stack, lambda s: s.key == "scaling:api")
+    cw, aas = ctx.client("cloudwatch"), ctx.client("application-autoscaling")
+    # An alarm of a step policy that was removed by hand: Application Auto Scaling leaves it.
+    cw.put_metric_alarm(
+        AlarmName="demo-api-step-old",
+        Namespace="AWS/SQS",
+        MetricName="Depth",
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
+        Tags=tag_list({STACK_TAG: "demo", "spotecs:managed": "true"}),
+    )
+    cw.put_metric_alarm(
+        AlarmName="demo-api-step-theirs",
+        Namespace="AWS/SQS",
+        MetricName="Depth",
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    destroy = fresh(stack)
+    converge(steps, destroy, destroy=True)
+    ops = [c.operation for c in destroy.aws.writes()]
+    assert ops.index("DeleteScheduledAction") < ops.index("DeregisterScalableTarget")
+    assert ops.index("DeleteAlarms") < ops.index("DeleteScalingPolicy") < ops.index("DeregisterScalableTarget")
+    assert ops.index("DeregisterScalableTarget") < ops.index("DeleteService")
+    assert aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"] == []
+    assert aas.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"] == []
+    assert aas.describe_scheduled_actions(ServiceNamespace="ecs")["ScheduledActions"] == []
+    assert [a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]] == ["demo-api-step-theirs"]
