@@ -34,7 +34,8 @@ class CapacityProvider(Step):
     kind = "capacity provider"
     replace_on = frozenset({"name", "auto_scaling_group_arn"})
 
-    def __init__(self, group: str, cluster: str) -> None:
+    def __init__(self, stack: str, cluster: str) -> None:
+        group = names.auto_scaling_group(stack)
         # The real name needs the group's id: the plan shows the one `read()` finds, if any.
         super().__init__("capacity-provider", names.capacity_provider_display(group), ("auto-scaling-group", "cluster"))
         self.group = group

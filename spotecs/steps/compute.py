@@ -24,12 +24,11 @@ from spotecs.steps.launch_template import LaunchTemplate
 
 
 def steps(stack: Stack, region: str) -> list[Node]:
-    group = AutoScalingGroup(stack.stack)
     return [
         Ami(stack.instances.ami),
         InstanceTypes(stack.instances.types),
         Cluster(stack.cluster_name),
         LaunchTemplate(stack.stack),
-        group,
-        CapacityProvider(group.name, stack.cluster_name),
+        AutoScalingGroup(stack.stack),
+        CapacityProvider(stack.stack, stack.cluster_name),
     ]
