@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import threading
@@ -111,6 +113,15 @@ class Aws:
 
     def writes(self) -> list[Call]:
         return [c for c in self.calls if c.is_write]
+
+
+def client_token(stack: str, key: str, request: dict[str, Any]) -> str:
+    """The idempotency token of one create: the same for the same desired create (so a re-run
+    after a lost response, or botocore's own retry, gets the first call's resource back instead
+    of a second one), different when anything sent differs. 32 hex characters: within ECS's
+    36 and EC2's 64."""
+    text = json.dumps([stack, key, request], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def error_code(e: ClientError) -> str:

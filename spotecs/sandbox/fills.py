@@ -208,6 +208,120 @@ def logs_live_tail_unavailable(original: Callable[[Any], Any]) -> Callable[[Any]
     return start_live_tail
 
 
+def _request_fingerprint(response: Any, token_param: str) -> str:
+    """What a request asked for, its token left out: a reused token must come with the same."""
+    import json
+
+    params = {k: v for k, v in response.querystring.items() if k not in (token_param, "Action", "Version")}
+    body = getattr(response, "body", "") or ""
+    if not params and body:
+        try:
+            params = {k: v for k, v in json.loads(body).items() if k != token_param}
+        except ValueError:
+            params = {"body": body}
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def _token_store(backend: Any) -> dict[tuple[str, str], tuple[str, Any]]:
+    store: dict[tuple[str, str], tuple[str, Any]] | None = getattr(backend, "_spotecs_client_tokens", None)
+    if store is None:
+        store = {}
+        backend._spotecs_client_tokens = store
+    return store
+
+
+def ec2_launch_template_client_token(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Wrap moto's CreateLaunchTemplate handler so its ClientToken makes it idempotent, as EC2
+    documents (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html): the
+    same token with the same parameters returns the template it created, with other parameters
+    fails IdempotentParameterMismatch. moto ignores the token and answers AlreadyExists."""
+    from moto.ec2.exceptions import EC2ClientError
+
+    def create_launch_template(self: Any) -> Any:
+        token = self._get_param("ClientToken")
+        if not token:
+            return original(self)
+        store, fingerprint = _token_store(self.ec2_backend), _request_fingerprint(self, "ClientToken")
+        seen = store.get(("CreateLaunchTemplate", token))
+        backend = self.ec2_backend
+        if seen is not None and seen[1] in backend.launch_templates:
+            if seen[0] != fingerprint:
+                raise EC2ClientError("IdempotentParameterMismatch", "The client token was used with other parameters")
+            template = backend.launch_templates[seen[1]]
+            backend.create_launch_template = lambda *a, **k: template  # the response for the one made
+            try:
+                return original(self)
+            finally:
+                del backend.create_launch_template
+        result = original(self)
+        created = backend.launch_template_name_to_ids.get(self._get_param("LaunchTemplateName"))
+        store[("CreateLaunchTemplate", token)] = (fingerprint, created)
+        return result
+
+    create_launch_template.__wrapped__ = original  # type: ignore[attr-defined]
+    return create_launch_template
+
+
+def ec2_launch_template_version_client_token(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Wrap moto's CreateLaunchTemplateVersion handler so its ClientToken makes it idempotent
+    (the same EC2 document as above): a retried request returns the version the first made
+    instead of adding another. moto ignores the token."""
+    from moto.ec2.exceptions import EC2ClientError
+
+    def create_launch_template_version(self: Any) -> Any:
+        token = self._get_param("ClientToken")
+        if not token:
+            return original(self)
+        backend = self.ec2_backend
+        name, tid = self._get_param("LaunchTemplateName"), self._get_param("LaunchTemplateId")
+        template = backend.get_launch_template_by_name(name) if name else backend.get_launch_template(tid)
+        store, fingerprint = _token_store(backend), _request_fingerprint(self, "ClientToken")
+        key = ("CreateLaunchTemplateVersion", token)
+        seen = store.get(key)
+        if seen is not None and any(v is seen[1] for v in template.versions):
+            if seen[0] != fingerprint:
+                raise EC2ClientError("IdempotentParameterMismatch", "The client token was used with other parameters")
+            template.create_version = lambda *a, **k: seen[1]  # the response for the one made
+            try:
+                return original(self)
+            finally:
+                del template.create_version
+        result = original(self)
+        store[key] = (fingerprint, template.versions[-1])
+        return result
+
+    create_launch_template_version.__wrapped__ = original  # type: ignore[attr-defined]
+    return create_launch_template_version
+
+
+def ecs_create_service_client_token(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Wrap moto's CreateService handler so a second create of an ACTIVE service is what ECS makes
+    of it (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html,
+    clientToken): the same clientToken and parameters return the service already made; anything
+    else fails "Creation of service was not idempotent". moto silently replaces the service."""
+    from moto.core.responses import ActionResult
+    from moto.ecs.exceptions import InvalidParameterException
+
+    def create_service(self: Any) -> Any:
+        backend = self.ecs_backend
+        cluster = backend._get_cluster(self._get_param("cluster", "default"))
+        key = f"{cluster.name}:{self._get_param('serviceName')}"
+        existing = backend.services.get(key)
+        token = self._get_param("clientToken")
+        store, fingerprint = _token_store(backend), _request_fingerprint(self, "clientToken")
+        if existing is not None and existing.status == "ACTIVE":
+            if token and store.get(("CreateService", token)) == (fingerprint, existing.arn):
+                return ActionResult({"service": existing})
+            raise InvalidParameterException("Creation of service was not idempotent.")
+        result = original(self)
+        if token:
+            store[("CreateService", token)] = (fingerprint, backend.services[key].arn)
+        return result
+
+    create_service.__wrapped__ = original  # type: ignore[attr-defined]
+    return create_service
+
+
 def _wrap(owner: type, name: str, make: Callable[[Any], Any]) -> None:
     current = getattr(owner, name)
     if not hasattr(current, "__wrapped__"):
@@ -223,9 +337,18 @@ def install() -> None:
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.logs.responses import LogsResponse
 
-    _wrap(EC2ContainerServiceResponse, "create_service", ecs_create_service_keeping_fields)
+    _wrap(
+        EC2ContainerServiceResponse,
+        "create_service",
+        lambda h: ecs_create_service_client_token(ecs_create_service_keeping_fields(h)),
+    )
     _wrap(EC2ContainerServiceResponse, "update_service", ecs_update_service_deploying)
-    _wrap(EC2Response, "create_launch_template_version", ec2_launch_template_version_user_data)
+    _wrap(
+        EC2Response,
+        "create_launch_template_version",
+        lambda h: ec2_launch_template_version_client_token(ec2_launch_template_version_user_data(h)),
+    )
+    _wrap(EC2Response, "create_launch_template", ec2_launch_template_client_token)
     _wrap(FakeAutoScalingGroup, "set_desired_capacity", asg_mixed_instances_full_capacity)
     _wrap(AutoScalingResponse, "update_auto_scaling_group", asg_update_changing_only_what_is_sent)
     _wrap(LogsResponse, "start_live_tail", logs_live_tail_unavailable)

@@ -160,6 +160,10 @@ class Context:
     def tags(self, **extra: str) -> dict[str, str]:
         return aws.tag_dict(self.stack.stack, {**self.stack.tags, **extra})
 
+    def client_token(self, key: str, request: dict[str, Any]) -> str:
+        """The idempotency token for a create by step `key` sending `request` (aws.client_token)."""
+        return aws.client_token(self.stack.stack, key, request)
+
     def owned(self, tags: dict[str, str]) -> bool:
         return aws.owned_by(tags, self.stack.stack)
 

@@ -203,14 +203,19 @@ class LaunchTemplate(Step):
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         ec2 = ctx.client("ec2")
+        request: dict[str, Any] = {
+            "LaunchTemplateName": self.name,
+            "VersionDescription": "created by spotecs",
+            "LaunchTemplateData": template_data(desired),
+            "TagSpecifications": [{"ResourceType": "launch-template", "Tags": tag_list(ctx.tags())}],
+        }
+        # botocore's own token is new on each run; this one is the same on a re-run.
         lt = retry_iam_propagation(
             ctx,
             f"create launch template {self.name}",
             ec2.create_launch_template,
-            LaunchTemplateName=self.name,
-            VersionDescription="created by spotecs",
-            LaunchTemplateData=template_data(desired),
-            TagSpecifications=[{"ResourceType": "launch-template", "Tags": tag_list(ctx.tags())}],
+            ClientToken=ctx.client_token(self.key, request),
+            **request,
         )["LaunchTemplate"]
         return {"id": lt["LaunchTemplateId"], "name": self.name, "version": lt["DefaultVersionNumber"]}
 
@@ -220,13 +225,19 @@ class LaunchTemplate(Step):
         # The full data, not SourceVersion + changes: simpler to reason about, and moto ignores
         # SourceVersion.
         what = ", ".join(sorted(change.changed_fields()))[:255]
+        request: dict[str, Any] = {
+            "LaunchTemplateId": lt_id,
+            "VersionDescription": f"spotecs: {what}",
+            "LaunchTemplateData": template_data(desired),
+        }
+        # A re-run after a lost response plans the same version again (the default did not move):
+        # the same token gets the version already made back, not a second one.
         version = retry_iam_propagation(
             ctx,
             f"create a new version of launch template {self.name}",
             ec2.create_launch_template_version,
-            LaunchTemplateId=lt_id,
-            VersionDescription=f"spotecs: {what}",
-            LaunchTemplateData=template_data(desired),
+            ClientToken=ctx.client_token(self.key, request),
+            **request,
         )["LaunchTemplateVersion"]["VersionNumber"]
         ctx.call(
             f"make version {version} the default of launch template {self.name}",

@@ -115,16 +115,22 @@ class Service(Step):
         count = svc.desired_count
         if svc.scaling:
             count = min(max(count, svc.scaling.min), svc.scaling.max)
+        request: dict[str, Any] = {
+            "cluster": desired["cluster"],
+            "serviceName": self.name,
+            "desiredCount": count,
+            "schedulingStrategy": "REPLICA",
+            "deploymentController": {"type": "ECS"},
+            "tags": tag_list(ctx.tags(), "key", "value"),
+            **_settings(desired, svc.is_web),
+        }
+        # Without a token, a create retried after a lost response is refused ("Creation of service
+        # was not idempotent") although the service it made is there.
         s = ctx.call(
             f"create ECS service {self.name}",
             ctx.client("ecs").create_service,
-            cluster=desired["cluster"],
-            serviceName=self.name,
-            desiredCount=count,
-            schedulingStrategy="REPLICA",
-            deploymentController={"type": "ECS"},
-            tags=tag_list(ctx.tags(), "key", "value"),
-            **_settings(desired, svc.is_web),
+            clientToken=ctx.client_token(self.key, request),
+            **request,
         )["service"]
         self._wait(ctx, desired)
         return {"arn": s["serviceArn"], "name": self.name, "desired_count": count}
