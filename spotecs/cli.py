@@ -12,35 +12,72 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from spotecs import __version__
 from spotecs.aws import AwsOptions
-from spotecs.errors import CheckError, ExitCode, SpotecsError
+from spotecs.errors import CheckError, ExitCode, Outcome, SpotecsError
 from spotecs.render import Env
 from spotecs.up import RunOptions
+
+DETAILED_EXITCODE = "spotecs.detailed_exitcode"  # ctx.meta key, set by the option itself
+
+# Outcomes that are neither success nor an error have their own codes. "Changes present" is 2
+# only under --detailed-exitcode (like `terraform plan -detailed-exitcode`), where every error
+# becomes 1 so that a broken run never passes for drift.
+OUTCOME_CODES: dict[Outcome, int] = {Outcome.CHANGES_PRESENT: 2}
+
+
+def exit_code(result: object, *, detailed: bool = False) -> int:
+    """The one mapping from what a command returned or raised to the process's exit code."""
+    if isinstance(result, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    if isinstance(result, SpotecsError):
+        if detailed and result.exit_code == ExitCode.USAGE:
+            return ExitCode.FAILURE
+        return result.exit_code
+    if result is Outcome.CHANGES_PRESENT and not detailed:
+        return ExitCode.OK
+    if isinstance(result, Outcome):
+        return OUTCOME_CODES.get(result, ExitCode.OK)
+    return ExitCode.OK
 
 
 class SpotecsGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
-        except CheckError as e:
-            env = _env(ctx)
-            env.err.print(
-                f"[red]Error:[/] the stack cannot work as written ({len(e.problems)} problem(s)):", highlight=False
-            )
-            for p in e.problems:
-                env.err.print(f"  - {p}", markup=False)
-            ctx.exit(e.exit_code)
-        except SpotecsError as e:
-            _env(ctx).err.print(f"[red]Error:[/] {click.style('', reset=False)}", end="")
-            _env(ctx).err.print(str(e), markup=False)
-            ctx.exit(e.exit_code)
-        except KeyboardInterrupt:
-            _env(ctx).err.print(
-                "Interrupted: AWS may be half-changed; run the same command again to converge.", markup=False
-            )
-            ctx.exit(130)
+            result = super().invoke(ctx)
+        except (SpotecsError, KeyboardInterrupt) as e:
+            report(_env(ctx), e)
+            result = e
+        code = exit_code(result, detailed=bool(ctx.meta.get(DETAILED_EXITCODE)))
+        if code != ExitCode.OK:
+            ctx.exit(code)
+        return result
+
+
+def report(env: Env, e: SpotecsError | KeyboardInterrupt) -> None:
+    """One line per error (a failed pre-flight check lists every problem), never hard-wrapped:
+    a terminal wraps it and a CI log keeps it whole."""
+    if isinstance(e, KeyboardInterrupt):
+        env.err.print(
+            "Interrupted: AWS may be half-changed; run the same command again to converge.",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    prefix = f"[red]{escape(e.prefix)}[/]" if e.prefix else ""
+    if isinstance(e, CheckError):
+        env.err.print(f"{prefix}the stack cannot work as written ({len(e.problems)} problem(s)):", soft_wrap=True)
+        for p in e.problems:
+            env.err.print(f"  - {p}", markup=False, soft_wrap=True)
+        return
+    env.err.print(f"{prefix}{escape(str(e))}", soft_wrap=True)
+
+
+def _detailed_exitcode(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
+    ctx.meta[DETAILED_EXITCODE] = value
+    return value
 
 
 def _env(ctx: click.Context) -> Env:
@@ -105,6 +142,7 @@ def _maybe_sandbox(enabled: bool, endpoint_url: str | None) -> Iterator[str | No
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
+    callback=_detailed_exitcode,
     help="With --dry-run: exit 0 when there are no changes, 2 when there are, 1 on error.",
 )
 @click.option("--no-wait", is_flag=True, help="Do not wait for services to become healthy.")
@@ -119,7 +157,7 @@ def _maybe_sandbox(enabled: bool, endpoint_url: str | None) -> Iterator[str | No
 @click.pass_obj
 def up(
     env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, detailed_exitcode: bool, no_wait: bool, output: str
-) -> None:
+) -> Outcome:
     """Create or update the stack so AWS matches the stack file."""
     from spotecs.up import up as run_up
 
@@ -129,14 +167,8 @@ def up(
         raise click.UsageError(
             "--output json needs --dry-run or --yes (the plan cannot be confirmed interactively in JSON)"
         )
-    try:
-        plan = run_up(env, RunOptions(file=file, aws=aws, yes=yes, dry_run=dry_run, wait=not no_wait, output=output))
-    except SpotecsError as e:
-        if detailed_exitcode:  # 2 means "changes present" here, so every error is 1 (as in Terraform)
-            e.exit_code = ExitCode.FAILURE
-        raise
-    if detailed_exitcode and plan.has_changes:
-        raise SystemExit(ExitCode.CHANGES_PRESENT)
+    plan = run_up(env, RunOptions(file=file, aws=aws, yes=yes, dry_run=dry_run, wait=not no_wait, output=output))
+    return Outcome.CHANGES_PRESENT if dry_run and plan.has_changes else Outcome.DONE
 
 
 @cli.command()

@@ -1,22 +1,34 @@
-"""The few exception types the CLI turns into messages and exit codes (see cli.run_command)."""
+"""The exception types and command outcomes the CLI turns into messages and exit codes, in one
+place (`cli.exit_code`)."""
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import Enum, IntEnum
 
 
 class ExitCode(IntEnum):
     OK = 0
-    FAILURE = 1  # AWS or runtime failure
+    FAILURE = 1  # AWS or runtime failure; also a declined confirmation (as in Terraform)
     USAGE = 2  # bad usage or bad config: nothing was called
-    # --detailed-exitcode: a plan with changes exits 2, like `terraform plan -detailed-exitcode`.
-    CHANGES_PRESENT = 2
+    INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, the shell's convention
+
+
+class Outcome(Enum):
+    """What a command found, when that is not plain success and not an error: the CLI turns it
+    into an exit code (`cli.exit_code`). A command returns one instead of exiting."""
+
+    DONE = "done"
+    # `up --dry-run --detailed-exitcode`: the plan has changes (exit 2, like
+    # `terraform plan -detailed-exitcode`); without the flag it is plain success.
+    CHANGES_PRESENT = "changes present"
 
 
 class SpotecsError(Exception):
     """Base class: every error the CLI knows how to report in one line."""
 
     exit_code: ExitCode = ExitCode.FAILURE
+    # Printed before the message; a cancellation is not an error to shout about.
+    prefix: str = "Error: "
 
 
 class ConfigError(SpotecsError):
@@ -91,3 +103,25 @@ class WaitTimeout(SpotecsError):
 
 class ApplyFailed(SpotecsError):
     """Some steps failed while applying; the engine already reported which."""
+
+
+class Cancelled(SpotecsError):
+    """The user declined the confirmation: nothing was changed. Exit 1, as Terraform does."""
+
+    prefix = ""
+
+
+class SandboxError(SpotecsError):
+    """The local sandbox cannot start (its port is taken)."""
+
+
+class SandboxUnavailable(SandboxError):
+    """The sandbox's optional extra (moto) is not installed: the option cannot be used here."""
+
+    exit_code = ExitCode.USAGE
+
+
+class Interrupted(SpotecsError):
+    """Ctrl-C: the run stopped starting new steps and let the calls in flight finish."""
+
+    exit_code = ExitCode.INTERRUPTED

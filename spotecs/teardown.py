@@ -53,6 +53,6 @@ def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: T
             )
     if opts.dry_run or not the_plan.has_changes:
         return the_plan
-    confirm(env, opts, f"\nDelete stack {run.stack.stack} in {run.region}?")
+    confirm(env, opts, f"\nDelete stack {run.stack.stack} in {run.region}?", "Teardown")
     execute(env, run, the_plan, "Teardown")
     return the_plan

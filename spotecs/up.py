@@ -12,7 +12,7 @@ from spotecs.aws import Aws, AwsOptions
 from spotecs.engine.apply import Result, apply
 from spotecs.engine.model import Plan
 from spotecs.engine.plan import plan
-from spotecs.errors import ApplyFailed, CheckError, UsageError
+from spotecs.errors import ApplyFailed, Cancelled, CheckError, UsageError
 from spotecs.render import Env, ProgressView, plan_json, plan_text, result_text
 from spotecs.steps import build, orphans
 from spotecs.steps.base import Context, Node, Timeouts
@@ -51,13 +51,16 @@ def prepare(opts: RunOptions, timeouts: Timeouts | None = None) -> Run:
     return Run(stack, aws, ctx, build(stack, aws.region))
 
 
-def confirm(env: Env, opts: RunOptions, question: str) -> None:
+def confirm(env: Env, opts: RunOptions, question: str, verb: str = "Apply") -> None:
+    """Ask before any write. `verb` names the command in the refusal and the cancellation
+    ("Apply cancelled.", "Teardown cancelled.", as Terraform words them)."""
     if opts.yes:
         return
     if not env.stdin_isatty:
-        raise UsageError("refusing to change AWS without confirmation: stdin is not a terminal; pass --yes to apply")
+        what = "delete" if verb == "Teardown" else "apply"
+        raise UsageError(f"refusing to change AWS without confirmation: stdin is not a terminal; pass --yes to {what}")
     if not env.ask(question):
-        raise UsageError("cancelled: nothing was changed")
+        raise Cancelled(f"{verb} cancelled.")
 
 
 def execute(env: Env, run: Run, the_plan: Plan, verb: str) -> Result:

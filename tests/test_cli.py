@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +20,11 @@ from rich.console import Console
 
 import spotecs.up
 from spotecs.aws import Aws, AwsOptions
-from spotecs.cli import cli
+from spotecs.cli import cli, exit_code
 from spotecs.config import Stack
 from spotecs.engine.apply import Result as ApplyResult
 from spotecs.engine.model import Action, Change, FieldDiff, Plan, Unknown
-from spotecs.errors import AwsError
+from spotecs.errors import AwsError, Cancelled, ConfigError, Outcome
 from spotecs.render import Env, plan_json, plan_text, result_text
 from spotecs.steps import build
 from spotecs.steps.base import Step
@@ -161,8 +163,8 @@ def test_up_asks_and_applies_on_yes(moto: None, tweak: Any, runs: Runs, stack_fi
 
 def test_up_declined_changes_nothing(moto: None, tweak: Any, runs: Runs, stack_file: Path) -> None:
     result, io_ = invoke(["up", "-f", str(stack_file)], make_io(tty=True, answer=False))
-    assert result.exit_code == 2
-    assert "cancelled: nothing was changed" in io_.stderr
+    assert result.exit_code == 1  # as Terraform: declining is not a usage error
+    assert io_.stderr == "Apply cancelled.\n"
     assert "Plan: 5 to add" in io_.stdout
     assert runs.writes() == []
 
@@ -170,7 +172,9 @@ def test_up_declined_changes_nothing(moto: None, tweak: Any, runs: Runs, stack_f
 def test_up_refuses_without_yes_when_stdin_is_not_a_tty(moto: None, tweak: Any, runs: Runs, stack_file: Path) -> None:
     result, io_ = invoke(["up", "-f", str(stack_file)], make_io(tty=False))
     assert result.exit_code == 2
-    assert "Error: refusing to change AWS without confirmation: stdin is not a terminal; pass --yes" in io_.stderr
+    assert (
+        "Error: refusing to change AWS without confirmation: stdin is not a terminal; pass --yes to apply" in io_.stderr
+    )
     assert io_.questions == []
     assert runs.writes() == []
 
@@ -498,3 +502,70 @@ def test_result_text_lists_failed_and_skipped() -> None:
         "  failed  a: boom",
         "  skipped b",
     ]
+
+
+# ----------------------------------------------------------------------------- exit codes
+
+
+@pytest.mark.parametrize(
+    ("result", "detailed", "code"),
+    [
+        (Outcome.DONE, False, 0),
+        (Outcome.CHANGES_PRESENT, False, 0),  # changes are success unless asked to tell
+        (Outcome.CHANGES_PRESENT, True, 2),
+        (ConfigError("bad"), False, 2),
+        (ConfigError("bad"), True, 1),  # 2 means "changes present" there: a bad file is no drift
+        (AwsError("describe x", "denied"), True, 1),
+        (Cancelled("Apply cancelled."), False, 1),
+        (KeyboardInterrupt(), True, 130),
+    ],
+)
+def test_exit_code_mapping(result: object, detailed: bool, code: int) -> None:
+    assert exit_code(result, detailed=detailed) == code
+
+
+def test_ctrl_c_exits_130_with_one_line(stack_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(spotecs.up, "up", interrupted)
+    result, io_ = invoke(["up", "-f", str(stack_file), "--yes"])
+    assert result.exit_code == 130
+    assert io_.stderr.count("\n") == 1 and io_.stderr.startswith("Interrupted:")
+
+
+def test_sandbox_without_moto_is_one_line_exit_2(stack_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "moto", None)
+    monkeypatch.setitem(sys.modules, "moto.server", None)
+    result, io_ = invoke(["up", "--sandbox", "-f", str(stack_file), "--yes"])
+    assert result.exit_code == 2
+    assert io_.stderr == "Error: the sandbox needs moto: pip install 'spotecs[sandbox]'\n"
+    assert not isinstance(result.exception, RuntimeError | ImportError)
+
+
+def test_sandbox_on_a_busy_port_is_one_line_exit_1() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result, io_ = invoke(["sandbox", "--port", str(port)])
+    assert result.exit_code == 1
+    assert io_.stderr.startswith(f"Error: --port {port}: 127.0.0.1:{port} is already in use")
+    assert io_.stderr.count("\n") == 1
+    assert "Sandbox listening" not in io_.stdout
+
+
+def test_long_error_is_not_wrapped_at_80_columns(
+    moto: None, tweak: Any, stack_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    detail = "User arn:aws:iam::123456789012:user/ci is not authorized to perform: logs:DescribeLogGroups " * 2
+
+    def denied(self: LogGroup, ctx: Any) -> None:
+        raise AwsError(f"describe log group {self.name}", detail.strip(), "AccessDenied")
+
+    monkeypatch.setattr(LogGroup, "read", denied)
+    io_ = make_io()
+    io_.env.err = Console(file=io_.err, width=80, no_color=True, highlight=False)
+    result, _ = invoke(["up", "-f", str(stack_file), "--dry-run"], io_)
+    assert result.exit_code == 1
+    assert io_.stderr.count("\n") == 1 and len(io_.stderr) > 160

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from spotecs.errors import SandboxUnavailable
 from spotecs.sandbox import Sandbox
 from spotecs.sandbox.instances import AGENT_RESERVED_MIB, on_demand_wanted
 from spotecs.sandbox.userdata import decode_user_data, parse_ecs_config
@@ -227,7 +228,7 @@ def test_importing_the_package_does_not_import_moto() -> None:
 def test_missing_moto_gives_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "moto", None)
     monkeypatch.setitem(sys.modules, "moto.server", None)
-    with pytest.raises(RuntimeError, match=r"pip install 'spotecs\[sandbox\]'"):
+    with pytest.raises(SandboxUnavailable, match=r"pip install 'spotecs\[sandbox\]'"):
         Sandbox()
 
 

@@ -143,10 +143,11 @@ def test_without_yes_and_no_tty_teardown_refuses_and_changes_nothing(moto: None,
     assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
     out = cmd("teardown", "-f", str(path))
     assert out.code == 2
-    assert "pass --yes" in out.text
+    assert "pass --yes to delete" in out.text
     assert runs.writes() == []
     declined = cmd("teardown", "-f", str(path), tty=True, answer=False)
-    assert declined.code == 2 and declined.questions == ["\nDelete stack article in us-east-1?"]
+    assert declined.code == 1 and declined.questions == ["\nDelete stack article in us-east-1?"]
+    assert "Teardown cancelled." in declined.text
     assert runs.writes() == []
     assert cmd("teardown", "-f", str(path), tty=True, answer=True).code == 0
     assert leftovers("article", cluster_of(path)) == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from spotecs.errors import SandboxUnavailable
+
 MOTO_MISSING = "the sandbox needs moto: pip install 'spotecs[sandbox]'"
 
 
@@ -14,7 +16,7 @@ def require_moto() -> None:
         import moto
         import moto.server  # noqa: F401
     except ImportError as exc:
-        raise RuntimeError(MOTO_MISSING) from exc
+        raise SandboxUnavailable(MOTO_MISSING) from exc
 
 
 def regions_with_state(service: str) -> Iterator[tuple[str, str, Any]]:

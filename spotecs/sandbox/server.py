@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from spotecs.errors import SandboxError
 from spotecs.sandbox.backends import require_moto
 
 if TYPE_CHECKING:
@@ -136,4 +137,6 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise RuntimeError(f"sandbox port {host}:{port} is not free: {exc}") from exc
+            raise SandboxError(
+                f"--port {port}: {host}:{port} is already in use ({exc.strerror}); choose another, or 0 for a free one"
+            ) from exc
