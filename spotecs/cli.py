@@ -1,5 +1,9 @@
 """Click commands. Thin: parse options, call one function, exit. Exceptions become messages and
-exit codes in exactly one place (`SpotecsGroup.invoke`)."""
+exit codes in exactly one place (`SpotecsGroup.invoke`).
+
+Start-up cost matters (`spotecs --help`, `validate` and `schema` must feel instant): this module
+imports only click and the error types at import time. boto3 and botocore are imported when a
+command first needs AWS (inside the command), moto only when the sandbox is asked for."""
 
 from __future__ import annotations
 
@@ -9,16 +13,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
 
 from spotecs import __version__
-from spotecs.aws import AwsOptions
 from spotecs.errors import CheckError, ExitCode, Outcome, SpotecsError
-from spotecs.render import Env
-from spotecs.up import RunOptions
+
+if TYPE_CHECKING:
+    from spotecs.aws import AwsOptions
+    from spotecs.render import Env
 
 DETAILED_EXITCODE = "spotecs.detailed_exitcode"  # ctx.meta key, set by the option itself
 
@@ -66,6 +70,8 @@ def report(env: Env, e: SpotecsError | KeyboardInterrupt) -> None:
             soft_wrap=True,
         )
         return
+    from rich.markup import escape
+
     prefix = f"[red]{escape(e.prefix)}[/]" if e.prefix else ""
     if isinstance(e, CheckError):
         env.err.print(f"{prefix}the stack cannot work as written ({len(e.problems)} problem(s)):", soft_wrap=True)
@@ -81,6 +87,8 @@ def _detailed_exitcode(ctx: click.Context, _: click.Parameter, value: bool) -> b
 
 
 def _env(ctx: click.Context) -> Env:
+    from spotecs.render import Env
+
     root = ctx.find_root()
     if not isinstance(root.obj, Env):
         root.obj = Env()
@@ -115,6 +123,8 @@ def aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(
         *args: Any, sandbox: bool, profile: str | None, region: str | None, endpoint_url: str | None, **kwargs: Any
     ) -> Any:
+        from spotecs.aws import AwsOptions  # the first import of boto3
+
         with _maybe_sandbox(sandbox, endpoint_url) as url:
             opts = AwsOptions(profile=None if sandbox else profile, region=region, endpoint_url=url)
             return fn(*args, aws=opts, **kwargs)
@@ -159,6 +169,7 @@ def up(
     env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, detailed_exitcode: bool, no_wait: bool, output: str
 ) -> Outcome:
     """Create or update the stack so AWS matches the stack file."""
+    from spotecs.up import RunOptions
     from spotecs.up import up as run_up
 
     if detailed_exitcode and not dry_run:
@@ -188,6 +199,7 @@ def up(
 def teardown(env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, keep_logs: bool, output: str) -> None:
     """Delete everything the stack created, in reverse order; touch nothing it does not own."""
     from spotecs.teardown import teardown as run_teardown
+    from spotecs.up import RunOptions
 
     if output == "json" and not (dry_run or yes):
         raise click.UsageError("--output json needs --dry-run or --yes")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -569,3 +570,30 @@ def test_long_error_is_not_wrapped_at_80_columns(
     result, _ = invoke(["up", "-f", str(stack_file), "--dry-run"], io_)
     assert result.exit_code == 1
     assert io_.stderr.count("\n") == 1 and len(io_.stderr) > 160
+
+
+# ----------------------------------------------------------------------------- start-up
+
+HEAVY = ("boto3", "botocore", "moto")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["validate", "-f", "examples/article.yaml"], ["schema"], ["schema", "--markdown"]],
+    ids=["help", "validate", "schema", "schema-markdown"],
+)
+def test_commands_without_aws_do_not_import_boto3_or_moto(argv: list[str]) -> None:
+    # A fresh interpreter: this test process has long imported them all.
+    probe = (
+        "import sys\n"
+        "from spotecs.cli import cli\n"
+        f"try:\n    cli({argv!r}, prog_name='spotecs')\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+        "print('HEAVY', *heavy[:5], file=sys.stderr)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout  # the command did its job
+    assert done.stderr.strip().splitlines()[-1] == "HEAVY"
