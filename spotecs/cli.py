@@ -132,6 +132,19 @@ def aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def output_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """-o text|json. With json, stdout carries exactly one JSON document (README, "Machine
+    output") and everything else goes to stderr."""
+    return click.option(
+        "--output",
+        "-o",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="text, or json: one JSON document on stdout (progress and messages on stderr).",
+    )(fn)
+
+
 @contextmanager
 def _maybe_sandbox(enabled: bool, endpoint_url: str | None) -> Iterator[str | None]:
     if not enabled:
@@ -156,14 +169,7 @@ def _maybe_sandbox(enabled: bool, endpoint_url: str | None) -> Iterator[str | No
     help="With --dry-run: exit 0 when there are no changes, 2 when there are, 1 on error.",
 )
 @click.option("--no-wait", is_flag=True, help="Do not wait for services to become healthy.")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="How to print the plan.",
-)
+@output_option
 @click.pass_obj
 def up(
     env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, detailed_exitcode: bool, no_wait: bool, output: str
@@ -187,14 +193,7 @@ def up(
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking (needed when stdin is not a terminal).")
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
 @click.option("--keep-logs", is_flag=True, help="Keep the services' log groups (the only data a stack holds).")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="How to print the plan.",
-)
+@output_option
 @click.pass_obj
 def teardown(env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, keep_logs: bool, output: str) -> None:
     """Delete everything the stack created, in reverse order; touch nothing it does not own."""
@@ -216,15 +215,25 @@ def teardown(env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, ke
     show_default=True,
     help="The stack file.",
 )
+@output_option
 @click.pass_obj
-def validate(env: Env, file: Path) -> None:
+def validate(env: Env, file: Path, output: str) -> None:
     """Check the stack file without calling AWS."""
-    from spotecs import config
+    from rich.markup import escape
 
-    stack = config.load(file)
-    for w in stack.warnings():
-        env.console.print(f"[yellow]Warning:[/] {w}", markup=True)
-    env.console.print(f"{file}: stack '{stack.stack}' is valid ({len(stack.services)} service(s)).")
+    from spotecs import config
+    from spotecs.render import json_document
+
+    with json_document(env, output == "json", command="validate", file=str(file), valid=False) as doc:
+        stack = config.load(file)
+        warnings = stack.warnings()
+        doc.update(valid=True, stack=stack.stack, services=sorted(stack.services), warnings=warnings)
+        console = env.human(output)
+        for w in warnings:
+            console.print(f"[yellow]Warning:[/] {escape(w)}", soft_wrap=True)
+        console.print(
+            f"{file}: stack '{stack.stack}' is valid ({len(stack.services)} service(s)).", markup=False, soft_wrap=True
+        )
 
 
 @cli.command()

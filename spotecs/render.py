@@ -17,6 +17,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 
 from spotecs.engine.apply import Event, Result
 from spotecs.engine.model import Action, Change, Plan, Unknown
+from spotecs.errors import SpotecsError
 
 COLORS = {
     Action.CREATE: "green",
@@ -45,9 +46,9 @@ class Env:
     stdin_isatty: bool = field(default_factory=lambda: sys.stdin.isatty())
     confirm: Callable[[str], bool] | None = None
 
-    @property
-    def interactive(self) -> bool:
-        return self.console.is_terminal
+    def human(self, output: str) -> Console:
+        """Where messages and progress go: stdout, or stderr when stdout carries JSON."""
+        return self.err if output == "json" else self.console
 
     def ask(self, question: str) -> bool:
         if self.confirm is not None:
@@ -100,17 +101,19 @@ def change_lines(ch: Change) -> list[str]:
     return lines
 
 
-def plan_json(plan: Plan) -> str:
-    def clean(v: Any) -> Any:
-        if isinstance(v, Unknown):
-            return "(known after apply)"
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items() if not str(k).startswith("_")}
-        if isinstance(v, list):
-            return [clean(x) for x in v]
-        return v
+def _clean(v: Any) -> Any:
+    if isinstance(v, Unknown):
+        return "(known after apply)"
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items() if not str(k).startswith("_")}
+    if isinstance(v, list):
+        return [_clean(x) for x in v]
+    return v
 
-    doc = {
+
+def plan_doc(plan: Plan) -> dict[str, Any]:
+    """The plan's part of the JSON document (README, "Machine output")."""
+    return {
         "changes": [
             {
                 "key": c.key,
@@ -118,7 +121,7 @@ def plan_json(plan: Plan) -> str:
                 "name": c.name,
                 "action": c.action.verb,
                 "diffs": [
-                    {"path": d.path, "old": clean(d.old), "new": clean(d.new), "forces_replacement": d.forces_replace}
+                    {"path": d.path, "old": _clean(d.old), "new": _clean(d.new), "forces_replacement": d.forces_replace}
                     for d in c.diffs
                 ],
                 **({"note": c.note} if c.note else {}),
@@ -128,17 +131,63 @@ def plan_json(plan: Plan) -> str:
         "summary": plan.counts(),
         "warnings": plan.warnings,
     }
-    return json.dumps(doc, indent=2, default=repr)
+
+
+def plan_json(plan: Plan) -> str:
+    return json.dumps(plan_doc(plan), indent=2, default=repr)
+
+
+# The result's buckets, by the action each applied step took.
+RESULT_BUCKETS = {
+    Action.CREATE: "created",
+    Action.UPDATE: "changed",
+    Action.NEW_VERSION: "changed",
+    Action.REPLACE: "replaced",
+    Action.DELETE: "deleted",
+}
+
+
+def result_doc(plan: Plan, result: Result) -> dict[str, Any]:
+    """What an apply did: created, changed, replaced, deleted, failed (with the error) and
+    skipped (an upstream step failed or the run was interrupted); each entry names the resource."""
+
+    def ref(key: str) -> dict[str, str]:
+        c = plan.get(key)
+        return {"key": key, "kind": c.kind, "name": c.name}
+
+    doc: dict[str, Any] = {bucket: [] for bucket in dict.fromkeys(RESULT_BUCKETS.values())}
+    for key in result.applied:
+        bucket = RESULT_BUCKETS.get(plan.get(key).action)
+        if bucket:
+            doc[bucket].append(ref(key))
+    doc["failed"] = [{**ref(key), "error": str(err)} for key, err in result.failed.items()]
+    doc["skipped"] = [ref(key) for key in result.skipped]
+    return doc
+
+
+@contextmanager
+def json_document(env: Env, enabled: bool, **head: Any) -> Iterator[dict[str, Any]]:
+    """With `-o json`: exactly one JSON document on stdout, written once when the command ends,
+    whatever happens; the command fills it in (plan, result), and an error becomes its
+    "error". Everything meant for people goes to stderr meanwhile (`Env.human`)."""
+    doc: dict[str, Any] = {**head, "error": None}
+    try:
+        yield doc
+    except (SpotecsError, KeyboardInterrupt) as e:
+        doc["error"] = str(e) or "interrupted"
+        raise
+    finally:
+        if enabled:
+            env.console.out(json.dumps(doc, indent=2, default=repr), highlight=False)
 
 
 class ProgressView:
     """Live progress of an apply: one spinner line per running step with its status and
     elapsed time on a terminal; one plain line per event otherwise."""
 
-    def __init__(self, env: Env) -> None:
-        self.env = env
-        self.console = env.console
-        self.live = env.interactive
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.live = console.is_terminal
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),

@@ -11,7 +11,7 @@ from dataclasses import replace
 from rich.markup import escape
 
 from spotecs.engine.model import Action, Plan
-from spotecs.render import Env, notes, plan_json, plan_text
+from spotecs.render import Env, json_document, notes, plan_doc, plan_text
 from spotecs.steps.base import Node, Timeouts
 from spotecs.steps.load_balancer import AccessLogBucket
 from spotecs.steps.log_group import LogGroup
@@ -26,33 +26,38 @@ def holds_logs(step: Node) -> bool:
 
 
 def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: Timeouts | None = None) -> Plan:
-    run = prepare(opts, timeouts)
-    with_orphans(run, destroy=True)
-    the_plan = plan_run(run, destroy=True)
-    # Shown as it will run: dependants first (the plan is in `up` order; apply keys by step).
-    the_plan.changes.reverse()
-    logs = {s.key for s in run.steps if holds_logs(s)}
-    if keep_logs:
-        the_plan.changes = [
-            replace(c, action=Action.NOOP, note=KEPT_LOGS) if c.key in logs and c.action is Action.DELETE else c
-            for c in the_plan.changes
-        ]
-    if opts.output == "json":
-        env.console.print_json(plan_json(the_plan))
-    elif not the_plan.has_changes:
-        notes(env.console, the_plan)
-        env.console.print(f"Nothing to delete: stack {run.stack.stack} has no resources of its own in {run.region}.")
-        return the_plan
-    else:
-        plan_text(env.console, the_plan, run.stack.stack, run.region)
+    with json_document(env, opts.output == "json", command="teardown") as doc:
+        console = env.human(opts.output)
+        run = prepare(opts, timeouts)
+        doc.update(stack=run.stack.stack, region=run.region)
+        with_orphans(run, destroy=True)
+        the_plan = plan_run(run, destroy=True)
+        # Shown as it will run: dependants first (the plan is in `up` order; apply keys by step).
+        the_plan.changes.reverse()
+        logs = {s.key for s in run.steps if holds_logs(s)}
+        if keep_logs:
+            the_plan.changes = [
+                replace(c, action=Action.NOOP, note=KEPT_LOGS) if c.key in logs and c.action is Action.DELETE else c
+                for c in the_plan.changes
+            ]
+        doc.update(plan_doc(the_plan), result=None)
+        if not the_plan.has_changes:
+            notes(console, the_plan)
+            console.print(
+                f"Nothing to delete: stack {run.stack.stack} has no resources of its own in {run.region}.",
+                markup=False,
+            )
+            return the_plan
+        if opts.output != "json":
+            plan_text(console, the_plan, run.stack.stack, run.region)
         doomed = [f"{c.kind} {c.name}" for c in the_plan.changes if c.key in logs and c.action is Action.DELETE]
         if doomed:
-            env.console.print(
+            console.print(
                 f"[yellow]The logs in {escape(', '.join(doomed))} will be deleted[/] (--keep-logs keeps them).",
                 highlight=False,
             )
-    if opts.dry_run or not the_plan.has_changes:
+        if opts.dry_run:
+            return the_plan
+        confirm(env, opts, f"\nDelete stack {run.stack.stack} in {run.region}?", "Teardown")
+        execute(console, run, the_plan, "Teardown", doc)
         return the_plan
-    confirm(env, opts, f"\nDelete stack {run.stack.stack} in {run.region}?", "Teardown")
-    execute(env, run, the_plan, "Teardown")
-    return the_plan

@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from rich.console import Console
 
 from spotecs import config
 from spotecs.aws import Aws, AwsOptions
@@ -13,7 +16,7 @@ from spotecs.engine.apply import Result, apply
 from spotecs.engine.model import Plan
 from spotecs.engine.plan import plan
 from spotecs.errors import ApplyFailed, Cancelled, CheckError, UsageError
-from spotecs.render import Env, ProgressView, plan_json, plan_text, result_text
+from spotecs.render import Env, ProgressView, json_document, plan_doc, plan_text, result_doc, result_text
 from spotecs.steps import build, orphans
 from spotecs.steps.base import Context, Node, Timeouts
 
@@ -63,12 +66,14 @@ def confirm(env: Env, opts: RunOptions, question: str, verb: str = "Apply") -> N
         raise Cancelled(f"{verb} cancelled.")
 
 
-def execute(env: Env, run: Run, the_plan: Plan, verb: str) -> Result:
-    view = ProgressView(env)
+def execute(console: Console, run: Run, the_plan: Plan, verb: str, doc: dict[str, Any]) -> Result:
+    """Apply with live progress on `console`; the result goes into the JSON document too."""
+    view = ProgressView(console)
     run.ctx.on_status = view.on_status
     with view.running():
         result = apply(the_plan, run.steps, run.ctx, on_event=view.on_event)
-    result_text(env.console, the_plan, result, verb)
+    doc["result"] = result_doc(the_plan, result)
+    result_text(console, the_plan, result, verb)
     if not result.ok:
         raise ApplyFailed(
             f"{verb.lower()} did not finish: run the same command again to continue from where it stopped"
@@ -90,20 +95,23 @@ def plan_run(run: Run, *, destroy: bool = False) -> Plan:
 
 
 def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
-    run = prepare(opts, timeouts)
-    with_orphans(run)
-    the_plan = plan_run(run)
-    the_plan.warnings = run.stack.warnings()
-    if opts.output == "json":
-        env.console.print_json(plan_json(the_plan))
-    else:
-        plan_text(env.console, the_plan, run.stack.stack, run.region)
-    if opts.dry_run:
+    with json_document(env, opts.output == "json", command="up") as doc:
+        console = env.human(opts.output)
+        run = prepare(opts, timeouts)
+        doc.update(stack=run.stack.stack, region=run.region)
+        with_orphans(run)
+        the_plan = plan_run(run)
+        the_plan.warnings = run.stack.warnings()
+        doc.update(plan_doc(the_plan), result=None)
+        if opts.output != "json":
+            plan_text(console, the_plan, run.stack.stack, run.region)
+        if opts.dry_run:
+            return the_plan
+        if the_plan.has_changes:
+            confirm(env, opts, "\nApply these changes?")
+            execute(console, run, the_plan, "Apply", doc)
+        url = run.ctx.outputs.get("load-balancer", {}).get("url")
+        if url:
+            doc["url"] = url
+            console.print(f"Load balancer: {url}", markup=False)
         return the_plan
-    if the_plan.has_changes:
-        confirm(env, opts, "\nApply these changes?")
-        execute(env, run, the_plan, "Apply")
-    url = run.ctx.outputs.get("load-balancer", {}).get("url")
-    if url and opts.output == "text":
-        env.console.print(f"Load balancer: {url}", markup=False)
-    return the_plan

@@ -419,24 +419,29 @@ def inject(client: Any, fault: Fault) -> None:
 @dataclass
 class Out:
     code: int
-    text: str
+    text: str  # stdout and stderr
     questions: list[str]
+    stdout: str = ""
 
 
 def cmd(*args: str, tty: bool = False, answer: bool = False) -> Out:
-    buf = io.StringIO()
+    out, err = io.StringIO(), io.StringIO()
     questions: list[str] = []
 
     def confirm(q: str) -> bool:
         questions.append(q)
         return answer
 
-    console = Console(file=buf, width=250, no_color=True, highlight=False)
-    env = Env(console=console, err=console, stdin_isatty=tty, confirm=confirm)
+    env = Env(
+        console=Console(file=out, width=250, no_color=True, highlight=False),
+        err=Console(file=err, width=250, no_color=True, highlight=False),
+        stdin_isatty=tty,
+        confirm=confirm,
+    )
     result = CliRunner().invoke(cli, list(args), obj=env)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
-    return Out(result.exit_code, buf.getvalue() + result.output, questions)
+    return Out(result.exit_code, out.getvalue() + err.getvalue() + result.output, questions, out.getvalue())
 
 
 def article(tmp_path: Path, name: str = "article") -> Path:

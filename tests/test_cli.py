@@ -293,6 +293,13 @@ def test_output_json_is_a_parsable_plan(moto: None, tweak: Any, runs: Runs, stac
     result, io_ = invoke(["up", "-f", str(stack_file), "--dry-run", "--output", "json"])
     assert result.exit_code == 0, io_.stderr
     doc = json.loads(io_.stdout)
+    assert (doc["command"], doc["stack"], doc["region"], doc["error"], doc["result"]) == (
+        "up",
+        "demo",
+        "us-east-1",
+        None,
+        None,
+    )
     assert doc["summary"] == {"add": 5, "change": 0, "replace": 0, "destroy": 0}
     by_key = {c["key"]: c for c in doc["changes"]}
     assert by_key["log-group:api"] == {
@@ -304,6 +311,76 @@ def test_output_json_is_a_parsable_plan(moto: None, tweak: Any, runs: Runs, stac
     }
     assert any("spot-heavy" in w for w in doc["warnings"])
     assert runs.writes() == []
+
+
+def test_output_json_after_apply_is_one_document_with_the_result(
+    moto: None, tweak: Any, runs: list[Aws], stack_file: Path
+) -> None:
+    result, io_ = invoke(["up", "-f", str(stack_file), "--yes", "-o", "json"], make_io(tty=False))
+    assert result.exit_code == 0, io_.stderr
+    doc = json.loads(io_.stdout)  # exactly one document: a second one would not parse
+    created = {r["key"]: r for r in doc["result"]["created"]}
+    assert created["log-group:api"] == {"key": "log-group:api", "kind": "log group", "name": "/ecs/demo/api"}
+    assert len(created) == doc["summary"]["add"] == 5
+    assert all(doc["result"][k] == [] for k in ("changed", "replaced", "deleted", "failed", "skipped"))
+    # Progress and the closing line went to stderr.
+    assert "created log group /ecs/demo/api" in io_.stderr
+    assert "Apply complete! 5 added" in io_.stderr
+
+
+def test_output_json_on_failure_carries_the_error_and_what_failed(
+    moto: None, tweak: list[Callable[[Step], None]], stack_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(self: LogGroup, ctx: Any, desired: dict[str, Any]) -> dict[str, Any]:
+        raise AwsError(f"create log group {self.name}", "not authorized (AccessDenied)", "AccessDenied")
+
+    monkeypatch.setattr(LogGroup, "create", denied)
+    result, io_ = invoke(["up", "-f", str(stack_file), "--yes", "-o", "json"], make_io(tty=False))
+    assert result.exit_code == 1
+    doc = json.loads(io_.stdout)
+    assert doc["result"]["failed"] == [
+        {
+            "key": "log-group:api",
+            "kind": "log group",
+            "name": "/ecs/demo/api",
+            "error": "Failed to create log group /ecs/demo/api: not authorized (AccessDenied)",
+        }
+    ]
+    assert len(doc["result"]["created"]) == 4
+    assert doc["error"].startswith("apply did not finish")
+    assert "Error: apply did not finish" in io_.stderr
+
+
+def test_output_json_when_the_plan_fails_is_still_one_document(
+    moto: None, tweak: Any, stack_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(self: LogGroup, ctx: Any) -> None:
+        raise AwsError(f"describe log group {self.name}", "not authorized (AccessDenied)", "AccessDenied")
+
+    monkeypatch.setattr(LogGroup, "read", denied)
+    result, io_ = invoke(["up", "-f", str(stack_file), "--dry-run", "-o", "json"])
+    assert result.exit_code == 1
+    doc = json.loads(io_.stdout)
+    assert doc["error"] == "Failed to describe log group /ecs/demo/api: not authorized (AccessDenied)"
+    assert "changes" not in doc
+
+
+def test_validate_output_json(stack_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Aws, "client", _no_aws)
+    result, io_ = invoke(["validate", "-f", str(stack_file), "-o", "json"])
+    assert result.exit_code == 0
+    doc = json.loads(io_.stdout)
+    assert (doc["valid"], doc["stack"], doc["services"], doc["error"]) == (True, "demo", ["api"], None)
+    assert any("min_healthy_percent" in w for w in doc["warnings"])
+    assert "is valid" in io_.stderr
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**MINIMAL, "servics": {}}))
+    result, io_ = invoke(["validate", "-f", str(bad), "-o", "json"])
+    assert result.exit_code == 2
+    doc = json.loads(io_.stdout)
+    assert doc["valid"] is False and "servics: unknown key" in doc["error"]
+    assert "servics: unknown key" in io_.stderr
 
 
 def test_output_json_needs_dry_run_or_yes(stack_file: Path) -> None:
@@ -500,8 +577,21 @@ def test_result_text_lists_failed_and_skipped() -> None:
     result_text(console, plan, ApplyResult(applied=["c"], failed={"a": RuntimeError("boom")}, skipped=["b"]))
     assert buf.getvalue().splitlines()[1:] == [
         "Apply failed. 1 step(s) applied, 1 failed, 1 skipped.",
+        "  applied updated thing c",
         "  failed  a: boom",
         "  skipped b",
+    ]
+
+
+def test_result_text_after_an_interruption_says_what_was_applied_and_what_was_not() -> None:
+    plan = Plan([Change(k, "thing", k, Action.CREATE) for k in "abc"])
+    console, buf = _console()
+    result_text(console, plan, ApplyResult(applied=["a"], stopped=["b"], skipped=["c"], interrupted=True))
+    assert buf.getvalue().splitlines()[1:] == [
+        "Apply interrupted. 1 step(s) applied, 1 stopped part-way, 1 not started.",
+        "  applied created thing a",
+        "  stopped b (AWS may show it part-way; the next run finishes it)",
+        "  not started c",
     ]
 
 

@@ -63,8 +63,8 @@ def test_the_plan_lists_deletions_in_the_up_order_reversed(moto: None, runs: Run
     path = article(tmp_path)
     assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
     out = cmd("teardown", "-f", str(path), "--dry-run", "--output", "json")
-    keys = [c["key"] for c in json.loads(out.text)["changes"]]
-    assert all(c["action"] == "delete" for c in json.loads(out.text)["changes"])
+    keys = [c["key"] for c in json.loads(out.stdout)["changes"]]
+    assert all(c["action"] == "delete" for c in json.loads(out.stdout)["changes"])
     dag = graph(build(config.load(path), REGION))
     for key in keys:  # every resource is listed after everything that depends on it
         assert all(keys.index(key) < keys.index(up) for up in dag[key] if up in keys), key
