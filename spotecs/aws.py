@@ -17,13 +17,25 @@ from typing import Any
 import boto3
 import botocore.waiter
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, WaiterError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoRegionError,
+    WaiterError,
+)
 
 from spotecs import __version__
 from spotecs.errors import AwsError, UsageError, WaitTimeout
 
 MANAGED_TAG = "spotecs:managed"
 STACK_TAG = "spotecs:stack"
+
+# An endpoint that cannot be reached fails within seconds, not after the full retry budget
+# (10 attempts with backoff: about 26 s) meant for throttling and 5xx answers.
+CONNECT_TIMEOUT = 4.0
+CONNECT_ATTEMPTS = 2
 
 # Read calls by prefix; everything else changes AWS. Used to prove a re-run writes nothing.
 READ_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search")
@@ -80,6 +92,7 @@ class Aws:
             if client is None:
                 config = Config(
                     retries={"mode": "adaptive", "max_attempts": self.options.max_attempts},
+                    connect_timeout=CONNECT_TIMEOUT,
                     user_agent_extra=f"spotecs/{__version__}",
                 )
                 endpoint = self.options.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
@@ -90,6 +103,7 @@ class Aws:
                 # before-parameter-build carries the API parameters as spotecs passed them
                 # (before-call would give the serialised HTTP request instead).
                 client.meta.events.register("before-parameter-build", self._record)
+                client.meta.events.register_first("needs-retry", _bounded_connection_retries)
                 self._clients[service] = client
             return client
 
@@ -122,6 +136,12 @@ def client_token(stack: str, key: str, request: dict[str, Any]) -> str:
     36 and EC2's 64."""
     text = json.dumps([stack, key, request], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _bounded_connection_retries(attempts: int, caught_exception: Exception | None = None, **_: Any) -> None:
+    # Runs before botocore's retry handler: raising ends the call with the connection error.
+    if isinstance(caught_exception, EndpointConnectionError | ConnectTimeoutError) and attempts >= CONNECT_ATTEMPTS:
+        raise caught_exception
 
 
 def error_code(e: ClientError) -> str:

@@ -452,3 +452,18 @@ def test_context_retry_reports_to_the_step(clock: FakeClock) -> None:
 
     assert ctx.for_step("cluster").retry("delete cluster", flaky, codes=("ResourceInUse",)) == "ok"
     assert statuses == [("cluster", "retrying: ResourceInUse")]
+
+
+def test_an_unreachable_endpoint_fails_after_two_attempts_not_the_throttling_budget() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        a = Aws(AwsOptions(region=REGION, endpoint_url=f"http://127.0.0.1:{port}", max_attempts=10))
+        ecs = a.client("ecs")
+        sent: list[str] = []
+        ecs.meta.events.register("before-send", lambda **kw: sent.append("send"))
+        with pytest.raises(AwsError, match=r"^Failed to list clusters: Could not connect to the endpoint URL"):
+            call("list clusters", ecs.list_clusters)
+    assert len(sent) == aws.CONNECT_ATTEMPTS == 2
