@@ -4,6 +4,7 @@ NO_COLOR is honoured by rich itself. Steps and the engine never print."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -37,12 +38,26 @@ PRESENT = {
 }
 
 
+def _console(*, stderr: bool) -> Console:
+    """Off a terminal lines are never wrapped (a CI log keeps them whole). NO_COLOR removes every
+    style, bold and dim included (rich's own no_color keeps those): no-color.org."""
+    stream = sys.stderr if stderr else sys.stdout
+    plain = bool(os.environ.get("NO_COLOR"))
+    return Console(
+        stderr=stderr,
+        highlight=False,
+        soft_wrap=not stream.isatty(),
+        color_system=None if plain else "auto",
+        no_color=plain,
+    )
+
+
 @dataclass
 class Env:
     """The I/O a command uses; tests pass their own (httpie's Environment)."""
 
-    console: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=not sys.stdout.isatty()))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    console: Console = field(default_factory=lambda: _console(stderr=False))
+    err: Console = field(default_factory=lambda: _console(stderr=True))
     stdin_isatty: bool = field(default_factory=lambda: sys.stdin.isatty())
     confirm: Callable[[str], bool] | None = None
 

@@ -687,3 +687,12 @@ def test_commands_without_aws_do_not_import_boto3_or_moto(argv: list[str]) -> No
     assert done.returncode == 0, done.stderr
     assert done.stdout  # the command did its job
     assert done.stderr.strip().splitlines()[-1] == "HEAVY"
+
+
+def test_no_color_removes_every_style_bold_included(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    env = Env()
+    # rich's no_color alone keeps bold and dim; no colour system means no escape codes at all.
+    assert env.console.color_system is None and env.err.color_system is None
+    monkeypatch.delenv("NO_COLOR")
+    assert Env().console.no_color is False
