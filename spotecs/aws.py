@@ -26,7 +26,7 @@ from botocore.exceptions import (
     WaiterError,
 )
 
-from spotecs import __version__
+from spotecs import __version__, names
 from spotecs.errors import AwsError, UsageError, WaitTimeout
 
 MANAGED_TAG = "spotecs:managed"
@@ -50,6 +50,11 @@ class Call:
     @property
     def is_write(self) -> bool:
         return not self.operation.startswith(READ_PREFIXES)
+
+    @property
+    def is_lock(self) -> bool:
+        """A call on the run's own lock (lock.py): bookkeeping, not a change to the stack."""
+        return self.service == "ssm" and names.is_lock_parameter(str(self.params.get("Name", "")))
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,8 @@ class Aws:
         self.calls.append(Call(model.service_model.service_name, model.name, dict(params)))
 
     def writes(self) -> list[Call]:
-        return [c for c in self.calls if c.is_write]
+        """The calls that changed the stack's resources (the lock's own writes are not counted)."""
+        return [c for c in self.calls if c.is_write and not c.is_lock]
 
 
 def client_token(stack: str, key: str, request: dict[str, Any]) -> str:

@@ -205,6 +205,18 @@ def teardown(env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, ke
     run_teardown(env, RunOptions(file=file, aws=aws, yes=yes, dry_run=dry_run, output=output), keep_logs=keep_logs)
 
 
+@cli.command("force-unlock")
+@aws_options
+@click.option("--yes", "-y", is_flag=True, help="Break the lock without asking (needed when stdin is not a terminal).")
+@click.pass_obj
+def force_unlock(env: Env, file: Path, aws: AwsOptions, yes: bool) -> None:
+    """Break the stack's run lock, left by a run that was killed; shows its holder first."""
+    from spotecs.force_unlock import force_unlock as run_force_unlock
+    from spotecs.up import RunOptions
+
+    run_force_unlock(env, RunOptions(file=file, aws=aws, yes=yes))
+
+
 @cli.command()
 @click.option(
     "-f",

@@ -125,3 +125,15 @@ class Interrupted(SpotecsError):
     """Ctrl-C: the run stopped starting new steps and let the calls in flight finish."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+class LockHeld(SpotecsError):
+    """Another run holds the stack's lock (lock.py)."""
+
+    def __init__(self, stack: str, holder: str):
+        self.stack = stack
+        self.holder = holder
+        super().__init__(
+            f"stack {stack} is locked by another run: {holder}. Wait for it to finish; if that run is "
+            "gone (killed, crashed), break the lock with: spotecs force-unlock"
+        )

@@ -100,6 +100,19 @@ def service_of(stack: str, name: str) -> str:
     return name.removeprefix(service_prefix(stack))
 
 
+LOCK_PREFIX = "/spotecs/"
+LOCK_SUFFIX = "/lock"
+
+
+def lock_parameter(stack: str) -> str:
+    """The SSM parameter that is the stack's run lock (lock.py)."""
+    return f"{LOCK_PREFIX}{stack}{LOCK_SUFFIX}"
+
+
+def is_lock_parameter(name: str) -> bool:
+    return name.startswith(LOCK_PREFIX) and name.endswith(LOCK_SUFFIX)
+
+
 def cluster(stack: str, configured: str | None = None) -> str:
     """The ECS cluster: as configured, else the stack name (rule: CLUSTER)."""
     return configured or stack

@@ -15,7 +15,7 @@ from spotecs.render import Env, json_document, notes, plan_doc, plan_text
 from spotecs.steps.base import Node, Timeouts
 from spotecs.steps.load_balancer import AccessLogBucket
 from spotecs.steps.log_group import LogGroup
-from spotecs.up import RunOptions, confirm, execute, plan_run, prepare, with_orphans
+from spotecs.up import RunOptions, confirm, execute, locked, plan_run, prepare, with_orphans
 
 KEPT_LOGS = "kept (--keep-logs)"
 
@@ -30,34 +30,35 @@ def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: T
         console = env.human(opts.output)
         run = prepare(opts, timeouts)
         doc.update(stack=run.stack.stack, region=run.region)
-        with_orphans(run, destroy=True)
-        the_plan = plan_run(run, destroy=True)
-        # Shown as it will run: dependants first (the plan is in `up` order; apply keys by step).
-        the_plan.changes.reverse()
-        logs = {s.key for s in run.steps if holds_logs(s)}
-        if keep_logs:
-            the_plan.changes = [
-                replace(c, action=Action.NOOP, note=KEPT_LOGS) if c.key in logs and c.action is Action.DELETE else c
-                for c in the_plan.changes
-            ]
-        doc.update(plan_doc(the_plan), result=None)
-        if not the_plan.has_changes:
-            notes(console, the_plan)
-            console.print(
-                f"Nothing to delete: stack {run.stack.stack} has no resources of its own in {run.region}.",
-                markup=False,
-            )
+        with locked(run, opts, "teardown"):
+            with_orphans(run, destroy=True)
+            the_plan = plan_run(run, destroy=True)
+            # Shown as it will run: dependants first (the plan is in `up` order; apply keys by step).
+            the_plan.changes.reverse()
+            logs = {s.key for s in run.steps if holds_logs(s)}
+            if keep_logs:
+                the_plan.changes = [
+                    replace(c, action=Action.NOOP, note=KEPT_LOGS) if c.key in logs and c.action is Action.DELETE else c
+                    for c in the_plan.changes
+                ]
+            doc.update(plan_doc(the_plan), result=None)
+            if not the_plan.has_changes:
+                notes(console, the_plan)
+                console.print(
+                    f"Nothing to delete: stack {run.stack.stack} has no resources of its own in {run.region}.",
+                    markup=False,
+                )
+                return the_plan
+            if opts.output != "json":
+                plan_text(console, the_plan, run.stack.stack, run.region)
+            doomed = [f"{c.kind} {c.name}" for c in the_plan.changes if c.key in logs and c.action is Action.DELETE]
+            if doomed:
+                console.print(
+                    f"[yellow]The logs in {escape(', '.join(doomed))} will be deleted[/] (--keep-logs keeps them).",
+                    highlight=False,
+                )
+            if opts.dry_run:
+                return the_plan
+            confirm(env, opts, f"\nDelete stack {run.stack.stack} in {run.region}?", "Teardown", "delete")
+            execute(console, run, the_plan, "Teardown", doc)
             return the_plan
-        if opts.output != "json":
-            plan_text(console, the_plan, run.stack.stack, run.region)
-        doomed = [f"{c.kind} {c.name}" for c in the_plan.changes if c.key in logs and c.action is Action.DELETE]
-        if doomed:
-            console.print(
-                f"[yellow]The logs in {escape(', '.join(doomed))} will be deleted[/] (--keep-logs keeps them).",
-                highlight=False,
-            )
-        if opts.dry_run:
-            return the_plan
-        confirm(env, opts, f"\nDelete stack {run.stack.stack} in {run.region}?", "Teardown")
-        execute(console, run, the_plan, "Teardown", doc)
-        return the_plan

@@ -4,6 +4,7 @@ uses (one Aws session, the step list, the context)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from spotecs.engine.apply import Result, apply
 from spotecs.engine.model import Plan
 from spotecs.engine.plan import plan
 from spotecs.errors import ApplyFailed, Cancelled, CheckError, UsageError
+from spotecs.lock import stack_lock
 from spotecs.render import Env, ProgressView, json_document, plan_doc, plan_text, result_doc, result_text
 from spotecs.steps import build, orphans
 from spotecs.steps.base import Context, Node, Timeouts
@@ -54,13 +56,12 @@ def prepare(opts: RunOptions, timeouts: Timeouts | None = None) -> Run:
     return Run(stack, aws, ctx, build(stack, aws.region))
 
 
-def confirm(env: Env, opts: RunOptions, question: str, verb: str = "Apply") -> None:
-    """Ask before any write. `verb` names the command in the refusal and the cancellation
-    ("Apply cancelled.", "Teardown cancelled.", as Terraform words them)."""
+def confirm(env: Env, opts: RunOptions, question: str, verb: str = "Apply", what: str = "apply") -> None:
+    """Ask before any write. `verb` names the command in the cancellation ("Apply cancelled.",
+    "Teardown cancelled.", as Terraform words them), `what` the refusal's "--yes to <what>"."""
     if opts.yes:
         return
     if not env.stdin_isatty:
-        what = "delete" if verb == "Teardown" else "apply"
         raise UsageError(f"refusing to change AWS without confirmation: stdin is not a terminal; pass --yes to {what}")
     if not env.ask(question):
         raise Cancelled(f"{verb} cancelled.")
@@ -81,6 +82,13 @@ def execute(console: Console, run: Run, the_plan: Plan, verb: str, doc: dict[str
     return result
 
 
+def locked(run: Run, opts: RunOptions, command: str) -> AbstractContextManager[object]:
+    """The stack's lock (lock.py) for a run that may write; a dry run takes none."""
+    if opts.dry_run:
+        return nullcontext()
+    return stack_lock(run.aws, run.stack.stack, f"spotecs {command} -f {opts.file}")
+
+
 def with_orphans(run: Run, *, destroy: bool = False) -> None:
     """Add what the stack owns but its file no longer names, as deletions (steps/orphans.py)."""
     run.steps = [*run.steps, *orphans.find(run.ctx, run.steps, destroy=destroy)]
@@ -99,17 +107,18 @@ def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
         console = env.human(opts.output)
         run = prepare(opts, timeouts)
         doc.update(stack=run.stack.stack, region=run.region)
-        with_orphans(run)
-        the_plan = plan_run(run)
-        the_plan.warnings = run.stack.warnings()
-        doc.update(plan_doc(the_plan), result=None)
-        if opts.output != "json":
-            plan_text(console, the_plan, run.stack.stack, run.region)
-        if opts.dry_run:
-            return the_plan
-        if the_plan.has_changes:
-            confirm(env, opts, "\nApply these changes?")
-            execute(console, run, the_plan, "Apply", doc)
+        with locked(run, opts, "up"):
+            with_orphans(run)
+            the_plan = plan_run(run)
+            the_plan.warnings = run.stack.warnings()
+            doc.update(plan_doc(the_plan), result=None)
+            if opts.output != "json":
+                plan_text(console, the_plan, run.stack.stack, run.region)
+            if opts.dry_run:
+                return the_plan
+            if the_plan.has_changes:
+                confirm(env, opts, "\nApply these changes?")
+                execute(console, run, the_plan, "Apply", doc)
         url = run.ctx.outputs.get("load-balancer", {}).get("url")
         if url:
             doc["url"] = url
