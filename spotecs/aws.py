@@ -27,7 +27,7 @@ from botocore.exceptions import (
 )
 
 from spotecs import __version__, names
-from spotecs.errors import AwsError, UsageError, WaitTimeout
+from spotecs.errors import AwsError, Interrupted, UsageError, WaitTimeout
 
 MANAGED_TAG = "spotecs:managed"
 STACK_TAG = "spotecs:stack"
@@ -74,6 +74,8 @@ class Aws:
     _clients: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _session: boto3.Session | None = None
+    # Set on the first Ctrl-C: no new AWS call starts (but the lock's release), and waits end.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def session(self) -> boto3.Session:
@@ -109,6 +111,7 @@ class Aws:
                 # (before-call would give the serialised HTTP request instead).
                 client.meta.events.register("before-parameter-build", self._record)
                 client.meta.events.register_first("needs-retry", _bounded_connection_retries)
+                client.meta.events.register("before-parameter-build", self._gate)
                 self._clients[service] = client
             return client
 
@@ -129,6 +132,12 @@ class Aws:
     def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         # list.append is atomic under the GIL: safe from the engine's worker threads.
         self.calls.append(Call(model.service_model.service_name, model.name, dict(params)))
+
+    def _gate(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        if self.stopping.is_set():
+            call = Call(model.service_model.service_name, model.name, params)
+            if not call.is_lock:
+                raise Interrupted(f"not started: the run was interrupted ({call.operation})")
 
     def writes(self) -> list[Call]:
         """The calls that changed the stack's resources (the lock's own writes are not counted)."""
@@ -195,6 +204,7 @@ def retry_on(
     report: Callable[[str], None] | None = None,
     missing: Collection[str] = (),
     when: Callable[[AwsError], bool] | None = None,
+    stop: threading.Event | None = None,
     **kwargs: Any,
 ) -> Any:
     """Retry while AWS answers one of `codes` (eventual consistency: DependencyViolation,
@@ -214,7 +224,7 @@ def retry_on(
                 raise
             if report:
                 report(f"retrying: {e.code}")
-            time.sleep(wait)
+            pause(wait, stop)
             wait = min(wait * 2, 30.0) if delay else 0
 
 
@@ -251,6 +261,7 @@ def poll(
     delay: float,
     report: Callable[[str], None] | None = None,
     hint: str = "",
+    stop: threading.Event | None = None,
 ) -> None:
     """The shared waiter for conditions no botocore waiter models (several APIs at once, or a
     status line to show): `check()` returns (done, status)."""
@@ -263,7 +274,15 @@ def poll(
             return
         if time.monotonic() - start > timeout:
             raise WaitTimeout(f"{what} ({status})" if status else what, timeout, hint)
-        time.sleep(delay)
+        pause(delay, stop)
+
+
+def pause(seconds: float, stop: threading.Event | None = None) -> None:
+    """Sleep between polls; a Ctrl-C (`stop`) ends the sleep and the wait at once."""
+    if stop is None:
+        time.sleep(seconds)
+    elif stop.wait(seconds):
+        raise Interrupted("stopped waiting: the run was interrupted")
 
 
 def tag_dict(stack: str, extra: dict[str, str] | None = None) -> dict[str, str]:

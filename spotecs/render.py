@@ -177,6 +177,8 @@ def result_doc(plan: Plan, result: Result) -> dict[str, Any]:
             doc[bucket].append(ref(key))
     doc["failed"] = [{**ref(key), "error": str(err)} for key, err in result.failed.items()]
     doc["skipped"] = [ref(key) for key in result.skipped]
+    doc["stopped"] = [ref(key) for key in result.stopped]
+    doc["interrupted"] = result.interrupted
     return doc
 
 
@@ -240,6 +242,8 @@ class ProgressView:
             self.console.print(f"[red]✗[/] {e.action.verb} {escape(what)} failed: {escape(str(e.error))}")
         elif e.state == "skipped":
             self.console.print(f"[dim]- skipped {escape(what)} (an upstream step failed)[/]")
+        elif e.state == "stopped":
+            self.console.print(f"[yellow]■[/] {e.action.verb} {escape(what)} stopped by the interruption")
 
     def on_status(self, key: str, status: str) -> None:
         with self._lock:
@@ -264,11 +268,22 @@ def result_text(console: Console, plan: Plan, result: Result, verb: str = "Apply
             f"{counts[Action.REPLACE]} replaced, {counts[Action.DELETE]} destroyed."
         )
         return
-    console.print(
-        f"\n[bold red]{verb} failed.[/] {len(result.applied)} step(s) applied, "
-        f"{len(result.failed)} failed, {len(result.skipped)} skipped."
-    )
+    if result.interrupted:
+        console.print(
+            f"\n[bold yellow]{verb} interrupted.[/] {len(result.applied)} step(s) applied, "
+            f"{len(result.stopped)} stopped part-way, {len(result.skipped)} not started."
+        )
+    else:
+        console.print(
+            f"\n[bold red]{verb} failed.[/] {len(result.applied)} step(s) applied, "
+            f"{len(result.failed)} failed, {len(result.skipped)} skipped."
+        )
+    for key in result.applied:
+        c = plan.get(key)
+        console.print(f"  [green]applied[/] {c.action.past} {escape(c.kind)} {escape(c.name)}")
     for key, err in result.failed.items():
-        console.print(f"  [red]failed[/]  {key}: {escape(str(err))}")
+        console.print(f"  [red]failed[/]  {key}: {escape(str(err))}", soft_wrap=True)
+    for key in result.stopped:
+        console.print(f"  [yellow]stopped[/] {key} (AWS may show it part-way; the next run finishes it)")
     for key in result.skipped:
-        console.print(f"  [dim]skipped {key}[/]")
+        console.print(f"  [dim]{'not started' if result.interrupted else 'skipped'} {key}[/]")

@@ -3,8 +3,10 @@ uses (one Aws session, the step list, the context)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from spotecs.aws import Aws, AwsOptions
 from spotecs.engine.apply import Result, apply
 from spotecs.engine.model import Plan
 from spotecs.engine.plan import plan
-from spotecs.errors import ApplyFailed, Cancelled, CheckError, UsageError
+from spotecs.errors import ApplyFailed, Cancelled, CheckError, Interrupted, UsageError
 from spotecs.lock import stack_lock
 from spotecs.render import Env, ProgressView, json_document, plan_doc, plan_text, result_doc, result_text
 from spotecs.steps import build, orphans
@@ -71,15 +73,47 @@ def execute(console: Console, run: Run, the_plan: Plan, verb: str, doc: dict[str
     """Apply with live progress on `console`; the result goes into the JSON document too."""
     view = ProgressView(console)
     run.ctx.on_status = view.on_status
-    with view.running():
-        result = apply(the_plan, run.steps, run.ctx, on_event=view.on_event)
+    stop = run.aws.stopping
+
+    def notice() -> None:
+        console.print(
+            "\nInterrupted: no new step starts; the steps running finish or stop at their next call"
+            " (Ctrl-C again to stop at once).",
+            markup=False,
+            soft_wrap=True,
+        )
+
+    with view.running(), first_ctrl_c_stops(stop, notice):
+        result = apply(the_plan, run.steps, run.ctx, on_event=view.on_event, stop=stop)
     doc["result"] = result_doc(the_plan, result)
     result_text(console, the_plan, result, verb)
+    again = "run the same command again to continue from where it stopped"
+    if result.interrupted:
+        raise Interrupted(f"{verb.lower()} interrupted: {again}")
     if not result.ok:
-        raise ApplyFailed(
-            f"{verb.lower()} did not finish: run the same command again to continue from where it stopped"
-        )
+        raise ApplyFailed(f"{verb.lower()} did not finish: {again}")
     return result
+
+
+@contextmanager
+def first_ctrl_c_stops(stop: threading.Event, notice: Callable[[], None]) -> Iterator[None]:
+    """The first Ctrl-C sets `stop` (no new step or AWS call starts, waits end); the second
+    raises KeyboardInterrupt at once. Signals reach the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        notice()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def locked(run: Run, opts: RunOptions, command: str) -> AbstractContextManager[object]:

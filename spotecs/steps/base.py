@@ -86,6 +86,7 @@ class Context:
             report=self.report,
             missing=missing,
             when=when,
+            stop=self.aws.stopping,
             **kwargs,
         )
 
@@ -131,6 +132,7 @@ class Context:
             delay=self.timeouts.delay,
             report=self.report,
             hint=hint,
+            stop=self.aws.stopping,
         )
 
     def fact(self, name: str, compute: Callable[[], Any]) -> Any:
