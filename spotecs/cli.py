@@ -29,7 +29,7 @@ DETAILED_EXITCODE = "spotecs.detailed_exitcode"  # ctx.meta key, set by the opti
 # Outcomes that are neither success nor an error have their own codes. "Changes present" is 2
 # only under --detailed-exitcode (like `terraform plan -detailed-exitcode`), where every error
 # becomes 1 so that a broken run never passes for drift.
-OUTCOME_CODES: dict[Outcome, int] = {Outcome.CHANGES_PRESENT: 2}
+OUTCOME_CODES: dict[Outcome, int] = {Outcome.CHANGES_PRESENT: 2, Outcome.FOLLOW_ENDED: ExitCode.INTERRUPTED}
 
 
 def exit_code(result: object, *, detailed: bool = False) -> int:
@@ -285,7 +285,7 @@ def logs(
     pattern: str | None,
     task: str | None,
     output: str,
-) -> None:
+) -> Outcome:
     """Print the services' log lines (all services by time, or SERVICE), with stopped tasks' reasons."""
     from spotecs.logs import LogOptions
     from spotecs.logs import logs as run_logs
@@ -294,7 +294,8 @@ def logs(
     try:
         run_logs(env, opts, file, aws)
     except KeyboardInterrupt:  # the way to end --follow: not an interruption of any change
-        raise SystemExit(130) from None
+        return Outcome.FOLLOW_ENDED
+    return Outcome.DONE
 
 
 @cli.command()

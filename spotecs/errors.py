@@ -21,6 +21,8 @@ class Outcome(Enum):
     # `up --dry-run --detailed-exitcode`: the plan has changes (exit 2, like
     # `terraform plan -detailed-exitcode`); without the flag it is plain success.
     CHANGES_PRESENT = "changes present"
+    # `logs --follow` ended by Ctrl-C, its normal end: 130 as the shell expects, no message.
+    FOLLOW_ENDED = "follow ended"
 
 
 class SpotecsError(Exception):

@@ -609,6 +609,7 @@ def test_result_text_after_an_interruption_says_what_was_applied_and_what_was_no
         (AwsError("describe x", "denied"), True, 1),
         (Cancelled("Apply cancelled."), False, 1),
         (KeyboardInterrupt(), True, 130),
+        (Outcome.FOLLOW_ENDED, False, 130),  # logs --follow ends with Ctrl-C: no message
     ],
 )
 def test_exit_code_mapping(result: object, detailed: bool, code: int) -> None:
