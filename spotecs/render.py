@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -198,13 +199,20 @@ def json_document(env: Env, enabled: bool, **head: Any) -> Iterator[dict[str, An
             env.console.out(json.dumps(doc, indent=2, default=repr), highlight=False)
 
 
+# Off a terminal, a step that has printed nothing for this long gets a "still ..." line, so a
+# CI log never goes silent while AWS works (as Terraform does).
+HEARTBEAT_SECONDS = 10.0
+
+
 class ProgressView:
     """Live progress of an apply: one spinner line per running step with its status and
-    elapsed time on a terminal; one plain line per event otherwise."""
+    elapsed time on a terminal; plain lines otherwise, with a "still ..." line for every step
+    quiet for HEARTBEAT_SECONDS."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
         self.console = console
         self.live = console.is_terminal
+        self.clock = clock
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -213,37 +221,89 @@ class ProgressView:
             console=self.console,
             transient=True,
             disable=not self.live,
+            # rich's own refresh thread can redraw between a print's cursor move and its write,
+            # which loses printed lines and leaves stale spinners: refresh here, under _out.
+            auto_refresh=False,
         )
         self._tasks: dict[str, TaskID] = {}
         self._last: dict[str, str] = {}
+        # Off a terminal: the running steps' text, start and last printed line's time.
+        self._running: dict[str, tuple[str, float, float]] = {}
         self._lock = threading.Lock()
+        self._out = threading.RLock()  # one writer at a time: prints and redraws
+        self._done = threading.Event()
 
     @contextmanager
     def running(self) -> Iterator[ProgressView]:
+        beat = threading.Thread(target=self._beat, name="progress", daemon=True)
         with self._progress:
-            yield self
+            beat.start()
+            try:
+                yield self
+            finally:
+                self._done.set()
+                beat.join()
+
+    def _beat(self) -> None:
+        while not self._done.wait(0.1 if self.live else 1.0):
+            if self.live:
+                with self._out:
+                    self._progress.refresh()
+            else:
+                self.heartbeat()
+
+    def heartbeat(self, now: float | None = None) -> None:
+        """Print "still creating ECS service X, running 1/2 (40s elapsed)" for each quiet step."""
+        now = self.clock() if now is None else now
+        lines = []
+        with self._lock:
+            for key, (text, started, last) in self._running.items():
+                if now - last >= HEARTBEAT_SECONDS:
+                    status = self._last.get(key)
+                    lines.append(f"still {text}{', ' + status if status else ''} ({now - started:.0f}s elapsed)")
+                    self._running[key] = (text, started, now)
+        with self._out:
+            for line in lines:
+                self.console.print(line, markup=False, soft_wrap=True)
 
     def on_event(self, e: Event) -> None:
+        with self._out:
+            self._on_event(e)
+
+    def _on_event(self, e: Event) -> None:
         what = f"{e.kind} {e.name}"
         with self._lock:
             if e.state == "start":
                 text = f"{PRESENT[e.action]} {what}"
                 if self.live:
                     self._tasks[e.key] = self._progress.add_task(escape(text), status="")
+                    self._progress.refresh()
                 else:
-                    self.console.print(f"{text}…")
+                    now = self.clock()
+                    self._running[e.key] = (text, now, now)
+                    self.console.print(f"{text}…", markup=False, soft_wrap=True)
                 return
             task = self._tasks.pop(e.key, None)
+            self._running.pop(e.key, None)
         if task is not None:
             self._progress.remove_task(task)
         if e.state == "done":
             self.console.print(f"[green]✓[/] {e.action.past} {escape(what)} [dim]({e.elapsed:.1f}s)[/]")
         elif e.state == "failed":
-            self.console.print(f"[red]✗[/] {e.action.verb} {escape(what)} failed: {escape(str(e.error))}")
+            self.console.print(
+                f"[red]✗[/] {e.action.verb} {escape(what)} failed: {escape(str(e.error))}", soft_wrap=True
+            )
         elif e.state == "skipped":
             self.console.print(f"[dim]- skipped {escape(what)} (an upstream step failed)[/]")
         elif e.state == "stopped":
             self.console.print(f"[yellow]■[/] {e.action.verb} {escape(what)} stopped by the interruption")
+        if self.live:
+            self._progress.refresh()
+
+    def say(self, text: str) -> None:
+        """A message while progress is shown (e.g. the Ctrl-C notice), written between redraws."""
+        with self._out:
+            self.console.print(text, markup=False, soft_wrap=True)
 
     def on_status(self, key: str, status: str) -> None:
         with self._lock:
@@ -251,10 +311,14 @@ class ProgressView:
                 return
             self._last[key] = status
             task = self._tasks.get(key)
+            if key in self._running:
+                text, started, _ = self._running[key]
+                self._running[key] = (text, started, self.clock())
         if task is not None:
             self._progress.update(task, status=escape(status))
         elif not self.live:
-            self.console.print(f"  {key}: {status}")
+            with self._out:
+                self.console.print(f"  {key}: {status}", markup=False, soft_wrap=True)
 
 
 def result_text(console: Console, plan: Plan, result: Result, verb: str = "Apply") -> None:

@@ -76,11 +76,9 @@ def execute(console: Console, run: Run, the_plan: Plan, verb: str, doc: dict[str
     stop = run.aws.stopping
 
     def notice() -> None:
-        console.print(
-            "\nInterrupted: no new step starts; the steps running finish or stop at their next call"
-            " (Ctrl-C again to stop at once).",
-            markup=False,
-            soft_wrap=True,
+        view.say(
+            "Interrupted: no new step starts; the steps running finish or stop at their next call"
+            " (Ctrl-C again to stop at once)."
         )
 
     with view.running(), first_ctrl_c_stops(stop, notice):

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,11 @@ import spotecs.up
 from spotecs.aws import Aws, AwsOptions
 from spotecs.cli import cli, exit_code
 from spotecs.config import Stack
+from spotecs.engine.apply import Event
 from spotecs.engine.apply import Result as ApplyResult
 from spotecs.engine.model import Action, Change, FieldDiff, Plan, Unknown
 from spotecs.errors import AwsError, Cancelled, ConfigError, Outcome
-from spotecs.render import Env, plan_json, plan_text, result_text
+from spotecs.render import Env, ProgressView, plan_json, plan_text, result_text
 from spotecs.steps import build
 from spotecs.steps.base import Step
 from spotecs.steps.log_group import LogGroup
@@ -697,3 +698,25 @@ def test_no_color_removes_every_style_bold_included(monkeypatch: pytest.MonkeyPa
     assert env.console.color_system is None and env.err.color_system is None
     monkeypatch.delenv("NO_COLOR")
     assert Env().console.no_color is False
+
+
+def test_off_a_terminal_a_quiet_step_gets_a_still_line_every_10_seconds() -> None:
+    console, buf = _console()
+    now = [100.0]
+    view = ProgressView(console, clock=lambda: now[0])
+    service = Event("service:api", "start", Action.CREATE, "demo-api", "ECS service")
+    view.on_event(service)
+    view.on_status("service:api", "running 1/2, targets healthy 0/2")
+    view.heartbeat(now=105.0)  # printed 5 s ago: nothing yet
+    view.heartbeat(now=140.0)
+    view.heartbeat(now=145.0)
+    view.heartbeat(now=150.0)
+    view.on_event(replace(service, state="done", elapsed=52.0))
+    view.heartbeat(now=170.0)  # done: no more lines for it
+    assert buf.getvalue().splitlines() == [
+        "creating ECS service demo-api…",
+        "  service:api: running 1/2, targets healthy 0/2",
+        "still creating ECS service demo-api, running 1/2, targets healthy 0/2 (40s elapsed)",
+        "still creating ECS service demo-api, running 1/2, targets healthy 0/2 (50s elapsed)",
+        "✓ created ECS service demo-api (52.0s)",
+    ]
