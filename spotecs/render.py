@@ -19,7 +19,6 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 
 from spotecs.engine.apply import Event, Result
 from spotecs.engine.model import Action, Change, Plan, Unknown
-from spotecs.errors import SpotecsError
 
 COLORS = {
     Action.CREATE: "green",
@@ -191,8 +190,8 @@ def json_document(env: Env, enabled: bool, **head: Any) -> Iterator[dict[str, An
     doc: dict[str, Any] = {**head, "error": None}
     try:
         yield doc
-    except (SpotecsError, KeyboardInterrupt) as e:
-        doc["error"] = str(e) or "interrupted"
+    except BaseException as e:  # whatever ends the command, the document says so
+        doc["error"] = str(e) or ("interrupted" if isinstance(e, KeyboardInterrupt) else type(e).__name__)
         raise
     finally:
         if enabled:
