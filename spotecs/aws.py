@@ -93,9 +93,12 @@ class Aws:
             raise UsageError("no region: set 'region' in the stack file, pass --region, or set AWS_REGION")
         return region
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, region: str | None = None) -> Any:
+        """The run's client for `service`; `region` only for APIs served from one region
+        whatever the stack's (the Pricing API: us-east-1)."""
+        key = f"{service}@{region}" if region else service
         with self._lock:
-            client = self._clients.get(service)
+            client = self._clients.get(key)
             if client is None:
                 config = Config(
                     retries={"mode": "adaptive", "max_attempts": self.options.max_attempts},
@@ -104,7 +107,9 @@ class Aws:
                 )
                 endpoint = self.options.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
                 try:
-                    client = self.session.client(service, region_name=self.region, endpoint_url=endpoint, config=config)
+                    client = self.session.client(
+                        service, region_name=region or self.region, endpoint_url=endpoint, config=config
+                    )
                 except NoRegionError:
                     raise UsageError("no region: pass --region or set AWS_REGION") from None
                 # before-parameter-build carries the API parameters as spotecs passed them
@@ -112,7 +117,7 @@ class Aws:
                 client.meta.events.register("before-parameter-build", self._record)
                 client.meta.events.register_first("needs-retry", _bounded_connection_retries)
                 client.meta.events.register("before-parameter-build", self._gate)
-                self._clients[service] = client
+                self._clients[key] = client
             return client
 
     def streaming_client(self, service: str) -> Any:

@@ -97,6 +97,19 @@ class AutoScalingGroup(Step):
             "name": self.name,
             "arn": g["AutoScalingGroupARN"],
             "desired_capacity": g.get("DesiredCapacity"),
+            # Live facts, never diffed: `status` shows them from this same read.
+            "instances": [
+                {
+                    "id": i["InstanceId"],
+                    "type": i.get("InstanceType"),
+                    "zone": i.get("AvailabilityZone"),
+                    "lifecycle_state": i.get("LifecycleState"),
+                    "health": i.get("HealthStatus"),
+                    "protected": bool(i.get("ProtectedFromScaleIn")),
+                    "launch_template_version": i.get("LaunchTemplate", {}).get("Version"),
+                }
+                for i in g.get("Instances", [])
+            ],
             "_owned": ctx.owned(tags_from_list(all_tags)),
         }
 

@@ -15,6 +15,7 @@ from spotecs.steps.base import Context, Step
 
 GONE = ("ServiceNotFoundException", "ServiceNotActiveException", "ClusterNotFoundException")
 MAX_EVENTS = 5
+EVENTS_KEPT = 10  # the newest service events `status` shows (ECS keeps 100)
 
 
 class Service(Step):
@@ -105,6 +106,11 @@ class Service(Step):
             "ecs_managed_tags": s.get("enableECSManagedTags", False),
             "propagate_tags": s.get("propagateTags", "NONE"),
             "desired_count": s.get("desiredCount"),
+            # Live facts, never diffed: `status` shows them from this same read.
+            "running_count": s.get("runningCount", 0),
+            "pending_count": s.get("pendingCount", 0),
+            "deployments": s.get("deployments", []),
+            "events": s.get("events", [])[:EVENTS_KEPT],
             "arn": s["serviceArn"],
             "name": self.name,
             "_owned": ctx.owned(tags_from_list(s.get("tags"))),

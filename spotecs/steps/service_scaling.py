@@ -192,6 +192,8 @@ class ServiceScaling(Step):
             ),
             "step_scaling": by_name([step_policy_of(p, alarms.get(p["PolicyName"])) for p in step_policies]),
             "scheduled": by_name([scheduled_of(a) for a in scheduled]),
+            # Live facts, never diffed: `status` shows each policy's alarms from this same read.
+            "policy_alarms": {p["PolicyName"]: sorted(a["AlarmName"] for a in p.get("Alarms", [])) for p in policies},
             # Scalable targets carry no tags spotecs can read back everywhere: they belong to the
             # service they scale (one left behind by a deleted service is this stack's leftover).
             "_owned": service is None or ctx.owned(tags_from_list(service.get("tags"))),
