@@ -328,8 +328,18 @@ def _wrap(owner: type, name: str, make: Callable[[Any], Any]) -> None:
         setattr(owner, name, make(current))
 
 
+def _wrap_again(owner: type, name: str, make: Callable[[Any], Any]) -> None:
+    """_wrap for a method another fill may already wrap (the marker is this fill's own)."""
+    current = getattr(owner, name)
+    if getattr(current, "_spotecs_fill", None) != make.__name__:
+        wrapped = make(current)
+        wrapped._spotecs_fill = make.__name__
+        setattr(owner, name, wrapped)
+
+
 def install() -> None:
     """Apply every fill to moto's classes; idempotent."""
+    from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse
     from moto.autoscaling.models import FakeAutoScalingGroup
     from moto.autoscaling.responses import AutoScalingResponse
     from moto.ec2.responses import EC2Response
@@ -354,3 +364,162 @@ def install() -> None:
     _wrap(LogsResponse, "start_live_tail", logs_live_tail_unavailable)
     _wrap(EC2ContainerServiceBackend, "list_tasks", ecs_list_tasks_by_service)
     _wrap(EC2ContainerServiceResponse, "stop_task", ecs_stop_task_like_the_agent)
+    _wrap_again(FakeAutoScalingGroup, "set_desired_capacity", asg_recording_launches)
+    _wrap_again(AutoScalingResponse, "describe_scaling_activities", asg_describe_scaling_activities)
+    _wrap_again(EC2Response, "describe_spot_price_history", ec2_spot_price_history)
+    if not hasattr(ApplicationAutoScalingResponse, "describe_scaling_activities"):
+        ApplicationAutoScalingResponse.describe_scaling_activities = aas_describe_scaling_activities  # type: ignore[attr-defined]
+
+
+# -- prices and scaling activities (moto: constant spot prices, no activities) --------------
+
+ACTIVITIES = "_spotecs_activities"  # on moto's group / scalable target: newest first
+MAX_ACTIVITIES = 100
+
+
+def record_activity(owner: Any, status: str, description: str, cause: str = "", message: str = "") -> None:
+    """Add a scaling activity to a moto auto scaling group or scalable target, as AWS records
+    one (the sandbox's own launches, or a test's failed one)."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    activity = {
+        "id": f"{int(now.timestamp() * 1e6):x}",
+        "status": status,
+        "description": description,
+        "cause": cause or f"At {now:%Y-%m-%dT%H:%M:%SZ} an activity was started.",
+        "message": message,
+        "start": now,
+        "end": None if status == "InProgress" else now,
+    }
+    activities = getattr(owner, ACTIVITIES, None)
+    if activities is None:
+        activities = []
+        setattr(owner, ACTIVITIES, activities)
+    activities.insert(0, activity)
+    del activities[MAX_ACTIVITIES:]
+
+
+def _iso(at: Any) -> str | None:
+    return None if at is None else at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def asg_recording_launches(original: Callable[[Any, int | None], None]) -> Callable[[Any, int | None], None]:
+    """Wrap FakeAutoScalingGroup.set_desired_capacity so each launch and termination is a
+    successful scaling activity, as in the group's Activity history."""
+
+    def set_desired_capacity(self: Any, new_capacity: int | None) -> None:
+        before = {s.instance.id for s in self.instance_states}
+        original(self, new_capacity)
+        after = {s.instance.id for s in self.instance_states}
+        cause = f"a user request set the desired capacity to {self.desired_capacity}"
+        for i in sorted(after - before):
+            record_activity(self, "Successful", f"Launching a new EC2 instance: {i}", cause)
+        for i in sorted(before - after):
+            record_activity(self, "Successful", f"Terminating EC2 instance: {i}", cause)
+
+    set_desired_capacity.__wrapped__ = original  # type: ignore[attr-defined]
+    return set_desired_capacity
+
+
+def asg_describe_scaling_activities(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """moto answers DescribeScalingActivities with an empty list; answer the recorded ones.
+    https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeScalingActivities.html"""
+    from moto.core.responses import ActionResult
+
+    def describe_scaling_activities(self: Any) -> Any:
+        name = self._get_param("AutoScalingGroupName")
+        limit = self._get_int_param("MaxRecords") or 100
+        groups = self.autoscaling_backend.autoscaling_groups
+        chosen = [groups[name]] if name in groups else [] if name else list(groups.values())
+        found = [(g.name, a) for g in chosen for a in getattr(g, ACTIVITIES, [])]
+        found.sort(key=lambda pair: pair[1]["start"], reverse=True)
+        return ActionResult(
+            {
+                "Activities": [
+                    {
+                        "ActivityId": a["id"],
+                        "AutoScalingGroupName": group,
+                        "Description": a["description"],
+                        "Cause": a["cause"],
+                        "StartTime": _iso(a["start"]),
+                        "EndTime": _iso(a["end"]),
+                        "StatusCode": a["status"],
+                        "StatusMessage": a["message"],
+                        "Progress": 100 if a["end"] else 50,
+                    }
+                    for group, a in found[:limit]
+                ]
+            }
+        )
+
+    describe_scaling_activities.__wrapped__ = original  # type: ignore[attr-defined]
+    return describe_scaling_activities
+
+
+def aas_describe_scaling_activities(self: Any) -> str:
+    """Application Auto Scaling's DescribeScalingActivities, which moto lacks: the activities
+    recorded on the scalable targets.
+    https://docs.aws.amazon.com/autoscaling/application/APIReference/API_DescribeScalingActivities.html"""
+    import json
+
+    namespace = self._get_param("ServiceNamespace")
+    resource_id = self._get_param("ResourceId")
+    dimension = self._get_param("ScalableDimension")
+    limit = self._get_int_param("MaxResults") or 50
+    backend = self.applicationautoscaling_backend
+    found = []
+    for target in backend.describe_scalable_targets(namespace, [resource_id] if resource_id else None, dimension):
+        for a in getattr(target, ACTIVITIES, []):
+            found.append((target, a))
+    found.sort(key=lambda pair: pair[1]["start"], reverse=True)
+    return json.dumps(
+        {
+            "ScalingActivities": [
+                {
+                    "ActivityId": a["id"],
+                    "ServiceNamespace": t.service_namespace,
+                    "ResourceId": t.resource_id,
+                    "ScalableDimension": t.scalable_dimension,
+                    "Description": a["description"],
+                    "Cause": a["cause"],
+                    "StartTime": a["start"].timestamp(),
+                    **({"EndTime": a["end"].timestamp()} if a["end"] else {}),
+                    "StatusCode": a["status"],
+                    "StatusMessage": a["message"],
+                }
+                for t, a in found[:limit]
+            ]
+        }
+    )
+
+
+def ec2_spot_price_history(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """moto answers one constant row per type and zone; answer sample prices that vary by
+    type, zone and time (sandbox/prices.py), marked as samples."""
+    from datetime import UTC, datetime, timedelta
+
+    from moto.core.responses import ActionResult
+
+    from spotecs.sandbox import prices
+
+    def describe_spot_price_history(self: Any) -> Any:
+        types = self._get_param("InstanceTypes", []) or sorted(prices.SAMPLE_ON_DEMAND)
+        end = _time(self._get_param("EndTime")) or datetime.now(UTC)
+        start = _time(self._get_param("StartTime")) or end - timedelta(hours=3)
+        zone = self._get_param("AvailabilityZone")
+        zones = [zone] if zone else [z.name for z in self.ec2_backend.describe_availability_zones()]
+        self.response_headers[prices.SAMPLE_HEADER] = prices.SAMPLE_NOTE
+        return ActionResult({"SpotPriceHistory": prices.spot_history(types, zones, start, end)})
+
+    describe_spot_price_history.__wrapped__ = original  # type: ignore[attr-defined]
+    return describe_spot_price_history
+
+
+def _time(value: Any) -> Any:
+    from datetime import UTC, datetime
+
+    if not value:
+        return None
+    at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return at if at.tzinfo else at.replace(tzinfo=UTC)

@@ -73,7 +73,9 @@ class Sandbox:
         # only lose the request/tick exclusion, not the sandbox.
         wsgi_server = getattr(self._server, "_server", None)
         if wsgi_server is not None and hasattr(wsgi_server, "app"):
-            wsgi_server.app = _Serialized(wsgi_server.app, self.agent.lock)
+            from spotecs.sandbox.prices import PricingApi
+
+            wsgi_server.app = PricingApi(_Serialized(wsgi_server.app, self.agent.lock))
 
     def client(self, service: str, region_name: str = "us-east-1") -> Any:
         """A boto3 client for this sandbox; one attempt only, as moto's 500s are final."""
