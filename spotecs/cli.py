@@ -218,6 +218,42 @@ def force_unlock(env: Env, file: Path, aws: AwsOptions, yes: bool) -> None:
 
 
 @cli.command()
+@aws_options
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Tables, or one JSON document (see the README for its shape).",
+)
+@click.option(
+    "--watch",
+    "watch",
+    type=click.FloatRange(min=1),
+    is_flag=False,
+    flag_value=5.0,
+    default=None,
+    metavar="[SECONDS]",
+    help="Redraw in place every SECONDS (default 5) until Ctrl-C.",
+)
+@click.pass_obj
+def status(env: Env, file: Path, aws: AwsOptions, output: str, watch: float | None) -> None:
+    """Show what runs, where, how healthy, and what it saves. Changes nothing.
+
+    Exits 0 when every service runs its desired count with healthy targets, 1 when anything is
+    unhealthy, stuck or missing."""
+    from spotecs.status import StatusOptions
+    from spotecs.status import status as run_status
+
+    if watch is not None and output == "json":
+        raise click.UsageError("--watch redraws tables; with --output json run status once per document")
+    code = run_status(env, StatusOptions(file=file, aws=aws, output=output, watch=watch))
+    if code:
+        raise SystemExit(code)
+
+
+@cli.command()
 @click.option(
     "-f",
     "--file",

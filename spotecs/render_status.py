@@ -1,0 +1,301 @@
+"""`status` output, drawn from the one status document: rich tables on a terminal, plain
+columns otherwise (NO_COLOR is honoured by rich), the document itself as JSON, and the watch
+loop (rich Live, redrawn in place until Ctrl-C)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from spotecs.errors import ExitCode
+from spotecs.render import Env
+
+BARS = "▁▂▃▄▅▆▇█"
+STATE_STYLE = {"in sync": "green", "drifted": "yellow", "missing": "red", "not owned": "dim", "orphan": "magenta"}
+
+
+def to_json(doc: dict[str, Any]) -> str:
+    def default(v: Any) -> Any:
+        if isinstance(v, datetime):
+            return v.isoformat()
+        return repr(v)
+
+    return json.dumps(doc, indent=2, default=default)
+
+
+def _table(title: str, *columns: str, interactive: bool) -> Table:
+    t = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD if interactive else None,
+        show_edge=False,
+        pad_edge=False,
+        header_style="bold" if interactive else "",
+    )
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    return t
+
+
+def money(v: float | None, digits: int = 4) -> str:
+    return "unknown" if v is None else f"${v:,.{digits}f}"
+
+
+def duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
+
+
+def sparkline(values: list[float | None]) -> str:
+    """The shape of a price over time, lowest to highest bar (a flat line when it never moved)."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return " " * len(values)
+    low, span = min(known), max(known) - min(known)
+    out = []
+    for v in values:
+        if v is None:
+            out.append(" ")
+        else:
+            level = (v - low) / span if span > 0 else 0.0
+            out.append(BARS[round(level * (len(BARS) - 1))])
+    return "".join(out)
+
+
+def under(values: list[float | None], on_demand: float | None) -> str:
+    """The range of a spot price against the on-demand line it stays under."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return ""
+    text = f"{money(min(known))} to {money(max(known))}"
+    if on_demand:
+        text += f" = {min(known) / on_demand * 100:.0f}-{max(known) / on_demand * 100:.0f} % of on-demand"
+    return text
+
+
+def screen(doc: dict[str, Any], interactive: bool) -> RenderableType:
+    status = "[green]healthy[/]" if doc["healthy"] else "[red]needs attention[/]"
+    head = Text.from_markup(f"Stack [bold]{doc['stack']}[/] in {doc['region']}: {status}")
+    parts: list[RenderableType] = [head]
+    parts += [
+        resources(doc, interactive),
+        fleet(doc, interactive),
+        services(doc, interactive),
+        scaling(doc, interactive),
+        cost(doc, interactive),
+        warnings(doc, interactive),
+    ]
+    return Group(*parts)
+
+
+def resources(doc: dict[str, Any], interactive: bool) -> RenderableType:
+    t = _table("Resources", "resource", "name", "id / ARN", "state", interactive=interactive)
+    for r in doc["resources"]:
+        style = STATE_STYLE.get(r["state"], "")
+        state = r["state"] + (f" ({', '.join(r['drift'])})" if r["drift"] else "")
+        t.add_row(r["kind"], r["name"], r["id"] or "-", Text(state, style=style))
+    return t
+
+
+def fleet(doc: dict[str, Any], interactive: bool) -> RenderableType:
+    f = doc["fleet"]
+    price = {i["id"]: i for i in doc["cost"]["instances"]}
+    t = _table(
+        "Fleet",
+        "instance",
+        "type",
+        "zone",
+        "lifecycle",
+        "$/h",
+        "template / AMI",
+        "health",
+        "ECS",
+        "tasks",
+        "free CPU / MiB",
+        "up",
+        interactive=interactive,
+    )
+    for r in f["instances"]:
+        ecs = r["ecs_status"] or "not registered"
+        if r["agent_connected"] is False:
+            ecs += ", agent disconnected"
+        ecs_style = "red" if r["agent_connected"] is False else "yellow" if r["ecs_status"] == "DRAINING" else ""
+        ami = f"v{r['launch_template_version'] or '?'} {r['ami'] or '?'}"
+        ami += " (newer AMI)" if r["ami_outdated"] else ""
+        health = (r["health"] or "?") + (", protected" if r["protected"] else "")
+        free = "-" if r["free_cpu"] is None else f"{r['free_cpu']} / {r['free_memory_mib']}"
+        t.add_row(
+            r["id"],
+            r["type"],
+            r["zone"],
+            Text(r["lifecycle"], style="cyan" if r["lifecycle"] == "spot" else ""),
+            money(price.get(r["id"], {}).get("hourly")),
+            ami,
+            health,
+            Text(ecs, style=ecs_style),
+            ", ".join(f"{n} {s}" for s, n in r["tasks"].items()) or "-",
+            free,
+            duration(r["uptime_s"]),
+        )
+    tot = f["totals"]
+    if tot["instances"]:
+        t.caption = (
+            f"{tot['spot']} spot, {tot['on_demand']} on-demand of {tot['instances']} "
+            f"({_pct(tot['spot_share'])} spot); configured: on-demand base {tot['configured']['on_demand_base']} "
+            f"+ {tot['configured']['on_demand_percent']} % above it, i.e. {_pct(tot['expected_spot_share'])} spot"
+        )
+        t.caption_justify = "left"
+    return t
+
+
+def _pct(v: float | None) -> str:
+    return "?" if v is None else f"{v * 100:.0f} %"
+
+
+def services(doc: dict[str, Any], interactive: bool) -> RenderableType:
+    t = _table("Services", "service", "tasks", "deployments", "targets", "last events", interactive=interactive)
+    for s in doc["services"]:
+        if not s["exists"]:
+            t.add_row(s["service"], Text("missing", style="red"), "", "", "")
+            continue
+        deps = "\n".join(
+            f"{d['status']} {d['task_definition']} {d['rollout_state'] or ''} "
+            f"{d['running']}/{d['desired']} ({duration(d['age_s'])} ago)"
+            for d in s["deployments"]
+        )
+        if s["targets"] is None:
+            targets = "(no load balancer)"
+        else:
+            lines = [
+                f"{tg['id']}:{tg['port']} {tg['state']}" + (f" ({tg['reason']})" if tg["reason"] else "")
+                for tg in s["targets"]
+            ]
+            targets = "\n".join(lines) or "none"
+        events = "\n".join(f"{_clock(e['at'])} {e['message']}" for e in s["events"]) or "-"
+        tasks = f"{s['running']}/{s['desired']} running" + (f", {s['pending']} pending" if s["pending"] else "")
+        t.add_row(s["service"], tasks, deps or "-", targets, events)
+    return t
+
+
+def _clock(at: Any) -> str:
+    return at.strftime("%Y-%m-%d %H:%M") if isinstance(at, datetime) else "?"
+
+
+def scaling(doc: dict[str, Any], interactive: bool) -> RenderableType:
+    sc = doc["scaling"]
+    if not sc:
+        return Text("")
+    g, cp = sc["group"], sc["capacity_provider"]
+    cur = cp["current_capacity"]
+    lines = [
+        f"group {g['name']}: min {g['min']}, desired {g['desired']}, max {g['max']}, {g['in_service']} in service",
+        f"capacity provider {cp['name']}: target {cp['target_capacity']} %, current "
+        + ("unknown (no datapoint yet)" if cur is None else f"{cur:.0f} %"),
+    ]
+    for s in sc["services"]:
+        how = f" (set by {s['set_by']})" if s["set_by"] else ""
+        lines.append(f"service {s['service']}: min {s['min']}, max {s['max']}{how}")
+        for p in s["policies"]:
+            alarms = ", ".join(f"{a['name']} {a['state'] or '?'}" for a in p["alarms"]) or "no alarm"
+            lines.append(f"  policy {p['name']}: {alarms}")
+        for a in s["scheduled"]:
+            when = a["next_run"].strftime("%a %Y-%m-%d %H:%M %Z") if a["next_run"] else "not computed"
+            size = ", ".join(f"{k} {a[k]}" for k in ("min", "max") if a[k] is not None)
+            lines.append(f"  scheduled {a['name']} {a['schedule']} → {size}; next {when}")
+    t = _table("Scaling", "scaler", "status", "activity", "when", interactive=interactive)
+    for a in sc["activities"]:
+        style = "red" if a["status"] in ("Failed", "Cancelled", "Unfulfilled") else ""
+        what = str(a["description"]) + (f" — {a['message']}" if a.get("message") else "")
+        t.add_row(a["scaler"], Text(str(a["status"]), style=style), what, _clock(a["start"]))
+    body: list[RenderableType] = [Text("Scaling", style="bold"), Text("\n".join(lines))]
+    if sc["activities"]:
+        t.title = "Recent scaling activities (failed first)"
+        body.append(t)
+    return Group(*body)
+
+
+def cost(doc: dict[str, Any], interactive: bool) -> RenderableType:
+    c = doc["cost"]
+    title = f"Cost (prices from: {', '.join(c['sources'])})"
+    if c["sample"]:
+        title += "  [sample prices: not AWS's]"
+    t = _table(
+        title,
+        "type",
+        "zone",
+        "spot now",
+        f"spot, last {c['history_days']} days",
+        "range",
+        "on-demand",
+        interactive=interactive,
+    )
+    for tp in c["types"]:
+        zones = [z for z in tp["zones"] if z["in_use"]] or tp["zones"]
+        od = tp["on_demand"]
+        od_text = money(od) if od is not None else f"unknown ({tp['on_demand_problem']})"
+        if not zones:
+            t.add_row(tp["type"], "-", f"unknown ({tp['spot_problem']})", "", "", od_text)
+        for z in zones:
+            t.add_row(
+                tp["type"], z["zone"], money(z["spot_now"]), sparkline(z["history"]), under(z["history"], od), od_text
+            )
+    ratio = c["savings_ratio"]
+    t.caption = (
+        f"fleet now {money(c['fleet_hourly'])}/h, {money(c['fleet_monthly'], 2)}/month; all on-demand "
+        f"{money(c['on_demand_hourly'])}/h, {money(c['on_demand_monthly'], 2)}/month; savings "
+        + ("unknown" if ratio is None else f"{ratio:.1f}x")
+    )
+    t.caption_justify = "left"
+    return t
+
+
+def warnings(doc: dict[str, Any], interactive: bool) -> RenderableType:
+    if not doc["warnings"]:
+        return Text("No warnings.", style="green")
+    lines = [Text("Warnings", style="bold")]
+    for w in doc["warnings"]:
+        style = "red" if w["severity"] == "error" else "yellow"
+        line = Text(f"{w['severity']}: ", style=style)
+        line.append(f"{w['subject']}: {w['message']}\n    → {w['action']}")
+        lines.append(line)
+    return Group(*lines)
+
+
+PLAIN_WIDTH = 200  # off a terminal: columns, not wrapped cells (a pipe has no width)
+
+
+def show(env: Env, doc: dict[str, Any]) -> None:
+    if not env.interactive:
+        env.console.width = max(env.console.width, PLAIN_WIDTH)
+    env.console.print(screen(doc, env.interactive))
+
+
+def watch(env: Env, look: Callable[[], dict[str, Any]], seconds: float, sleep: Callable[[float], None]) -> ExitCode:
+    """Redraw in place every `seconds` until Ctrl-C (exit 0); off a terminal, print each look
+    after the other (a log keeps them all)."""
+    try:
+        if not env.interactive:
+            while True:
+                show(env, look())
+                env.console.print()
+                sleep(seconds)
+        with Live(console=env.console, auto_refresh=False, screen=False) as live:
+            while True:
+                live.update(screen(look(), True), refresh=True)
+                sleep(seconds)
+    except KeyboardInterrupt:
+        return ExitCode.OK
