@@ -10,10 +10,10 @@ from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from typing import Any
 
+from spotecs import names
 from spotecs.errors import AwsError
 from spotecs.schedule import next_run
 from spotecs.steps.base import Context
-from spotecs.steps.service import service_name
 from spotecs.steps.service_scaling import DIMENSION, NAMESPACE
 
 RECENT = 10  # activities shown per scaler
@@ -123,10 +123,12 @@ def read(ctx: Context, pool: Executor, now: datetime) -> dict[str, Any]:
     if group.get("name"):
         jobs["group"] = pool.submit(group_activities, ctx, group["name"])
     for svc in scalers:
-        resource_id = f"service/{ctx.stack.cluster_name}/{service_name(ctx.stack.stack, svc)}"
+        resource_id = names.scalable_target(ctx.stack.cluster_name, names.service(ctx.stack.stack, svc))
         jobs[f"service:{svc}"] = pool.submit(service_activities, ctx, svc, resource_id)
-    names = sorted({a for out in scalers.values() for alarms in out.get("policy_alarms", {}).values() for a in alarms})
-    alarms_job = pool.submit(alarm_states, ctx, names) if names else None
+    alarm_names = sorted(
+        {a for out in scalers.values() for alarms in out.get("policy_alarms", {}).values() for a in alarms}
+    )
+    alarms_job = pool.submit(alarm_states, ctx, alarm_names) if alarm_names else None
     cap_job = (
         pool.submit(reservation, ctx, ctx.stack.cluster_name, provider["name"], now) if provider.get("name") else None
     )

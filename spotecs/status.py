@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from spotecs import fleet, prices, scaling_status, status_warnings
+from spotecs import fleet, names, prices, scaling_status, status_warnings
 from spotecs.aws import AwsOptions
 from spotecs.engine.model import Action, Change, Plan
 from spotecs.engine.plan import NOT_OWNED, plan
@@ -24,7 +24,6 @@ from spotecs.render import Env
 from spotecs.steps import build
 from spotecs.steps.base import Context
 from spotecs.steps.orphans import PREFIX as ORPHAN_PREFIX
-from spotecs.steps.service import service_name
 from spotecs.up import Run, RunOptions, prepare, with_orphans
 
 EVENTS_SHOWN = 5
@@ -120,8 +119,8 @@ def collect(run: Run, now: datetime | None = None) -> dict[str, Any]:
         targets = {svc: _get(f, problems, []) for svc, f in target_jobs.items()}
     problems += scaling.pop("problems", [])
     latest_ami = out.get("ami", {}).get("image_id")
-    names = {service_name(stack.stack, svc): svc for svc in stack.services}
-    rows = fleet.instance_rows(group.get("instances", []), ec2, ecs_instances, task_list, latest_ami, now, names)
+    by_name = {names.service(stack.stack, svc): svc for svc in stack.services}
+    rows = fleet.instance_rows(group.get("instances", []), ec2, ecs_instances, task_list, latest_ami, now, by_name)
     cfg = stack.instances
     doc: dict[str, Any] = {
         "stack": stack.stack,
