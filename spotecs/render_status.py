@@ -244,7 +244,8 @@ def cost(doc: dict[str, Any], interactive: bool) -> RenderableType:
         interactive=interactive,
     )
     for tp in c["types"]:
-        zones = [z for z in tp["zones"] if z["in_use"]] or tp["zones"]
+        # The zones the fleet runs in; for a type it does not run yet, its cheapest zone now.
+        zones = [z for z in tp["zones"] if z["in_use"]] or sorted(tp["zones"], key=lambda z: z["spot_now"])[:1]
         od = tp["on_demand"]
         od_text = money(od) if od is not None else f"unknown ({tp['on_demand_problem']})"
         if not zones:
