@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any, TypeVar
 
+from spotecs.errors import AwsError
 from spotecs.steps.base import Context
 
 ECS_BATCH = 100  # DescribeContainerInstances and DescribeTasks take at most 100 each
-EC2_BATCH = 1000  # DescribeInstances by id: one call for a large fleet
+EC2_PAGE = 1000  # DescribeInstances' largest page
 T = TypeVar("T")
 
 
@@ -33,15 +34,20 @@ def _describe_batched(
     return out
 
 
+def _list(ctx: Context, intent: str, operation: str, key: str, cluster: str) -> list[str]:
+    """Every ARN of a cluster's list call; none when the cluster does not exist (yet)."""
+    try:
+        return ctx.paginate(intent, "ecs", operation, key, cluster=cluster, PaginationConfig={"PageSize": ECS_BATCH})
+    except AwsError as e:
+        if e.code == "ClusterNotFoundException":
+            return []
+        raise
+
+
 def container_instances(ctx: Context, pool: Executor, cluster: str) -> list[dict[str, Any]]:
     ecs = ctx.client("ecs")
-    arns = ctx.paginate(
-        f"list container instances of {cluster}",
-        "ecs",
-        "list_container_instances",
-        "containerInstanceArns",
-        cluster=cluster,
-        PaginationConfig={"PageSize": ECS_BATCH},
+    arns = _list(
+        ctx, f"list container instances of {cluster}", "list_container_instances", "containerInstanceArns", cluster
     )
     return _describe_batched(
         ctx,
@@ -56,24 +62,24 @@ def container_instances(ctx: Context, pool: Executor, cluster: str) -> list[dict
 
 def tasks(ctx: Context, pool: Executor, cluster: str) -> list[dict[str, Any]]:
     ecs = ctx.client("ecs")
-    arns = ctx.paginate(
-        f"list tasks of {cluster}",
-        "ecs",
-        "list_tasks",
-        "taskArns",
-        cluster=cluster,
-        PaginationConfig={"PageSize": ECS_BATCH},
-    )
+    arns = _list(ctx, f"list tasks of {cluster}", "list_tasks", "taskArns", cluster)
     intent = f"describe tasks of {cluster}"
     return _describe_batched(ctx, pool, intent, ecs.describe_tasks, "tasks", arns, cluster=cluster)
 
 
-def ec2_instances(ctx: Context, pool: Executor, ids: list[str]) -> dict[str, dict[str, Any]]:
-    futures: list[Future[list[Any]]] = [
-        pool.submit(ctx.paginate, "describe instances", "ec2", "describe_instances", "Reservations", InstanceIds=batch)
-        for batch in chunks(ids, EC2_BATCH)
-    ]
-    return {i["InstanceId"]: i for f in futures for r in f.result() for i in r.get("Instances", [])}
+def ec2_instances(ctx: Context, group: str) -> dict[str, dict[str, Any]]:
+    """The group's instances as EC2 sees them (lifecycle, AMI, launch time), found by the tag
+    Auto Scaling puts on each: a page per 1,000 instances, and unlike a list of ids, never
+    failed by an instance that is already gone."""
+    reservations = ctx.paginate(
+        f"describe the instances of {group}",
+        "ec2",
+        "describe_instances",
+        "Reservations",
+        Filters=[{"Name": "tag:aws:autoscaling:groupName", "Values": [group]}],
+        PaginationConfig={"PageSize": EC2_PAGE},
+    )
+    return {i["InstanceId"]: i for r in reservations for i in r.get("Instances", [])}
 
 
 def target_health(ctx: Context, arn: str) -> list[dict[str, Any]]:

@@ -94,17 +94,16 @@ def collect(run: Run, now: datetime | None = None) -> dict[str, Any]:
         ecs_job = outer.submit(fleet.container_instances, ctx, pool, cluster)
         tasks_job = outer.submit(fleet.tasks, ctx, pool, cluster)
         prices_job = outer.submit(prices.read, ctx, types, now, pool)
+        ec2_job = outer.submit(fleet.ec2_instances, ctx, names.auto_scaling_group(stack.stack))
         with_orphans(run)
         the_plan = plan(run.steps, ctx)
         resources = resource_rows(the_plan)
         if not any(r["state"] != "missing" for r in resources):
-            for f in (ecs_job, tasks_job, prices_job):
+            for f in (ecs_job, tasks_job, prices_job, ec2_job):
                 f.cancel()
             raise StackMissing(f"stack {stack.stack} does not exist in {run.region} (spotecs up creates it)")
         out = ctx.outputs
         group = out.get("auto-scaling-group", {})
-        ids = [i["id"] for i in group.get("instances", [])]
-        ec2_job = outer.submit(fleet.ec2_instances, ctx, pool, ids) if ids else None
         scaling_job = outer.submit(scaling_status.read, ctx, pool, now)
         target_jobs = {
             svc: pool.submit(fleet.target_health, ctx, out[f"target-group:{svc}"]["arn"])

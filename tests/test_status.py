@@ -343,6 +343,20 @@ def test_missing_stack_is_one_line_and_exit_1(moto: None, tmp_path: Path) -> Non
     assert "stack demo does not exist in us-east-1" in result.output
     assert not aws.writes()
 
+    # Half built: the cluster alone. What exists shows; the rest is missing; exit 1.
+    tags = [{"key": "spotecs:stack", "value": "demo"}, {"key": "spotecs:managed", "value": "true"}]
+    boto3.client("ecs", region_name=REGION).create_cluster(clusterName=CLUSTER, tags=tags)
+    result, (aws,) = invoke(["-f", str(path), "-o", "json"], PRICES)
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    states = {r["key"]: r["state"] for r in doc["resources"]}
+    assert states.pop("cluster") in ("in sync", "drifted")  # created by hand, without its settings
+    assert set(states.values()) == {"missing"}
+    assert doc["fleet"]["instances"] == [] and doc["services"][0]["exists"] is False
+    assert doc["problems"] == []
+    assert [w["subject"] for w in doc["warnings"] if w["severity"] == "error"] == ["resources"]
+    assert not aws.writes()
+
 
 def test_bad_usage_exits_2_before_any_call(tmp_path: Path) -> None:
     result, opened = invoke(["-f", str(tmp_path / "none.yaml")], {})
