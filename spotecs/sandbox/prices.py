@@ -56,7 +56,7 @@ def spot_price(instance_type: str, zone: str, at: datetime) -> float:
     wave = 0.5 + 0.35 * math.sin(step / 9 + 6 * level) + 0.15 * (_unit(instance_type, zone, str(step)) - 0.5)
     mix = min(max(0.5 * level + 0.5 * wave, 0.0), 1.0)
     ratio = RATIO_LOW + (RATIO_HIGH - RATIO_LOW) * mix
-    return round(od / ratio, 4)
+    return round(od / ratio, 6)
 
 
 def spot_history(types: Iterable[str], zones: Iterable[str], start: datetime, end: datetime) -> list[dict[str, Any]]:
