@@ -36,7 +36,7 @@ from spotecs.status import StackMissing, StatusOptions, collect, status
 from spotecs.steps import build
 from spotecs.steps.base import Context, Timeouts
 from spotecs.up import Run, with_orphans
-from tests.conftest import MINIMAL, REGION, converge, deep_merge
+from tests.helpers import MINIMAL, REGION, converge, deep_merge
 
 ACCOUNT = "123456789012"
 FLEET: dict[str, Any] = {
