@@ -280,16 +280,16 @@ PLAIN_WIDTH = 200  # off a terminal: columns, not wrapped cells (a pipe has no w
 
 
 def show(env: Env, doc: dict[str, Any]) -> None:
-    if not env.interactive:
+    if not env.console.is_terminal:
         env.console.width = max(env.console.width, PLAIN_WIDTH)
-    env.console.print(screen(doc, env.interactive))
+    env.console.print(screen(doc, env.console.is_terminal))
 
 
 def watch(env: Env, look: Callable[[], dict[str, Any]], seconds: float, sleep: Callable[[float], None]) -> ExitCode:
     """Redraw in place every `seconds` until Ctrl-C (exit 0); off a terminal, print each look
     after the other (a log keeps them all)."""
     try:
-        if not env.interactive:
+        if not env.console.is_terminal:
             while True:
                 show(env, look())
                 env.console.print()
