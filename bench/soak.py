@@ -52,7 +52,7 @@ def main() -> None:
 
     fills.install()
     failures: list[int] = []
-    converged = duplicates = leaked = 0
+    converged = duplicates = leaked = unlocks = 0
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp, mock_aws(), pytest.MonkeyPatch.context() as mp:
         path = Path(tmp) / "stack.yaml"
@@ -64,6 +64,7 @@ def main() -> None:
             converged += out.converged
             duplicates += len(out.duplicates)
             leaked += len(out.leaked)
+            unlocks += out.unlocks
             if not out.ok:
                 failures.append(seed)
                 print(f"FAILED {out}", flush=True)
@@ -73,6 +74,7 @@ def main() -> None:
     print(f"converged: {converged}")
     print(f"duplicates found: {duplicates}")
     print(f"resources leaked: {leaked}")
+    print(f"locks left by a crashed or failed run (broken with force-unlock): {unlocks}")
     print(f"failed seeds: {' '.join(map(str, failures)) or 'none'}")
     print(f"time: {time.monotonic() - start:.0f} s (up {calls[0]} calls, teardown {calls[1]} calls when clean)")
     sys.exit(1 if failures else 0)

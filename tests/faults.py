@@ -261,10 +261,24 @@ class Outcome:
     leaked: list[str] = field(default_factory=list)
     problem: str = ""
     injected: int = 0
+    unlocks: int = 0
 
     @property
     def ok(self) -> bool:
         return self.converged and not self.duplicates and not self.leaked and not self.problem
+
+
+def lock_held(stack: str) -> bool:
+    import boto3
+
+    from spotecs import names
+
+    ssm = boto3.client("ssm", region_name=PROPERTY_STACK["region"])
+    try:
+        ssm.get_parameter(Name=names.lock_parameter(stack))
+    except ssm.exceptions.ParameterNotFound:
+        return False
+    return True
 
 
 def inventory(stack: str, cluster: str, providers: Any = ()) -> dict[str, int]:
@@ -362,6 +376,11 @@ def check_schedule(
                 code = None
         out.injected += len(inj.injected)
         providers.update(inj.created("CreateCapacityProvider", "name"))
+        if lock_held(stack):
+            # A crashed run (or one whose release failed) leaves its lock, as a killed process
+            # does: the user breaks it with force-unlock, then runs again.
+            out.unlocks += 1
+            cmd("force-unlock", "-f", str(path), "--yes")
         return code
 
     run(up_schedule, "up", "--no-wait")
@@ -376,6 +395,8 @@ def check_schedule(
         out.problem = f"the second teardown exited {code}"
     left = inventory(stack, stack, providers)
     out.leaked = leftovers(stack, stack, sorted(providers)) + [f"{k}: {n}" for k, n in left.items() if n]
+    if lock_held(stack):
+        out.leaked.append("the stack's lock")
     return out
 
 
