@@ -58,8 +58,9 @@ class Instances(Model):
     )
     ami: str = Field(
         "al2023",
-        description="ECS-optimized AMI alias (al2023, al2023-arm64, al2, "
-        "al2-arm64), resolved through SSM at every run, or an explicit ami-... id.",
+        description="ECS-optimized AMI alias (al2023, al2023-arm64, al2, al2-arm64): a new stack "
+        "starts on the latest release (from SSM) and keeps it until `spotecs refresh-ami`; or an "
+        "explicit ami-... id, applied by `up`.",
     )
     disk_gib: int = Field(
         30, ge=30, le=16384, description="Root volume (gp3, encrypted); the ECS-optimized AMI needs 30 GiB."

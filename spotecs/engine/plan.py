@@ -89,7 +89,8 @@ def plan(steps: Sequence[Node], ctx: Context, *, destroy: bool = False) -> Plan:
             change = Change(key, step.kind, name, Action.NOOP, current=current, desired=desired, note=NOT_OWNED)
         else:
             action, diffs = choose_action(desired, current, step.replace_on, step.versioned)
-            change = Change(key, step.kind, name, action, diffs, current, desired)
+            note = step.note(ctx.for_step(key), desired, current) if desired is not None else ""
+            change = Change(key, step.kind, name, action, diffs, current, desired, note)
         if desired is not None:
             problems.extend(step.check(ctx.for_step(key), desired, current))
         ctx.set_output(key, _outputs_after(step, change.action, current))

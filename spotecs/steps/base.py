@@ -249,6 +249,11 @@ class Step:
         """Problems that make the stack unworkable, found at plan time before any write."""
         return []
 
+    def note(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> str:
+        """A fact worth showing beside this step in the plan that is not a change (e.g. a newer
+        AMI is available); "" for none."""
+        return ""
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key}>"
 

@@ -14,6 +14,7 @@ before it deletes the cluster.
 
 from __future__ import annotations
 
+from spotecs import names
 from spotecs.config import Stack
 from spotecs.steps.ami import Ami, InstanceTypes
 from spotecs.steps.auto_scaling_group import AutoScalingGroup
@@ -25,7 +26,7 @@ from spotecs.steps.launch_template import LaunchTemplate
 
 def steps(stack: Stack, region: str) -> list[Node]:
     return [
-        Ami(stack.instances.ami),
+        Ami(stack.instances.ami, names.launch_template(stack.stack)),
         InstanceTypes(stack.instances.types),
         Cluster(stack.cluster_name),
         LaunchTemplate(stack.stack),

@@ -181,6 +181,16 @@ class LaunchTemplate(Step):
             problems.append(f"instances.key_pair: no key pair named '{key}' in {ctx.region}")
         return problems
 
+    def note(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> str:
+        latest = ctx.output("ami", "latest")
+        if current is None or ctx.output("ami", "newer_available") is not True or not isinstance(latest, dict):
+            return ""
+        return (
+            f"keeps AMI {current.get('image_id')}; a newer ECS-optimized AMI is available: "
+            f"{latest['image_id']} ({latest['name']}, {latest['created'][:10]}); "
+            "`spotecs refresh-ami` moves the fleet to it"
+        )
+
     def read(self, ctx: Context) -> dict[str, Any] | None:
         ec2 = ctx.client("ec2")
         lt = _describe(ctx, self.name)
