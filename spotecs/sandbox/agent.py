@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from spotecs.sandbox import instances, services
+from spotecs.sandbox import instances, refresh, services
 from spotecs.sandbox import tasks as task_ops
 from spotecs.sandbox.backends import backend_for, regions_with_state, require_moto
 
@@ -93,6 +93,8 @@ class SimulatedAgent:
                     services.recount_cluster(ecs, cluster)
                 except Exception as exc:
                     report(f"cluster {cluster.name}", exc)
+        for account_id, region, asg in regions_with_state("autoscaling"):
+            refresh.advance(asg, backend_for("ecs", account_id, region), report)
 
     def _report(self, summary: TickSummary, what: str, exc: BaseException) -> None:
         message = f"{what}: {type(exc).__name__}: {exc}"

@@ -347,6 +347,8 @@ def install() -> None:
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.logs.responses import LogsResponse
 
+    from spotecs.sandbox import refresh
+
     _wrap(
         EC2ContainerServiceResponse,
         "create_service",
@@ -367,6 +369,8 @@ def install() -> None:
     _wrap_again(FakeAutoScalingGroup, "set_desired_capacity", asg_recording_launches)
     _wrap_again(AutoScalingResponse, "describe_scaling_activities", asg_describe_scaling_activities)
     _wrap_again(EC2Response, "describe_spot_price_history", ec2_spot_price_history)
+    _wrap(FakeAutoScalingGroup, "replace_autoscaling_group_instances", refresh.stamp_launched_version)
+    refresh.install_api(AutoScalingResponse)
     if not hasattr(ApplicationAutoScalingResponse, "describe_scaling_activities"):
         ApplicationAutoScalingResponse.describe_scaling_activities = aas_describe_scaling_activities  # type: ignore[attr-defined]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,12 +30,50 @@ def service_tasks(ecs: Any, service: Any) -> list[Any]:
 
 
 def _healthy_host(ecs: Any, task: Any) -> Any | None:
-    """The task's container instance, if it is registered, ACTIVE and connected."""
+    """The task's container instance, if it is registered, ACTIVE or DRAINING, and connected
+    (tasks on a draining instance keep running until the scheduler has replaced them)."""
     instance_id = (task.container_instance_arn or "").split("/")[-1]
     ci = ecs.container_instances.get(task.cluster_name, {}).get(instance_id)
-    if ci is None or ci.status != "ACTIVE" or not ci.agent_connected:
+    if ci is None or ci.status not in ("ACTIVE", "DRAINING") or not ci.agent_connected:
         return None
     return ci
+
+
+def _on_draining_host(ecs: Any, task: Any) -> bool:
+    host = _healthy_host(ecs, task)
+    return host is not None and host.status == "DRAINING"
+
+
+def _min_healthy(service: Any) -> int:
+    """Tasks the service must keep running (deploymentConfiguration.minimumHealthyPercent)."""
+    config = getattr(service, "deployment_configuration", None) or {}
+    percent = int(config.get("minimumHealthyPercent", 100))
+    return math.ceil(int(service.desired_count or 0) * percent / 100)
+
+
+def _move_off_draining(
+    ecs: Any,
+    elbv2: Any,
+    service: Any,
+    td: Any,
+    primary: dict[str, Any],
+    mine: list[Any],
+    old: list[Any],
+    result: ServiceResult,
+) -> None:
+    """What ECS does for the service tasks on a DRAINING container instance: start each one's
+    replacement on an ACTIVE instance first, and stop a task without a replacement only while
+    the service keeps its minimum healthy percent
+    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/container-instance-draining.html)."""
+    for task in [t for t in mine + old if _on_draining_host(ecs, t)]:
+        replacement = _place(ecs, service, td, primary["id"])
+        if replacement is not None:
+            result.started.append(replacement.task_arn)
+            mine.append(replacement)
+        elif len(mine) + len(old) - 1 < _min_healthy(service):
+            continue
+        (mine if task in mine else old).remove(task)
+        _stop(ecs, elbv2, task, "Task stopped because the container instance is being drained.", result)
 
 
 def _place(ecs: Any, service: Any, td: Any, deployment_id: str) -> Any | None:
@@ -151,6 +190,7 @@ def reconcile(ecs: Any, elbv2: Any, service: Any) -> ServiceResult:
     desired = int(service.desired_count or 0)
     mine = [t for t in running if t.started_by == primary["id"]]
     old = [t for t in running if t.started_by != primary["id"]]
+    _move_off_draining(ecs, elbv2, service, td, primary, mine, old, result)
 
     for task in _scale_in_order(ecs, mine)[: max(len(mine) - desired, 0)]:
         _stop(ecs, elbv2, task, "Scaling activity initiated by deployment.", result)
