@@ -29,7 +29,11 @@ DETAILED_EXITCODE = "spotecs.detailed_exitcode"  # ctx.meta key, set by the opti
 # Outcomes that are neither success nor an error have their own codes. "Changes present" is 2
 # only under --detailed-exitcode (like `terraform plan -detailed-exitcode`), where every error
 # becomes 1 so that a broken run never passes for drift.
-OUTCOME_CODES: dict[Outcome, int] = {Outcome.CHANGES_PRESENT: 2, Outcome.FOLLOW_ENDED: ExitCode.INTERRUPTED}
+OUTCOME_CODES: dict[Outcome, int] = {
+    Outcome.CHANGES_PRESENT: 2,
+    Outcome.FOLLOW_ENDED: ExitCode.INTERRUPTED,
+    Outcome.NEWER_AMI: ExitCode.NEWER_AMI,
+}
 
 
 def exit_code(result: object, *, detailed: bool = False) -> int:
@@ -217,6 +221,67 @@ def force_unlock(env: Env, file: Path, aws: AwsOptions, yes: bool) -> None:
     run_force_unlock(env, RunOptions(file=file, aws=aws, yes=yes))
 
 
+@cli.command("refresh-ami")
+@aws_options
+@click.option("--check", is_flag=True, help="Only report; exit 0 when up to date, 3 when a newer AMI is available.")
+@click.option("--yes", "-y", is_flag=True, help="Refresh without asking (needed when stdin is not a terminal).")
+@click.option("--dry-run", is_flag=True, help="Show what would be done; change nothing.")
+@click.option(
+    "--min-healthy",
+    type=click.IntRange(0, 100),
+    default=100,
+    show_default=True,
+    metavar="PERCENT",
+    help="Share of the desired instances kept in service during the refresh.",
+)
+@click.option("--no-wait", is_flag=True, help="Start the refresh and return; do not follow it.")
+@click.option("--cancel", is_flag=True, help="Cancel the instance refresh in progress.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Print one JSON document instead of text.",
+)
+@click.pass_obj
+def refresh_ami(
+    env: Env,
+    file: Path,
+    aws: AwsOptions,
+    check: bool,
+    yes: bool,
+    dry_run: bool,
+    min_healthy: int,
+    no_wait: bool,
+    cancel: bool,
+    output: str,
+) -> Outcome:
+    """Move the fleet to the newest ECS-optimized AMI (new template version + instance refresh)."""
+    from spotecs.refresh_ami import RefreshOptions
+    from spotecs.refresh_ami import refresh_ami as run_refresh
+
+    if check and cancel:
+        raise click.UsageError("--check and --cancel cannot be used together")
+    if output == "json" and not (check or dry_run or yes):
+        raise click.UsageError("--output json needs --check, --dry-run or --yes")
+    code = run_refresh(
+        env,
+        RefreshOptions(
+            file=file,
+            aws=aws,
+            check=check,
+            yes=yes,
+            dry_run=dry_run,
+            min_healthy=min_healthy,
+            wait=not no_wait,
+            cancel=cancel,
+            output=output,
+        ),
+    )
+    return Outcome.NEWER_AMI if code == ExitCode.NEWER_AMI else Outcome.DONE
+
+
 @cli.command()
 @aws_options
 @click.option(
@@ -353,7 +418,9 @@ def sandbox(env: Env, port: int) -> None:
         env.console.print(
             f"Sandbox listening on {box.endpoint_url}\n"
             f"Use it with:  spotecs up --endpoint-url {box.endpoint_url} --region us-east-1\n"
-            "(any credentials work). Press Ctrl-C to stop; its state is lost.",
+            "(any credentials work). Press Ctrl-C to stop; its state is lost.\n"
+            f"Publish a newer ECS-optimized AMI (for refresh-ami): curl -X POST "
+            f"'{box.endpoint_url}/_spotecs/publish-ami?alias=al2023&region=us-east-1'",
             markup=False,
         )
         try:

@@ -10,6 +10,8 @@ class ExitCode(IntEnum):
     OK = 0
     FAILURE = 1  # AWS or runtime failure; also a declined confirmation (as in Terraform)
     USAGE = 2  # bad usage or bad config: nothing was called
+    # refresh-ami --check: a newer AMI is available (the template or an instance runs an older one).
+    NEWER_AMI = 3
     INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, the shell's convention
 
 
@@ -23,6 +25,8 @@ class Outcome(Enum):
     CHANGES_PRESENT = "changes present"
     # `logs --follow` ended by Ctrl-C, its normal end: 130 as the shell expects, no message.
     FOLLOW_ENDED = "follow ended"
+    # `refresh-ami --check`: the launch template or an instance runs an older AMI than the latest.
+    NEWER_AMI = "newer AMI available"
 
 
 class SpotecsError(Exception):

@@ -236,8 +236,10 @@ def _advance(asg: Any, group: Any, refresh: Refresh, ecs: Any | None) -> None:
     if missing > 0 and room > 0:  # 2. launch replacements within the maximum
         try:
             new = _launch(group, min(missing, room))
-        except Exception as exc:
-            refresh.finish("Failed", f"Launching a new EC2 instance failed: {exc}")
+        except Exception as exc:  # e.g. the template's image is gone: AWS fails the refresh
+            reason = getattr(exc, "message", None) or str(exc)
+            activity(group, "Launching a new EC2 instance", "an instance refresh launched an instance.", reason)
+            refresh.finish("Failed", f"Launching a new EC2 instance failed: {reason}")
             return
         refresh.launched += new
         live.update({s.instance.id: s for s in group.instance_states if s.instance.id in new})
@@ -281,6 +283,10 @@ def _cancel(asg: Any, group: Any, refresh: Refresh, ecs: Any | None) -> None:
 
 
 def _launch(group: Any, count: int) -> list[str]:
+    image = group.image_id
+    if image not in group.autoscaling_backend.ec2_backend.amis:
+        # moto launches from any image id; EC2 refuses one that does not exist (any more).
+        raise ValueError(f"The image id '[{image}]' does not exist")
     before = {s.instance.id for s in group.instance_states}
     group.replace_autoscaling_group_instances(count, group.get_propagated_tags())
     new = [s.instance.id for s in group.instance_states if s.instance.id not in before]
@@ -402,5 +408,6 @@ def install_api(response_class: Any) -> None:
         describe_instance_refreshes,
         cancel_instance_refresh,
     ):
-        if not hasattr(response_class, fn.__name__):
+        if not getattr(getattr(response_class, fn.__name__, None), "_spotecs_fill", False):
+            fn._spotecs_fill = True  # type: ignore[attr-defined]
             setattr(response_class, fn.__name__, fn)

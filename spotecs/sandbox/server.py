@@ -35,7 +35,32 @@ class _Serialized:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         with self.lock:
+            if environ.get("PATH_INFO") == PUBLISH_AMI_PATH:
+                return _publish_ami(environ, start_response)
             return self.app(environ, start_response)
+
+
+# POST here (`?alias=al2023&region=us-east-1`) publishes a newer ECS-optimized AMI (amis.py).
+PUBLISH_AMI_PATH = "/_spotecs/publish-ami"
+
+
+def _publish_ami(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    import json
+    from urllib.parse import parse_qs
+
+    from spotecs.sandbox.amis import publish_ami
+
+    query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    if environ.get("REQUEST_METHOD") != "POST":
+        start_response("405 Method Not Allowed", [("Content-Type", "text/plain")])
+        return [b"POST only\n"]
+    try:
+        image_id = publish_ami(query.get("alias", "al2023"), query.get("region", "us-east-1"))
+    except ValueError as exc:
+        start_response("400 Bad Request", [("Content-Type", "text/plain")])
+        return [f"{exc}\n".encode()]
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"image_id": image_id}).encode() + b"\n"]
 
 
 class Sandbox:
