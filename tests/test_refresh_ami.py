@@ -142,9 +142,20 @@ class Sampler:
 # --------------------------------------------------------------------------- the whole story
 
 
+# A worker beside the article's web service: 3 tasks that must keep running (minimum healthy 100 %).
+WORKER = """services:
+  worker:
+    image: busybox:1.36
+    command: [sleep, "86400"]
+    cpu: 128
+    memory_soft: 128
+    desired_count: 3
+"""
+
+
 def test_outdated_fleet_is_refreshed_without_dropping_tasks(sandbox: Sandbox, tmp_path: Path) -> None:
     name = "refresh-story"
-    path = deploy(sandbox, tmp_path, name)
+    path = deploy(sandbox, tmp_path, name, **{"services:\n": WORKER})
     old, running = images(sandbox, name)
     assert running == [old, old]
 
@@ -166,7 +177,8 @@ def test_outdated_fleet_is_refreshed_without_dropping_tasks(sandbox: Sandbox, tm
     assert check.writes() == []
 
     # The refresh: a new default version (only the image differs), then an Instance Refresh.
-    with ticking(sandbox), Sampler(sandbox, f"{name}-cluster", [f"{name}-demo-api"]) as sampler:
+    services = {f"{name}-demo-api": 2, f"{name}-worker": 3}
+    with ticking(sandbox), Sampler(sandbox, f"{name}-cluster", list(services)) as sampler:
         done = run_cli(sandbox, "refresh-ami", "-f", str(path), "--yes")
     assert done.code == 0, done.output
     [new_version] = done.sent("CreateLaunchTemplateVersion")
@@ -179,9 +191,10 @@ def test_outdated_fleet_is_refreshed_without_dropping_tasks(sandbox: Sandbox, tm
 
     template, running = images(sandbox, name)
     assert template == newer and running == [newer, newer]
-    # The service (desired 2, minimum healthy 100 %) never ran fewer than 2 tasks.
+    # Each service (minimum healthy 100 %) never ran fewer tasks than it wants.
     assert len(sampler.samples) > 5
-    assert min(s[f"{name}-demo-api"] for s in sampler.samples) >= 2, sampler.samples
+    for service, desired in services.items():
+        assert min(s[service] for s in sampler.samples) >= desired, (service, sampler.samples)
 
     # Afterwards: `up` plans no change, --check says 0, and a new run does nothing.
     after = run_cli(sandbox, "up", "-f", str(path), "--dry-run", "--detailed-exitcode")
@@ -248,6 +261,7 @@ def test_a_failed_refresh_exits_1_with_the_reason_and_the_last_activities(sandbo
     assert "already Pending" in watched.output and watched.sent("StartInstanceRefresh") == []
     assert "ended Failed: Launching a new EC2 instance failed" in watched.output and newer in watched.output
     assert "last scaling activities" in watched.output and "Failed: Launching a new EC2 instance" in watched.output
+    publish_ami("al2023", REGION)  # the next tests' stacks need an image that exists
 
 
 # --------------------------------------------------------------------------- refusals
@@ -345,3 +359,26 @@ def test_sandbox_publishes_a_newer_ami_over_http(sandbox: Sandbox) -> None:
     assert after["Value"] == published != before["Value"] and after["Version"] == before["Version"] + 1
     [image] = sandbox.client("ec2").describe_images(ImageIds=[published])["Images"]
     assert image["Architecture"] == "arm64" and image["Name"] > "al2023-ami-ecs-hvm-2023"
+
+
+def test_sandbox_draining_keeps_tasks_until_replaced(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Tasks on a DRAINING instance move (replacement first) and, with nowhere to go, stay while
+    the service is at its minimum healthy percent."""
+    name = "refresh-drain"
+    deploy(sandbox, tmp_path, name)
+    ecs, cluster, service = sandbox.client("ecs"), f"{name}-cluster", f"{name}-demo-api"
+    instances = ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]
+    assert len(instances) == 2
+
+    def hosts() -> list[str]:
+        arns = ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="RUNNING")["taskArns"]
+        return [t["containerInstanceArn"] for t in ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]]
+
+    # Both instances draining: nowhere to move, minimum healthy 100 %: both tasks keep running.
+    ecs.update_container_instances_state(cluster=cluster, containerInstances=instances, status="DRAINING")
+    sandbox.tick()
+    assert len(hosts()) == 2
+    # One back to ACTIVE: the tasks of the other move onto it, replacement first.
+    ecs.update_container_instances_state(cluster=cluster, containerInstances=instances[:1], status="ACTIVE")
+    sandbox.tick()
+    assert hosts() == [instances[0], instances[0]]

@@ -39,7 +39,10 @@ def publish_ami(alias: str = "al2023", region: str = "us-east-1", account_id: st
     if not versions:
         raise ValueError(f"the sandbox has no {name} in {region}")
     current = versions[-1]
-    source = ec2.amis[current.value]
+    # The newest release that still exists (a test may have deregistered the latest).
+    source = next((ec2.amis[v.value] for v in reversed(versions) if v.value in ec2.amis), None)
+    if source is None:
+        raise ValueError(f"no image of {name} exists any more in {region}")
     image = copy.copy(source)  # same architecture, root device and block devices
     image.id = random_ami_id()
     image.name = _next_name(source.name or alias)
