@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from spotecs.engine.contract import Node
 from spotecs.engine.model import Action
 from spotecs.engine.plan import plan
 from spotecs.sandbox.amis import publish_ami
 from spotecs.steps.ami import AmiRelease, latest_ami, same_family
-from spotecs.steps.base import Step
-from tests.conftest import REGION, converge, make_ctx, make_stack, steps_for
+from tests.helpers import REGION, converge, make_ctx, make_stack, steps_for
 
 pytestmark = pytest.mark.usefixtures("moto")
 
@@ -22,7 +22,7 @@ AL2023 = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 AL2 = "/aws/service/ecs/optimized-ami/amazon-linux-2/recommended/image_id"
 
 
-def template_steps(stack: Any) -> list[Step]:
+def template_steps(stack: Any) -> list[Node]:
     return steps_for(stack, lambda s: s.key in COMPUTE)
 
 
