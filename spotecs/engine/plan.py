@@ -89,7 +89,10 @@ def plan(steps: Sequence[Node], ctx: Context, *, destroy: bool = False) -> Plan:
             change = Change(key, step.kind, name, Action.NOOP, current=current, desired=desired, note=NOT_OWNED)
         else:
             action, diffs = choose_action(desired, current, step.replace_on, step.versioned)
-            note = step.note(ctx.for_step(key), desired, current) if desired is not None else ""
+            # Optional, outside the Resource protocol: a fact to show beside the step that is not a
+            # change (the launch template's "a newer AMI is available").
+            note_of = getattr(step, "note", None)
+            note = str(note_of(ctx.for_step(key), desired, current)) if note_of and desired is not None else ""
             change = Change(key, step.kind, name, action, diffs, current, desired, note)
         if desired is not None:
             problems.extend(step.check(ctx.for_step(key), desired, current))
