@@ -76,10 +76,11 @@ class Sandbox:
         _set_default_env()
         from moto.server import ThreadedMotoServer
 
-        from spotecs.sandbox import fills
+        from spotecs.sandbox import certificates, fills
         from spotecs.sandbox.agent import SimulatedAgent
 
         fills.install()
+        certificates.install()
         _quiet_request_log()
         if port:
             _check_port_free(host, port)  # moto's start() would hang on a bind error
