@@ -100,3 +100,21 @@ def protection_problems(stack: Stack) -> list[str]:
             "or turn managed_termination_protection off"
         ]
     return []
+
+
+def certificate_problems(arn: str, region: str, status: str | None) -> list[str]:
+    """A load balancer takes only an ISSUED ACM certificate of its own region
+    (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/https-listener-certificates.html).
+    `status` is what ACM says in `region` (None: not found there)."""
+    where = arn.split(":")[3] if arn.count(":") >= 5 else ""
+    field = "load_balancer.certificate_arn"
+    if where != region:
+        return [
+            f"{field}: the certificate is in {where or 'no region'} but the stack is in {region}; "
+            f"a load balancer takes only a certificate of its own region (request or import one in {region})"
+        ]
+    if status is None:
+        return [f"{field}: no ACM certificate {arn} in {region}"]
+    if status != "ISSUED":
+        return [f"{field}: the certificate is {status}, not ISSUED (finish its validation in ACM first)"]
+    return []

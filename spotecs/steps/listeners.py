@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from spotecs import names
+from spotecs import checks, names
 from spotecs.aws import tag_list
 from spotecs.engine.model import Change
 from spotecs.steps.base import Context, Step
@@ -80,7 +80,39 @@ class Listeners(Step):
                     f"services.{name}.routing: {len(r.paths) + len(r.hosts)} paths and hosts, but a "
                     f"load balancer rule matches at most {MAX_CONDITION_VALUES}"
                 )
+        cfg = ctx.stack.load_balancer
+        if cfg.certificate_arn:
+            status = self._certificate_status(ctx, cfg.certificate_arn)
+            problems += checks.certificate_problems(cfg.certificate_arn, ctx.region, status)
+            problems += self._ssl_policy_problems(ctx, cfg.ssl_policy)
         return problems
+
+    @staticmethod
+    def _certificate_status(ctx: Context, arn: str) -> str | None:
+        if arn.split(":")[3] != ctx.region:
+            return None  # ACM in this region cannot see it; certificate_problems says why
+        got = ctx.call(
+            "describe the load balancer's certificate",
+            ctx.client("acm").describe_certificate,
+            missing=("ResourceNotFoundException", "ValidationException"),
+            CertificateArn=arn,
+        )
+        return None if got is None else str(got["Certificate"].get("Status"))
+
+    @staticmethod
+    def _ssl_policy_problems(ctx: Context, policy: str) -> list[str]:
+        got = ctx.call(
+            f"describe TLS policy {policy}",
+            ctx.client("elbv2").describe_ssl_policies,
+            missing=("SSLPolicyNotFound",),
+            Names=[policy],
+        )
+        if got and got.get("SslPolicies"):
+            return []
+        return [
+            f"load_balancer.ssl_policy: {policy} is not a TLS policy of Elastic Load Balancing "
+            "(see `aws elbv2 describe-ssl-policies`)"
+        ]
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
         lb_name = names.load_balancer(ctx.name)
