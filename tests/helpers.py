@@ -450,11 +450,21 @@ def article(tmp_path: Path, name: str = "article") -> Path:
     return path
 
 
+def issued_certificate(domain: str = "api.example.com") -> str:
+    """An ISSUED ACM certificate in REGION (an imported one: a requested one stays
+    PENDING_VALIDATION, which the pre-write check refuses)."""
+    from moto.acm.models import CertBundle
+
+    pem = CertBundle.generate_cert(domain, account_id="123456789012", region=REGION)
+    acm = boto3.client("acm", region_name=REGION)
+    return str(acm.import_certificate(Certificate=pem.cert, PrivateKey=pem.key)["CertificateArn"])
+
+
 def production(tmp_path: Path) -> Path:
-    """The production example in us-east-1, with a certificate that exists (in moto's ACM)."""
-    cert = boto3.client("acm", region_name=REGION).request_certificate(DomainName="shop.example.com")
+    """The production example in us-east-1, with an issued certificate (in moto's ACM)."""
+    cert = issued_certificate("shop.example.com")
     text = (ROOT / "examples" / "production.yaml").read_text().replace("region: eu-west-1", f"region: {REGION}")
-    text = re.sub(r"certificate_arn: \S+", f"certificate_arn: {cert['CertificateArn']}", text)
+    text = re.sub(r"certificate_arn: \S+", f"certificate_arn: {cert}", text)
     path = tmp_path / "production.yaml"
     path.write_text(text)
     return path

@@ -19,7 +19,7 @@ from spotecs.aws import Aws, AwsOptions
 from spotecs.cli import cli
 from spotecs.render import Env
 from spotecs.steps.base import Timeouts
-from tests.conftest import MINIMAL, REGION, deep_merge
+from tests.conftest import MINIMAL, REGION, deep_merge, issued_certificate
 
 OTHER_REGION_CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
 MISSING_CERT = f"arn:aws:acm:{REGION}:123456789012:certificate/99999999-8888-7777-6666-555555555555"
@@ -32,11 +32,7 @@ def _pending_certificate() -> dict[str, Any]:
 
 def _issued_certificate(**lb: Any) -> Callable[[], dict[str, Any]]:
     def make() -> dict[str, Any]:
-        from moto.acm.models import acm_backends
-
-        arn = boto3.client("acm", region_name=REGION).request_certificate(DomainName="api.example.com")
-        acm_backends["123456789012"][REGION]._certificates[arn["CertificateArn"]].status = "ISSUED"
-        return {"load_balancer": {"certificate_arn": arn["CertificateArn"], **lb}}
+        return {"load_balancer": {"certificate_arn": issued_certificate(), **lb}}
 
     return make
 

@@ -15,6 +15,7 @@ from tests.helpers import (
     converge,
     deep_merge,
     fresh,
+    issued_certificate,
     make_stack,
     replan,
     sent,
@@ -84,8 +85,7 @@ def test_rule_priorities_must_be_unique() -> None:
 
 
 def _certificate() -> str:
-    acm = boto3.client("acm", region_name=REGION)
-    return str(acm.request_certificate(DomainName="example.com")["CertificateArn"])
+    return issued_certificate("example.com")
 
 
 def test_https_listener_with_tls12_policy_and_http_redirecting_301(compute: dict[str, StandIn]) -> None:
