@@ -93,6 +93,8 @@ def plan_text(console: Console, plan: Plan, stack: str, region: str) -> None:
             continue
         color = COLORS[ch.action]
         label = "" if ch.action in (Action.CREATE, Action.DELETE, Action.UPDATE) else f" ({ch.action.verb})"
+        if ch.reason:
+            label = f" ({ch.action.verb}: {escape(ch.reason)})"
         console.print(f"  [{color}]{ch.action.symbol:>3}[/] {escape(ch.kind)} [bold]{escape(ch.name)}[/]{label}")
         for line in change_lines(ch):
             console.print(f"        {escape(line)}")
@@ -140,6 +142,7 @@ def plan_doc(plan: Plan) -> dict[str, Any]:
                     for d in c.diffs
                 ],
                 **({"note": c.note} if c.note else {}),
+                **({"reason": c.reason} if c.reason else {}),
             }
             for c in plan.changes
         ],

@@ -88,6 +88,7 @@ class Thing:
     output goes into desired as `<upstream>_id`; hooks let a test block or fail an operation."""
 
     kind = "thing"
+    binds_to: frozenset[str] = frozenset()
 
     def __init__(
         self,

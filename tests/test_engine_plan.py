@@ -227,3 +227,56 @@ def test_not_owned_resource_is_never_deleted() -> None:
     assert p.get("theirs").note == NOT_OWNED
     assert cloud.ops("delete") == [("delete", "mine")]
     assert "theirs" in cloud.resources
+
+
+# ----------------------------------------------------------------------------- replacement consequences
+
+
+class Bound(Thing):
+    """A resource that goes with its upstream "a" (a listener with its load balancer): its own
+    settings never mention "a", so only its declared binding can plan it."""
+
+    binds_to = frozenset({"a"})
+
+
+class BoundByKind(Thing):
+    binds_to = frozenset({"bound"})  # matches any upstream key "bound:<x>"
+
+
+def test_replacement_plans_and_applies_what_is_bound_to_it_with_the_reason() -> None:
+    cloud = Cloud()
+    cloud.resources["a"] = {"size": 1, "id": "i-a", "_owned": True}
+    cloud.resources["bound:x"] = {"size": 1, "id": "i-b", "_owned": True}
+    cloud.resources["c"] = {"size": 1, "id": "i-c", "_owned": True}
+    cloud.resources["free"] = {"size": 1, "id": "i-f", "_owned": True}
+    a = Thing("a", cloud, settings={"size": 2}, replace_on=["size"])
+    b = Bound("bound:x", cloud, depends_on=["a"])
+    c = BoundByKind("c", cloud, depends_on=["bound:x"])  # bound to b: the consequence carries on
+    free = Thing("free", cloud, depends_on=["a"])  # depends on a, bound to nothing: untouched
+    p, result = run([a, b, c, free])
+
+    assert actions(p) == {"a": Action.REPLACE, "bound:x": Action.REPLACE, "c": Action.REPLACE, "free": Action.NOOP}
+    assert (p.get("bound:x").reason, p.get("c").reason, p.get("a").reason) == ("thing replaced", "thing replaced", "")
+    assert p.get("bound:x").diffs == []  # nothing of its own changed
+    assert result.ok
+    # In the same run, each after its upstream: delete the old, create the new.
+    assert cloud.ops("create", "delete", "update") == [
+        ("delete", "a"),
+        ("create", "a"),
+        ("delete", "bound:x"),
+        ("create", "bound:x"),
+        ("delete", "c"),
+        ("create", "c"),
+    ]
+    # Converged: a new plan of the same steps is empty.
+    assert not plan([a, b, c, free], FakeContext()).has_changes
+
+
+def test_binding_to_an_upstream_that_is_only_updated_changes_nothing() -> None:
+    cloud = Cloud()
+    cloud.resources["a"] = {"size": 1, "id": "i-a", "_owned": True}
+    cloud.resources["bound:x"] = {"size": 1, "id": "i-b", "_owned": True}
+    a = Thing("a", cloud, settings={"size": 2})  # updated in place
+    b = Bound("bound:x", cloud, depends_on=["a"])
+    p = plan([a, b], FakeContext())
+    assert actions(p) == {"a": Action.UPDATE, "bound:x": Action.NOOP}

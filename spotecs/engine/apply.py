@@ -61,6 +61,8 @@ def _run(step: Resource[Any], change: Change, ctx: Context) -> dict[str, Any]:
     # Values that were "(known after apply)" are known now: decide again with them.
     desired = step.desired(sctx)
     action, diffs = choose_action(desired, change.current, step.replace_on, step.versioned)
+    if change.reason:  # replaced with an upstream it is bound to, whatever its own diff
+        action = Action.REPLACE
     current = change.current or {}
     if desired is None:  # wanted gone, and already gone
         return {}

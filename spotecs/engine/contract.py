@@ -76,6 +76,12 @@ class Resource(Protocol[C]):
         """For versioned steps: outputs each new version changes (e.g. a revision ARN)."""
         ...
 
+    @property
+    def binds_to(self) -> frozenset[str]:
+        """Upstream keys (or kinds: a key before ":") whose replacement takes this resource
+        with it: the plan replaces it too, in the same run, saying why."""
+        ...
+
     def desired(self, ctx: C) -> dict[str, Any] | None:
         """None: the resource should not exist (an orphan the stack file no longer names)."""
         ...

@@ -69,6 +69,10 @@ class Change:
     current: dict[str, Any] | None = None
     desired: dict[str, Any] | None = None
     note: str = ""  # e.g. "not owned by this stack: left alone"
+    # Set when the change is a consequence of an upstream's replacement, e.g. "load balancer
+    # replaced": the resource goes with the old upstream (or stays bound to it), so it is
+    # replaced too, whatever its own diff says.
+    reason: str = ""
 
     @property
     def is_change(self) -> bool:

@@ -62,6 +62,15 @@ def _outputs_after(step: Resource[Any], action: Action, current: dict[str, Any] 
     return dict(current)
 
 
+def bound_replacement(step: Resource[Any], replaced: dict[str, str]) -> str:
+    """Why `step` must be replaced because an upstream it binds to is: "load balancer replaced"
+    (the first such upstream, in `depends_on` order), or "" if none is."""
+    for up in step.depends_on:
+        if up in replaced and (up in step.binds_to or up.split(":", 1)[0] in step.binds_to):
+            return f"{replaced[up]} replaced"
+    return ""
+
+
 def plan(steps: Sequence[Node], ctx: Context, *, destroy: bool = False) -> Plan:
     """One Change per resource; data sources only feed outputs (and their checks). Every
     check's problems are collected and raised together, before anything is written."""
@@ -70,6 +79,7 @@ def plan(steps: Sequence[Node], ctx: Context, *, destroy: bool = False) -> Plan:
     currents = read_all(steps, ctx)
     changes: list[Change] = []
     problems: list[str] = []
+    replaced: dict[str, str] = {}  # key -> kind of each step planned for replacement
     for key in keys:
         step, current = by_key[key], currents[key]
         if not isinstance(step, Resource):
@@ -93,7 +103,12 @@ def plan(steps: Sequence[Node], ctx: Context, *, destroy: bool = False) -> Plan:
             # change (the launch template's "a newer AMI is available").
             note_of = getattr(step, "note", None)
             note = str(note_of(ctx.for_step(key), desired, current)) if note_of and desired is not None else ""
-            change = Change(key, step.kind, name, action, diffs, current, desired, note)
+            reason = bound_replacement(step, replaced) if current is not None and desired is not None else ""
+            if reason:
+                action = Action.REPLACE
+            change = Change(key, step.kind, name, action, diffs, current, desired, note, reason=reason)
+        if change.action is Action.REPLACE:
+            replaced[key] = step.kind
         if desired is not None:
             problems.extend(step.check(ctx.for_step(key), desired, current))
         ctx.set_output(key, _outputs_after(step, change.action, current))

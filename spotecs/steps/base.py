@@ -219,6 +219,10 @@ class Step:
     version_outputs: ClassVar[frozenset[str]] = frozenset()
     # Keys of orphans (resources the file no longer names) carry a prefix: see steps/orphans.py.
     key_prefix: ClassVar[str] = ""
+    # Upstreams (by key, or by kind: the key before ":") this resource is bound to for its
+    # life: when one is replaced, this one goes with it (a listener with its load balancer) or
+    # stays attached to the old one, so the plan replaces it too, in the same run.
+    binds_to: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, key: str, name: str, depends_on: Collection[str] = ()) -> None:
         self.key = f"{self.key_prefix}{key}"

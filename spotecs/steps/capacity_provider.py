@@ -33,6 +33,7 @@ class CapacityProvider(Step):
 
     kind = "capacity provider"
     replace_on = frozenset({"name", "auto_scaling_group_arn"})
+    binds_to = frozenset({"auto-scaling-group"})  # its group is fixed at creation
 
     def __init__(self, stack: str, cluster: str) -> None:
         group = names.auto_scaling_group(stack)

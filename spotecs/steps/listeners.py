@@ -32,6 +32,8 @@ def rule_priorities(ctx: Context) -> dict[str, int]:
 
 class Listeners(Step):
     kind = "listeners"
+    # Deleting a load balancer deletes its listeners: a new one needs them created again.
+    binds_to = frozenset({"load-balancer"})
 
     def __init__(self, stack: str, services: list[str], https: bool) -> None:
         super().__init__(

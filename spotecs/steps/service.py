@@ -21,6 +21,7 @@ EVENTS_KEPT = 10  # the newest service events `status` shows (ECS keeps 100)
 class Service(Step):
     kind = "ECS service"
     replace_on = frozenset({"cluster"})
+    binds_to = frozenset({"cluster"})  # a service lives and dies in its cluster
 
     def __init__(self, stack: str, service: str, *, web: bool, name: str | None = None) -> None:
         """`name`: the AWS name when it is not derived (a tagged service found in the cluster),

@@ -36,6 +36,8 @@ GONE = ("ObjectNotFoundException",)
 
 class ServiceScaling(Step):
     kind = "service auto scaling"
+    # A scalable target names its service: a new service is registered again.
+    binds_to = frozenset({"service"})
 
     def __init__(
         self, stack: str, service: str, *, cluster: str, by_requests: bool = False, service_name: str | None = None

@@ -1,0 +1,83 @@
+"""Edits of a running stack converge in one `up`: after it, the next plan is empty and AWS
+holds what the file says. On the sandbox (moto's server with the simulated ECS agent)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+import spotecs.up
+from spotecs.aws import Aws
+from spotecs.cli import cli
+from spotecs.render import Env
+from spotecs.sandbox import Sandbox
+from spotecs.steps.base import Timeouts
+from tests.stack_inventory import inventory
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = Timeouts(default=60, delay=0.1)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(agent_interval=0.2) as box:
+        yield box
+
+
+def spotecs_cli(sandbox: Sandbox, *args: str) -> tuple[int, str, Aws]:
+    opened: list[Aws] = []
+
+    class Recording(Aws):
+        def __init__(self, *a: Any, **kw: Any) -> None:
+            super().__init__(*a, **kw)
+            opened.append(self)
+
+    env = Env(console=Console(width=200), err=Console(stderr=True, width=200), stdin_isatty=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(spotecs.up, "Aws", Recording)
+        mp.setattr(spotecs.up, "Timeouts", lambda: FAST)
+        result = CliRunner().invoke(cli, [*args, "--endpoint-url", sandbox.endpoint_url], obj=env)
+    assert len(opened) == 1, result.output
+    return result.exit_code, result.output, opened[0]
+
+
+def article(path: Path, stack: str, *replacements: tuple[str, str]) -> Path:
+    text = (ROOT / "examples" / "article.yaml").read_text()
+    text = text.replace("stack: demo-api", f"stack: {stack}").replace("DemoApiClusterProd", f"{stack}-cluster")
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new)
+    path.write_text(text)
+    return path
+
+
+def test_internal_load_balancer_replaces_it_with_its_listeners_in_one_up(sandbox: Sandbox, tmp_path: Path) -> None:
+    stack = "cv-internal"
+    path = article(tmp_path / "spotecs.yaml", stack)
+    code, out, _ = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")
+    assert code == 0, out
+
+    article(path, stack, ("load_balancer: {}", "load_balancer: {internal: true}"))
+    code, out, _ = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")
+    assert code == 0, out
+    assert f"-/+ load balancer {stack} (replace)" in out
+    assert f"-/+ listeners {stack} :80 (replace: load balancer replaced)" in out
+    assert "Apply complete!" in out
+
+    code, out, aws = spotecs_cli(sandbox, "up", "-f", str(path), "--dry-run", "--detailed-exitcode")
+    assert code == 0, out
+    assert aws.writes() == []
+    elbv2 = sandbox.client("elbv2")
+    [lb] = elbv2.describe_load_balancers(Names=[stack])["LoadBalancers"]
+    assert lb["Scheme"] == "internal"
+    [listener] = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    assert listener["Port"] == 80 and listener["DefaultActions"][0]["Type"] == "forward"
+
+    code, out, _ = spotecs_cli(sandbox, "teardown", "-f", str(path), "--yes")
+    assert code == 0, out
+    assert inventory(sandbox.client, stack) == set()
