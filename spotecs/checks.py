@@ -118,3 +118,17 @@ def certificate_problems(arn: str, region: str, status: str | None) -> list[str]
     if status != "ISSUED":
         return [f"{field}: the certificate is {status}, not ISSUED (finish its validation in ACM first)"]
     return []
+
+
+def cluster_rename_problems(registered: str | None, wanted: str) -> list[str]:
+    """A running stack's instances are registered to the cluster their launch template names.
+    ECS cannot move a registered instance to another cluster, and a new template version reaches
+    only instances launched later: renaming the cluster would leave the new cluster with no
+    capacity and its services waiting for tasks that can never start. Refused before any write."""
+    if registered is None or registered == wanted:
+        return []
+    return [
+        f"cluster.name: the stack's instances are registered to cluster {registered} and cannot move "
+        f"to {wanted} in one run; keep cluster.name: {registered}, or run `spotecs teardown` then "
+        "`spotecs up` to rebuild the stack under the new name"
+    ]

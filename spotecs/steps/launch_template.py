@@ -38,6 +38,12 @@ def user_data_script(cluster: str, stop_timeout: int, extra: dict[str, str]) -> 
     return f"#!/bin/bash\n# Written by spotecs.\ncat >> {ECS_CONFIG} <<'EOF'\n{lines}EOF\n"
 
 
+def registered_cluster(user_data: str) -> str | None:
+    """The cluster a template's instances register to (its ECS_CLUSTER line), if any."""
+    found = re.search(r"(?m)^ECS_CLUSTER=(.*)$", user_data)
+    return found.group(1) if found else None
+
+
 def template_data(desired: dict[str, Any]) -> dict[str, Any]:
     """LaunchTemplateData for a desired state (always the full data: see moto-gaps.md)."""
     root = desired["root_volume"]
@@ -171,6 +177,9 @@ class LaunchTemplate(Step):
             stack.instances.types, facts, arch if isinstance(arch, str) else None, stack.instances.ami
         )
         problems += checks.task_fit_problems(stack, facts)
+        if current is not None:
+            registered = registered_cluster(str(current.get("user_data") or ""))
+            problems += checks.cluster_rename_problems(registered, stack.cluster_name)
         key = stack.instances.key_pair
         if key and not ctx.call(
             f"describe key pair {key}",
