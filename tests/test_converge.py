@@ -37,7 +37,7 @@ def spotecs_cli(sandbox: Sandbox, *args: str) -> tuple[int, str, Aws]:
             super().__init__(*a, **kw)
             opened.append(self)
 
-    env = Env(console=Console(width=200), err=Console(stderr=True, width=200), stdin_isatty=False)
+    env = Env(console=Console(width=1000), err=Console(stderr=True, width=1000), stdin_isatty=False)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(spotecs.up, "Aws", Recording)
         mp.setattr(spotecs.up, "Timeouts", lambda: FAST)
@@ -81,3 +81,35 @@ def test_internal_load_balancer_replaces_it_with_its_listeners_in_one_up(sandbox
     code, out, _ = spotecs_cli(sandbox, "teardown", "-f", str(path), "--yes")
     assert code == 0, out
     assert inventory(sandbox.client, stack) == set()
+
+
+def test_cluster_rename_is_refused_before_any_write_and_teardown_removes_the_old_cluster(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    stack = "cv-rename"
+    path = article(tmp_path / "spotecs.yaml", stack)
+    code, out, _ = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")
+    assert code == 0, out
+
+    article(path, stack, (f"name: {stack}-cluster", f"name: {stack}-renamed"))
+    code, out, aws = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")
+    assert code == 2, out
+    lines = [ln for ln in out.splitlines() if "cluster.name:" in ln]
+    assert len(lines) == 1, out
+    line = lines[0]
+    assert f"registered to cluster {stack}-cluster" in line and "spotecs teardown" in line, out
+    assert aws.writes() == []
+    assert not any(c.operation.startswith("Wait") for c in aws.calls)
+
+    # The way out: teardown with the file as it is now removes the stack, old cluster included.
+    code, out, _ = spotecs_cli(sandbox, "teardown", "-f", str(path), "--yes")
+    assert code == 0, out
+    assert f"ECS cluster {stack}-cluster" in out
+    assert inventory(sandbox.client, stack) == set()
+    code, out, _ = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")
+    assert code == 0, out
+    ecs = sandbox.client("ecs")
+    [service] = ecs.describe_services(cluster=f"{stack}-renamed", services=[f"{stack}-demo-api"])["services"]
+    assert service["runningCount"] == service["desiredCount"] == 2
+    code, out, _ = spotecs_cli(sandbox, "teardown", "-f", str(path), "--yes")
+    assert code == 0, out

@@ -8,6 +8,7 @@ A change is a new version made the default, never a replacement: the group launc
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 from spotecs import checks, names

@@ -16,9 +16,10 @@ from functools import partial
 from typing import Any
 
 from spotecs import names
+from spotecs.aws import STACK_TAG
 from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Node, Step
-from spotecs.steps.cluster import cluster_services
+from spotecs.steps.cluster import Cluster, cluster_services, describe_cluster
 from spotecs.steps.listeners import Listeners
 from spotecs.steps.load_balancer import AccessLogBucket, LoadBalancer
 from spotecs.steps.log_group import LogGroup
@@ -49,11 +50,28 @@ class Gone(Step):
 
 
 class OrphanService(Gone, Service):
-    pass
+    def __init__(self, *args: Any, cluster: str | None = None, **kwargs: Any) -> None:
+        """`cluster`: a cluster of the stack other than the file's (then keyed by it too)."""
+        super().__init__(*args, **kwargs)
+        self.in_cluster = cluster
+        if cluster is not None:
+            self.key = f"{PREFIX}service:{cluster}/{self.name}"
 
 
 class OrphanScaling(Gone, ServiceScaling):
-    pass
+    def __init__(self, *args: Any, keyed_by_cluster: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if keyed_by_cluster:
+            self.key = f"{PREFIX}scaling:{self.name}"
+
+
+class OrphanCluster(Gone, Cluster):
+    """A cluster of the stack the file no longer names (cluster.name changed): deleted after its
+    services, with its instances deregistered (Cluster.delete)."""
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self.key = f"{PREFIX}cluster:{name}"
 
 
 class OrphanTaskDefinition(Gone, TaskDefinition):
@@ -125,6 +143,18 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
             partial(OrphanScaling, name, names.service_of(name, svc), cluster=stack.cluster_name, service_name=svc),
             service_key(svc),
         )
+    for cluster in _other_clusters(ctx):
+        # In reverse order: after its own services and their scaling, and before the capacity
+        # provider and the group (its deletion deregisters their instances, which releases the
+        # provider from it; ECS refuses to delete a provider a cluster still holds).
+        add(partial(OrphanCluster, cluster), "capacity-provider", "auto-scaling-group")
+        for svc in sorted(s["serviceName"] for s in cluster_services(ctx, cluster) if s.get("status") == "ACTIVE"):
+            short = names.service_of(name, svc)
+            add(partial(OrphanService, name, short, web=False, name=svc, cluster=cluster), f"{PREFIX}cluster:{cluster}")
+            add(
+                partial(OrphanScaling, name, short, cluster=cluster, service_name=svc, keyed_by_cluster=True),
+                f"{PREFIX}service:{cluster}/{svc}",
+            )
     for family in _families(ctx, set(services)):
         short = names.service_of(name, family)
         add(
@@ -156,12 +186,33 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
     kept = [
         (make, deps)
         for make, deps in candidates
-        if ((probe := make(depends_on=deps)).kind, probe.name) not in named
-        and probe.key not in keys
-        and _owned(ctx, probe)
+        if not _named(probe := make(depends_on=deps), named) and probe.key not in keys and _owned(ctx, probe)
     ]
     present = keys | {make(depends_on=deps).key for make, deps in kept}
     return [make(depends_on=tuple(d for d in deps if d in present)) for make, deps in kept]
+
+
+def _named(step: Step, named: set[tuple[str, str]]) -> bool:
+    """Whether the file names this resource; a service of another cluster never is, whatever
+    its name (the file's service of that name lives in the file's cluster)."""
+    if isinstance(step, OrphanService) and step.in_cluster is not None:
+        return False
+    return (step.kind, step.name) in named
+
+
+def _other_clusters(ctx: Context) -> list[str]:
+    """Clusters tagged as the stack's other than the one the file names: found with the
+    Resource Groups Tagging API (ECS lists clusters by name only)."""
+    pages = ctx.paginate(
+        "find the stack's ECS clusters by tag",
+        "resourcegroupstaggingapi",
+        "get_resources",
+        "ResourceTagMappingList",
+        TagFilters=[{"Key": STACK_TAG, "Values": [ctx.name]}],
+        ResourceTypeFilters=["ecs:cluster"],
+    )
+    found = {r["ResourceARN"].rsplit("/", 1)[-1] for r in pages}
+    return sorted(c for c in found - {ctx.stack.cluster_name} if describe_cluster(ctx, c) is not None)
 
 
 def _owned(ctx: Context, step: Step) -> bool:

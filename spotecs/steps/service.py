@@ -22,6 +22,7 @@ class Service(Step):
     kind = "ECS service"
     replace_on = frozenset({"cluster"})
     binds_to = frozenset({"cluster"})  # a service lives and dies in its cluster
+    in_cluster: str | None = None  # None: the stack's cluster (an orphan may be in an older one)
 
     def __init__(self, stack: str, service: str, *, web: bool, name: str | None = None) -> None:
         """`name`: the AWS name when it is not derived (a tagged service found in the cluster),
@@ -72,7 +73,7 @@ class Service(Step):
         return out
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        s = describe_service(ctx, ctx.stack.cluster_name, self.name)
+        s = describe_service(ctx, self.in_cluster or ctx.stack.cluster_name, self.name)
         # DRAINING is a deleted service on its way out: gone, for planning purposes.
         if s is None or s.get("status") != "ACTIVE":
             return None
