@@ -72,11 +72,30 @@ class Env:
         return answer.strip() == "yes"
 
 
-def fmt(value: Any, limit: int = 80) -> str:
+def fmt(value: Any) -> str:
+    """A value whole (ARNs keep their revision, documents their last field): the console wraps
+    long lines on a terminal and keeps them whole elsewhere."""
     if isinstance(value, Unknown):
         return "(known after apply)"
-    text = json.dumps(value, default=repr, sort_keys=True) if not isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return json.dumps(value, default=repr, sort_keys=True) if not isinstance(value, str) else json.dumps(value)
+
+
+def leaf_diffs(path: str, old: Any, new: Any) -> list[tuple[str, Any, Any]]:
+    """A structured change field by field, like Terraform: dicts key by key, lists of the same
+    length element by element; what differs in shape (or is unknown) is shown whole."""
+    if isinstance(old, dict) and isinstance(new, dict) and not isinstance(new, Unknown):
+        out: list[tuple[str, Any, Any]] = []
+        for key in sorted(set(old) | set(new), key=str):
+            if not str(key).startswith("_") and old.get(key) != new.get(key):
+                out += leaf_diffs(f"{path}.{key}", old.get(key), new.get(key))
+        return out or [(path, old, new)]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and old != new:
+        out = []
+        for i, (o, n) in enumerate(zip(old, new, strict=True)):
+            if isinstance(n, Unknown) or o != n:
+                out += leaf_diffs(f"{path}[{i}]", o, n)
+        return out
+    return [(path, old, new)]
 
 
 def plan_text(console: Console, plan: Plan, stack: str, region: str) -> None:
@@ -98,14 +117,19 @@ def plan_text(console: Console, plan: Plan, stack: str, region: str) -> None:
         console.print(f"  [{color}]{ch.action.symbol:>3}[/] {escape(ch.kind)} [bold]{escape(ch.name)}[/]{label}")
         for line in change_lines(ch):
             console.print(f"        {escape(line)}")
+        for note in ch.notes:
+            console.print(f"        [dim]# note: {escape(note)}[/]")
     console.print(f"\n[bold]{plan.summary()}[/]")
 
 
 def notes(console: Console, plan: Plan, indent: str = "  ") -> None:
-    """What the plan leaves alone and why (not owned by this stack, kept by --keep-logs)."""
+    """What the plan leaves alone and why (not owned by this stack, kept by --keep-logs), and
+    values the file sets that AWS owns (a desired count under auto scaling)."""
     for ch in plan.changes:
         if ch.note:
             console.print(f"{indent}[dim]{escape(ch.kind)} {escape(ch.name)}: {escape(ch.note)}[/]")
+        for note in ch.notes:
+            console.print(f"{indent}[dim]{escape(ch.kind)} {escape(ch.name)}: note: {escape(note)}[/]")
 
 
 def change_lines(ch: Change) -> list[str]:
@@ -114,7 +138,8 @@ def change_lines(ch: Change) -> list[str]:
     lines = []
     for d in ch.diffs:
         suffix = "  # forces replacement" if d.forces_replace else ""
-        lines.append(f"{d.path}: {fmt(d.old, 60)} → {fmt(d.new, 60)}{suffix}")
+        for path, old, new in leaf_diffs(d.path, d.old, d.new):
+            lines.append(f"{path}: {fmt(old)} → {fmt(new)}{suffix}")
     return lines
 
 
@@ -143,6 +168,7 @@ def plan_doc(plan: Plan) -> dict[str, Any]:
                 ],
                 **({"note": c.note} if c.note else {}),
                 **({"reason": c.reason} if c.reason else {}),
+                **({"notes": c.notes} if c.notes else {}),
             }
             for c in plan.changes
         ],

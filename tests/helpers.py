@@ -168,6 +168,9 @@ class Thing:
     def check(self, ctx: FakeContext, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
         return list(self.problems)
 
+    def notes(self, ctx: FakeContext, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
+        return []
+
 
 class Data:
     """A fake data source: `facts` are what its read returns; `problems` what its check says."""

@@ -62,6 +62,12 @@ def test_internal_load_balancer_replaces_it_with_its_listeners_in_one_up(sandbox
     code, out, _ = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")
     assert code == 0, out
 
+    # A desired count under auto scaling belongs to the scaler: a note, not a change.
+    article(path, stack, ("desired_count: 2", "desired_count: 3"))
+    code, out, _ = spotecs_cli(sandbox, "up", "-f", str(path), "--dry-run", "--detailed-exitcode")
+    assert code == 0, out
+    assert "note: desired_count: 3 in the file, 2 running: owned by service auto scaling (min 1, max 10)" in out
+
     article(path, stack, ("load_balancer: {}", "load_balancer: {internal: true}"))
     code, out, _ = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")
     assert code == 0, out

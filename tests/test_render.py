@@ -7,7 +7,7 @@ import io
 
 from rich.console import Console
 
-from spotecs.engine.model import Action, Change, Plan
+from spotecs.engine.model import Action, Change, FieldDiff, Plan
 from spotecs.render import plan_json, plan_text
 
 
@@ -17,3 +17,47 @@ def test_the_reason_is_shown_in_the_plan() -> None:
     plan_text(Console(file=out, width=200, no_color=True), Plan([change]), "demo", "us-east-1")
     assert "-/+ listeners demo :80 (replace: load balancer replaced)" in out.getvalue()
     assert '"reason": "load balancer replaced"' in plan_json(Plan([change]))
+
+
+def _plan_out(*changes: Change) -> str:
+    out = io.StringIO()
+    plan_text(Console(file=out, width=80, no_color=True, soft_wrap=True), Plan(list(changes)), "demo", "us-east-1")
+    return out.getvalue()
+
+
+def test_plan_shows_structured_values_field_by_field_and_long_values_whole() -> None:
+    old_td = "arn:aws:ecs:us-east-1:123456789012:task-definition/demo-a-very-long-family-name-api:41"
+    new_td = old_td.removesuffix("41") + "42"
+    statement = {"Effect": "Allow", "Action": ["ssm:GetParameters"], "Resource": ["arn:aws:ssm:::parameter/a"]}
+    containers_old = [{"image": "web:1", "environment": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}]
+    containers_new = [{"image": "web:2", "environment": [{"name": "A", "value": "1"}, {"name": "B", "value": "3"}]}]
+    change = Change(
+        "service:api",
+        "ECS service",
+        "demo-api",
+        Action.UPDATE,
+        diffs=[
+            FieldDiff("task_definition", old_td, new_td),
+            FieldDiff("containers", containers_old, containers_new),
+            FieldDiff(
+                "policy",
+                {"Statement": [statement]},
+                {"Statement": [{**statement, "Resource": ["arn:aws:ssm:::parameter/a", "arn:aws:ssm:::parameter/b"]}]},
+            ),
+        ],
+    )
+    out = _plan_out(change)
+    assert f'task_definition: "{old_td}" → "{new_td}"' in out  # the revision is there, nothing cut
+    assert 'containers[0].image: "web:1" → "web:2"' in out
+    assert 'containers[0].environment[1].value: "2" → "3"' in out
+    assert "environment[0]" not in out  # what did not change is not shown
+    assert 'policy.Statement[0].Resource: ["arn:aws:ssm:::parameter/a"] → ["arn:aws:ssm:::parameter/a", ' in out
+    assert "…" not in out
+
+
+def test_plan_shows_notes_of_values_aws_owns_with_or_without_changes() -> None:
+    note = "desired_count: 4 in the file, 3 running: owned by service auto scaling (min 3, max 30)"
+    quiet = Change("service:api", "ECS service", "demo-api", Action.NOOP, notes=[note])
+    assert f"ECS service demo-api: note: {note}" in _plan_out(quiet)
+    busy = Change("service:api", "ECS service", "demo-api", Action.UPDATE, [FieldDiff("x", 1, 2)], notes=[note])
+    assert f"# note: {note}" in _plan_out(busy)

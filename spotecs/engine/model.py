@@ -73,6 +73,9 @@ class Change:
     # replaced": the resource goes with the old upstream (or stays bound to it), so it is
     # replaced too, whatever its own diff says.
     reason: str = ""
+    # Values the file sets that AWS owns once the resource exists (e.g. a desired count under
+    # auto scaling): shown beside the change, never applied.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def is_change(self) -> bool:

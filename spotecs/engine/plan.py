@@ -111,6 +111,10 @@ def plan(steps: Sequence[Node], ctx: Context, *, destroy: bool = False) -> Plan:
             replaced[key] = step.kind
         if desired is not None:
             problems.extend(step.check(ctx.for_step(key), desired, current))
+            # Optional, like `note`: values the file sets that AWS owns (a desired count under
+            # auto scaling), each saying who.
+            notes_of = getattr(step, "notes", None)
+            change.notes = list(notes_of(ctx.for_step(key), desired, current)) if notes_of else []
         ctx.set_output(key, _outputs_after(step, change.action, current))
         changes.append(change)
     if problems:

@@ -258,6 +258,11 @@ class Step:
         AMI is available); "" for none."""
         return ""
 
+    def notes(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
+        """Values the file sets that something else owns on AWS, each saying who: shown in the
+        plan, never a change (e.g. a desired count under auto scaling)."""
+        return []
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key}>"
 

@@ -72,6 +72,16 @@ class Service(Step):
             out["desired_count"] = svc.desired_count
         return out
 
+    def notes(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
+        svc = ctx.stack.services[self.service]
+        live = (current or {}).get("desired_count")
+        if svc.scaling is None or current is None or live == svc.desired_count:
+            return []
+        return [
+            f"desired_count: {svc.desired_count} in the file, {live} running: owned by service auto scaling "
+            f"(min {svc.scaling.min}, max {svc.scaling.max}) once the service exists; not changed"
+        ]
+
     def read(self, ctx: Context) -> dict[str, Any] | None:
         s = describe_service(ctx, self.in_cluster or ctx.stack.cluster_name, self.name)
         # DRAINING is a deleted service on its way out: gone, for planning purposes.
