@@ -119,3 +119,17 @@ def test_cluster_rename_is_refused_before_any_write_and_teardown_removes_the_old
     assert service["runningCount"] == service["desiredCount"] == 2
     code, out, _ = spotecs_cli(sandbox, "teardown", "-f", str(path), "--yes")
     assert code == 0, out
+
+
+# The property test: a fixed seed in CI (bench/converge.py walks a seed range).
+CI_SEEDS = [7]
+
+
+@pytest.mark.parametrize("seed", CI_SEEDS)
+def test_a_seeded_walk_of_25_edits_converges_after_each_up(sandbox: Sandbox, tmp_path: Path, seed: int) -> None:
+    from tests.walk import CATALOGUE, walk
+
+    result = walk(sandbox, tmp_path, seed, edits=25)
+    assert not result.failure, result.failure
+    assert len(result.steps) == 25
+    assert len(CATALOGUE) >= 20

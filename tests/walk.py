@@ -1,0 +1,471 @@
+"""The convergence walk: from examples/article.yaml, a seeded sequence of edits drawn from a
+catalogue covering every section of the stack file, each applied with `spotecs up` on the
+sandbox, then checked: the next `up --dry-run --detailed-exitcode` exits 0, AWS holds what the
+file says (read back with plain boto3 calls, not through the steps), nothing of the stack is
+orphaned, and every service runs its desired count with healthy targets.
+
+Used by tests/test_converge.py (a fixed small set of seeds) and bench/converge.py (a seed range).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from rich.console import Console
+
+import spotecs.up
+from spotecs.aws import Aws
+from spotecs.cli import cli
+from spotecs.config import Stack
+from spotecs.errors import ConfigError
+from spotecs.render import Env
+from spotecs.sandbox import Sandbox
+from spotecs.steps.base import Timeouts
+from tests.stack_inventory import inventory
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = Timeouts(default=60, delay=0.05)
+Doc = dict[str, Any]
+
+
+@dataclass
+class Outcome:
+    code: int
+    output: str
+    aws: Aws
+
+
+def spotecs_cli(sandbox: Sandbox, *args: str) -> Outcome:
+    opened: list[Aws] = []
+
+    class Recording(Aws):
+        def __init__(self, *a: Any, **kw: Any) -> None:
+            super().__init__(*a, **kw)
+            opened.append(self)
+
+    env = Env(console=Console(width=1000), err=Console(stderr=True, width=1000), stdin_isatty=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(spotecs.up, "Aws", Recording)
+        mp.setattr(spotecs.up, "Timeouts", lambda: FAST)
+        result = CliRunner().invoke(cli, [*args, "--endpoint-url", sandbox.endpoint_url], obj=env)
+    assert len(opened) == 1, result.output
+    return Outcome(result.exit_code, result.output, opened[0])
+
+
+# ----------------------------------------------------------------------------- the catalogue
+
+
+def _svc(doc: Doc, rng: random.Random, web: bool | None = None) -> str:
+    names = [n for n, s in doc["services"].items() if web is None or ("container_port" in s) == web]
+    return rng.choice(sorted(names)) if names else ""
+
+
+def _first(doc: Doc) -> Doc:
+    return dict(doc["services"][sorted(doc["services"])[0]])
+
+
+def instance_types(doc: Doc, rng: random.Random) -> str:
+    doc["instances"]["types"] = rng.choice([["t3.small"], ["t3.small", "t3a.small"], ["t3.medium", "t3.small"]])
+    return f"instances.types {doc['instances']['types']}"
+
+
+def instance_mix(doc: Doc, rng: random.Random) -> str:
+    doc["instances"]["on_demand_base"] = rng.choice([0, 1])
+    doc["instances"]["on_demand_percent"] = rng.choice([0, 20, 35, 100])
+    return f"mix base {doc['instances']['on_demand_base']} {doc['instances']['on_demand_percent']}%"
+
+
+def ami(doc: Doc, rng: random.Random) -> str:
+    doc["instances"]["ami"] = "al2" if doc["instances"].get("ami") == "al2023" else "al2023"
+    return f"ami {doc['instances']['ami']}"
+
+
+def disk(doc: Doc, rng: random.Random) -> str:
+    doc["instances"]["disk_gib"] = rng.choice([30, 35, 40])
+    return f"disk {doc['instances']['disk_gib']}"
+
+
+def bounds(doc: Doc, rng: random.Random) -> str:
+    lo = rng.choice([1, 2])
+    doc["instances"].update(min=lo, max=rng.choice([4, 5, 6]), desired=lo + 1)
+    return f"instances {lo}..{doc['instances']['max']}"
+
+
+def target_capacity(doc: Doc, rng: random.Random) -> str:
+    doc["capacity_provider"]["target_capacity"] = rng.choice([80, 90, 100])
+    return f"target capacity {doc['capacity_provider']['target_capacity']}"
+
+
+def cluster_name(doc: Doc, rng: random.Random) -> str:
+    doc["cluster"]["name"] = f"{doc['stack']}-c{rng.randrange(1000)}"
+    return f"cluster name {doc['cluster']['name']}"
+
+
+def internal(doc: Doc, rng: random.Random) -> str:
+    lb = doc.setdefault("load_balancer", {})
+    lb["internal"] = not lb.get("internal", False)
+    return f"internal {lb['internal']}"
+
+
+def https(doc: Doc, rng: random.Random) -> str:
+    lb = doc.setdefault("load_balancer", {})
+    if lb.pop("certificate_arn", None):
+        return "https off"
+    lb["certificate_arn"] = doc["_certificate"]
+    return "https on"
+
+
+def health_check(doc: Doc, rng: random.Random) -> str:
+    name = _svc(doc, rng, web=True)
+    if not name:
+        return ""
+    doc["services"][name]["health_check"] = {"path": rng.choice(["/", "/health"]), "interval": rng.choice([15, 30])}
+    return f"{name} health check"
+
+
+def deregistration_delay(doc: Doc, rng: random.Random) -> str:
+    name = _svc(doc, rng, web=True)
+    if not name:
+        return ""
+    doc["services"][name]["deregistration_delay"] = rng.choice([10, 20, 30])
+    return f"{name} deregistration delay"
+
+
+def image(doc: Doc, rng: random.Random) -> str:
+    name = _svc(doc, rng)
+    doc["services"][name]["image"] = rng.choice(["bitnami/node-example:0.0.1", "bitnami/node-example:0.0.2"])
+    return f"{name} image"
+
+
+def port(doc: Doc, rng: random.Random) -> str:
+    name = _svc(doc, rng, web=True)
+    if not name:
+        return ""
+    doc["services"][name]["container_port"] = rng.choice([3000, 8080])
+    return f"{name} port"
+
+
+def size(doc: Doc, rng: random.Random) -> str:
+    name = _svc(doc, rng)
+    cpu, soft, hard = rng.choice([(256, 256, 512), (512, 384, 768), (128, 200, 300)])
+    doc["services"][name].update(cpu=cpu, memory_soft=soft, memory_hard=hard)
+    return f"{name} cpu/memory {cpu}/{soft}/{hard}"
+
+
+def environment(doc: Doc, rng: random.Random) -> str:
+    name = _svc(doc, rng)
+    svc = doc["services"][name]
+    svc["environment"] = {"MODE": rng.choice(["a", "b"]), **({"EXTRA": "1"} if rng.random() < 0.5 else {})}
+    if rng.random() < 0.5:
+        svc["secrets"] = {"TOKEN": doc["_secret"]}
+    else:
+        svc.pop("secrets", None)
+    return f"{name} environment/secrets"
+
+
+def deployment(doc: Doc, rng: random.Random) -> str:
+    name = _svc(doc, rng)
+    low, high = rng.choice([(100, 200), (50, 200), (50, 150)])
+    doc["services"][name]["deployment"] = {"min_healthy_percent": low, "max_percent": high}
+    return f"{name} deployment {low}/{high}"
+
+
+def placement(doc: Doc, rng: random.Random) -> str:
+    name = _svc(doc, rng)
+    doc["services"][name]["placement"] = rng.choice(
+        [
+            [{"type": "binpack", "field": "cpu"}],
+            [{"type": "spread", "field": "attribute:ecs.availability-zone"}],
+            [{"type": "spread", "field": "attribute:ecs.availability-zone"}, {"type": "binpack", "field": "memory"}],
+        ]
+    )
+    return f"{name} placement"
+
+
+def add_service(doc: Doc, rng: random.Random) -> str:
+    name = f"svc{rng.randrange(100)}"
+    base = {k: v for k, v in _first(doc).items() if k not in ("scaling", "routing")}
+    if rng.random() < 0.5:
+        base.pop("container_port", None)
+        base.pop("health_check", None)
+        base.pop("deregistration_delay", None)
+        base.pop("health_check_grace_period", None)
+    else:
+        base["container_port"] = 3000
+        base["routing"] = {"paths": [f"/{name}/*"]}
+    base["desired_count"] = 1
+    doc["services"][name] = base
+    return f"add service {name}"
+
+
+def rename_service(doc: Doc, rng: random.Random) -> str:
+    old = _svc(doc, rng)
+    new = f"{old.split('-r')[0]}-r{rng.randrange(100)}"
+    doc["services"] = {(new if k == old else k): v for k, v in doc["services"].items()}
+    return f"rename service {old} -> {new}"
+
+
+def remove_service(doc: Doc, rng: random.Random) -> str:
+    if len(doc["services"]) < 2:
+        return ""
+    name = _svc(doc, rng)
+    del doc["services"][name]
+    return f"remove service {name}"
+
+
+def to_worker(doc: Doc, rng: random.Random) -> str:
+    name = _svc(doc, rng, web=True)
+    if not name:
+        return ""
+    svc = doc["services"][name]
+    for key in ("container_port", "health_check", "deregistration_delay", "health_check_grace_period", "routing"):
+        svc.pop(key, None)
+    if svc.get("scaling"):
+        svc["scaling"]["target_tracking"] = [
+            t for t in svc["scaling"].get("target_tracking", []) if t["metric"] != "requests"
+        ]
+    return f"{name} web -> worker"
+
+
+def scaling(doc: Doc, rng: random.Random) -> str:
+    name = _svc(doc, rng)
+    choice = rng.choice(["tracking", "scheduled", "off"])
+    svc = doc["services"][name]
+    if choice == "off":
+        svc.pop("scaling", None)
+        return f"{name} scaling off"
+    rule = {
+        "min": 1,
+        "max": rng.choice([6, 10]),
+        "target_tracking": [{"metric": "cpu", "target": rng.choice([70, 85])}],
+    }
+    if choice == "scheduled":
+        rule["scheduled"] = [{"name": "morning", "schedule": "cron(0 8 * * ? *)", "min": 2}]
+    svc["scaling"] = rule
+    return f"{name} scaling {choice}"
+
+
+def tags(doc: Doc, rng: random.Random) -> str:
+    doc["tags"] = rng.choice([{}, {"team": "web"}, {"team": "ops", "cost": "a1"}])
+    return f"tags {doc['tags']}"
+
+
+CATALOGUE: list[Callable[[Doc, random.Random], str]] = [
+    instance_types,
+    instance_mix,
+    ami,
+    disk,
+    bounds,
+    target_capacity,
+    cluster_name,
+    internal,
+    https,
+    health_check,
+    deregistration_delay,
+    image,
+    port,
+    size,
+    environment,
+    deployment,
+    placement,
+    add_service,
+    rename_service,
+    remove_service,
+    to_worker,
+    scaling,
+    tags,
+]
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _write(path: Path, doc: Doc) -> None:
+    path.write_text(yaml.safe_dump({k: v for k, v in doc.items() if not k.startswith("_")}, sort_keys=False))
+
+
+def _valid(doc: Doc) -> bool:
+    try:
+        Stack.model_validate({k: v for k, v in doc.items() if not k.startswith("_")})
+    except (ValueError, ConfigError):
+        return False
+    return True
+
+
+def mismatches(sandbox: Sandbox, doc: Doc) -> list[str]:
+    """What AWS holds that differs from the file, read with plain calls."""
+    stack, cluster = doc["stack"], doc["cluster"]["name"]
+    ecs, elbv2, asg = sandbox.client("ecs"), sandbox.client("elbv2"), sandbox.client("autoscaling")
+    out: list[str] = []
+    [group] = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[f"{stack}-instances"])["AutoScalingGroups"]
+    inst = doc["instances"]
+    if (group["MinSize"], group["MaxSize"]) != (inst["min"], inst["max"]):
+        out.append(f"group bounds {group['MinSize']}..{group['MaxSize']}")
+    lt = group["MixedInstancesPolicy"]["LaunchTemplate"]
+    if [o["InstanceType"] for o in lt["Overrides"]] != inst["types"]:
+        out.append(f"group types {lt['Overrides']}")
+    dist = group["MixedInstancesPolicy"]["InstancesDistribution"]
+    if dist["OnDemandPercentageAboveBaseCapacity"] != inst["on_demand_percent"]:
+        out.append("on-demand percent")
+    web = {n: s for n, s in doc["services"].items() if "container_port" in s}
+    for name, svc in doc["services"].items():
+        found = ecs.describe_services(cluster=cluster, services=[f"{stack}-{name}"])["services"]
+        if not found or found[0]["status"] != "ACTIVE":
+            out.append(f"service {name} missing")
+            continue
+        s = found[0]
+        td = ecs.describe_task_definition(taskDefinition=s["taskDefinition"])["taskDefinition"]
+        [container] = td["containerDefinitions"]
+        if container["image"] != svc["image"]:
+            out.append(f"service {name} image {container['image']}")
+        if container.get("environment") is not None:
+            env = {e["name"]: e["value"] for e in container.get("environment", [])}
+            if env != {k: str(v) for k, v in svc.get("environment", {}).items()}:
+                out.append(f"service {name} environment {env}")
+        ports = [p["containerPort"] for p in container.get("portMappings", [])]
+        if ports != ([svc["container_port"]] if "container_port" in svc else []):
+            out.append(f"service {name} ports {ports}")
+        scaled = svc.get("scaling")
+        count = s["desiredCount"]
+        if scaled is None and count != svc.get("desired_count", 2):
+            out.append(f"service {name} desired {count}")
+        if s["runningCount"] != count:
+            out.append(f"service {name} running {s['runningCount']}/{count}")
+        if name in web:
+            lbs = s.get("loadBalancers", [])
+            if not lbs:
+                out.append(f"service {name} has no target group")
+                continue
+            health = elbv2.describe_target_health(TargetGroupArn=lbs[0]["targetGroupArn"])["TargetHealthDescriptions"]
+            healthy = [h for h in health if h["TargetHealth"]["State"] == "healthy"]
+            if len(healthy) != count:
+                out.append(f"service {name} healthy targets {len(healthy)}/{count}")
+    if web:
+        [lb] = elbv2.describe_load_balancers(Names=[stack])["LoadBalancers"]
+        want = "internal" if doc.get("load_balancer", {}).get("internal") else "internet-facing"
+        if lb["Scheme"] != want:
+            out.append(f"load balancer scheme {lb['Scheme']}")
+        ports = sorted(
+            ln["Port"] for ln in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+        )
+        if ports != ([80, 443] if doc.get("load_balancer", {}).get("certificate_arn") else [80]):
+            out.append(f"listeners {ports}")
+    return out
+
+
+def orphans(sandbox: Sandbox, doc: Doc) -> list[str]:
+    """Everything tagged as the stack's that the file does not account for."""
+    stack, cluster = doc["stack"], doc["cluster"]["name"]
+    services = {f"{stack}-{n}" for n in doc["services"]}
+    web = {f"{stack}-{n}" for n, s in doc["services"].items() if "container_port" in s}
+    scaled = {f"{stack}-{n}" for n, s in doc["services"].items() if s.get("scaling")}
+    logs = {f"/ecs/{stack}/{n}" for n in doc["services"]}
+    allowed: list[str] = [
+        rf"tagged:.*:cluster/{re.escape(cluster)}$",
+        rf"launch-template:{stack}-instances$",
+        rf"auto-scaling-group:{stack}-instances$",
+        rf"capacity-provider:{stack}-instances-\w+$",
+        rf"iam-role:{stack}-.*",
+        rf"instance-profile:{stack}-.*",
+        r"tagged:.*:security-group/.*",
+    ]
+    allowed += [rf"tagged:.*:service/{re.escape(cluster)}/{s}$" for s in services]
+    allowed += [rf"tagged:.*:task-definition/{s}:\d+$" for s in services]
+    allowed += [rf"tagged:.*:log-group:{re.escape(g)}$" for g in logs]
+    allowed += [rf"scalable-target:service/{re.escape(cluster)}/{s}$" for s in scaled]
+    allowed += [rf"tagged:.*:alarm:{s}-.*" for s in scaled]
+    if web:
+        allowed += [rf"tagged:.*:loadbalancer/app/{stack}/\w+$", rf"listener:{stack}:(80|443)$"]
+        allowed += [rf"tagged:.*:targetgroup/{s}/\w+$" for s in web]
+    live = inventory(sandbox.client, stack)
+    extra = sorted(r for r in live if not any(re.match(p, r) for p in allowed))
+    groups = [r for r in live if ":security-group/" in r]
+    if len(groups) != (2 if web else 1):
+        extra.append(f"{len(groups)} security groups")
+    return extra
+
+
+# ----------------------------------------------------------------------------- the walk
+
+
+@dataclass
+class Walk:
+    seed: int
+    steps: list[str] = field(default_factory=list)
+    failure: str = ""
+
+
+def setup(sandbox: Sandbox, stack: str) -> Doc:
+    """The article's file as a document, renamed, with a certificate and a secret the edits use."""
+    from moto.acm.models import CertBundle
+
+    pem = CertBundle.generate_cert(f"{stack}.example.com", account_id="123456789012", region="us-east-1")
+    cert = sandbox.client("acm").import_certificate(Certificate=pem.cert, PrivateKey=pem.key)["CertificateArn"]
+    sandbox.client("ssm").put_parameter(Name=f"/{stack}/token", Value="s3cret", Type="SecureString")
+    doc: Doc = yaml.safe_load((ROOT / "examples" / "article.yaml").read_text())
+    doc["stack"] = stack
+    doc["cluster"]["name"] = f"{stack}-cluster"
+    doc["_certificate"] = cert
+    doc["_secret"] = f"arn:aws:ssm:us-east-1:123456789012:parameter/{stack}/token"
+    return doc
+
+
+def walk(sandbox: Sandbox, tmp: Path, seed: int, edits: int = 25) -> Walk:
+    """Bring the stack up, apply `edits` random edits one `up` at a time, check after each,
+    then tear down. Returns the edits done and the first failure ("" if none)."""
+    rng = random.Random(seed)
+    stack = f"cv{seed}"
+    doc = setup(sandbox, stack)
+    path = tmp / f"{stack}.yaml"
+    result = Walk(seed)
+
+    def fail(what: str, out: str = "") -> Walk:
+        result.failure = f"seed {seed}, after {result.steps}: {what}\n{out[-3000:]}"
+        return result
+
+    _write(path, doc)
+    first = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")
+    if first.code != 0:
+        return fail("first up failed", first.output)
+    while len(result.steps) < edits:
+        edit = rng.choice(CATALOGUE)
+        candidate = copy.deepcopy(doc)
+        label = edit(candidate, rng)
+        if not label or not _valid(candidate):
+            continue
+        result.steps.append(label)
+        _write(path, candidate)
+        run = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")
+        if edit is cluster_name:
+            # Refused before any write; the way out it names: teardown (keeping logs), then up.
+            if run.code != 2 or run.aws.writes() or "cluster.name:" not in run.output:
+                return fail("cluster rename not refused cleanly", run.output)
+            down = spotecs_cli(sandbox, "teardown", "-f", str(path), "--yes", "--keep-logs")
+            if down.code != 0:
+                return fail("teardown --keep-logs failed", down.output)
+            run = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")
+        if run.code != 0:
+            return fail(f"up exited {run.code}", run.output)
+        doc = candidate
+        again = spotecs_cli(sandbox, "up", "-f", str(path), "--dry-run", "--detailed-exitcode")
+        if again.code != 0:
+            return fail("the next plan is not empty", again.output)
+        wrong = mismatches(sandbox, doc)
+        if wrong:
+            return fail(f"AWS differs from the file: {wrong}")
+        left = orphans(sandbox, doc)
+        if left:
+            return fail(f"orphaned: {left}")
+    down = spotecs_cli(sandbox, "teardown", "-f", str(path), "--yes")
+    if down.code != 0 or inventory(sandbox.client, stack):
+        return fail("final teardown left something", down.output)
+    return result
