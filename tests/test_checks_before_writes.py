@@ -19,7 +19,7 @@ from spotecs.aws import Aws, AwsOptions
 from spotecs.cli import cli
 from spotecs.render import Env
 from spotecs.steps.base import Timeouts
-from tests.conftest import MINIMAL, REGION, deep_merge, issued_certificate
+from tests.helpers import MINIMAL, REGION, deep_merge, issued_certificate
 
 OTHER_REGION_CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
 MISSING_CERT = f"arn:aws:acm:{REGION}:123456789012:certificate/99999999-8888-7777-6666-555555555555"
