@@ -9,6 +9,7 @@ import pytest
 
 from spotecs.engine.model import Action
 from spotecs.errors import WaitTimeout
+from spotecs.sandbox.agent import SimulatedAgent
 from tests.helpers import (
     COMPUTE,
     converge,
@@ -29,14 +30,16 @@ pytestmark = pytest.mark.usefixtures("moto")
 
 
 def test_group_request_mixes_spot_and_on_demand_over_every_type() -> None:
+    # Asymmetric on purpose: base 1 and 20 % differ from their complements (80 %), so a swap of
+    # on-demand and spot fails here, in the request and in the instances launched.
     stack = make_stack(
         instances={
             "types": ["t3.small", "t3a.small"],
             "on_demand_base": 1,
-            "on_demand_percent": 50,
+            "on_demand_percent": 20,
             "min": 1,
-            "max": 5,
-            "desired": 2,
+            "max": 8,
+            "desired": 6,
         }
     )
     _, ctx = up(stack, only(*COMPUTE))
@@ -49,14 +52,23 @@ def test_group_request_mixes_spot_and_on_demand_over_every_type() -> None:
         },
         "InstancesDistribution": {
             "OnDemandBaseCapacity": 1,
-            "OnDemandPercentageAboveBaseCapacity": 50,
+            "OnDemandPercentageAboveBaseCapacity": 20,
             "SpotAllocationStrategy": "price-capacity-optimized",
         },
     }
+    # The result, as the sandbox's agent marks purchase options: 1 base + ceil(20 % of 5) = 2
+    # on-demand, 4 spot (the complement would give 5 on-demand, 1 spot).
+    SimulatedAgent().tick()
+    g = group(ctx)
+    assert g is not None
+    ids = [i["InstanceId"] for i in g["Instances"]]
+    reservations = ctx.client("ec2").describe_instances(InstanceIds=ids)["Reservations"]
+    lifecycles = [i.get("InstanceLifecycle", "on-demand") for r in reservations for i in r["Instances"]]
+    assert sorted(lifecycles) == ["on-demand"] * 2 + ["spot"] * 4
     subnets = ctx.client("ec2").describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
     assert sorted(req["VPCZoneIdentifier"].split(",")) == sorted(s["SubnetId"] for s in subnets)
     assert len(subnets) == 6
-    assert (req["MinSize"], req["MaxSize"], req["DesiredCapacity"]) == (1, 5, 2)
+    assert (req["MinSize"], req["MaxSize"], req["DesiredCapacity"]) == (1, 8, 6)
     assert req["NewInstancesProtectedFromScaleIn"] is True
     assert req["TerminationPolicies"] == ["OldestLaunchTemplate", "ClosestToNextInstanceHour", "OldestInstance"]
     assert req["CapacityRebalance"] is True
