@@ -153,6 +153,11 @@ def log_group(stack: str, service: str) -> str:
     return f"{log_group_prefix(stack)}{service}"
 
 
+def container_insights_log_group(cluster: str) -> str:
+    """Made by Container Insights itself, not by spotecs; teardown removes it after the cluster."""
+    return f"/aws/ecs/containerinsights/{cluster}/performance"
+
+
 def service(stack: str, service: str) -> str:
     """`<stack>-<service>`: as the article advises, named like its task definition family
     (rule: SERVICE)."""

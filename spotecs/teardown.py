@@ -14,8 +14,8 @@ from spotecs.engine.model import Action, Plan
 from spotecs.render import Env, json_document, notes, plan_doc, plan_text
 from spotecs.steps.base import Node, Timeouts
 from spotecs.steps.load_balancer import AccessLogBucket
-from spotecs.steps.log_group import LogGroup
-from spotecs.up import RunOptions, confirm, execute, locked, plan_run, prepare, with_orphans
+from spotecs.steps.log_group import ContainerInsightsLogGroup, LogGroup
+from spotecs.up import Run, RunOptions, confirm, execute, locked, plan_run, prepare, with_orphans
 
 KEPT_LOGS = "kept (--keep-logs)"
 
@@ -25,12 +25,24 @@ def holds_logs(step: Node) -> bool:
     return isinstance(step, LogGroup | AccessLogBucket)
 
 
+def with_container_insights(run: Run) -> None:
+    """The cluster's Container Insights log group, deleted after the cluster (made its upstream in
+    the DAG, so the reversed walk deletes the cluster first)."""
+    for s in run.steps:
+        if s.key == "cluster":
+            insights = ContainerInsightsLogGroup(s.name)
+            s.depends_on = (*s.depends_on, insights.key)
+            run.steps = [insights, *run.steps]
+            return
+
+
 def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: Timeouts | None = None) -> Plan:
     with json_document(env, opts.output == "json", command="teardown") as doc:
         console = env.human(opts.output)
         run = prepare(opts, timeouts)
         doc.update(stack=run.stack.stack, region=run.region)
         with locked(run, opts, "teardown"):
+            with_container_insights(run)
             with_orphans(run, destroy=True)
             the_plan = plan_run(run, destroy=True)
             # Shown as it will run: dependants first (the plan is in `up` order; apply keys by step).

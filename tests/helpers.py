@@ -581,7 +581,8 @@ def leftovers(stack: str, cluster: str, providers: Sequence[str] = (), endpoint:
                 pass
     left += [
         f"log group {g['logGroupName']}"
-        for g in c("logs").describe_log_groups(logGroupNamePrefix=f"/ecs/{stack}/")["logGroups"]
+        for prefix in (f"/ecs/{stack}/", f"/aws/ecs/containerinsights/{cluster}/")
+        for g in c("logs").describe_log_groups(logGroupNamePrefix=prefix)["logGroups"]
     ]
     elbv2 = c("elbv2")
     for lb in elbv2.describe_load_balancers()["LoadBalancers"]:

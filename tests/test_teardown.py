@@ -274,3 +274,51 @@ def test_keep_logs_keeps_every_log_and_says_so(moto: None, runs: Runs, tmp_path:
         "will be deleted" in last.text
     )
     assert leftovers("shop", "shop") == []
+
+
+def _up_with_insights(runs: Runs, tmp_path: Path) -> tuple[Path, str, str]:
+    path = article(tmp_path)
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    cluster = cluster_of(path)
+    insights = f"/aws/ecs/containerinsights/{cluster}/performance"
+    boto3.client("logs", region_name=REGION).create_log_group(logGroupName=insights)  # as AWS does, untagged
+    return path, cluster, insights
+
+
+def test_container_insights_log_group_goes_after_the_cluster(moto: None, runs: Runs, tmp_path: Path) -> None:
+    path, cluster, insights = _up_with_insights(runs, tmp_path)
+    done = cmd("teardown", "-f", str(path), "--yes")
+    assert done.code == 0, done.text
+    assert leftovers("article", cluster) == []
+    # Deleted once the cluster is, so Container Insights has nothing left to write from.
+    order = [
+        (c.operation, c.params.get("logGroupName"))
+        for c in runs.sessions[-1].writes()
+        if c.operation == "DeleteCluster" or c.params.get("logGroupName") == insights
+    ]
+    assert order == [("DeleteCluster", None), ("DeleteLogGroup", insights)]
+
+
+def test_keep_logs_keeps_the_container_insights_log_group(moto: None, runs: Runs, tmp_path: Path) -> None:
+    path, cluster, insights = _up_with_insights(runs, tmp_path)
+    kept = cmd("teardown", "-f", str(path), "--yes", "--keep-logs")
+    assert kept.code == 0, kept.text
+    assert f"log group {insights}: kept (--keep-logs)" in kept.text
+    assert f"log group {insights}" in leftovers("article", cluster)
+    # Still the stack's (its cluster, though deleted, carries the stack's tags): the next
+    # teardown without the flag removes it.
+    done = cmd("teardown", "-f", str(path), "--yes")
+    assert done.code == 0, done.text
+    assert leftovers("article", cluster) == []
+
+
+def test_an_insights_log_group_of_a_cluster_not_ours_is_left_alone(moto: None, runs: Runs, tmp_path: Path) -> None:
+    path = article(tmp_path)
+    cluster = cluster_of(path)
+    boto3.client("ecs", region_name=REGION).create_cluster(clusterName=cluster)  # no spotecs tags
+    insights = f"/aws/ecs/containerinsights/{cluster}/performance"
+    boto3.client("logs", region_name=REGION).create_log_group(logGroupName=insights)
+    out = cmd("teardown", "-f", str(path), "--yes")
+    assert out.code == 0, out.text
+    assert boto3.client("logs", region_name=REGION).describe_log_groups(logGroupNamePrefix=insights)["logGroups"]
+    assert not any(c.operation == "DeleteLogGroup" for c in runs.sessions[-1].writes())

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from spotecs import names
+from spotecs.aws import tags_from_list
 from spotecs.engine.model import Change
 from spotecs.steps.base import Context, Step
 
@@ -71,3 +72,35 @@ class LogGroup(Step):
             missing=("ResourceNotFoundException",),
             logGroupName=self.name,
         )
+
+
+class ContainerInsightsLogGroup(LogGroup):
+    """The log group Container Insights creates for the cluster on its own (untagged, so it is the
+    stack's when the cluster of that name is, even INACTIVE: ECS keeps a deleted cluster's record
+    for a while). Only `teardown` plans it, and deletes it after the cluster, so no performance
+    event arrives after it is gone. `up` never creates it: AWS does."""
+
+    kind = "log group"
+
+    def __init__(self, cluster: str) -> None:
+        Step.__init__(self, "log-group:container-insights", names.container_insights_log_group(cluster))
+        self.cluster = cluster
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        return {}
+
+    def read(self, ctx: Context) -> dict[str, Any] | None:
+        groups = ctx.paginate(
+            f"describe log group {self.name}", "logs", "describe_log_groups", "logGroups", logGroupNamePrefix=self.name
+        )
+        if not any(g["logGroupName"] == self.name for g in groups):
+            return None
+        got = ctx.call(
+            f"describe ECS cluster {self.cluster}",
+            ctx.client("ecs").describe_clusters,
+            missing=("ClusterNotFoundException",),
+            clusters=[self.cluster],
+            include=["TAGS"],
+        )
+        owned = any(ctx.owned(tags_from_list(c.get("tags"))) for c in (got or {}).get("clusters", []))
+        return {"log_group": self.name, "_owned": owned}
