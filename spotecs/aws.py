@@ -243,6 +243,17 @@ def instance_profile_not_ready(e: AwsError) -> bool:
     return e.code in ("ValidationError", "InvalidParameterValue") and bool(_IAM_PROFILE.search(e.detail))
 
 
+def caused_by(*causes: tuple[str, str]) -> Callable[[AwsError], bool]:
+    """For `retry_on(when=...)`: an error with one of these codes whose message holds the given
+    fragment. AWS answers one code for several causes (ELB's InvalidConfigurationRequest, ECS's
+    InvalidParameterException): only the cause that passes with time is retried."""
+
+    def matches(e: AwsError) -> bool:
+        return any(e.code == code and fragment.lower() in e.detail.lower() for code, fragment in causes)
+
+    return matches
+
+
 def wait(
     intent: str, client: Any, waiter: str | botocore.waiter.Waiter, *, delay: float, timeout: float, **kwargs: Any
 ) -> None:

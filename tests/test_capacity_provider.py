@@ -4,6 +4,7 @@ deletion."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from spotecs import names
 from spotecs.engine.model import Action
 from spotecs.engine.plan import plan
 from spotecs.errors import AwsError, WaitTimeout
+from spotecs.steps.base import BUDGETS, Timeouts
 from tests.helpers import (
     COMPUTE,
     cluster,
@@ -214,3 +216,37 @@ def test_capacity_provider_wait_is_bounded_and_says_what_is_left(moto: None, mon
         "deleted (ACTIVE, DELETE_IN_PROGRESS: tasks still running). ECS still holds"
     )
     assert "run the same command again" in str(e.value)
+
+
+def test_capacity_provider_wait_has_the_20_minutes_ecs_may_take(moto: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    stack = make_stack()
+    steps, ctx = up(stack, lambda s: s.key == "capacity-provider")
+    cp = step(steps, "capacity-provider")
+    current = cp.read(ctx)
+    assert current is not None
+    ctx.timeouts = Timeouts(delay=0)  # the budgets spotecs uses on real AWS
+    bounds: list[float] = []
+
+    def out_of_time(intent: str, client: Any, waiter: Any, *, delay: float, timeout: float, **kw: Any) -> None:
+        bounds.append(timeout)
+        raise WaitTimeout(intent, timeout)
+
+    monkeypatch.setattr("spotecs.aws.wait", out_of_time)
+    with pytest.raises(WaitTimeout) as e:
+        cp.delete(ctx, current)
+    assert bounds == [1200]
+    assert str(e.value).startswith(f"Timed out after 1200s waiting for capacity provider {current['name']}")
+    assert "run the same command again" in str(e.value)
+
+
+def test_each_wait_has_its_own_documented_budget() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    budgets = Timeouts()
+    for name, seconds in BUDGETS.items():
+        assert budgets.budget(name) == seconds
+        assert f"| {name} | {seconds / 60:g} min |" in readme, name
+    assert budgets.budget("capacity provider deleted") == 20 * 60
+    assert budgets.budget("service stable") > 10 * 60
+    assert Timeouts(default=5).budget("service stable") == 5
+    with pytest.raises(ValueError, match="no budget for a wait named 'capacity provider delted'"):
+        budgets.budget("capacity provider delted")

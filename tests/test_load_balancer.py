@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from spotecs.engine.plan import plan
 from spotecs.errors import CheckError
+from spotecs.steps.base import Timeouts
 from tests.helpers import (
     ACCOUNT,
     REGION,
@@ -47,6 +50,56 @@ def test_access_log_bucket_expires_logs_and_lets_the_elb_account_write(compute: 
     s3.put_object(Bucket=bucket, Key="alb/AWSLogs/x.log.gz", Body=b"log")
     converge(steps, fresh(stack), destroy=True)
     assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_access_logs_wait_while_a_fresh_bucket_policy_propagates(
+    compute: dict[str, StandIn], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = make_stack(load_balancer={"access_logs": {}})
+    steps = workload_steps(stack, compute, lambda s: s.key == "load-balancer")
+    ctx = fresh(stack)
+    elbv2 = ctx.client("elbv2")
+    real = elbv2.modify_load_balancer_attributes
+    refusals = 2
+
+    def not_yet(**kw: Any) -> Any:
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            message = f"Access Denied for bucket: demo-alb-logs-{ACCOUNT}. Please check S3bucket permission"
+            raise ClientError(
+                {"Error": {"Code": "InvalidConfigurationRequest", "Message": message}}, "ModifyLoadBalancerAttributes"
+            )
+        return real(**kw)
+
+    monkeypatch.setattr(elbv2, "modify_load_balancer_attributes", not_yet)
+    converge(steps, ctx)
+    assert refusals == 0
+    assert Timeouts().budget("access-log bucket policy") == 120
+
+
+def test_another_invalid_configuration_is_not_retried(
+    compute: dict[str, StandIn], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = make_stack(load_balancer={"access_logs": {}})
+    steps = workload_steps(stack, compute, lambda s: s.key == "load-balancer")
+    ctx = fresh(stack)
+    elbv2 = ctx.client("elbv2")
+    calls: list[int] = []
+
+    def refused(**kw: Any) -> Any:
+        calls.append(1)
+        raise ClientError(
+            {"Error": {"Code": "InvalidConfigurationRequest", "Message": "Idle timeout out of range"}},
+            "ModifyLoadBalancerAttributes",
+        )
+
+    monkeypatch.setattr(elbv2, "modify_load_balancer_attributes", refused)
+    the_plan = plan(steps, ctx)
+    from spotecs.engine.apply import apply
+
+    result = apply(the_plan, steps, ctx)
+    assert "load-balancer" in result.failed and calls == [1]
 
 
 def test_a_named_access_log_bucket_is_used_not_created(compute: dict[str, StandIn]) -> None:

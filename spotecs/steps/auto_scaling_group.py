@@ -160,6 +160,7 @@ class AutoScalingGroup(Step):
                 "autoscaling",
                 waiters.auto_scaling_group_deleted(asg),
                 AutoScalingGroupNames=[self.name],
+                timeout=ctx.timeouts.budget("auto scaling group deleted"),
             )
         retry_iam_propagation(
             ctx,
@@ -231,6 +232,7 @@ class AutoScalingGroup(Step):
                         ForceDelete=True,
                     ),
                     status=lambda: "a scaling activity is still running",
+                    budget=ctx.timeouts.budget("auto scaling group deleted"),
                     hint="Run the same command again once the activity ends (see the group's Activity "
                     "tab in the EC2 console).",
                 )
@@ -255,4 +257,5 @@ class AutoScalingGroup(Step):
             gone,
             hint="AWS is still terminating them (lifecycle hooks or a slow shutdown can hold an instance). "
             "Run the same command again to keep waiting; the group is already being deleted.",
+            timeout=ctx.timeouts.budget("auto scaling group deleted"),
         )

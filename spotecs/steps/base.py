@@ -21,13 +21,45 @@ from spotecs.config import Stack
 from spotecs.engine.model import Change, Unknown
 from spotecs.errors import AwsError, WaitTimeout
 
+# Seconds each kind of wait may take on real AWS (README, "Waits"). One figure for all does not
+# fit: ECS may take up to 20 minutes to delete a capacity provider, and a first scale-out (alarm,
+# launch, warm-up, health checks) more than 10, while an IAM or bucket-policy change that is
+# not in force after two minutes will not be.
+BUDGETS: dict[str, float] = {
+    "instance profile propagation": 120,
+    "access-log bucket policy": 120,
+    "eventual consistency": 120,
+    "service-linked role": 300,
+    "load balancer active": 600,
+    "load balancer deleted": 600,
+    "capacity provider update": 300,
+    "capacity provider deleted": 1200,
+    "auto scaling group deleted": 900,
+    "cluster empty": 900,
+    "security group released": 900,
+    "target group released": 300,
+    "service deleted": 900,
+    "service stable": 1800,
+}
+UNNAMED_BUDGET = 600.0
+
 
 @dataclass
 class Timeouts:
-    """Seconds. Long enough for real AWS, and each wait says what it is waiting for."""
+    """Seconds. Each wait has its own budget (BUDGETS) and says what it is waiting for; `default`,
+    when set, bounds every wait alike (tests, and a user who wants one figure)."""
 
-    default: float = 600
+    default: float | None = None
     delay: float = 5.0  # between polls; 0 in tests
+
+    def budget(self, wait: str) -> float:
+        if wait not in BUDGETS:  # a typo would silently get another wait's bound
+            raise ValueError(f"no budget for a wait named {wait!r}")
+        return self.default if self.default is not None else BUDGETS[wait]
+
+    @property
+    def fallback(self) -> float:
+        return self.default if self.default is not None else UNNAMED_BUDGET
 
 
 @dataclass
@@ -81,7 +113,7 @@ class Context:
             intent,
             fn,
             codes=codes,
-            timeout=timeout or self.timeouts.default,
+            timeout=timeout or self.timeouts.fallback,
             delay=self.timeouts.delay,
             report=self.report,
             missing=missing,
@@ -101,7 +133,7 @@ class Context:
     ) -> Any:
         """Run `attempt(budget)`: a retry, waiter or poll bounded by that many seconds. When it
         times out, say once what was awaited, where it stands now (`status`), and what to do."""
-        seconds = budget or self.timeouts.default
+        seconds = budget or self.timeouts.fallback
         try:
             return attempt(seconds)
         except WaitTimeout:
@@ -118,7 +150,7 @@ class Context:
             self.client(service),
             waiter,
             delay=self.timeouts.delay,
-            timeout=timeout or self.timeouts.default,
+            timeout=timeout or self.timeouts.fallback,
             **kwargs,
         )
 
@@ -128,7 +160,7 @@ class Context:
         aws.poll(
             what,
             check,
-            timeout=timeout or self.timeouts.default,
+            timeout=timeout or self.timeouts.fallback,
             delay=self.timeouts.delay,
             report=self.report,
             hint=hint,
@@ -185,6 +217,7 @@ class Context:
 
 def retry_iam_propagation(ctx: Context, intent: str, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
     """Call `fn`, retrying (bounded, with backoff) while AWS does not see the instance profile yet."""
+    kwargs.setdefault("timeout", ctx.timeouts.budget("instance profile propagation"))
     return ctx.retry(intent, fn, codes=(), when=aws.instance_profile_not_ready, **kwargs)
 
 

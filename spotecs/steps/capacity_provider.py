@@ -158,6 +158,7 @@ class CapacityProvider(Step):
                 codes=("UpdateInProgressException",),
                 name=name,
                 autoScalingGroupProvider=self._provider(desired),
+                timeout=ctx.timeouts.budget("capacity provider update"),
             )
         if changed & {"cluster", "default_strategy"}:
             self._attach(ctx, name)
@@ -171,6 +172,7 @@ class CapacityProvider(Step):
             cluster=self.cluster,
             capacityProviders=providers,
             defaultCapacityProviderStrategy=strategy,
+            timeout=ctx.timeouts.budget("capacity provider update"),
         )
 
     def _attach(self, ctx: Context, name: str) -> None:
@@ -220,6 +222,7 @@ class CapacityProvider(Step):
             what,
             detach_delete_and_wait,
             status=lambda: _status(ctx, name),
+            budget=ctx.timeouts.budget("capacity provider deleted"),
             hint=f"ECS still holds capacity provider {name}; run the same command again to keep waiting. "
             "If it stays, look in the ECS console for services or tasks that still use it.",
         )

@@ -155,6 +155,7 @@ class Cluster(Step):
                 timeout=budget,
             ),
             status=lambda: self._contents(ctx),
+            budget=ctx.timeouts.budget("cluster empty"),
             hint="ECS has not caught up with the deleted services and instances yet. Run the same "
             "command again to keep waiting; if something else runs in this cluster, stop or "
             "move it first.",

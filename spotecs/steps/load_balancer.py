@@ -9,7 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 from spotecs import names
-from spotecs.aws import tag_list, tags_from_list
+from spotecs.aws import caused_by, tag_list, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step
@@ -44,6 +44,8 @@ ELB_LOG_ACCOUNTS = {
     "cn-north-1": "638102146993",
     "cn-northwest-1": "037604701340",
 }
+# ELB's answer while it cannot yet write to the bucket (a policy put seconds ago).
+BUCKET_POLICY_NOT_YET = ("InvalidConfigurationRequest", "Access Denied for bucket")
 LOG_DELIVERY_PRINCIPAL = "logdelivery.elasticloadbalancing.amazonaws.com"
 EXPIRY_RULE = "spotecs-expire-access-logs"
 
@@ -310,7 +312,13 @@ class LoadBalancer(Step):
             Tags=tag_list(ctx.tags()),
         )["LoadBalancers"][0]
         arn = lb["LoadBalancerArn"]
-        ctx.wait(f"load balancer {self.name} to be active", "elbv2", "load_balancer_available", LoadBalancerArns=[arn])
+        ctx.wait(
+            f"load balancer {self.name} to be active",
+            "elbv2",
+            "load_balancer_available",
+            LoadBalancerArns=[arn],
+            timeout=ctx.timeouts.budget("load balancer active"),
+        )
         self._attributes(ctx, arn, desired["attributes"])
         https = bool(ctx.stack.load_balancer.certificate_arn)
         return {
@@ -343,9 +351,14 @@ class LoadBalancer(Step):
     def _attributes(self, ctx: Context, arn: str, attributes: dict[str, Any]) -> None:
         if not attributes:
             return
-        ctx.call(
+        # ELB checks it may write to the access-log bucket; a bucket policy put seconds ago (ours,
+        # or the user's) is not yet in force everywhere, so that refusal is waited out, briefly.
+        ctx.retry(
             f"set attributes of load balancer {self.name}",
             ctx.client("elbv2").modify_load_balancer_attributes,
+            codes=(),
+            when=caused_by(BUCKET_POLICY_NOT_YET),
+            timeout=ctx.timeouts.budget("access-log bucket policy"),
             LoadBalancerArn=arn,
             Attributes=[{"Key": k, "Value": v} for k, v in sorted(attributes.items())],
         )
@@ -364,6 +377,7 @@ class LoadBalancer(Step):
             what,
             lambda budget: ctx.wait(what, "elbv2", "load_balancers_deleted", timeout=budget, LoadBalancerArns=[arn]),
             status=lambda: "still listed by AWS",
+            budget=ctx.timeouts.budget("load balancer deleted"),
             hint="Run the same command again to keep waiting.",
         )
 

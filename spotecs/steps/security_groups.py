@@ -163,6 +163,7 @@ class SecurityGroup(Step):
                 GroupId=gid,
             ),
             status=lambda: self._users(ctx, gid),
+            budget=ctx.timeouts.budget("security group released"),
             hint="A deleted load balancer's or instance's network interfaces go within minutes: run "
             "the same command again. Anything else must stop using the group first.",
         )

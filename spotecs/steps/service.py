@@ -220,6 +220,7 @@ def delete_service(ctx: Context, cluster: str, name: str) -> None:
         hint="ECS is still stopping its tasks (each gets its stop timeout and the target group's "
         "deregistration delay). Run the same command again to keep waiting, or stop the "
         "tasks in the ECS console.",
+        timeout=ctx.timeouts.budget("service deleted"),
     )
 
 
@@ -279,6 +280,7 @@ def wait_until_healthy(ctx: Context, cluster: str, name: str, task_definition: s
         f"ECS service {name} to become healthy",
         lambda budget: ctx.poll(f"ECS service {name} to become healthy", check, timeout=budget),
         status=lambda: last["status"],
+        budget=ctx.timeouts.budget("service stable"),
         hint=lambda: f"Run `spotecs up` again to keep waiting.{_events(describe_service(ctx, cluster, name) or {})}",
     )
 

@@ -145,6 +145,7 @@ class TargetGroup(Step):
                 TargetGroupArn=arn,
             ),
             status=lambda: f"a listener of {', '.join(self._users(ctx, arn))} still forwards to it",
+            budget=ctx.timeouts.budget("target group released"),
             hint="Run the same command again; if a listener outside this stack forwards to it, "
             "point that listener elsewhere first.",
         )
