@@ -13,7 +13,7 @@ from spotecs.aws import client_token
 from spotecs.engine.apply import apply
 from spotecs.engine.plan import plan
 from spotecs.steps.base import Context
-from tests.helpers import COMPUTE, converge, fresh, make_stack, only, sent, steps_for, up
+from tests.helpers import COMPUTE, WEB, converge, fresh, make_stack, only, sent, steps_for, up, workload_steps
 
 pytestmark = pytest.mark.usefixtures("moto")
 
@@ -126,3 +126,33 @@ def test_sandbox_launch_template_token_with_other_parameters_is_a_mismatch() -> 
     )
     with pytest.raises(ec2.exceptions.ClientError, match="IdempotentParameterMismatch"):
         ec2.create_launch_template(**{**req, "VersionDescription": "other"})
+
+
+def test_a_load_balancer_create_resent_by_botocore_is_one_load_balancer(compute: dict[str, Any]) -> None:
+    """ELBv2 creates are idempotent by name and settings (sandbox/fills_elbv2.py): a resent
+    CreateLoadBalancer answers with the load balancer it made, never a second one."""
+    stack = make_stack(**WEB)
+    steps = workload_steps(stack, compute, lambda s: s.key in {"load-balancer", "target-group:api"})
+    ctx = fresh(stack)
+    resent_lb = resend_after_first_success(ctx, "elbv2", "CreateLoadBalancer")
+    resent_tg = resend_after_first_success(ctx, "elbv2", "CreateTargetGroup")
+    converge(steps, ctx)
+    assert resent_lb == [1] and resent_tg == [1]
+    elbv2 = ctx.client("elbv2")
+    lbs = [lb for lb in elbv2.describe_load_balancers()["LoadBalancers"] if lb["LoadBalancerName"] == "demo"]
+    assert [lb["LoadBalancerArn"] for lb in lbs] == [ctx.outputs["load-balancer"]["arn"]]
+    tgs = [tg for tg in elbv2.describe_target_groups()["TargetGroups"] if tg["TargetGroupName"] == "demo-api"]
+    assert len(tgs) == 1
+
+
+def test_sandbox_refuses_a_load_balancer_of_the_same_name_with_other_settings(compute: dict[str, Any]) -> None:
+    stack = make_stack(**WEB)
+    ctx = fresh(stack)
+    converge(workload_steps(stack, compute, lambda s: s.key == "load-balancer"), ctx)
+    (req,) = sent(ctx, "CreateLoadBalancer")
+    elbv2 = ctx.client("elbv2")
+    assert (
+        elbv2.create_load_balancer(**req)["LoadBalancers"][0]["LoadBalancerArn"] == ctx.outputs["load-balancer"]["arn"]
+    )
+    with pytest.raises(elbv2.exceptions.DuplicateLoadBalancerNameException):
+        elbv2.create_load_balancer(**{**req, "Scheme": "internal"})

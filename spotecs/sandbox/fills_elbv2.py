@@ -1,0 +1,67 @@
+"""Fills for moto's ELBv2: creates that AWS makes idempotent by name and moto does not.
+
+CreateLoadBalancer (https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateLoadBalancer.html):
+"This operation is idempotent ... If you attempt to create multiple load balancers with the same
+settings, each call succeeds"; a load balancer of that name with other settings fails with
+DuplicateLoadBalancerName. moto makes a second load balancer of the same name every time, so a
+create whose answer was lost and is sent again (botocore's retry) would leave two.
+
+CreateTargetGroup (https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateTargetGroup.html):
+the same rule; moto refuses the second call with DuplicateTargetGroupName even when the settings
+are the same, so a retried create would fail where AWS succeeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def _lb_settings(lb: Any) -> tuple[Any, ...]:
+    return (
+        lb.scheme,
+        lb.type,
+        sorted(s.id for s in lb.subnets),
+        sorted(lb.security_groups or []),
+    )
+
+
+def create_load_balancer_idempotent(original: Callable[..., Any]) -> Callable[..., Any]:
+    from moto.elbv2.exceptions import DuplicateLoadBalancerName
+
+    def create_load_balancer(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        existing = [lb for lb in self.load_balancers.values() if lb.name == name]
+        if not existing:
+            return original(self, name, *args, **kwargs)
+        made = original(self, name, *args, **kwargs)  # moto's own validation, then compare
+        del self.load_balancers[made.arn]
+        self.tagging_service.delete_all_tags_for_resource(made.arn)
+        if _lb_settings(made) == _lb_settings(existing[0]):
+            return existing[0]
+        raise DuplicateLoadBalancerName()
+
+    create_load_balancer.__wrapped__ = original  # type: ignore[attr-defined]
+    return create_load_balancer
+
+
+_TG_SETTINGS = ("protocol", "port", "vpc_id", "target_type")
+
+
+def create_target_group_idempotent(original: Callable[..., Any]) -> Callable[..., Any]:
+    def create_target_group(self: Any, name: str, **kwargs: Any) -> Any:
+        for tg in self.target_groups.values():
+            if tg.name == name and all(
+                kwargs.get(k) is None or str(kwargs.get(k)) == str(getattr(tg, k, None)) for k in _TG_SETTINGS
+            ):
+                return tg
+        return original(self, name, **kwargs)
+
+    create_target_group.__wrapped__ = original  # type: ignore[attr-defined]
+    return create_target_group
+
+
+def install(wrap: Callable[[type, str, Callable[[Any], Any]], None]) -> None:
+    from moto.elbv2.models import ELBv2Backend
+
+    wrap(ELBv2Backend, "create_load_balancer", create_load_balancer_idempotent)
+    wrap(ELBv2Backend, "create_target_group", create_target_group_idempotent)
