@@ -90,18 +90,6 @@ def task_fit_problems(stack: Stack, facts: Mapping[str, TypeFacts]) -> list[str]
     return problems
 
 
-def protection_problems(stack: Stack) -> list[str]:
-    """ECS managed termination protection works by lifting scale-in protection from empty
-    instances: it needs the group to protect every new instance in the first place."""
-    if stack.capacity_provider.managed_termination_protection and not stack.instances.scale_in_protection:
-        return [
-            "capacity_provider.managed_termination_protection: needs instances.scale_in_protection: true "
-            "(ECS can only keep busy instances from being terminated if they start protected); set it, "
-            "or turn managed_termination_protection off"
-        ]
-    return []
-
-
 def certificate_problems(arn: str, region: str, status: str | None) -> list[str]:
     """A load balancer takes only an ISSUED ACM certificate of its own region
     (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/https-listener-certificates.html).

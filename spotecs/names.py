@@ -9,7 +9,12 @@ so a stack file whose names AWS would refuse fails before any AWS call.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spotecs.config import Stack
 
 
 @dataclass(frozen=True)
@@ -23,13 +28,15 @@ class Rule:
     reserved_suffixes: tuple[str, ...] = ()
     min_len: int = 1
     case_insensitive_prefixes: bool = False
+    allowed: str = ""  # the characters allowed, in words (else the pattern is shown)
 
     def problem(self, name: str) -> str | None:
         """Why AWS would refuse `name` as this kind of name; None when it is fine."""
         if not self.min_len <= len(name) <= self.max_len:
             return f"{self.what} '{name}' has {len(name)} characters; AWS allows {self.min_len} to {self.max_len}"
         if not re.fullmatch(self.pattern, name):
-            return f"{self.what} '{name}' has characters AWS does not allow there (allowed: {self.pattern})"
+            allowed = self.allowed or f"allowed: {self.pattern}"
+            return f"{self.what} '{name}' has characters AWS does not allow there ({allowed})"
         head = name.lower() if self.case_insensitive_prefixes else name
         for prefix in self.reserved_prefixes:
             if head.startswith(prefix):
@@ -47,16 +54,23 @@ _ECS = r"[A-Za-z0-9_-]+"
 # characters or hyphens, and must not begin or end with a hyphen" (ELBv2 API reference).
 _ELB = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 
-CLUSTER = Rule("ECS cluster name", 255, _ECS)
-SERVICE = Rule("ECS service name", 255, _ECS)
-TASK_FAMILY = Rule("task definition family", 255, _ECS)
+_ECS_ALLOWED = "letters, digits, _ and - only"
+_ELB_ALLOWED = "letters, digits and hyphens only, not beginning or ending with a hyphen"
+CLUSTER = Rule("ECS cluster name", 255, _ECS, allowed=_ECS_ALLOWED)
+SERVICE = Rule("ECS service name", 255, _ECS, allowed=_ECS_ALLOWED)
+TASK_FAMILY = Rule("task definition family", 255, _ECS, allowed=_ECS_ALLOWED)
 # CreateCapacityProvider: "can't be prefixed with 'aws', 'ecs', or 'fargate'" (any case).
 CAPACITY_PROVIDER = Rule(
-    "capacity provider name", 255, _ECS, reserved_prefixes=("aws", "ecs", "fargate"), case_insensitive_prefixes=True
+    "capacity provider name",
+    255,
+    _ECS,
+    reserved_prefixes=("aws", "ecs", "fargate"),
+    case_insensitive_prefixes=True,
+    allowed=_ECS_ALLOWED,
 )
-TARGET_GROUP = Rule("target group name", 32, _ELB)
+TARGET_GROUP = Rule("target group name", 32, _ELB, allowed=_ELB_ALLOWED)
 # CreateLoadBalancer: also "must not begin with 'internal-'".
-LOAD_BALANCER = Rule("load balancer name", 32, _ELB, reserved_prefixes=("internal-",))
+LOAD_BALANCER = Rule("load balancer name", 32, _ELB, reserved_prefixes=("internal-",), allowed=_ELB_ALLOWED)
 # CreateLaunchTemplate LaunchTemplateName: 3 to 128 characters, [a-zA-Z0-9\(\)\.\-/_]+.
 LAUNCH_TEMPLATE = Rule("launch template name", 128, r"[A-Za-z0-9().\-/_]+", min_len=3)
 # CreateAutoScalingGroup AutoScalingGroupName: 1 to 255 characters (XmlStringMaxLen255).
@@ -76,6 +90,7 @@ BUCKET = Rule(
     "S3 bucket name",
     63,
     r"[a-z0-9][a-z0-9.-]*[a-z0-9]",
+    allowed="lower case letters, digits, dots and hyphens only, beginning and ending with a letter or digit",
     reserved_prefixes=("xn--", "sthree-", "amzn-s3-demo-"),
     reserved_suffixes=("-s3alias", "--ol-s3", ".mrap", "--x-s3"),
     min_len=3,
@@ -251,3 +266,56 @@ def scheduled_action(service_name: str, name: str) -> str:
 def scaling_prefix(service_name: str) -> str:
     """What every policy and scheduled action of one service's scaling starts with."""
     return f"{service_name}-"
+
+
+# An account id only to measure the bucket's name: every account id has 12 digits.
+_ANY_ACCOUNT = "123456789012"
+_ANY_GROUP_ARN = "arn:aws:autoscaling:r:1:autoScalingGroup:0123abcd-0000:autoScalingGroupName/g"
+
+
+def derived(stack: Stack, region: str | None = None) -> Iterator[tuple[str, str, Rule]]:
+    """(field of the stack file it derives from, name, rule) for every name the stack gives AWS;
+    the IAM role names only when the region is known (they carry it)."""
+    s = stack.stack
+    yield "stack", load_balancer(s), LOAD_BALANCER
+    yield "stack", launch_template(s), LAUNCH_TEMPLATE
+    yield "stack", auto_scaling_group(s), AUTO_SCALING_GROUP
+    for role in ("lb", "instances"):
+        yield "stack", security_group(s, role), SECURITY_GROUP
+    yield "stack", capacity_provider(auto_scaling_group(s), _ANY_GROUP_ARN), CAPACITY_PROVIDER
+    yield ("cluster.name" if stack.cluster.name else "stack"), cluster(s, stack.cluster.name), CLUSTER
+    if region:
+        yield "stack", instance_role(s, region), IAM_ROLE
+        yield "stack", execution_role(s, region), IAM_ROLE
+    logs = stack.load_balancer.access_logs
+    if logs and logs.bucket:
+        yield "load_balancer.access_logs.bucket", logs.bucket, BUCKET
+    elif logs:
+        yield "stack", access_log_bucket(s, _ANY_ACCOUNT), BUCKET
+    for name, svc in stack.services.items():
+        field = f"services.{name}"
+        yield field, service(s, name), SERVICE
+        yield field, task_family(s, name), TASK_FAMILY
+        yield field, log_group(s, name), LOG_GROUP
+        if svc.is_web:
+            yield field, target_group(s, name), TARGET_GROUP
+        if svc.scaling is None:
+            continue
+        svc_name = service(s, name)
+        for t in svc.scaling.target_tracking:
+            yield f"{field}.scaling.target_tracking", tracking_policy(svc_name, t.metric), SCALING_POLICY
+        for i, step in enumerate(svc.scaling.step_scaling):
+            yield f"{field}.scaling.step_scaling[{i}].name", step_policy(svc_name, step.name), SCALING_POLICY
+            yield f"{field}.scaling.step_scaling[{i}].name", step_policy(svc_name, step.name), ALARM
+        for i, action in enumerate(svc.scaling.scheduled):
+            yield f"{field}.scaling.scheduled[{i}].name", scheduled_action(svc_name, action.name), SCHEDULED_ACTION
+
+
+def problems(stack: Stack, region: str | None = None) -> Iterator[tuple[str, str]]:
+    """(field, why AWS would refuse the name derived from it) for every derived name."""
+    seen = set()
+    for field, name, rule in derived(stack, region):
+        problem = rule.problem(name)
+        if problem and (field, problem) not in seen:
+            seen.add((field, problem))
+            yield field, problem

@@ -139,21 +139,6 @@ def test_task_fit_names_each_service_once_with_every_type_too_small() -> None:
     assert "t3.small" in problem and "t3.medium" not in problem
 
 
-@pytest.mark.parametrize(
-    ("managed", "protected", "count"), [(True, True, 0), (True, False, 1), (False, False, 0), (False, True, 0)]
-)
-def test_managed_termination_protection_needs_scale_in_protection(managed: bool, protected: bool, count: int) -> None:
-    stack = make_stack(
-        capacity_provider={"managed_termination_protection": managed}, instances={"scale_in_protection": protected}
-    )
-    problems = checks.protection_problems(stack)
-    assert len(problems) == count
-    assert all(
-        p.startswith("capacity_provider.managed_termination_protection: needs instances.scale_in_protection")
-        for p in problems
-    )
-
-
 # --------------------------------------------------------------------------- config-level rules
 
 BASE = """
@@ -205,7 +190,7 @@ def test_config_accepts_the_edges(instances: str) -> None:
 @pytest.mark.usefixtures("moto")
 def test_every_problem_is_reported_before_any_write() -> None:
     stack = make_stack(
-        instances={"types": ["t3.small", "x9.huge", "t4g.small"], "scale_in_protection": False, "key_pair": "nope"},
+        instances={"types": ["t3.small", "x9.huge", "t4g.small"], "key_pair": "nope"},
         services={"api": {"cpu": 4096}},
     )
     ctx = make_ctx(stack)
@@ -218,7 +203,6 @@ def test_every_problem_is_reported_before_any_write() -> None:
         "or set instances.ami: al2023-arm64",
         problems[2],
         "instances.key_pair: no key pair named 'nope' in us-east-1",
-        checks.protection_problems(stack)[0],
     ]
     assert problems[2].startswith(
         "services.api: the task needs 4096 CPU units and 256 MiB but does not fit on "

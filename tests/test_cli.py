@@ -291,6 +291,7 @@ def test_yaml_syntax_error_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_output_json_is_a_parsable_plan(moto: None, tweak: Any, runs: Runs, stack_file: Path) -> None:
+    _risky_deployment(stack_file)
     result, io_ = invoke(["up", "-f", str(stack_file), "--dry-run", "--output", "json"])
     assert result.exit_code == 0, io_.stderr
     doc = json.loads(io_.stdout)
@@ -475,12 +476,38 @@ def test_schema_prints_json_schema() -> None:
     assert schema["$schema"].startswith("https://json-schema.org/")
 
 
+def _risky_deployment(stack_file: Path) -> None:
+    """The stack file with a setting that draws a warning (min_healthy_percent 100 on spot)."""
+    data = yaml.safe_load(stack_file.read_text())
+    data["services"]["api"]["deployment"] = {"min_healthy_percent": 100}
+    stack_file.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 def test_validate_valid_file_with_warning(stack_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Aws, "client", _no_aws)
+    _risky_deployment(stack_file)
     result, io_ = invoke(["validate", "-f", str(stack_file)])
     assert result.exit_code == 0
     assert f"{stack_file}: stack 'demo' is valid (1 service(s))." in io_.stdout
     assert "Warning: services.api.deployment.min_healthy_percent" in io_.stdout
+
+
+def test_validate_refuses_what_up_would_refuse_at_plan_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every check that needs no AWS runs in validate too (here: shared rule priorities)."""
+    monkeypatch.setattr(Aws, "client", _no_aws)
+    data = {
+        **MINIMAL,
+        "services": {
+            "api": {"image": "a", "container_port": 80, "routing": {"paths": ["/a/*"], "priority": 3}},
+            "web": {"image": "b", "container_port": 80, "routing": {"paths": ["/b/*"], "priority": 3}},
+        },
+    }
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(data, sort_keys=False))
+    for command in (["validate"], ["up", "--dry-run"]):
+        result, io_ = invoke([*command, "-f", str(f)])
+        assert result.exit_code == 2
+        assert "services.web.routing.priority: api, web share listener rule priority 3" in io_.stderr
 
 
 def test_version() -> None:

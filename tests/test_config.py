@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from spotecs import config
-from spotecs.config import SPOT_NOTICE_SECONDS, Stack, load, parse, parse_duration
+from spotecs.config import SPOT_NOTICE_SECONDS, Stack, formats, load, parse, parse_duration
 from spotecs.errors import ConfigError, ExitCode
 
 # Line numbers in the table refer to this document plus the appended snippet (line 9 onwards).
@@ -39,6 +39,23 @@ def _svc(extra: str) -> str:
     """BASE with lines added to services.api (they start at line 9)."""
     return BASE + textwrap.indent(textwrap.dedent(extra).strip("\n"), "    ") + "\n"
 
+
+SCHEDULED = """
+scaling:
+  min: 1
+  max: 3
+  scheduled:
+    - name: a
+      schedule: "{schedule}"
+      min: 2"""
+STEP = """
+scaling:
+  min: 1
+  max: 3
+  step_scaling:
+    - name: s
+      alarm: {{namespace: n, metric: m, threshold: 1, period: {period}}}
+      steps: [{{lower: 0, change: 1}}]"""
 
 # (id, yaml, path, message fragment, line)
 ERRORS = [
@@ -201,7 +218,7 @@ ERRORS = [
         "long-target-group-name",
         BASE.replace("  api:", "  a-very-long-service-name-xyz" + ":"),
         "services.a-very-long-service-name-xyz",
-        "longer than the 32 characters",
+        "target group name 'demo-a-very-long-service-name-xyz' has 33 characters; AWS allows 1 to 32",
         6,
     ),
     # --- the article's traps
@@ -284,6 +301,183 @@ ERRORS = [
         5,
     ),
     ("agent-not-ecs", _with_instances("ecs_agent: {FOO: x}"), "instances.ecs_agent", "not an ECS agent setting", 5),
+    # --- values AWS would refuse (issue 12)
+    (
+        "cron-five-fields",
+        _svc(SCHEDULED.format(schedule="cron(61 25 * * *)")),
+        "services.api.scaling.scheduled.0.schedule",
+        "'cron(61 25 * * *)': a cron expression has 6 fields",
+        14,
+    ),
+    (
+        "cron-out-of-range",
+        _svc(SCHEDULED.format(schedule="cron(61 8 ? * TUE *)")),
+        "services.api.scaling.scheduled.0.schedule",
+        "minutes: 61 is out of range 0-59",
+        14,
+    ),
+    (
+        "cron-both-days",
+        _svc(SCHEDULED.format(schedule="cron(0 8 * * MON *)")),
+        "services.api.scaling.scheduled.0.schedule",
+        "exactly one of day-of-month and day-of-week must be '?'",
+        14,
+    ),
+    (
+        "rate-unit",
+        _svc(SCHEDULED.format(schedule="rate(2 fortnights)")),
+        "services.api.scaling.scheduled.0.schedule",
+        "is not a rate",
+        14,
+    ),
+    (
+        "timezone",
+        _svc(SCHEDULED.format(schedule="rate(5 minutes)") + "\n      timezone: Mars/Olympus"),
+        "services.api.scaling.scheduled.0.timezone",
+        "'Mars/Olympus' is not an IANA time zone",
+        16,
+    ),
+    (
+        "alarm-period",
+        _svc(STEP.format(period=45)),
+        "services.api.scaling.step_scaling.0.alarm.period",
+        "45s is not an alarm period CloudWatch accepts: 10, 30 or a multiple of 60",
+        14,
+    ),
+    (
+        "host-pattern",
+        _svc("routing: {hosts: ['api example com']}"),
+        "services.api.routing.hosts",
+        "'api example com' is not a host name pattern",
+        9,
+    ),
+    ("host-no-dot", _svc("routing: {hosts: [localhost]}"), "services.api.routing.hosts", "needs a '.'", 9),
+    ("path-pattern", _svc("routing: {paths: ['/a b']}"), "services.api.routing.paths", "not a path pattern", 9),
+    (
+        "image-reference",
+        BASE.replace("bitnami/node-example:0.0.1", "'Bad Image::latest!'"),
+        "services.api.image",
+        "is not an image reference",
+        7,
+    ),
+    (
+        "image-upper-case",
+        BASE.replace("bitnami/node-example:0.0.1", "ghcr.io/MyOrg/app:1.0"),
+        "services.api.image",
+        "a repository name must be lower case",
+        7,
+    ),
+    ("desired-over-ecs", _svc("desired_count: 5001"), "services.api.desired_count", "less than or equal to 5000", 9),
+    (
+        "desired-over-scaling-max",
+        _svc("desired_count: 5\nscaling: {min: 1, max: 3}"),
+        "services.api.desired_count",
+        "5 is above scaling.max (3)",
+        9,
+    ),
+    (
+        "too-many-tags",
+        BASE + "tags: {" + ", ".join(f"t{i}: v" for i in range(48)) + "}\n",
+        "tags",
+        "48 tags, but AWS allows 50 per resource and spotecs adds 3: at most 47",
+        9,
+    ),
+    ("tag-key-length", BASE + f"tags: {{{'k' * 129}: v}}\n", "tags", "a tag key has 1 to 128 characters", 9),
+    ("tag-value-length", BASE + f"tags: {{k: {'v' * 257}}}\n", "tags", "a tag value has at most 256 characters", 9),
+    ("tag-aws", BASE + "tags: {'AWS:x': y}\n", "tags", "reserved by AWS", 9),
+    ("tag-name", BASE + "tags: {Name: y}\n", "tags", "reserved for the tags spotecs sets itself", 9),
+    (
+        "ssl-policy",
+        BASE + "load_balancer: {ssl_policy: ELBSecurityPolicy-TLS13-1-2-2021-07}\n",
+        "load_balancer.ssl_policy",
+        "did you mean 'ELBSecurityPolicy-TLS13-1-2-2021-06'?",
+        9,
+    ),
+    (
+        "same-path-and-host",
+        BASE
+        + "    routing: {paths: [/api/*]}\n  web:\n    image: x\n    container_port: 80\n"
+        + "    routing: {paths: [/api/*]}\n",
+        "services.web.routing",
+        "path /api/* on host * is already routed to api",
+        13,
+    ),
+    (
+        "shared-priority",
+        BASE
+        + "    routing: {paths: [/a/*], priority: 7}\n  web:\n    image: x\n    container_port: 80\n"
+        + "    routing: {paths: [/b/*], priority: 7}\n",
+        "services.web.routing.priority",
+        "api, web share listener rule priority 7",
+        13,
+    ),
+    (
+        "too-many-conditions",
+        _svc("routing: {paths: [/a, /b, /c], hosts: [a.example.com, b.example.com, c.example.com]}"),
+        "services.api.routing",
+        "6 paths and hosts, but a load balancer rule matches at most 5",
+        9,
+    ),
+    ("env-name", _svc("environment: {MY-VAR: x}"), "services.api.environment", "'MY-VAR' is not an environment", 9),
+    ("env-digit", _svc("environment: {1X: x}"), "services.api.environment", "'1X' is not an environment", 9),
+    (
+        "env-and-secret",
+        _svc("environment: {DB: x}\nsecrets: {DB: 'arn:aws:ssm:us-east-1:123456789012:parameter/db'}"),
+        "services.api.secrets",
+        "DB also set in environment",
+        10,
+    ),
+    (
+        "one-target-per-metric",
+        _svc("scaling: {min: 1, max: 4, target_tracking: [{metric: cpu, target: 60}, {metric: cpu, target: 80}]}"),
+        "services.api.scaling.target_tracking",
+        "'cpu' is listed 2 times; keep one target per metric",
+        9,
+    ),
+    (
+        "termination-protection",
+        _with_instances("scale_in_protection: false"),
+        "capacity_provider.managed_termination_protection",
+        "needs instances.scale_in_protection: true",
+        None,
+    ),
+    # --- names AWS would refuse (issue 9)
+    (
+        "stack-trailing-hyphen",
+        BASE.replace("stack: demo", "stack: demo-"),
+        "stack",
+        "load balancer name 'demo-' has characters AWS does not allow there (letters, digits and hyphens only, "
+        "not beginning or ending with a hyphen)",
+        1,
+    ),
+    (
+        "stack-internal",
+        BASE.replace("stack: demo", "stack: internal-shop"),
+        "stack",
+        "load balancer name 'internal-shop' starts with 'internal-', which AWS reserves",
+        1,
+    ),
+    (
+        "service-trailing-hyphen",
+        BASE.replace("  api:", "  api-:"),
+        "services.api-",
+        "target group name 'demo-api-' has characters AWS does not allow there",
+        6,
+    ),
+    (
+        "bucket-reserved-prefix",
+        BASE.replace("stack: demo", "stack: xn--shop") + "load_balancer: {access_logs: {}}\n",
+        "stack",
+        "S3 bucket name 'xn--shop-alb-logs-123456789012' starts with 'xn--', which AWS reserves",
+        1,
+    ),
+    (
+        "bucket-reserved-suffix",
+        BASE + "load_balancer: {access_logs: {bucket: logs--x-s3}}\n",
+        "load_balancer.access_logs.bucket",
+        "ends with '--x-s3', which AWS reserves",
+        9,
+    ),
     (
         "agent-value-newline",
         _with_instances('ecs_agent: {ECS_LOGLEVEL: "debug\\nECS_CLUSTER=other"}'),
@@ -363,8 +557,8 @@ def test_every_problem_of_the_file_is_reported_at_once_in_file_order(tmp_path: P
         f"  {f}:11: services.api.cpu: input should be a valid integer, unable to parse string as an integer",
         f"  {f}:16: services.worker.routing: a service without container_port is a worker and gets no load "
         "balancer routing",
-        f"  {f}:17: tags: 'aws:a': tags starting with spotecs: or aws: are reserved",
-        f"  {f}:17: tags: 'spotecs:b': tags starting with spotecs: or aws: are reserved",
+        f"  {f}:17: tags: 'aws:a': tag keys starting with aws: are reserved by AWS",
+        f"  {f}:17: tags: 'spotecs:b': reserved for the tags spotecs sets itself (spotecs:*, Name)",
     ]
     # The first problem is also the error's own path and line (what a single-problem caller reads).
     assert (info.value.path, info.value.line) == ("services.api.health_check.pth", 13)
@@ -442,7 +636,8 @@ def test_minimal_stack_defaults() -> None:
     assert s.web_services() == ["api"]
     assert s.stop_timeout("api") == 60
     assert s.instances.uses_spot
-    assert s.services["api"].deployment.min_healthy_percent == 100
+    assert (s.services["api"].deployment.min_healthy_percent, s.services["api"].deployment.max_percent) == (50, 200)
+    assert s.warnings() == []
     assert s.services["api"].log_retention_days == 30
 
 
@@ -526,9 +721,10 @@ def test_config_module_makes_no_aws_call(monkeypatch: pytest.MonkeyPatch) -> Non
 @pytest.mark.parametrize(
     ("instances", "service", "fragment"),
     [
-        ("", "", "100 with a spot-heavy mix (80% spot)"),
-        ("on_demand_percent: 50", "", "(50% spot)"),
-        ("on_demand_percent: 0", "", "(100% spot)"),
+        ("", "deployment: {min_healthy_percent: 100}", "100 with a spot-heavy mix (80% spot)"),
+        ("on_demand_percent: 50", "deployment: {min_healthy_percent: 100}", "(50% spot)"),
+        ("on_demand_percent: 0", "deployment: {min_healthy_percent: 100}", "(100% spot)"),
+        ("on_demand_percent: 60", "deployment: {min_healthy_percent: 100}", None),
         ("on_demand_percent: 100", "deployment: {min_healthy_percent: 0}", "expect downtime"),
         ("on_demand_percent: 100", "desired_count: 1\ndeployment: {min_healthy_percent: 50}", None),
         ("on_demand_percent: 100", "desired_count: 1\ndeployment: {min_healthy_percent: 40}", None),
@@ -546,13 +742,10 @@ def test_warnings(instances: str, service: str, fragment: str | None) -> None:
         assert all(w.startswith("services.api.deployment.min_healthy_percent: ") for w in warnings)
 
 
-def test_no_spot_warning_when_mostly_on_demand() -> None:
-    assert parse(_with_instances("on_demand_percent: 60")).warnings() == []
-
-
 def test_no_spot_warning_when_base_covers_max() -> None:
     # on_demand_base >= max: every instance is on-demand, whatever the percent says.
-    assert parse(_with_instances("on_demand_base: 4\nmax: 4")).warnings() == []
+    text = _with_instances("on_demand_base: 4\nmax: 4") + "    deployment: {min_healthy_percent: 100}\n"
+    assert parse(text).warnings() == []
 
 
 # ----------------------------------------------------------------------------- schema
@@ -602,7 +795,118 @@ def test_config_refuses_settings_that_cannot_work(service: str, instances: str, 
 
 
 def test_min_healthy_100_with_spot_is_a_warning() -> None:
-    stack = parse(_yaml("container_port: 3000"))
+    risky = "container_port: 3000\ndeployment: {min_healthy_percent: 100}"
+    stack = parse(_yaml(risky))
     assert any("min_healthy_percent: 100 with a spot-heavy mix" in w for w in stack.warnings())
-    on_demand = parse(_yaml("container_port: 3000", instances="  on_demand_percent: 100"))
+    on_demand = parse(_yaml(risky, instances="  on_demand_percent: 100"))
     assert on_demand.warnings() == []
+    assert parse(_yaml("container_port: 3000")).warnings() == []  # the default trips no warning
+
+
+# ----------------------------------------------------------------------------- values AWS accepts
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "cron(0 8 ? * TUE *)",
+        "cron(0/15 9-17 ? * MON-FRI *)",
+        "cron(0 0 L * ? 2030)",
+        "cron(30 6 ? * 6#3 *)",
+        "cron(0 12 15W JAN,JUL ? *)",
+        "rate(1 minute)",
+        "rate(5 minutes)",
+        "rate(2 days)",
+        "at(2030-12-24T18:00:00)",
+    ],
+)
+def test_schedules_aws_accepts(schedule: str) -> None:
+    assert formats.schedule_problems(schedule) == []
+
+
+@pytest.mark.parametrize(
+    ("schedule", "fragment"),
+    [
+        ("cron(0 24 ? * * *)", "hours: 24 is out of range 0-23"),
+        ("cron(0 8 ? * FUN *)", "day-of-week: 'FUN' is not a value"),
+        ("cron(0 8 ? 13 * *)", "month: 13 is out of range 1-12"),
+        ("cron(0 8 ? * * 1969)", "year: 1969 is out of range 1970-2199"),
+        ("cron(0/0 8 ? * * *)", "invalid step"),
+        ("cron(? 8 1 * ? *)", "'?' is only for the day fields"),
+        ("rate(0 minutes)", "at least 1"),
+        ("at(2030-13-01T00:00:00)", "not a valid date"),
+        ("every day", "is not a schedule"),
+    ],
+)
+def test_schedules_aws_refuses(schedule: str, fragment: str) -> None:
+    assert any(fragment in p for p in formats.schedule_problems(schedule)), formats.schedule_problems(schedule)
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Dublin", "America/New_York", "Asia/Kolkata"])
+def test_iana_time_zones(tz: str) -> None:
+    assert formats.timezone_problems(tz) == []
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "nginx",
+        "nginx:1.27",
+        "bitnami/node-example:0.0.1",
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop-api:1.4.2",
+        "localhost:5000/app",
+        "ghcr.io/org/my_app__x:v1.0-rc.1",
+        "public.ecr.aws/docker/library/redis@sha256:" + "a" * 64,
+    ],
+)
+def test_image_references_docker_accepts(image: str) -> None:
+    assert formats.image_problems(image) == []
+
+
+@pytest.mark.parametrize("image", ["-app", "app:", "app::1", "a b", "app:" + "t" * 129, "x" * 256])
+def test_image_references_docker_refuses(image: str) -> None:
+    assert formats.image_problems(image) != []
+
+
+@pytest.mark.parametrize("host", ["api.example.com", "*.example.com", "api-?.example.org", "EXAMPLE.COM"])
+def test_host_patterns(host: str) -> None:
+    assert formats.host_problems(host) == []
+
+
+@pytest.mark.parametrize("period", [10, 30, 60, 300, 3600])
+def test_alarm_periods_cloudwatch_accepts(period: int) -> None:
+    parse(_svc(STEP.format(period=period)))
+
+
+def test_47_tags_fit_beside_spotecs_own() -> None:
+    s = parse(BASE + "tags: {" + ", ".join(f"t{i}: v" for i in range(47)) + "}\n")
+    assert len(s.tags) == 47
+
+
+def test_every_policy_name_is_elbs_form() -> None:
+    assert all(p.startswith("ELBSecurityPolicy-") for p in formats.SSL_POLICIES)
+    assert Stack.model_fields["load_balancer"].default_factory().ssl_policy in formats.SSL_POLICIES  # type: ignore[misc]
+
+
+def test_a_more_specific_route_is_not_a_conflict() -> None:
+    text = (
+        BASE
+        + "    routing: {paths: [/api/*]}\n  web:\n    image: x\n    container_port: 80\n"
+        + "    routing: {paths: [/api/*], hosts: [admin.example.com]}\n"
+    )
+    assert parse(text).rule_priorities() == {"api": 10, "web": 20}
+
+
+def test_desired_count_below_scaling_min_is_a_warning() -> None:
+    s = parse(_svc("desired_count: 1\nscaling: {min: 3, max: 6}"))
+    assert s.warnings() == [
+        "services.api.desired_count: 1 is below scaling.min (3); auto scaling raises it to 3 at once"
+    ]
+
+
+def test_iam_role_names_are_checked_once_the_region_is_known() -> None:
+    s = parse(BASE.replace("region: us-east-1\n", ""), file="s.yaml")
+    config.check_region(s, "ap-southeast-4")
+    with pytest.raises(ConfigError) as info:
+        config.check_region(s, "r" * 60)
+    assert str(info.value).startswith("2 problems in s.yaml:\n  s.yaml:1: stack: IAM role name 'demo-rrr")

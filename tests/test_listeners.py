@@ -7,7 +7,6 @@ from typing import Any
 import boto3
 
 from spotecs.engine.model import Action
-from spotecs.steps import workload
 from tests.helpers import (
     REGION,
     StandIn,
@@ -75,13 +74,6 @@ def test_listener_routes_by_path_and_host_with_the_first_service_as_default(comp
     assert [c["Field"] for c in _listeners()[80]["rules"]["5"]["Conditions"]] == ["path-pattern"]
     assert [w["RuleArn"] for w in sent(ctx, "ModifyRule")] == [docs["RuleArn"]]
     assert sent(ctx, "CreateRule") == sent(ctx, "DeleteRule") == sent(ctx, "ModifyListener") == []
-
-
-def test_rule_priorities_must_be_unique() -> None:
-    stack = make_stack(**deep_merge(ROUTED, {"services": {"admin": {"routing": {"priority": 5}}}}))
-    listeners = next(s for s in workload.steps(stack, REGION) if s.key == "listeners")
-    problems = listeners.check(fresh(stack), {}, None)
-    assert problems and "admin, docs share listener rule priority 5" in problems[0]
 
 
 def _certificate() -> str:

@@ -46,6 +46,14 @@ def test_examples_load(example: str) -> None:
     assert stack.services
 
 
+def test_readme_minimal_stack_and_examples_print_no_warning() -> None:
+    minimal = re.search(r"The shortest useful one:\n\n```yaml\n(.*?)```", README, re.S)
+    assert minimal, "README.md lost its minimal stack"
+    assert config.parse(minimal.group(1)).warnings() == []
+    for example in sorted((ROOT / "examples").glob("*.yaml")):
+        assert config.load(example).warnings() == [], example.name
+
+
 def test_article_example_is_the_article() -> None:
     s = config.load(ROOT / "examples" / "article.yaml")
     api = s.services["demo-api"]
@@ -62,6 +70,7 @@ def test_article_example_is_the_article() -> None:
     assert api.scaling is not None
     assert [(t.metric, t.target) for t in api.scaling.target_tracking] == [("cpu", 85)]
     assert s.instances.container_stop_timeout == 60
+    assert (api.deployment.min_healthy_percent, api.deployment.max_percent) == (50, 200)
 
 
 def test_production_example_is_what_we_recommend() -> None:

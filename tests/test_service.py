@@ -52,7 +52,7 @@ def test_create_service_sends_what_moto_drops(compute: dict[str, StandIn]) -> No
     assert create["capacityProviderStrategy"] == [{"capacityProvider": PROVIDER, "weight": 1, "base": 0}]
     assert "launchType" not in create
     assert create["deploymentConfiguration"] == {
-        "minimumHealthyPercent": 100,
+        "minimumHealthyPercent": 50,
         "maximumPercent": 200,
         "deploymentCircuitBreaker": {"enable": True, "rollback": True},
     }
@@ -111,16 +111,17 @@ def test_a_new_capacity_provider_strategy_forces_a_new_deployment(compute: dict[
 
 
 def test_with_scaling_the_desired_count_is_set_only_at_creation(compute: dict[str, StandIn]) -> None:
-    stack = make_stack(services={"api": {"desired_count": 9, "scaling": {"min": 1, "max": 4}}})
+    # (A desired count above scaling.max is refused by the stack file check; below min, a warning.)
+    stack = make_stack(services={"api": {"desired_count": 1, "scaling": {"min": 3, "max": 4}}})
     steps = workload_steps(stack, compute, lambda s: s.key == "service:api")
     ctx = fresh(stack)
     converge(steps, ctx)
-    assert sent(ctx, "CreateService")[0]["desiredCount"] == 4  # within the scaling bounds
+    assert sent(ctx, "CreateService")[0]["desiredCount"] == 3  # within the scaling bounds
     # Auto scaling moves the count; spotecs leaves it alone, even when updating other fields.
     boto3.client("ecs", region_name=REGION).update_service(cluster=CLUSTER, service="demo-api", desiredCount=3)
     assert changes(replan(steps, stack)) == {}
     slower = make_stack(
-        services={"api": {"desired_count": 9, "scaling": {"min": 1, "max": 4}, "health_check_grace_period": 90}}
+        services={"api": {"desired_count": 1, "scaling": {"min": 3, "max": 4}, "health_check_grace_period": 90}}
     )
     ctx = fresh(slower)
     converge(workload_steps(slower, compute, lambda s: s.key == "service:api"), ctx)

@@ -8,7 +8,6 @@ import boto3
 
 from spotecs.aws import tag_list
 from spotecs.engine.model import Action
-from spotecs.steps import workload
 from tests.helpers import (
     CLUSTER,
     REGION,
@@ -225,24 +224,6 @@ def test_scaling_teardown_removes_policies_alarms_actions_and_target_before_the_
     assert aas.describe_scheduled_actions(ServiceNamespace="ecs", ResourceId=rid)["ScheduledActions"] == []
     alarms = boto3.client("cloudwatch", region_name=REGION).describe_alarms()["MetricAlarms"]
     assert [a["AlarmName"] for a in alarms if a["AlarmName"].startswith("demo-")] == []
-
-
-def test_one_target_per_metric() -> None:
-    stack = make_stack(
-        services={
-            "api": {
-                "scaling": {
-                    "min": 1,
-                    "max": 4,
-                    "target_tracking": [{"metric": "cpu", "target": 60}, {"metric": "cpu", "target": 80}],
-                }
-            }
-        }
-    )
-    scaling = next(s for s in workload.steps(stack, REGION) if s.key == "scaling:api")
-    assert scaling.check(fresh(stack), {}, None) == [
-        "services.api.scaling.target_tracking: 'cpu' is listed 2 times; keep one target per metric"
-    ]
 
 
 FULLY_SCALED = {

@@ -69,7 +69,7 @@ LIFECYCLES = [
     pytest.param(
         "service:api",
         {},
-        {"services": {"api": {"deployment": {"min_healthy_percent": 50}}}},
+        {"services": {"api": {"deployment": {"min_healthy_percent": 75}}}},
         Action.UPDATE,
         "deployment.minimumHealthyPercent",
         id="service",

@@ -11,7 +11,7 @@ architecture) are in `spotecs.checks`.
 from spotecs.config.base import SPOT_NOTICE_SECONDS, Model, Problems, Seconds, parse_duration
 from spotecs.config.compute import AMI_ALIASES, MANAGED_AGENT_KEYS, CapacityProvider, Cluster, Instances
 from spotecs.config.load_balancer import AccessLogs, LoadBalancer
-from spotecs.config.loader import load, parse
+from spotecs.config.loader import check_region, load, parse
 from spotecs.config.network import Network
 from spotecs.config.reference import json_schema, reference_markdown, reference_rows
 from spotecs.config.scaling import Alarm, Scaling, Scheduled, StepAdjustment, StepScaling, TargetTracking
@@ -55,6 +55,7 @@ __all__ = [
     "StepAdjustment",
     "StepScaling",
     "TargetTracking",
+    "check_region",
     "json_schema",
     "load",
     "parse",

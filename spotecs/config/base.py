@@ -29,6 +29,14 @@ class Problems(ValueError):
 M = TypeVar("M")
 
 
+def accept(value: M, problems: Iterable[str], path: str = "") -> M:
+    """`value` when a formats check found nothing, else every problem at the field."""
+    found = [(path, p) for p in problems]
+    if found:
+        raise Problems(found)
+    return value
+
+
 def enforce(model: M, problems: Iterable[Problem]) -> M:
     found = list(problems)
     if found:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from spotecs.config.base import Model, Seconds
+from spotecs.config import formats
+from spotecs.config.base import Model, Seconds, accept
 
 
 class AccessLogs(Model):
@@ -30,3 +31,8 @@ class LoadBalancer(Model):
     idle_timeout: Seconds = Field(60, le=4000)
     internal: bool = False
     access_logs: AccessLogs | None = None
+
+    @field_validator("ssl_policy")
+    @classmethod
+    def _ssl_policy(cls, v: str) -> str:
+        return accept(v, formats.ssl_policy_problems(v))

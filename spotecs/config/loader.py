@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from spotecs import names
 from spotecs.config.base import Problems
 from spotecs.config.stack import Stack, line_in, split_path
 from spotecs.errors import ConfigError
@@ -144,6 +145,17 @@ def parse(text: str, *, file: str = "<stack>") -> Stack:
     except ValidationError as e:
         raise ConfigError.of(_errors(e, file, lines)) from None
     return stack.located(file, lines)
+
+
+def check_region(stack: Stack, region: str) -> None:
+    """The names that carry the region (IAM roles), once it is known: `--region` or AWS_REGION
+    may name another region than the file. Before any AWS call, like every other check."""
+    errors = [
+        ConfigError(message, path=field, file=stack.file, line=stack.line_of(field))
+        for field, message in names.problems(stack, region)
+    ]
+    if errors:
+        raise ConfigError.of(errors)
 
 
 def load(path: str | Path) -> Stack:

@@ -6,9 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from spotecs.config.base import Model, Problem, Seconds, enforce
+from spotecs.config import formats
+from spotecs.config.base import Model, Problem, Seconds, accept, enforce
+
+# ECS service quota "Tasks per service" (not adjustable): the most a service can run.
+MAX_TASKS = 5000
 
 
 class TargetTracking(Model):
@@ -30,6 +34,14 @@ class Alarm(Model):
     comparison: Literal[
         "GreaterThanOrEqualToThreshold", "GreaterThanThreshold", "LessThanThreshold", "LessThanOrEqualToThreshold"
     ] = "GreaterThanOrEqualToThreshold"
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, v: int) -> int:
+        # PutMetricAlarm: "Valid values are 10, 30, and any multiple of 60."
+        if v not in (10, 30) and v % 60:
+            raise ValueError(f"{v}s is not an alarm period CloudWatch accepts: 10, 30 or a multiple of 60")
+        return v
 
 
 class StepAdjustment(Model):
@@ -59,12 +71,22 @@ class StepScaling(Model):
 class Scheduled(Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     schedule: str = Field(
-        pattern=r"^(cron\(.+\)|at\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\)|rate\(.+\))$",
-        description="cron(...), at(yyyy-mm-ddThh:mm:ss) or rate(...)",
+        description="cron(minutes hours day-of-month month day-of-week year), at(yyyy-mm-ddThh:mm:ss) "
+        "or rate(N minutes|hours|days)",
     )
-    timezone: str = "UTC"
-    min: int | None = Field(None, ge=0)
-    max: int | None = Field(None, ge=0)
+    timezone: str = Field("UTC", description="IANA time zone of the schedule, e.g. Europe/Dublin.")
+    min: int | None = Field(None, ge=0, le=MAX_TASKS)
+    max: int | None = Field(None, ge=0, le=MAX_TASKS)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: str) -> str:
+        return accept(v, formats.schedule_problems(v))
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        return accept(v, formats.timezone_problems(v))
 
     @model_validator(mode="after")
     def _rules(self) -> Scheduled:
@@ -78,8 +100,8 @@ class Scheduled(Model):
 
 
 class Scaling(Model):
-    min: int = Field(ge=0)
-    max: int = Field(ge=1)
+    min: int = Field(ge=0, le=MAX_TASKS)
+    max: int = Field(ge=1, le=MAX_TASKS)
     target_tracking: list[TargetTracking] = Field(default_factory=list)
     step_scaling: list[StepScaling] = Field(default_factory=list)
     scheduled: list[Scheduled] = Field(default_factory=list)
@@ -96,3 +118,7 @@ class Scaling(Model):
             dup = sorted({n for n in names if names.count(n) > 1})
             if dup:
                 yield name, f"names must be unique ({', '.join(dup)})"
+        for metric in sorted({t.metric for t in self.target_tracking}):
+            n = sum(t.metric == metric for t in self.target_tracking)
+            if n > 1:
+                yield "target_tracking", f"'{metric}' is listed {n} times; keep one target per metric"

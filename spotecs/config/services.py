@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from spotecs.config import formats
 from spotecs.config.base import (
     CREDENTIAL_KEYS,
     CREDENTIALS_HINT,
@@ -16,9 +17,10 @@ from spotecs.config.base import (
     Model,
     Problem,
     Seconds,
+    accept,
     enforce,
 )
-from spotecs.config.scaling import Scaling
+from spotecs.config.scaling import MAX_TASKS, Scaling
 
 LOG_RETENTION_DAYS = (
     1,
@@ -101,10 +103,32 @@ class Routing(Model):
         None, ge=1, le=50000, description="Listener rule priority; default by order in the file."
     )
 
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, v: list[str]) -> list[str]:
+        return accept(v, [p for path in v for p in formats.path_problems(path)])
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        return accept(v, [p for host in v for p in formats.host_problems(host)])
+
+    def conditions(self) -> set[tuple[str, str]]:
+        """The (path, host) pairs this rule matches, `*` for any."""
+        return {(p, h) for p in self.paths or ["*"] for h in self.hosts or ["*"]}
+
 
 class Deployment(Model):
-    min_healthy_percent: int = Field(100, ge=0, le=100)
-    max_percent: int = Field(200, ge=100, le=200)
+    # 50/200 rather than ECS's 100/200: when a spot instance is reclaimed, ECS replaces its tasks
+    # within these bounds, and at 100 it may stop none until replacements are healthy on another
+    # instance, which can take longer than the 2-minute notice. One task still keeps its floor.
+    min_healthy_percent: int = Field(
+        50,
+        ge=0,
+        le=100,
+        description="Share of desired tasks kept running while deploying or draining a reclaimed instance.",
+    )
+    max_percent: int = Field(200, ge=100, le=200, description="Ceiling of running tasks during a deployment.")
     circuit_breaker: bool = True
     rollback: bool = True
 
@@ -153,7 +177,7 @@ class Service(Model):
         pattern=r"^arn:aws[a-z-]*:secretsmanager:",
         description="Secrets Manager ARN with the private registry's username/password.",
     )
-    desired_count: int = Field(2, ge=0)
+    desired_count: int = Field(2, ge=0, le=MAX_TASKS)
     deployment: Deployment = Field(default_factory=Deployment)
     placement: list[Placement] = Field(default_factory=lambda: list(DEFAULT_PLACEMENT), max_length=5)
     health_check_grace_period: Seconds = Field(60, le=2147483647)
@@ -171,21 +195,26 @@ class Service(Model):
     routing: Routing = Field(default_factory=Routing)
     scaling: Scaling | None = None
 
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        return accept(v, formats.image_problems(v))
+
     @field_validator("secrets")
     @classmethod
     def _secrets(cls, v: dict[str, str]) -> dict[str, str]:
+        problems = [p for name in v for p in formats.env_name_problems(name)]
         for name, arn in v.items():
             if not re.match(r"^arn:aws[a-z-]*:(secretsmanager|ssm):[a-z0-9-]+:\d{12}:(secret:|parameter/)", arn):
-                raise ValueError(f"{name}: '{arn}' is not the ARN of a Secrets Manager secret or SSM parameter")
-        return v
+                problems.append(f"{name}: '{arn}' is not the ARN of a Secrets Manager secret or SSM parameter")
+        return accept(v, problems)
 
     @field_validator("environment")
     @classmethod
     def _env(cls, v: dict[str, str]) -> dict[str, str]:
-        for key in v:
-            if key in CREDENTIAL_KEYS:
-                raise ValueError(f"{key}: {CREDENTIALS_HINT}")
-        return v
+        problems = [p for name in v for p in formats.env_name_problems(name)]
+        problems += [f"{key}: {CREDENTIALS_HINT}" for key in v if key in CREDENTIAL_KEYS]
+        return accept(v, problems)
 
     @field_validator("log_retention_days")
     @classmethod
@@ -215,6 +244,11 @@ class Service(Model):
             and any(t.metric == "requests" for t in self.scaling.target_tracking)
         ):
             yield "scaling.target_tracking", "'requests' needs a load balancer (set container_port)"
+        if self.scaling and self.desired_count > self.scaling.max:
+            yield "desired_count", f"{self.desired_count} is above scaling.max ({self.scaling.max})"
+        both = sorted(set(self.environment) & set(self.secrets))
+        if both:
+            yield "secrets", f"{', '.join(both)} also set in environment: a variable comes from one of them"
 
     @property
     def is_web(self) -> bool:

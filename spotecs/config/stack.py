@@ -11,7 +11,9 @@ from typing import Annotated
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from spotecs.config.base import SPOT_NOTICE_SECONDS, Model, Problem, Problems, enforce
+from spotecs import names
+from spotecs.config import formats
+from spotecs.config.base import SPOT_NOTICE_SECONDS, Model, Problem, accept, enforce
 from spotecs.config.compute import CapacityProvider, Cluster, Instances
 from spotecs.config.load_balancer import LoadBalancer
 from spotecs.config.network import Network
@@ -19,6 +21,8 @@ from spotecs.config.services import Service
 from spotecs.errors import ConfigError
 
 ServiceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
+# ALB limit: five condition values (paths plus hosts) per rule.
+MAX_CONDITION_VALUES = 5
 
 
 def split_path(path: str) -> tuple[str, ...]:
@@ -49,23 +53,15 @@ class Stack(Model):
     @field_validator("tags")
     @classmethod
     def _tags(cls, v: dict[str, str]) -> dict[str, str]:
-        reserved = [key for key in v if key.startswith(("spotecs:", "aws:"))]
-        if reserved:
-            raise Problems([("", f"'{key}': tags starting with spotecs: or aws: are reserved") for key in reserved])
-        return v
+        return accept(v, formats.tag_problems(v))
 
     @model_validator(mode="after")
     def _rules(self) -> Stack:
         return enforce(self, self._problems())
 
     def _problems(self) -> Iterator[Problem]:
+        yield from names.problems(self, self.region)
         for name, svc in self.services.items():
-            if len(f"{self.stack}-{name}") > 32:
-                yield (
-                    f"services.{name}",
-                    f"'{self.stack}-{name}' is longer than the 32 characters AWS allows for a target "
-                    "group name; shorten it",
-                )
             yield from _deployment_problems(name, svc)
             stop = self.stop_timeout(name)
             if svc.is_web and self.instances.uses_spot and svc.deregistration_delay + stop > SPOT_NOTICE_SECONDS:
@@ -84,6 +80,43 @@ class Stack(Model):
                     f"only the first web service ({web[0]}) is the load balancer's default; give this one "
                     "paths or hosts",
                 )
+        yield from self._routing_problems()
+        if self.capacity_provider.managed_termination_protection and not self.instances.scale_in_protection:
+            # ECS managed termination protection works by lifting scale-in protection from empty
+            # instances: the group must protect every new instance in the first place.
+            yield (
+                "capacity_provider.managed_termination_protection",
+                "needs instances.scale_in_protection: true (ECS can only keep busy instances from being "
+                "terminated if they start protected); set it, or turn managed_termination_protection off",
+            )
+
+    def _routing_problems(self) -> Iterator[Problem]:
+        priorities = self.rule_priorities()
+        for prio in sorted(set(priorities.values())):
+            sharing = [s for s, p in priorities.items() if p == prio]
+            if len(sharing) > 1:
+                yield (
+                    f"services.{sharing[1]}.routing.priority",
+                    f"{', '.join(sharing)} share listener rule priority {prio}; give each a different routing.priority",
+                )
+        claimed: dict[tuple[str, str], str] = {}
+        for name in priorities:
+            r = self.services[name].routing
+            if len(r.paths) + len(r.hosts) > MAX_CONDITION_VALUES:
+                yield (
+                    f"services.{name}.routing",
+                    f"{len(r.paths) + len(r.hosts)} paths and hosts, but a load balancer rule matches at most "
+                    f"{MAX_CONDITION_VALUES}",
+                )
+            for path, host in sorted(r.conditions()):
+                other = claimed.setdefault((path, host), name)
+                if other != name:
+                    yield (
+                        f"services.{name}.routing",
+                        f"path {path} on host {host} is already routed to {other}: only one of them would get "
+                        "those requests",
+                    )
+                    break
 
     @property
     def cluster_name(self) -> str:
@@ -99,6 +132,16 @@ class Stack(Model):
 
     def web_services(self) -> list[str]:
         return [n for n, s in self.services.items() if s.is_web]
+
+    def rule_priorities(self) -> dict[str, int]:
+        """Routed services and their listener rule priority: as configured, else 10, 20, ... by
+        order in the file."""
+        out: dict[str, int] = {}
+        for i, name in enumerate(self.web_services()):
+            r = self.services[name].routing
+            if r.paths or r.hosts:
+                out[name] = r.priority if r.priority is not None else 10 * (i + 1)
+        return out
 
     def located(self, file: str, lines: dict[tuple[str, ...], int]) -> Stack:
         """This stack, remembering the file and the line of each key (the loader calls it)."""
@@ -127,8 +170,14 @@ class Stack(Model):
             if d.min_healthy_percent == 100 and self.instances.uses_spot and self.instances.on_demand_percent <= 50:
                 out.append(
                     f"services.{name}.deployment.min_healthy_percent: 100 with a spot-heavy mix "
-                    f"({100 - self.instances.on_demand_percent}% spot): draining a reclaimed spot "
-                    "instance briefly takes the service below its desired count"
+                    f"({100 - self.instances.on_demand_percent}% spot): ECS stops a reclaimed instance's "
+                    "tasks only once their replacements are healthy, which can outlast the 2-minute notice; "
+                    "50 lets it drain them in time"
+                )
+            if svc.scaling and svc.desired_count < svc.scaling.min:
+                out.append(
+                    f"services.{name}.desired_count: {svc.desired_count} is below scaling.min "
+                    f"({svc.scaling.min}); auto scaling raises it to {svc.scaling.min} at once"
                 )
             if any(math.ceil(n * d.min_healthy_percent / 100) == 0 for n in svc.count_range() if n > 0):
                 out.append(

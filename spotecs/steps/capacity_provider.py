@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spotecs import checks, names, waiters
+from spotecs import names, waiters
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change, Unknown
 from spotecs.errors import AwsError
@@ -65,9 +65,6 @@ class CapacityProvider(Step):
             # The cluster's default: tasks without a strategy of their own land on these instances.
             "default_strategy": [{"capacity_provider": name, "base": 0, "weight": 1}],
         }
-
-    def check(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
-        return checks.protection_problems(ctx.stack)
 
     def _provider(self, d: dict[str, Any]) -> dict[str, Any]:
         m = d["managed_scaling"]

@@ -5,7 +5,6 @@ one too, if it names paths or hosts) get a rule by path and/or host."""
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from spotecs import checks, names
@@ -15,19 +14,7 @@ from spotecs.steps.base import Context, Step
 from spotecs.steps.load_balancer import elb_tags, find_load_balancer
 
 PORTS = {"http": 80, "https": 443}
-# ALB limit: five condition values (paths plus hosts) per rule.
-MAX_CONDITION_VALUES = 5
 REDIRECT = {"type": "redirect", "protocol": "HTTPS", "port": "443", "status": "HTTP_301"}
-
-
-def rule_priorities(ctx: Context) -> dict[str, int]:
-    """Routed services and their rule priority: as configured, else 10, 20, ... by order in the file."""
-    out: dict[str, int] = {}
-    for i, name in enumerate(ctx.stack.web_services()):
-        r = ctx.stack.services[name].routing
-        if r.paths or r.hosts:
-            out[name] = r.priority if r.priority is not None else 10 * (i + 1)
-    return out
 
 
 class Listeners(Step):
@@ -54,7 +41,7 @@ class Listeners(Step):
                     "hosts": sorted(ctx.stack.services[s].routing.hosts),
                     "target_group": ctx.output(f"target-group:{s}", "arn"),
                 }
-                for s, prio in rule_priorities(ctx).items()
+                for s, prio in ctx.stack.rule_priorities().items()
             ),
             key=lambda r: r["priority"],
         )
@@ -66,22 +53,7 @@ class Listeners(Step):
         return {"http": http, "https": https}
 
     def check(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
-        problems = []
-        priorities = rule_priorities(ctx)
-        for prio, n in sorted(Counter(priorities.values()).items()):
-            if n > 1:
-                names = ", ".join(s for s, p in priorities.items() if p == prio)
-                problems.append(
-                    f"services.*.routing.priority: {names} share listener rule priority {prio}; "
-                    "give each a different routing.priority"
-                )
-        for name in priorities:
-            r = ctx.stack.services[name].routing
-            if len(r.paths) + len(r.hosts) > MAX_CONDITION_VALUES:
-                problems.append(
-                    f"services.{name}.routing: {len(r.paths) + len(r.hosts)} paths and hosts, but a "
-                    f"load balancer rule matches at most {MAX_CONDITION_VALUES}"
-                )
+        problems: list[str] = []
         cfg = ctx.stack.load_balancer
         if cfg.certificate_arn:
             status = self._certificate_status(ctx, cfg.certificate_arn)

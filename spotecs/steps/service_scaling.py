@@ -5,7 +5,6 @@ so a teardown removes all of it before the service."""
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from spotecs import names
@@ -124,16 +123,6 @@ class ServiceScaling(Step):
         if isinstance(lb, Unknown) or isinstance(tg, Unknown):
             return Unknown("load-balancer.full_name")
         return f"{lb}/{tg}"
-
-    def check(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
-        sc = ctx.stack.services[self.service].scaling
-        assert sc is not None
-        return [
-            f"services.{self.service}.scaling.target_tracking: '{metric}' is listed {n} times; "
-            "keep one target per metric"
-            for metric, n in sorted(Counter(t.metric for t in sc.target_tracking).items())
-            if n > 1
-        ]
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
         targets = ctx.paginate(
