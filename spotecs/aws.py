@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.waiter
@@ -93,6 +94,25 @@ class Aws:
             raise UsageError("no region: set 'region' in the stack file, pass --region, or set AWS_REGION")
         return region
 
+    def check_options(self) -> None:
+        """Options AWS would only refuse after retries (or never, sending calls elsewhere): a region
+        where ECS does not run, a malformed endpoint URL, a profile that does not exist. Exit 2
+        before any call."""
+        endpoint = self.options.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            check_endpoint_url(endpoint)
+        region = self.region
+        known = {
+            r
+            for partition in self.session.get_available_partitions()
+            for r in self.session.get_available_regions("ecs", partition_name=partition)
+        }
+        if region not in known:
+            raise UsageError(
+                f"region '{region}' (from --region, the stack file or AWS_REGION) is not a region where ECS "
+                "runs (or one newer than this botocore: upgrade boto3)"
+            )
+
     def client(self, service: str, region: str | None = None) -> Any:
         """The run's client for `service`; `region` only for APIs served from one region
         whatever the stack's (the Pricing API: us-east-1)."""
@@ -162,6 +182,17 @@ def _bounded_connection_retries(attempts: int, caught_exception: Exception | Non
     # Runs before botocore's retry handler: raising ends the call with the connection error.
     if isinstance(caught_exception, EndpointConnectionError | ConnectTimeoutError) and attempts >= CONNECT_ATTEMPTS:
         raise caught_exception
+
+
+def check_endpoint_url(url: str) -> None:
+    """`--endpoint-url` (or AWS_ENDPOINT_URL) is an http(s) URL botocore can send calls to."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--endpoint-url: '{url}' is not an http(s) URL (e.g. http://127.0.0.1:5000)")
+    try:
+        parts.port  # noqa: B018 (raises on a port out of range)
+    except ValueError:
+        raise UsageError(f"--endpoint-url: '{url}' has an invalid port") from None
 
 
 def error_code(e: ClientError) -> str:

@@ -54,6 +54,7 @@ def prepare(opts: RunOptions, timeouts: Timeouts | None = None) -> Run:
     if aws_opts.region is None and stack.region:
         aws_opts = AwsOptions(aws_opts.profile, stack.region, aws_opts.endpoint_url, aws_opts.max_attempts)
     aws = Aws(aws_opts)
+    aws.check_options()
     config.check_region(stack, aws.region)
     ctx = Context(stack=stack, aws=aws, timeouts=timeouts or Timeouts(), wait_for_services=opts.wait)
     return Run(stack, aws, ctx, build(stack, aws.region))

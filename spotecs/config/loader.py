@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,13 @@ from spotecs import names
 from spotecs.config.base import Problems
 from spotecs.config.stack import Stack, line_in, split_path
 from spotecs.errors import ConfigError
+
+# Bounds on what a stack file may be, checked before anything is built from it: a stack file is
+# a few kilobytes, a few hundred values, eight levels deep. A YAML alias bomb ("billion laughs")
+# is small on disk but expands to billions of values for whatever walks it.
+MAX_FILE_BYTES = 1_000_000
+MAX_VALUES = 20_000
+MAX_DEPTH = 32
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -37,6 +45,71 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool =
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _measure(root: yaml.Node) -> tuple[int, int]:
+    """(values, depth) of the document with every alias expanded, without expanding any: an
+    aliased node is measured once and counted each time it is used."""
+    seen: dict[int, tuple[int, int]] = {}
+
+    def measure(node: yaml.Node) -> tuple[int, int]:
+        if id(node) in seen:
+            return seen[id(node)]
+        seen[id(node)] = (MAX_VALUES + 1, 0)  # a node that contains itself counts as too many
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        values, depth = 1, 0
+        for child in children:
+            v, d = measure(child)
+            values, depth = min(values + v, MAX_VALUES + 1), max(depth, d)
+        seen[id(node)] = (values, depth + 1)
+        return seen[id(node)]
+
+    return measure(root)
+
+
+def _flow_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether `[`/`{` nest deeper than `limit` (outside quotes and comments). PyYAML's scanner
+    slows down quadratically with flow depth, so this is looked at before it runs."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth, quote, comment = 0, "", False
+    for c in text:
+        if comment:
+            comment = c != "\n"
+        elif quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c == "#":
+            comment = True
+        elif c in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif c in "]}":
+            depth = max(0, depth - 1)
+    return False
+
+
+def _printable(text: str) -> str:
+    """Control characters from the file (terminal escapes) shown, never sent to the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _syntax_error(e: yaml.MarkedYAMLError, file: str) -> ConfigError:
+    mark = e.problem_mark or e.context_mark
+    line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+    problem = str(e.problem or e.context)
+    tag = re.match(r"could not determine a constructor for the tag '(.*)'", problem)
+    if tag:
+        message = f"YAML tag '{tag.group(1)}' is not allowed: a stack file holds plain values only"
+    else:
+        message = f"YAML syntax error: {problem}"
+    return ConfigError(_printable(message), file=f"{file}{line}")
 
 
 def _key_lines(node: yaml.Node, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], int]]:
@@ -120,21 +193,45 @@ def _errors(e: ValidationError, file: str, lines: dict[tuple[str, ...], int]) ->
     found = [f for f in found if not (f[1] == "required, but missing" and f[0] in guessed)]
     # An unknown key is the likeliest cause of everything else, so it comes first; then file order.
     found.sort(key=lambda f: (not f[2], line_in(lines, f[0]) or 0))
-    unique = dict.fromkeys((".".join(path), message) for path, message, _ in found)
+    unique = dict.fromkeys((_printable(".".join(path)), _printable(message)) for path, message, _ in found)
     return [
         ConfigError(message, path=path, file=file, line=line_in(lines, split_path(path))) for path, message in unique
     ]
 
 
+def _document(text: str, file: str) -> tuple[yaml.Node | None, Any]:
+    """The composed document (for lines) and its data, refusing what would be costly to build."""
+    too_deep = ConfigError(f"the document is nested deeper than {MAX_DEPTH} levels", file=file)
+    if _flow_depth_exceeds(text, MAX_DEPTH):
+        raise too_deep
+    loader = _LineLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, None
+        values, depth = _measure(root)
+        if values > MAX_VALUES:
+            raise ConfigError(
+                f"YAML aliases expand to more than {MAX_VALUES} values; a stack file needs far fewer "
+                "(write the repeated values out, or share them with fewer aliases)",
+                file=file,
+            )
+        if depth > MAX_DEPTH:
+            raise too_deep
+        return root, loader.construct_document(root)
+    except yaml.MarkedYAMLError as e:
+        raise _syntax_error(e, file) from None
+    except RecursionError:
+        raise too_deep from None
+    finally:
+        loader.dispose()
+
+
 def parse(text: str, *, file: str = "<stack>") -> Stack:
     """Turn YAML text into a Stack, or raise ConfigError naming every problem's line and field."""
-    try:
-        root = yaml.compose(text, Loader=_LineLoader)
-        data = yaml.load(text, Loader=_LineLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise ConfigError(f"YAML syntax error: {e.problem or e.context}", file=f"{file}{line}") from None
+    if len(text) > MAX_FILE_BYTES:
+        raise ConfigError(f"{len(text)} characters; a stack file is at most {MAX_FILE_BYTES} bytes", file=file)
+    root, data = _document(text, file)
     if data is None:
         raise ConfigError("the file is empty; a stack needs at least 'stack' and 'services'", file=file)
     if not isinstance(data, dict):
@@ -161,11 +258,24 @@ def check_region(stack: Stack, region: str) -> None:
 def load(path: str | Path) -> Stack:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ConfigError(
+                f"is {size / 1e6:.1f} MB; a stack file is at most {MAX_FILE_BYTES / 1e6:.0f} MB", file=str(p)
+            )
+        raw = p.read_bytes()
     except FileNotFoundError:
         raise ConfigError("no such file; pass the stack file with -f FILE", file=str(p)) from None
     except IsADirectoryError:
         raise ConfigError("is a directory, not a stack file", file=str(p)) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read: {e}", file=str(p)) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror or e}", file=str(p)) from None
+    try:
+        text = raw[:MAX_FILE_BYTES].decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"cannot read: is not UTF-8 text: byte 0x{raw[e.start]:02x} on line {line}; save it as UTF-8",
+            file=str(p),
+        ) from None
     return parse(text, file=str(p))
