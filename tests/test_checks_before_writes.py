@@ -71,8 +71,8 @@ CASES: list[tuple[str, Callable[[], dict[str, Any]], str]] = [
     ),
     (
         "ssl-policy",
-        _issued_certificate(ssl_policy="ELBSecurityPolicy-Nope-2099"),
-        "load_balancer.ssl_policy: ELBSecurityPolicy-Nope-2099 is not a TLS policy",
+        _issued_certificate(ssl_policy="ELBSecurityPolicy-FS-1-2-Res-2019-08"),  # listed, not in this region
+        "load_balancer.ssl_policy: ELBSecurityPolicy-FS-1-2-Res-2019-08 is not a TLS policy",
     ),
     ("key-pair", lambda: {"instances": {"key_pair": "nope"}}, "instances.key_pair: no key pair named 'nope'"),
     ("vpc", lambda: {"network": {"vpc_id": "vpc-0123456789abcdef0"}}, "network.vpc_id: vpc-0123456789abcdef0"),

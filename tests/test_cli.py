@@ -373,8 +373,15 @@ def test_validate_output_json(stack_file: Path, tmp_path: Path, monkeypatch: pyt
     assert result.exit_code == 0
     doc = json.loads(io_.stdout)
     assert (doc["valid"], doc["stack"], doc["services"], doc["error"]) == (True, "demo", ["api"], None)
-    assert any("min_healthy_percent" in w for w in doc["warnings"])
+    assert doc["warnings"] == []  # the defaults trip none of spotecs' own warnings
     assert "is valid" in io_.stderr
+
+    warned = tmp_path / "warned.yaml"
+    svc = {**MINIMAL["services"]["api"], "deployment": {"min_healthy_percent": 100}}
+    warned.write_text(yaml.safe_dump({**MINIMAL, "services": {"api": svc}}))
+    result, io_ = invoke(["validate", "-f", str(warned), "-o", "json"])
+    assert result.exit_code == 0
+    assert any("min_healthy_percent" in w for w in json.loads(io_.stdout)["warnings"])
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**MINIMAL, "servics": {}}))

@@ -365,7 +365,8 @@ def test_sandbox_draining_keeps_tasks_until_replaced(sandbox: Sandbox, tmp_path:
     """Tasks on a DRAINING instance move (replacement first) and, with nowhere to go, stay while
     the service is at its minimum healthy percent."""
     name = "refresh-drain"
-    deploy(sandbox, tmp_path, name)
+    # The article's 50 % would let ECS stop one task; this case is about a service held at 100 %.
+    deploy(sandbox, tmp_path, name, **{"min_healthy_percent: 50": "min_healthy_percent: 100"})
     ecs, cluster, service = sandbox.client("ecs"), f"{name}-cluster", f"{name}-demo-api"
     instances = ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]
     assert len(instances) == 2
