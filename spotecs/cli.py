@@ -196,7 +196,12 @@ def up(
 @aws_options
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking (needed when stdin is not a terminal).")
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
-@click.option("--keep-logs", is_flag=True, help="Keep the services' log groups (the only data a stack holds).")
+@click.option(
+    "--keep-logs",
+    is_flag=True,
+    help="Keep the data a stack holds: the services' log groups, the cluster's Container Insights "
+    "log group and the load balancer's access-log bucket.",
+)
 @output_option
 @click.pass_obj
 def teardown(env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, keep_logs: bool, output: str) -> None:

@@ -72,12 +72,8 @@ def test_security_groups_apply(sg_steps: list[Step], ec2: Any) -> None:
     converge(sg_steps, ctx)
     lb, inst = _group(ec2, "demo-lb"), _group(ec2, "demo-instances")
     assert lb is not None and inst is not None
-    assert _perms(lb) == {
-        ("tcp", 80, 80, "0.0.0.0/0"),
-        ("tcp", 443, 443, "0.0.0.0/0"),
-        ("tcp", 80, 80, "::/0"),
-        ("tcp", 443, 443, "::/0"),
-    }
+    # HTTP only (no certificate): 443 stays closed.
+    assert _perms(lb) == {("tcp", 80, 80, "0.0.0.0/0"), ("tcp", 80, 80, "::/0")}
     # Every TCP port (dynamic host ports), from the load balancer's group only.
     assert _perms(inst) == {("tcp", 0, 65535, lb["GroupId"])}
     vpc = ctx.outputs["network"]["vpc_id"]
@@ -138,14 +134,14 @@ def test_security_group_missing_rule_is_granted_again(sg_steps: list[Step], ec2:
     assert lb is not None
     ec2.revoke_security_group_ingress(
         GroupId=lb["GroupId"],
-        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
     )
     ctx = make_ctx()
     p, _ = converge(sg_steps, ctx)
     assert p.get("security-group:lb").action is Action.UPDATE
     assert [c.operation for c in ctx.aws.writes()] == ["AuthorizeSecurityGroupIngress"]
     after = _group(ec2, "demo-lb")
-    assert after is not None and ("tcp", 443, 443, "0.0.0.0/0") in _perms(after)
+    assert after is not None and ("tcp", 80, 80, "0.0.0.0/0") in _perms(after)
 
 
 def test_security_group_description_change_forces_replace(
@@ -266,3 +262,19 @@ def test_security_group_gone_after_a_few_dependency_violations(moto: None, monke
     converge(steps, destroy, destroy=True)
     assert refusals == []
     assert not [x for x in leftovers("demo", "demo") if x.startswith("security group")]
+
+
+def test_the_load_balancer_opens_443_only_while_it_serves_https(ec2: Any) -> None:
+    cert = "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
+    https = make_stack(load_balancer={"certificate_arn": cert})
+    converge(steps_for(https, only(*SG_KEYS)), fresh(https))
+    lb = _group(ec2, "demo-lb")
+    assert lb is not None and {p for p in _perms(lb) if p[1] == 443} == {
+        ("tcp", 443, 443, "0.0.0.0/0"),
+        ("tcp", 443, 443, "::/0"),
+    }
+    http = make_stack()
+    p, _ = converge(steps_for(http, only(*SG_KEYS)), fresh(http))
+    assert p.get("security-group:lb").action is Action.UPDATE
+    lb = _group(ec2, "demo-lb")
+    assert lb is not None and not {p for p in _perms(lb) if p[1] == 443}

@@ -199,7 +199,10 @@ class LoadBalancerGroup(SecurityGroup):
         super().__init__("lb", stack, f"spotecs {stack}: load balancer, HTTP and HTTPS from anywhere")
 
     def ingress(self, ctx: Context) -> list[dict[str, Any]]:
-        return [_rule("tcp", port, port, cidr=cidr) for port in (80, 443) for cidr in ("0.0.0.0/0", "::/0")]
+        # 443 only when a listener answers there: an open port with nothing behind it is surface
+        # for nothing. (The description keeps "HTTPS": AWS cannot change it without a new group.)
+        ports = (80, 443) if ctx.stack.load_balancer.certificate_arn else (80,)
+        return [_rule("tcp", port, port, cidr=cidr) for port in ports for cidr in ("0.0.0.0/0", "::/0")]
 
 
 class InstanceGroup(SecurityGroup):
