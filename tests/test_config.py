@@ -108,9 +108,9 @@ ERRORS = [
     ("bad-retention", _svc("log_retention_days: 31"), "services.api.log_retention_days", "nearest: 30", 9),
     (
         "bad-secret-arn",
-        _svc("secrets: {DB: plain}"),
+        _svc("secrets: {DB: 'arn:aws:s3:::bucket/db'}"),
         "services.api.secrets",
-        "'plain' is not the ARN of a Secrets Manager secret",
+        "'arn:aws:s3:::bucket/db' is not a secret reference ECS accepts; accepted: a Secrets Manager",
         9,
     ),
     ("reserved-tag", BASE + "tags: {'spotecs:x': y}\n", "tags", "reserved", 9),

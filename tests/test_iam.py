@@ -9,9 +9,10 @@ from typing import Any
 import boto3
 import pytest
 
-from spotecs.config import Stack
+from spotecs.config import Stack, parse
 from spotecs.engine.model import Action
 from spotecs.engine.plan import NOT_OWNED, plan
+from spotecs.errors import ConfigError
 from spotecs.steps.base import Step
 from spotecs.steps.iam import EXECUTION_POLICY, INSTANCE_POLICY, SECRETS_POLICY, instance_role
 from tests.helpers import (
@@ -273,3 +274,60 @@ def test_instance_profile_made_outside_spotecs_only_loses_our_role(moto: None) -
     assert iam.get_instance_profile(InstanceProfileName=role.name)["InstanceProfile"]["Roles"] == []
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.get_role(RoleName=role.name)
+
+
+KEY_A = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+KEY_B = "arn:aws:kms:us-east-1:123456789012:key/0987dcba-09fe-87dc-65ba-ab0987654321"
+
+
+def test_execution_role_matches_every_form_a_secret_may_be_named_in(moto: None, iam: Any) -> None:
+    stack = make_stack(
+        services={
+            "api": {
+                "secrets": {
+                    "DB_PASSWORD": f"{SECRET_A}:password::",  # a JSON key of the secret
+                    "API_KEY": "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/api",  # no suffix
+                    "TOKEN": "/demo/token",  # an SSM parameter by name
+                    "SIGNING": {"value_from": SECRET_B, "kms_key": KEY_B},
+                },
+                "secrets_kms_key": KEY_A,
+            },
+        }
+    )
+    steps = steps_for(stack, only("iam:execution-role"))
+    converge(steps, make_ctx(stack))
+    statements = {s["Action"][0]: s["Resource"] for s in _inline(iam, EXECUTION_ROLE)[SECRETS_POLICY]["Statement"]}
+    assert statements == {
+        "secretsmanager:GetSecretValue": sorted(
+            [SECRET_A, SECRET_B, "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/api-??????"]
+        ),
+        "ssm:GetParameters": [PARAM],
+        "kms:Decrypt": sorted([KEY_A, KEY_B]),  # those keys only, never "*"
+    }
+    assert not replan(steps, stack).has_changes
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "arn:aws:s3:::bucket/key",
+        "arn:aws:secretsmanager:us-east-1:123456789012:db-AbCdEf",  # no "secret:"
+        "arn:aws:ssm:us-east-1:123456789012:document/x",
+        "has spaces in it",
+        "",
+    ],
+)
+def test_a_secret_in_no_accepted_form_is_refused_with_the_forms(value: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse(f"stack: demo\nservices:\n  api:\n    image: a\n    secrets: {{DB: {json.dumps(value)}}}\n")
+    message = str(e.value)
+    assert "services.api.secrets" in message and "accepted: a Secrets Manager secret ARN" in message
+    assert "an SSM parameter name" in message
+
+
+def test_a_kms_alias_is_refused_for_a_key_arn() -> None:
+    with pytest.raises(ConfigError, match="IAM cannot grant Decrypt by alias"):
+        parse(
+            "stack: demo\nservices:\n  api:\n    image: a\n"
+            "    secrets_kms_key: arn:aws:kms:us-east-1:123456789012:alias/app\n"
+        )

@@ -3,7 +3,6 @@ health check and routing (web services), logs and scaling."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
@@ -21,6 +20,7 @@ from spotecs.config.base import (
     enforce,
 )
 from spotecs.config.scaling import MAX_TASKS, Scaling
+from spotecs.config.secrets import SecretRef, check_key, problem
 
 LOG_RETENTION_DAYS = (
     1,
@@ -169,8 +169,13 @@ class Service(Model):
     memory_hard: int | None = Field(512, ge=6, description="MiB at which the container is killed (memory).")
     command: Annotated[list[str] | None, BeforeValidator(_split_command)] = None
     environment: Annotated[dict[str, str], BeforeValidator(_stringify)] = Field(default_factory=dict)
-    secrets: dict[str, str] = Field(
-        default_factory=dict, description="Env var -> ARN of a Secrets Manager secret or SSM parameter."
+    secrets: dict[str, str | SecretRef] = Field(
+        default_factory=dict,
+        description="Env var -> where its value is: a Secrets Manager ARN (with or without its suffix, "
+        "optionally :json-key::), an SSM parameter ARN or name; or {value_from, kms_key}.",
+    )
+    secrets_kms_key: str | None = Field(
+        None, description="Customer-managed KMS key (key ARN) of this service's secrets: kms:Decrypt on it only."
     )
     repository_credentials: str | None = Field(
         None,
@@ -202,12 +207,27 @@ class Service(Model):
 
     @field_validator("secrets")
     @classmethod
-    def _secrets(cls, v: dict[str, str]) -> dict[str, str]:
+    def _secrets(cls, v: dict[str, str | SecretRef]) -> dict[str, str | SecretRef]:
         problems = [p for name in v for p in formats.env_name_problems(name)]
-        for name, arn in v.items():
-            if not re.match(r"^arn:aws[a-z-]*:(secretsmanager|ssm):[a-z0-9-]+:\d{12}:(secret:|parameter/)", arn):
-                problems.append(f"{name}: '{arn}' is not the ARN of a Secrets Manager secret or SSM parameter")
+        for name, ref in v.items():
+            found = problem(ref) if isinstance(ref, str) else None
+            if found:
+                problems.append(f"{name}: {found}")
         return accept(v, problems)
+
+    @field_validator("secrets_kms_key")
+    @classmethod
+    def _secrets_key(cls, v: str | None) -> str | None:
+        return check_key(v)
+
+    def secret_refs(self) -> dict[str, tuple[str, str | None]]:
+        """Env var -> (valueFrom, the KMS key it needs, if any)."""
+        return {
+            name: (ref, self.secrets_kms_key)
+            if isinstance(ref, str)
+            else (ref.value_from, ref.kms_key or self.secrets_kms_key)
+            for name, ref in self.secrets.items()
+        }
 
     @field_validator("environment")
     @classmethod

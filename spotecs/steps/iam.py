@@ -9,6 +9,7 @@ from typing import Any
 
 from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
+from spotecs.config.secrets import source as secret_source
 from spotecs.engine.model import Change
 from spotecs.steps.base import Context, Step
 
@@ -231,20 +232,33 @@ class ExecutionRole(Role):
         )
 
     def inline(self, ctx: Context) -> dict[str, Any]:
-        """Read access to exactly the secrets the services name, and nothing else."""
-        secrets: set[str] = set()
-        params: set[str] = set()
-        for svc in ctx.stack.services.values():
-            arns = [*svc.secrets.values(), *([svc.repository_credentials] if svc.repository_credentials else [])]
-            for arn in arns:
-                (params if ":ssm:" in arn else secrets).add(arn)
-        statements = []
-        if secrets:
-            statements.append(
-                {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": sorted(secrets)}
+        """Read access to exactly the secrets the services name (matching their real ARNs, whatever
+        form the file names them in), decryption with exactly their customer-managed keys."""
+        refs = [ref for svc in ctx.stack.services.values() for ref in svc.secret_refs().values()]
+        refs += [
+            (svc.repository_credentials, None) for svc in ctx.stack.services.values() if svc.repository_credentials
+        ]
+        found: dict[str, set[str]] = {"secretsmanager": set(), "ssm": set(), "kms": set()}
+        for value_from, key in refs:
+            # SSM parameter names need the account: looked up only when one is named so.
+            account = "" if value_from.startswith("arn:") else ctx.account_id
+            src = secret_source(value_from, ctx.region, account, _partition(ctx.region))
+            found[src.service].update(src.resources)
+            if key:
+                found["kms"].add(key)
+        statements = [
+            {"Effect": "Allow", "Action": [action], "Resource": sorted(found[service])}
+            for service, action in (
+                ("secretsmanager", "secretsmanager:GetSecretValue"),
+                ("ssm", "ssm:GetParameters"),
+                ("kms", "kms:Decrypt"),
             )
-        if params:
-            statements.append({"Effect": "Allow", "Action": ["ssm:GetParameters"], "Resource": sorted(params)})
+            if found[service]
+        ]
         if not statements:
             return {}
         return {SECRETS_POLICY: {"Version": "2012-10-17", "Statement": statements}}
+
+
+def _partition(region: str) -> str:
+    return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"

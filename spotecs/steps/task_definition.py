@@ -91,7 +91,7 @@ class TaskDefinition(Step):
             else None,
             "command": svc.command,
             "environment": [{"name": k, "value": v} for k, v in svc.environment.items()],
-            "secrets": [{"name": k, "valueFrom": v} for k, v in svc.secrets.items()],
+            "secrets": [{"name": k, "valueFrom": ref} for k, (ref, _) in svc.secret_refs().items()],
             "repositoryCredentials": {"credentialsParameter": svc.repository_credentials}
             if svc.repository_credentials
             else None,
