@@ -159,6 +159,17 @@ def execution_role(stack: str, region: str) -> str:
     return f"{stack}-{region}-ecs-execution"
 
 
+def task_role(stack: str, region: str, service: str) -> str:
+    """`<stack>-<region>-<service>-task`, a service's task role (rule: IAM_ROLE); a name longer
+    than IAM's 64 characters keeps its head and a digest of the whole, so it stays unique."""
+    name = f"{stack}-{region}-{service}-task"
+    if len(name) <= 64:
+        return name
+    import hashlib
+
+    return f"{name[:55]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 def log_group_prefix(stack: str) -> str:
     return f"/ecs/{stack}/"
 

@@ -331,3 +331,35 @@ def test_a_kms_alias_is_refused_for_a_key_arn() -> None:
             "stack: demo\nservices:\n  api:\n    image: a\n"
             "    secrets_kms_key: arn:aws:kms:us-east-1:123456789012:alias/app\n"
         )
+
+
+def test_a_service_task_role_is_owned_trusted_by_tasks_and_torn_down(moto: None, iam: Any) -> None:
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::demo-assets/*"}],
+    }
+    managed = "arn:aws:iam::aws:policy/AmazonSQSReadOnlyAccess"
+    stack = _iam_stack(task_role={"managed_policies": [managed], "policy": document})
+    steps = steps_for(stack, only("task-definition:api"))
+    assert "iam:task-role:api" in next(s for s in steps if s.key == "task-definition:api").depends_on
+    ctx = make_ctx(stack)
+    converge(steps, ctx)
+    name = f"demo-{REGION}-api-task"
+    role = iam.get_role(RoleName=name)["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "ecs-tasks.amazonaws.com"}]
+    assert _attached(iam, name) == [managed]
+    assert _inline(iam, name) == {"spotecs-task": document}
+    td = ctx.client("ecs").describe_task_definition(taskDefinition="demo-api")["taskDefinition"]
+    assert td["taskRoleArn"] == role["Arn"]
+    assert not replan(steps, stack).has_changes
+
+    converge(steps, make_ctx(stack), destroy=True)
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_role(RoleName=name)
+
+
+def test_a_task_role_needs_a_policy() -> None:
+    with pytest.raises(ConfigError, match="give managed_policies, a policy, or both"):
+        parse("stack: demo\nservices:\n  api:\n    image: a\n    task_role: {}\n")

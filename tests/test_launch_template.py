@@ -6,8 +6,10 @@ import base64
 
 import pytest
 
+from spotecs.config import parse
 from spotecs.engine.model import Action
 from spotecs.engine.plan import plan
+from spotecs.errors import ConfigError
 from spotecs.sandbox.userdata import parse_ecs_config
 from tests.helpers import (
     COMPUTE,
@@ -44,7 +46,7 @@ def test_launch_template_request_is_hardened() -> None:
     assert data["MetadataOptions"] == {
         "HttpEndpoint": "enabled",
         "HttpTokens": "required",
-        "HttpPutResponseHopLimit": 2,
+        "HttpPutResponseHopLimit": 1,  # containers (one bridge hop away) get no instance credentials
     }
     # moto's ECS AMI has a 15 GiB root; the ECS-optimized minimum (30) wins
     assert data["BlockDeviceMappings"] == [
@@ -154,3 +156,16 @@ def test_key_pair_is_sent_when_configured() -> None:
     make_ctx().client("ec2").create_key_pair(KeyName="ops")
     _, ctx = up(make_stack(instances={"key_pair": "ops"}), only(*COMPUTE))
     assert sent(ctx, "CreateLaunchTemplate")[0]["LaunchTemplateData"]["KeyName"] == "ops"
+
+
+def test_containers_reach_the_instance_metadata_only_with_a_stated_reason() -> None:
+    reason = "the app reads its AZ from the instance metadata"
+    steps, ctx = up(make_stack(opt_outs={"imds_hop_limit_2": reason}), only(*COMPUTE))
+    (req,) = sent(ctx, "CreateLaunchTemplate")
+    assert req["LaunchTemplateData"]["MetadataOptions"]["HttpPutResponseHopLimit"] == 2
+    # Dropping the opt-out is a new version at hop limit 1, the group untouched.
+    p = plan(steps, fresh(make_stack()))
+    assert p.get("launch-template").action is Action.NEW_VERSION
+    assert [d.path for d in p.get("launch-template").diffs] == ["metadata.hop_limit"]
+    with pytest.raises(ConfigError, match=r"opt_outs\.imds_hop_limit_2"):
+        parse("stack: demo\nopt_outs: {imds_hop_limit_2: because}\nservices: {api: {image: a}}\n")

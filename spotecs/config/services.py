@@ -19,6 +19,7 @@ from spotecs.config.base import (
     accept,
     enforce,
 )
+from spotecs.config.safety import Reason
 from spotecs.config.scaling import MAX_TASKS, Scaling
 from spotecs.config.secrets import SecretRef, check_key, problem
 
@@ -156,6 +157,23 @@ DEFAULT_PLACEMENT = [
 ]
 
 
+class TaskRole(Model):
+    """The application's own AWS credentials, the supported way (not the instance's)."""
+
+    managed_policies: list[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/.+$")]] = Field(
+        default_factory=list, description="Managed policy ARNs to attach."
+    )
+    policy: dict[str, Any] | None = Field(None, description="An inline IAM policy document (Version, Statement).")
+
+    @model_validator(mode="after")
+    def _something(self) -> TaskRole:
+        if not self.managed_policies and not self.policy:
+            raise ValueError("managed_policies: give managed_policies, a policy, or both")
+        if self.policy is not None and not isinstance(self.policy.get("Statement"), list | dict):
+            raise ValueError("policy: an IAM policy document needs a Statement")
+        return self
+
+
 class Service(Model):
     image: str = Field(min_length=1, description="Container image, e.g. bitnami/node-example:0.0.1")
     container_port: int | None = Field(
@@ -173,6 +191,14 @@ class Service(Model):
         default_factory=dict,
         description="Env var -> where its value is: a Secrets Manager ARN (with or without its suffix, "
         "optionally :json-key::), an SSM parameter ARN or name; or {value_from, kms_key}.",
+    )
+    not_secret: dict[str, Reason] = Field(
+        default_factory=dict,
+        description="Environment variables whose names look secret (PASSWORD, TOKEN...) but are not: "
+        "name -> why. Any other such variable with a literal value is refused.",
+    )
+    task_role: TaskRole | None = Field(
+        None, description="An IAM role for the tasks, trusted by ecs-tasks.amazonaws.com; default none."
     )
     secrets_kms_key: str | None = Field(
         None, description="Customer-managed KMS key (key ARN) of this service's secrets: kms:Decrypt on it only."

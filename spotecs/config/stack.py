@@ -17,6 +17,8 @@ from spotecs.config.base import SPOT_NOTICE_SECONDS, Model, Problem, accept, enf
 from spotecs.config.compute import CapacityProvider, Cluster, Instances
 from spotecs.config.load_balancer import LoadBalancer
 from spotecs.config.network import Network
+from spotecs.config.safety import OptOuts
+from spotecs.config.safety import problems as safety_problems
 from spotecs.config.services import Service
 from spotecs.errors import ConfigError
 
@@ -45,6 +47,9 @@ class Stack(Model):
     cluster: Cluster = Field(default_factory=Cluster)
     load_balancer: LoadBalancer = Field(default_factory=LoadBalancer)
     services: dict[ServiceName, Service] = Field(min_length=1)
+    opt_outs: OptOuts = Field(
+        default_factory=OptOuts, description="Safe defaults given up, each with the reason (see README, Safety)."
+    )
 
     # Where each key was written (set by the loader): plan-time checks cite the file's line.
     _file: str = PrivateAttr("")
@@ -71,6 +76,7 @@ class Stack(Model):
                     "2-minute spot notice: the instance may disappear before draining ends; keep their sum at "
                     "most 120s",
                 )
+        yield from safety_problems(self)
         web = self.web_services()
         for name in web[1:]:
             r = self.services[name].routing

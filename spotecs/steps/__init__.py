@@ -5,7 +5,7 @@ from __future__ import annotations
 from spotecs.config import Stack
 from spotecs.steps import compute, workload
 from spotecs.steps.base import Node
-from spotecs.steps.iam import ExecutionRole, instance_role
+from spotecs.steps.iam import ExecutionRole, TaskRole, instance_role
 from spotecs.steps.log_group import LogGroup
 from spotecs.steps.network import Network
 from spotecs.steps.security_groups import InstanceGroup, LoadBalancerGroup
@@ -18,6 +18,7 @@ def build(stack: Stack, region: str) -> list[Node]:
     if with_lb:
         steps.append(LoadBalancerGroup(name))
     steps += [InstanceGroup(name, with_lb), instance_role(name, region), ExecutionRole(name, region)]
+    steps += [TaskRole(name, region, svc) for svc, cfg in stack.services.items() if cfg.task_role]
     steps += [LogGroup(name, svc) for svc in stack.services]
     steps += compute.steps(stack, region)
     steps += workload.steps(stack, region)

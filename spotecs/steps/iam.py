@@ -225,6 +225,28 @@ def instance_role(stack: str, region: str) -> Role:
     )
 
 
+TASK_POLICY = "spotecs-task"
+
+
+class TaskRole(Role):
+    """A service's own role: what the file gives it, nothing else."""
+
+    def __init__(self, stack: str, region: str, service: str) -> None:
+        super().__init__(
+            f"iam:task-role:{service}", names.task_role(stack, region, service), "ecs-tasks.amazonaws.com", []
+        )
+        self.for_service = service
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        role = ctx.stack.services[self.for_service].task_role
+        self.managed = list(role.managed_policies) if role else []
+        return super().desired(ctx)
+
+    def inline(self, ctx: Context) -> dict[str, Any]:
+        role = ctx.stack.services[self.for_service].task_role
+        return {TASK_POLICY: role.policy} if role and role.policy else {}
+
+
 class ExecutionRole(Role):
     def __init__(self, stack: str, region: str) -> None:
         super().__init__(

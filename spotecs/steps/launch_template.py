@@ -22,8 +22,11 @@ NOT_FOUND = (
     "InvalidLaunchTemplateId.NotFound",
     "InvalidLaunchTemplateId.NotFoundException",
 )
-# Containers reach the instance metadata through the Docker bridge: one hop more than the host.
-IMDS_HOP_LIMIT = 2
+# Containers reach the instance metadata through the Docker bridge, one hop more than the host:
+# at hop limit 1 they cannot (nor read the instance role's credentials), while the ECS agent, on
+# the host network, still can. 2 only when the file opts out with a reason.
+IMDS_HOP_LIMIT = 1
+IMDS_HOP_LIMIT_FOR_CONTAINERS = 2
 
 
 def user_data_script(cluster: str, stop_timeout: int, extra: dict[str, str]) -> str:
@@ -148,7 +151,10 @@ class LaunchTemplate(Step):
             "instance_profile": ctx.output("iam:instance-role", "instance_profile_arn"),
             "security_groups": [ctx.output("security-group:instances", "group_id")],
             "key_pair": cfg.key_pair,
-            "metadata": {"http_tokens": "required", "hop_limit": IMDS_HOP_LIMIT},
+            "metadata": {
+                "http_tokens": "required",
+                "hop_limit": IMDS_HOP_LIMIT_FOR_CONTAINERS if ctx.stack.opt_outs.imds_hop_limit_2 else IMDS_HOP_LIMIT,
+            },
             "root_volume": {
                 "device": ctx.output("ami", "root_device"),
                 "size_gib": max(cfg.disk_gib, ami_size if isinstance(ami_size, int) else 0),

@@ -68,11 +68,11 @@ class TaskDefinition(Step):
     versioned = True
     version_outputs = frozenset({"arn", "revision"})
 
-    def __init__(self, stack: str, service: str) -> None:
+    def __init__(self, stack: str, service: str, task_role: bool = False) -> None:
         super().__init__(
             f"task-definition:{service}",
             names.task_family(stack, service),
-            ("iam:execution-role", f"log-group:{service}"),
+            ("iam:execution-role", f"log-group:{service}", *((f"iam:task-role:{service}",) if task_role else ())),
         )
         self.service = service
 
@@ -115,6 +115,7 @@ class TaskDefinition(Step):
             }
         return {
             "execution_role": ctx.output("iam:execution-role", "arn"),
+            "task_role": ctx.output(f"iam:task-role:{self.service}", "arn") if svc.task_role else None,
             "network_mode": "bridge",
             "requires_compatibilities": ["EC2"],
             "container": normalise_container(c),
@@ -135,6 +136,7 @@ class TaskDefinition(Step):
         containers = td.get("containerDefinitions", [])
         return {
             "execution_role": td.get("executionRoleArn"),
+            "task_role": td.get("taskRoleArn"),
             "network_mode": td.get("networkMode"),
             "requires_compatibilities": sorted(td.get("requiresCompatibilities", [])),
             # A definition someone edited to hold several containers must not compare equal.
@@ -152,6 +154,7 @@ class TaskDefinition(Step):
             ctx.client("ecs").register_task_definition,
             family=self.name,
             executionRoleArn=desired["execution_role"],
+            **({"taskRoleArn": desired["task_role"]} if desired.get("task_role") else {}),
             networkMode=desired["network_mode"],
             requiresCompatibilities=desired["requires_compatibilities"],
             containerDefinitions=[container],

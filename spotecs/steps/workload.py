@@ -36,7 +36,7 @@ def steps(stack: Stack, region: str) -> list[Node]:
         out += [TargetGroup(name, svc) for svc in web]
         out.append(Listeners(name, web, https=bool(stack.load_balancer.certificate_arn)))
     for svc, cfg in stack.services.items():
-        out += [TaskDefinition(name, svc), Service(name, svc, web=cfg.is_web)]
+        out += [TaskDefinition(name, svc, task_role=cfg.task_role is not None), Service(name, svc, web=cfg.is_web)]
         if cfg.scaling is not None:
             by_requests = any(t.metric == "requests" for t in cfg.scaling.target_tracking)
             out.append(ServiceScaling(name, svc, cluster=stack.cluster_name, by_requests=by_requests))
