@@ -1,12 +1,14 @@
 """What AWS accepts in the stack file's free-form values, checked before any call: schedule
 expressions, time zones, container image references, load balancer rule conditions, tags,
-environment variable names and TLS policy names. Each function returns the problems it finds
+environment variable names (and those that say they hold a secret) and TLS policy names
+(and those older than TLS 1.2). Each function returns the problems it finds
 (empty when the value is fine), worded for the user."""
 
 from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Iterable
 from functools import cache
 
 # --------------------------------------------------------------------------- schedules
@@ -202,6 +204,26 @@ def env_name_problems(name: str) -> list[str]:
     return [f"'{name}' is not an environment variable name (letters, digits and _, not starting with a digit)"]
 
 
+# Names that say "secret": PASSWORD, DB_PASS, API_KEY, PRIVATE_KEY, CLIENT_SECRET, AUTH_TOKEN...
+SECRET_NAME = re.compile(
+    r"(PASSWORD|PASSWD|(^|_)PASS($|_)|PASSPHRASE|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL)",
+    re.IGNORECASE,
+)
+
+
+def secret_literal_problems(environment: dict[str, str], not_secret: Iterable[str], where: str) -> dict[str, str]:
+    """Variable -> problem, for each whose name says "secret" and whose value is a literal,
+    unless `not_secret` names it. Never the value itself in the message: it may be the secret."""
+    exempt = set(not_secret)
+    return {
+        var: "looks like a secret, and a literal value would sit in plain text in the task "
+        f"definition: store it in Secrets Manager or SSM and name it under {where}.secrets; "
+        f"if it is not a secret, say why under {where}.not_secret.{var}"
+        for var, value in environment.items()
+        if value and SECRET_NAME.search(var) and var not in exempt
+    }
+
+
 # --------------------------------------------------------------------------- TLS policies
 # ELB's predefined security policies for HTTPS listeners, from "Security policies for your
 # Application Load Balancer" (docs.aws.amazon.com/elasticloadbalancing/latest/application/
@@ -250,6 +272,14 @@ SSL_POLICIES = frozenset(
         "ELBSecurityPolicy-2015-05",
     ]
 )
+
+
+# The policies above that accept nothing older than TLS 1.2.
+_TLS12_POLICY = re.compile(r"(TLS13-1-[23]|TLS-1-2|FS-1-2)")
+
+
+def tls_below_1_2(name: str) -> bool:
+    return not _TLS12_POLICY.search(name)
 
 
 def ssl_policy_problems(name: str) -> list[str]:

@@ -10,18 +10,20 @@ next reader):
   AWS at plan time, in the load balancer step);
 - an environment variable whose name says it holds a secret, with a literal value: it would be
   stored in plain text in the task definition, readable by anyone who may describe it.
+What looks like a secret and which TLS policies are older than 1.2 are decided in `formats`,
+next to the other value rules; this module decides what is refused and what opts out.
 The instances' security group admitting only the load balancer's group, IMDSv2 tokens required
 and the encrypted root volume are not settings at all: nothing in the file can weaken them.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, StringConstraints
 
+from spotecs.config import formats
 from spotecs.config.base import Model, Problem
 
 if TYPE_CHECKING:
@@ -32,14 +34,6 @@ Reason = Annotated[
     StringConstraints(strip_whitespace=True, min_length=10),
     Field(description="Why: at least a few words, for the next reader of the file."),
 ]
-
-# Names that say "secret": PASSWORD, DB_PASS, API_KEY, PRIVATE_KEY, CLIENT_SECRET, AUTH_TOKEN...
-SECRET_NAME = re.compile(
-    r"(PASSWORD|PASSWD|(^|_)PASS($|_)|PASSPHRASE|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL)",
-    re.IGNORECASE,
-)
-# ELB security policies that allow only TLS 1.2 and later.
-TLS12_POLICY = re.compile(r"(TLS13-1-[23]|TLS-1-2|FS-1-2)")
 
 
 class OptOuts(Model):
@@ -60,7 +54,7 @@ class OptOuts(Model):
 def problems(stack: Stack) -> Iterator[Problem]:
     lb, opt = stack.load_balancer, stack.opt_outs
     if lb.certificate_arn and stack.web_services():
-        if not TLS12_POLICY.search(lb.ssl_policy) and not opt.tls_below_1_2:
+        if formats.tls_below_1_2(lb.ssl_policy) and not opt.tls_below_1_2:
             yield (
                 "load_balancer.ssl_policy",
                 f"{lb.ssl_policy} accepts TLS older than 1.2; use a TLS 1.2+ policy (e.g. "
@@ -73,15 +67,9 @@ def problems(stack: Stack) -> Iterator[Problem]:
                 "under opt_outs.http_not_redirected",
             )
     for name, svc in stack.services.items():
-        for var, value in svc.environment.items():
-            if value and SECRET_NAME.search(var) and var not in svc.not_secret:
-                # Never the value itself: it may be the secret.
-                yield (
-                    f"services.{name}.environment.{var}",
-                    "looks like a secret, and a literal value would sit in plain text in the task "
-                    f"definition: store it in Secrets Manager or SSM and name it under services.{name}.secrets; "
-                    f"if it is not a secret, say why under services.{name}.not_secret.{var}",
-                )
+        where = f"services.{name}"
+        for var, problem in formats.secret_literal_problems(svc.environment, svc.not_secret, where).items():
+            yield (f"{where}.environment.{var}", problem)
         for var in svc.not_secret:
             if var not in svc.environment:
                 yield (f"services.{name}.not_secret.{var}", f"names no variable of services.{name}.environment")
