@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from spotecs.sandbox import instances, refresh, services
+from spotecs.sandbox import draining, instances, interruptions, lb_front, refresh, services
 from spotecs.sandbox import tasks as task_ops
 from spotecs.sandbox.backends import backend_for, regions_with_state, require_moto
 
@@ -64,6 +64,8 @@ class SimulatedAgent:
 
         for _, _, asg in regions_with_state("autoscaling"):
             summary.marked_spot += instances.mark_spot(asg, report)
+        interruptions.advance(report)
+        lb_front.expired(lb_front.CLOCK.now())
         for account_id, region, ecs in regions_with_state("ecs"):
             ec2 = backend_for("ec2", account_id, region)
             elbv2 = backend_for("elbv2", account_id, region)
@@ -76,6 +78,7 @@ class SimulatedAgent:
                             task.container_instance_arn == ci.container_instance_arn
                             and task.desired_status == "RUNNING"
                         ):
+                            lb_front.mark_dead_task(elbv2, task)  # the load balancer has not noticed yet
                             task_ops.stop_task(ecs, elbv2, task, "Host EC2 instance terminated.")
                             summary.tasks_stopped.append(task.task_arn)
 
@@ -88,6 +91,10 @@ class SimulatedAgent:
                     continue
                 summary.tasks_started += result.started
                 summary.tasks_stopped += result.stopped
+            try:
+                summary.tasks_stopped += draining.finish_stops(ecs, elbv2)
+            except Exception as exc:
+                report("draining", exc)
             for cluster in list(ecs.clusters.values()):
                 try:
                     services.recount_cluster(ecs, cluster)

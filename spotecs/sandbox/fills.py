@@ -347,7 +347,7 @@ def install() -> None:
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.logs.responses import LogsResponse
 
-    from spotecs.sandbox import fills_elbv2, refresh
+    from spotecs.sandbox import drill_fills, fills_elbv2, refresh
 
     _wrap(
         EC2ContainerServiceResponse,
@@ -375,6 +375,7 @@ def install() -> None:
     if not hasattr(ApplicationAutoScalingResponse, "describe_scaling_activities"):
         ApplicationAutoScalingResponse.describe_scaling_activities = aas_describe_scaling_activities  # type: ignore[attr-defined]
 
+    drill_fills.install(_wrap)
 
 # -- prices and scaling activities (moto: constant spot prices, no activities) --------------
 

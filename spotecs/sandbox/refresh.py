@@ -17,7 +17,8 @@ https://docs.aws.amazon.com/autoscaling/ec2/userguide/understand-instance-refres
   InstanceWarmup are not waited: the sandbox has no boot time to cover);
 - with the capacity provider's managed draining (ECS's default), an instance being replaced is
   set DRAINING first and terminated once no task runs on it; the services' scheduler (see
-  services.py) starts replacements elsewhere before stopping the tasks it holds
+  draining.py, shared with spot interruptions) starts replacements elsewhere before stopping
+  the tasks it holds
   (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/managed-instance-draining.html);
 - statuses Pending → InProgress → Successful | Failed, Cancelling → Cancelled; one refresh at a
   time per group (InstanceRefreshInProgress); PercentageComplete and InstancesToUpdate as AWS
@@ -370,7 +371,7 @@ def _tasks_on(ecs: Any | None, instance_id: str) -> int:
         1
         for tasks in list(ecs.tasks.values())
         for t in list(tasks.values())
-        if t.container_instance_arn == ci.container_instance_arn and t.desired_status == "RUNNING"
+        if t.container_instance_arn == ci.container_instance_arn and t.last_status != "STOPPED"
     )
 
 

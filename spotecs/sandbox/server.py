@@ -70,14 +70,22 @@ class Sandbox:
     moto's state is process-wide: two Sandboxes in one process share it.
     """
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1", agent_interval: float | None = 0.5) -> None:
-        """``port`` 0/None picks a free one; ``agent_interval`` None means tick() by hand."""
+    def __init__(
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        agent_interval: float | None = 0.5,
+        clock_factor: float | None = None,
+    ) -> None:
+        """``port`` 0/None picks a free one; ``agent_interval`` None means tick() by hand;
+        ``clock_factor`` divides AWS's delays (clock.py; default: SPOTECS_SANDBOX_CLOCK, or 1)."""
         require_moto()
         _set_default_env()
         from moto.server import ThreadedMotoServer
 
-        from spotecs.sandbox import certificates, fills
+        from spotecs.sandbox import certificates, fills, lb_front
         from spotecs.sandbox.agent import SimulatedAgent
+        from spotecs.sandbox.clock import CLOCK
 
         fills.install()
         certificates.install()
@@ -85,6 +93,9 @@ class Sandbox:
         if port:
             _check_port_free(host, port)  # moto's start() would hang on a bind error
         self.agent: SimulatedAgent = SimulatedAgent()
+        if clock_factor is not None:
+            CLOCK.factor = clock_factor
+        lb_front.enable(self.agent.lock)  # load balancers created from now on answer HTTP
         self._server = ThreadedMotoServer(ip_address=host, port=port or 0, verbose=False)
         self._server.start()
         self._serialize_requests()
@@ -125,6 +136,9 @@ class Sandbox:
         self._running = False
         self.agent.stop()
         self._server.stop()
+        from spotecs.sandbox import lb_front
+
+        lb_front.disable()
 
     def __enter__(self) -> Self:
         return self

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from spotecs.sandbox import draining
 from spotecs.sandbox import tasks as task_ops
 
 _MAX_EVENTS = 100
@@ -37,43 +37,6 @@ def _healthy_host(ecs: Any, task: Any) -> Any | None:
     if ci is None or ci.status not in ("ACTIVE", "DRAINING") or not ci.agent_connected:
         return None
     return ci
-
-
-def _on_draining_host(ecs: Any, task: Any) -> bool:
-    host = _healthy_host(ecs, task)
-    return host is not None and host.status == "DRAINING"
-
-
-def _min_healthy(service: Any) -> int:
-    """Tasks the service must keep running (deploymentConfiguration.minimumHealthyPercent)."""
-    config = getattr(service, "deployment_configuration", None) or {}
-    percent = int(config.get("minimumHealthyPercent", 100))
-    return math.ceil(int(service.desired_count or 0) * percent / 100)
-
-
-def _move_off_draining(
-    ecs: Any,
-    elbv2: Any,
-    service: Any,
-    td: Any,
-    primary: dict[str, Any],
-    mine: list[Any],
-    old: list[Any],
-    result: ServiceResult,
-) -> None:
-    """What ECS does for the service tasks on a DRAINING container instance: start each one's
-    replacement on an ACTIVE instance first, and stop a task without a replacement only while
-    the service keeps its minimum healthy percent
-    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/container-instance-draining.html)."""
-    for task in [t for t in mine + old if _on_draining_host(ecs, t)]:
-        replacement = _place(ecs, service, td, primary["id"])
-        if replacement is not None:
-            result.started.append(replacement.task_arn)
-            mine.append(replacement)
-        elif len(mine) + len(old) - 1 < _min_healthy(service):
-            continue
-        (mine if task in mine else old).remove(task)
-        _stop(ecs, elbv2, task, "Task stopped because the container instance is being drained.", result)
 
 
 def _place(ecs: Any, service: Any, td: Any, deployment_id: str) -> Any | None:
@@ -178,9 +141,12 @@ def reconcile(ecs: Any, elbv2: Any, service: Any) -> ServiceResult:
         return result
     if not service.deployments:
         return result  # CODE_DEPLOY / EXTERNAL controllers: not ECS's job
-    for task in [t for t in running if _healthy_host(ecs, t) is None]:
+    # Tasks of a DRAINING instance keep running until replaced (draining.py); the others whose
+    # instance is gone or disconnected are lost.
+    leaving = [t for t in running if draining.on_draining_host(ecs, t)]
+    for task in [t for t in running if t not in leaving and _healthy_host(ecs, t) is None]:
         _stop(ecs, elbv2, task, "Container instance is no longer available.", result)
-    running = [t for t in running if t.desired_status == "RUNNING"]
+    running = [t for t in running if t.desired_status == "RUNNING" and t not in leaving]
 
     td = ecs.describe_task_definition(service.task_definition)
     service.task_definition = td.arn  # moto stores update_service's "family:rev" verbatim
@@ -190,12 +156,14 @@ def reconcile(ecs: Any, elbv2: Any, service: Any) -> ServiceResult:
     desired = int(service.desired_count or 0)
     mine = [t for t in running if t.started_by == primary["id"]]
     old = [t for t in running if t.started_by != primary["id"]]
-    _move_off_draining(ecs, elbv2, service, td, primary, mine, old, result)
 
     for task in _scale_in_order(ecs, mine)[: max(len(mine) - desired, 0)]:
         _stop(ecs, elbv2, task, "Scaling activity initiated by deployment.", result)
         mine.remove(task)
-    while len(mine) < desired:
+    # While an instance drains, maximumPercent bounds the replacements started beside its tasks.
+    while len(mine) < desired and (
+        not leaving or len(mine) + len(old) + len(leaving) < draining.max_total(service, desired)
+    ):
         task = _place(ecs, service, td, primary["id"])
         if task is not None:
             mine.append(task)
@@ -204,6 +172,8 @@ def reconcile(ecs: Any, elbv2: Any, service: Any) -> ServiceResult:
             _stop(ecs, elbv2, old.pop(), "Replaced by a new deployment.", result)
         else:
             break
+    result.stopped += draining.retire(ecs, elbv2, service, leaving, len(mine) + len(old), desired)
+    leaving = [t for t in leaving if t.desired_status == "RUNNING"]
     if len(mine) == desired:
         for task in old:
             _stop(ecs, elbv2, task, "Replaced by a new deployment.", result)
@@ -219,7 +189,7 @@ def reconcile(ecs: Any, elbv2: Any, service: Any) -> ServiceResult:
     for deployment in service.deployments[1:]:
         count = sum(1 for t in old if t.started_by == deployment["id"])
         _set_counts(deployment, count, count)
-    service.running_count = len(mine) + len(old)
+    service.running_count = len(mine) + len(old) + len(leaving)
     service.pending_count = max(desired - len(mine), 0)
     if len(mine) < desired:
         _event(
