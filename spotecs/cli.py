@@ -405,6 +405,59 @@ def logs(
 
 
 @cli.command()
+@aws_options
+@click.option("--instances", type=int, help="Interrupt this many spot instances (default 1).")
+@click.option("--percent", type=int, help="Interrupt this percent of the running spot instances instead.")
+@click.option("--probe", help="GET this URL every 200 ms during the drill and count the answers.")
+@click.option("--probe-lb", is_flag=True, help="Probe the stack's load balancer URL.")
+@click.option("--budget", default="15m", show_default=True, help="Time allowed for full recovery: 900, 90s, 15m.")
+@click.option("--yes", "-y", is_flag=True, help="Start without asking (needed when stdin is not a terminal).")
+@click.option("--dry-run", is_flag=True, help="Show which instances would be interrupted; do nothing.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one document with the plan and the report.",
+)
+@click.pass_obj
+def drill(
+    env: Env,
+    file: Path,
+    aws: AwsOptions,
+    instances: int | None,
+    percent: int | None,
+    probe: str | None,
+    probe_lb: bool,
+    budget: str,
+    yes: bool,
+    dry_run: bool,
+    output: str,
+) -> None:
+    """Rehearse a spot interruption (AWS FIS) and report how the stack recovered; exit 1 if it did not."""
+    from spotecs.drill import DrillOptions, parse_budget
+    from spotecs.drill import drill as run_drill
+
+    opts = DrillOptions(
+        file=file,
+        aws=aws,
+        instances=instances,
+        percent=percent,
+        probe=probe,
+        probe_lb=probe_lb,
+        yes=yes,
+        dry_run=dry_run,
+        output=output,
+        budget=parse_budget(budget),
+    )
+    try:
+        run_drill(env, opts)
+    except KeyboardInterrupt:  # the drill stopped its experiment and said so
+        raise SystemExit(130) from None
+
+
+@cli.command()
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),

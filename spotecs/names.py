@@ -170,6 +170,17 @@ def task_role(stack: str, region: str, service: str) -> str:
     return f"{name[:55]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
+def fis_role(stack: str, region: str) -> str:
+    """`<stack>-<region>-fis-drill`, the role AWS FIS assumes for `spotecs drill` (rule: IAM_ROLE)."""
+    return f"{stack}-{region}-fis-drill"
+
+
+def fis_template(stack: str) -> str:
+    """`<stack>-spot-drill`: the `Name` tag of the drill's FIS experiment template (templates have
+    no name of their own; a tag value takes up to 256 characters)."""
+    return f"{stack}-spot-drill"
+
+
 def log_group_prefix(stack: str) -> str:
     return f"/ecs/{stack}/"
 

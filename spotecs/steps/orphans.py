@@ -18,6 +18,7 @@ from typing import Any
 from spotecs import names
 from spotecs.aws import STACK_TAG
 from spotecs.errors import AwsError
+from spotecs.steps import fis
 from spotecs.steps.base import Context, Node, Step
 from spotecs.steps.cluster import Cluster, cluster_services, describe_cluster
 from spotecs.steps.listeners import Listeners
@@ -102,6 +103,21 @@ class OrphanAccessLogBucket(Gone, AccessLogBucket):
     pass
 
 
+class OrphanFisRole(Gone, fis.FisRole):
+    pass
+
+
+class OrphanFisTemplate(Gone, fis.FisTemplate):
+    def read(self, ctx: Context) -> dict[str, Any] | None:
+        try:
+            return super().read(ctx)
+        except AwsError as e:
+            # Without FIS permissions no drill can have made a template: nothing to delete.
+            if e.code in ("AccessDeniedException", "UnrecognizedClientException"):
+                return None
+            raise
+
+
 # An orphan to be: its constructor, to be given the dependencies that turn out to exist.
 Candidate = tuple[Callable[..., Step], tuple[str, ...]]
 
@@ -182,6 +198,9 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
         add(partial(OrphanListeners, name, [], https=False), f"{PREFIX}load-balancer", *orphan_tgs)
     if destroy and "access-log-bucket" not in keys:
         add(partial(OrphanAccessLogBucket, name))
+    if destroy:  # made by `spotecs drill`, never by `up`: only teardown removes them
+        add(partial(OrphanFisTemplate, name), f"{PREFIX}{fis.ROLE_KEY}")
+        add(partial(OrphanFisRole, name, ctx.region))
     # Candidates found by name prefix are kept only if they exist and carry our tags.
     kept = [
         (make, deps)
