@@ -624,7 +624,14 @@ def test_tasks_that_do_not_fit_stay_pending(aws: Aws) -> None:
     assert "unable to place a task" in service["events"][0]["message"]
 
 
-def test_tasks_on_a_terminated_instance_stop_and_leave_the_target_group(aws: Aws) -> None:
+def test_tasks_on_a_terminated_instance_stop_and_leave_the_target_group(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spotecs.sandbox.clock import CLOCK
+
+    # The load balancer keeps a dead target until its health checks fail (lb_front.py): 60 s of
+    # AWS time with this group's checks, made instant here.
+    monkeypatch.setattr(CLOCK, "factor", 1e9)
     cluster, instance_ids = aws.cluster_with_capacity()
     td = aws.web_task_definition(f"half-{uid()}", cpu=256, memory=1200)  # one per host
     tg = aws.alb_target_group()
@@ -643,8 +650,11 @@ def test_tasks_on_a_terminated_instance_stop_and_leave_the_target_group(aws: Aws
 
     assert summary.deregistered == [instance_ids[0]]
     assert len(summary.tasks_stopped) == 1 and len(summary.tasks_started) == 1
-    # The task moves to moto's replacement instance; the dead one leaves the target group.
+    # The task moves to moto's replacement instance; the dead one leaves the target group once
+    # the health checks have caught it (the next tick, at this clock).
     [replacement] = summary.registered
+    assert {t["Target"]["Id"] for t in aws.targets(tg)} == {instance_ids[0], instance_ids[1], replacement}
+    aws.sandbox.tick()
     assert {t["Target"]["Id"] for t in aws.targets(tg)} == {instance_ids[1], replacement}
     service = aws.service(cluster, "web")
     assert (service["runningCount"], service["pendingCount"]) == (2, 0)
