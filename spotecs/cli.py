@@ -33,6 +33,7 @@ OUTCOME_CODES: dict[Outcome, int] = {
     Outcome.CHANGES_PRESENT: 2,
     Outcome.FOLLOW_ENDED: ExitCode.INTERRUPTED,
     Outcome.NEWER_AMI: ExitCode.NEWER_AMI,
+    Outcome.DRILL_STOPPED: ExitCode.INTERRUPTED,
 }
 
 
@@ -434,7 +435,7 @@ def drill(
     yes: bool,
     dry_run: bool,
     output: str,
-) -> None:
+) -> Outcome:
     """Rehearse a spot interruption (AWS FIS) and report how the stack recovered; exit 1 if it did not."""
     from spotecs.drill import DrillOptions, parse_budget
     from spotecs.drill import drill as run_drill
@@ -451,10 +452,7 @@ def drill(
         output=output,
         budget=parse_budget(budget),
     )
-    try:
-        run_drill(env, opts)
-    except KeyboardInterrupt:  # the drill stopped its experiment and said so
-        raise SystemExit(130) from None
+    return run_drill(env, opts)
 
 
 @cli.command()

@@ -16,7 +16,6 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from spotecs import names
 from spotecs.aws import AwsOptions, call
@@ -24,7 +23,7 @@ from spotecs.drill_report import plan_doc, print_plan, print_report, report_doc
 from spotecs.drill_watch import PHASES, Fleet, InstanceView, Probe, ProbeResult, Watch, read_fleet
 from spotecs.engine.apply import apply
 from spotecs.engine.plan import plan
-from spotecs.errors import AwsError, SpotecsError, UsageError
+from spotecs.errors import AwsError, Outcome, SpotecsError, UsageError
 from spotecs.render import Env
 from spotecs.steps import fis
 from spotecs.up import Run, RunOptions, confirm, prepare
@@ -180,18 +179,18 @@ def ensure_fis(run: Run, chosen: list[InstanceView]) -> list[str]:
     return [f"{c.action.past} {c.kind} {c.name}" for c in the_plan.changes if c.is_change]
 
 
-def drill(env: Env, opts: DrillOptions) -> dict[str, Any]:
+def drill(env: Env, opts: DrillOptions) -> Outcome:
     check_options(opts)
     run = prepare(RunOptions(file=opts.file, aws=opts.aws, yes=opts.yes, dry_run=opts.dry_run, output=opts.output))
     the_plan = prepare_plan(run, opts)
     if opts.output == "json" and opts.dry_run:
         doc = {"plan": plan_doc(the_plan)}
         env.console.print_json(data=doc)
-        return doc
+        return Outcome.DONE
     if opts.output == "text":
         print_plan(env.console, run.stack.stack, the_plan)
     if opts.dry_run:
-        return {"plan": plan_doc(the_plan)}
+        return Outcome.DONE
     confirm(env, RunOptions(file=opts.file, aws=opts.aws, yes=opts.yes), "\nInterrupt these instances?")
     for line in ensure_fis(run, the_plan.chosen):
         env.err.print(line, markup=False, highlight=False)
@@ -202,14 +201,14 @@ def drill(env: Env, opts: DrillOptions) -> dict[str, Any]:
     else:
         print_report(env.console, outcome)
     if outcome.interrupted:
-        raise KeyboardInterrupt  # the experiment is stopped and the report printed: exit 130
+        return Outcome.DRILL_STOPPED  # the experiment is stopped and the report printed: exit 130
     if outcome.problems:
         raise DrillFailed("the drill found problems (see above)")
-    return doc
+    return Outcome.DONE
 
 
 @dataclass
-class Outcome:
+class DrillOutcome:
     experiment_id: str
     status: str
     reason: str
@@ -222,7 +221,7 @@ class Outcome:
     interrupted: bool = False
 
 
-def execute(env: Env, run: Run, the_plan: DrillPlan, opts: DrillOptions) -> Outcome:
+def execute(env: Env, run: Run, the_plan: DrillPlan, opts: DrillOptions) -> DrillOutcome:
     fis_client = run.aws.client("fis")
     template = fis.find_template(run.ctx, names.fis_template(run.stack.stack))
     assert template is not None  # ensure_fis made it
@@ -286,7 +285,9 @@ def execute(env: Env, run: Run, the_plan: DrillPlan, opts: DrillOptions) -> Outc
             f"{result.failures} of {result.requests} probe request(s) failed "
             f"(longest streak {result.longest_failure_streak})"
         )
-    return Outcome(experiment_id, status, reason, watch, elapsed, opts.budget, result, minimums, problems, interrupted)
+    return DrillOutcome(
+        experiment_id, status, reason, watch, elapsed, opts.budget, result, minimums, problems, interrupted
+    )
 
 
 def progress_lines(watch: Watch, before: set[str], elapsed: float, last_said: float) -> list[str]:

@@ -10,7 +10,7 @@ from rich.markup import escape
 from spotecs.drill_watch import PHASES
 
 if TYPE_CHECKING:
-    from spotecs.drill import DrillPlan, Outcome
+    from spotecs.drill import DrillOutcome, DrillPlan
 
 
 def plan_doc(plan: DrillPlan) -> dict[str, Any]:
@@ -55,7 +55,7 @@ def print_plan(console: Console, stack: str, plan: DrillPlan) -> None:
         console.print(f"Probe: GET {escape(plan.probe_url)} every 200 ms while the drill runs.")
 
 
-def report_doc(outcome: Outcome) -> dict[str, Any]:
+def report_doc(outcome: DrillOutcome) -> dict[str, Any]:
     times = outcome.watch.times
     return {
         "experiment": {"id": outcome.experiment_id, "status": outcome.status, "reason": outcome.reason},
@@ -79,7 +79,7 @@ def _span(times: dict[str, float], start: str, end: str) -> float | None:
     return round(times[end] - times[start], 1)
 
 
-def print_report(console: Console, outcome: Outcome) -> None:
+def print_report(console: Console, outcome: DrillOutcome) -> None:
     doc = report_doc(outcome)
     console.print(f"\nFIS experiment {outcome.experiment_id}: {escape(outcome.status)}")
     console.print("Timeline (seconds after the experiment started):")

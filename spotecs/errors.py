@@ -27,6 +27,8 @@ class Outcome(Enum):
     FOLLOW_ENDED = "follow ended"
     # `refresh-ami --check`: the launch template or an instance runs an older AMI than the latest.
     NEWER_AMI = "newer AMI available"
+    # `drill` stopped by Ctrl-C: its FIS experiment was stopped and the report says so; 130.
+    DRILL_STOPPED = "drill stopped"
 
 
 class SpotecsError(Exception):
