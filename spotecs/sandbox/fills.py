@@ -377,6 +377,7 @@ def install() -> None:
 
     drill_fills.install(_wrap)
 
+
 # -- prices and scaling activities (moto: constant spot prices, no activities) --------------
 
 ACTIVITIES = "_spotecs_activities"  # on moto's group / scalable target: newest first
