@@ -24,9 +24,9 @@ from spotecs.drill_watch import PHASES, Fleet, InstanceView, Probe, ProbeResult,
 from spotecs.engine.apply import apply
 from spotecs.engine.plan import plan
 from spotecs.errors import AwsError, Outcome, SpotecsError, UsageError
-from spotecs.render import Env
+from spotecs.render import Env, json_document
 from spotecs.steps import fis
-from spotecs.up import Run, RunOptions, confirm, prepare
+from spotecs.up import Run, RunOptions, confirm, locked, prepare
 
 # Recovery budget: the 2-minute notice, then a replacement instance launched, booted and
 # registered (a few minutes), then tasks placed and healthy. Beyond it, the drill fails.
@@ -181,30 +181,29 @@ def ensure_fis(run: Run, chosen: list[InstanceView]) -> list[str]:
 
 def drill(env: Env, opts: DrillOptions) -> Outcome:
     check_options(opts)
-    run = prepare(RunOptions(file=opts.file, aws=opts.aws, yes=opts.yes, dry_run=opts.dry_run, output=opts.output))
-    the_plan = prepare_plan(run, opts)
-    if opts.output == "json" and opts.dry_run:
-        doc = {"plan": plan_doc(the_plan)}
-        env.console.print_json(data=doc)
+    with json_document(env, opts.output == "json", command="drill") as doc:
+        run_opts = RunOptions(file=opts.file, aws=opts.aws, yes=opts.yes, dry_run=opts.dry_run, output=opts.output)
+        run = prepare(run_opts)
+        doc.update(stack=run.stack.stack, region=run.region)
+        with locked(run, run_opts, "drill"):  # no lock for --dry-run
+            the_plan = prepare_plan(run, opts)
+            doc["plan"] = plan_doc(the_plan)
+            if opts.output == "text":
+                print_plan(env.console, run.stack.stack, the_plan)
+            if opts.dry_run:
+                return Outcome.DONE
+            confirm(env, run_opts, "\nInterrupt these instances?", verb="Drill", what="drill")
+            for line in ensure_fis(run, the_plan.chosen):
+                env.err.print(line, markup=False, highlight=False)
+            outcome = execute(env, run, the_plan, opts)
+        doc.update(report_doc(outcome))
+        if opts.output != "json":
+            print_report(env.console, outcome)
+        if outcome.interrupted:
+            return Outcome.DRILL_STOPPED  # the experiment is stopped and the report printed: exit 130
+        if outcome.problems:
+            raise DrillFailed("the drill found problems (see above)")
         return Outcome.DONE
-    if opts.output == "text":
-        print_plan(env.console, run.stack.stack, the_plan)
-    if opts.dry_run:
-        return Outcome.DONE
-    confirm(env, RunOptions(file=opts.file, aws=opts.aws, yes=opts.yes), "\nInterrupt these instances?")
-    for line in ensure_fis(run, the_plan.chosen):
-        env.err.print(line, markup=False, highlight=False)
-    outcome = execute(env, run, the_plan, opts)
-    doc = {"plan": plan_doc(the_plan), **report_doc(outcome)}
-    if opts.output == "json":
-        env.console.print_json(data=doc)
-    else:
-        print_report(env.console, outcome)
-    if outcome.interrupted:
-        return Outcome.DRILL_STOPPED  # the experiment is stopped and the report printed: exit 130
-    if outcome.problems:
-        raise DrillFailed("the drill found problems (see above)")
-    return Outcome.DONE
 
 
 @dataclass

@@ -17,7 +17,9 @@ from click.testing import CliRunner
 import spotecs.drill
 import spotecs.teardown
 import spotecs.up
+from spotecs.aws import AwsOptions
 from spotecs.cli import cli
+from spotecs.lock import stack_lock
 from spotecs.render import Env
 from spotecs.sandbox import Sandbox
 from spotecs.sandbox.clock import CLOCK
@@ -138,6 +140,18 @@ def test_a_drill_below_the_minimum_healthy_share_is_refused(sandbox: Sandbox, tm
         for t in fis.list_experiment_templates()["experimentTemplates"]
         if t["tags"].get("spotecs:stack") == "drill-refuse"
     ]
+
+    # A drill takes the stack's lock (a dry run does not); the JSON document has the common head.
+    run = spotecs.up.prepare(spotecs.up.RunOptions(file=path, aws=AwsOptions(endpoint_url=sandbox.endpoint_url)))
+    with stack_lock(run.aws, "drill-refuse", "spotecs up -f other.yaml"):
+        code, doc, output = drill(sandbox, path)
+        assert code == 1, output
+        assert "stack drill-refuse is locked by another run" in " ".join(output.split())
+        assert (doc["command"], doc["stack"], "plan" in doc) == ("drill", "drill-refuse", False)
+        assert "is locked by another run" in doc["error"]
+        code, doc, output = drill(sandbox, path, "--dry-run")
+        assert code == 0, output
+        assert (doc["command"], doc["error"]) == ("drill", None)
 
 
 def test_fis_template_and_role_are_the_stacks_and_teardown_removes_them(sandbox: Sandbox, tmp_path: Path) -> None:
