@@ -80,7 +80,7 @@ def test_article_stack_recovers_with_zero_failed_probes(sandbox: Sandbox, tmp_pa
     assert [p for p, t in times.items() if t is None and p not in skipped] == [], times
     assert times["notice"] <= times["draining"] <= times["terminated"] <= times["recovered"]
     assert doc["recovery_seconds"] is not None and doc["recovery_seconds"] <= doc["budget_seconds"]
-    assert doc["services"]["demo-api"]["min_running"] >= doc["services"]["demo-api"]["min_healthy"] == 2
+    assert doc["services"]["demo-api"]["min_running"] >= doc["services"]["demo-api"]["min_healthy"] == 1  # 50 % of 2
     assert doc["experiment"]["status"] == "completed"
 
 
@@ -133,7 +133,7 @@ def test_a_drill_below_the_minimum_healthy_share_is_refused(sandbox: Sandbox, tm
     assert result.exit_code == 1, result.output
     text = " ".join(result.output.split())  # the error console may wrap long lines
     assert "refusing to interrupt" in text
-    assert "service demo-api would fall to 0 running task(s), below its minimum healthy 2 (100% of 2)" in text
+    assert "service demo-api would fall to 0 running task(s), below its minimum healthy 1 (50% of 2)" in text
     fis = sandbox.client("fis")
     assert not [
         t

@@ -375,7 +375,7 @@ def install() -> None:
     if not hasattr(ApplicationAutoScalingResponse, "describe_scaling_activities"):
         ApplicationAutoScalingResponse.describe_scaling_activities = aas_describe_scaling_activities  # type: ignore[attr-defined]
 
-    drill_fills.install(_wrap)
+    drill_fills.install(_wrap_again)  # create_load_balancer is fills_elbv2's too
 
 
 # -- prices and scaling activities (moto: constant spot prices, no activities) --------------
