@@ -29,6 +29,7 @@ def plan_doc(plan: DrillPlan) -> dict[str, Any]:
             s.name: {"desired": s.desired, "running": s.running, "min_healthy": s.min_healthy} for s in services
         },
         "probe": plan.probe_url,
+        "notes": plan.notes,
     }
 
 
@@ -53,13 +54,18 @@ def print_plan(console: Console, stack: str, plan: DrillPlan) -> None:
         )
     if plan.probe_url:
         console.print(f"Probe: GET {escape(plan.probe_url)} every 200 ms while the drill runs.")
+    for note in plan.notes:
+        console.print(f"[yellow]Note:[/] {escape(note)}")
 
 
 def report_doc(outcome: DrillOutcome) -> dict[str, Any]:
     times = outcome.watch.times
     return {
         "experiment": {"id": outcome.experiment_id, "status": outcome.status, "reason": outcome.reason},
-        "timeline": [{"phase": p, "what": text, "seconds": times.get(p)} for p, text in PHASES.items()],
+        "timeline": [
+            {"phase": p, "what": text, "seconds": times.get(p), "applies": outcome.watch.applies(p)}
+            for p, text in PHASES.items()
+        ],
         "drain_seconds": _span(times, "notice", "targets_deregistered"),
         "recovery_seconds": _span(times, "notice", "recovered"),
         "budget_seconds": outcome.budget,
@@ -84,6 +90,9 @@ def print_report(console: Console, outcome: DrillOutcome) -> None:
     console.print(f"\nFIS experiment {outcome.experiment_id}: {escape(outcome.status)}")
     console.print("Timeline (seconds after the experiment started):")
     for row in doc["timeline"]:
+        if not row["applies"]:
+            console.print(f"      n/a  {escape(row['what'])} (no task ran there)")
+            continue
         when = f"{row['seconds']:7.1f}s" if row["seconds"] is not None else "  never "
         console.print(f"  {when}  {escape(row['what'])}")
     drain, recovery = doc["drain_seconds"], doc["recovery_seconds"]

@@ -27,6 +27,8 @@ PHASES = {
     "replacement": "replacement instance(s) registered",
     "recovered": "every service at its desired count with healthy targets",
 }
+# Phases about the chosen instances' tasks: there are none to see when no task ran there.
+TASK_PHASES = ("targets_draining", "tasks_moved", "targets_deregistered")
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,7 @@ class Watch:
 
     chosen: list[str]
     initial_instances: set[str]
+    idle: bool = False  # no service task ran on the chosen instances
     min_running: dict[str, int] = field(default_factory=dict)
     times: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -226,9 +229,10 @@ class Watch:
 
         mark("notice", experiment_status in ("running", "completed"))
         mark("draining", all(i.container_status == "DRAINING" for i in alive) and not terminated)
-        mark("targets_draining", "draining" in chosen_targets)
-        mark("tasks_moved", on_chosen == 0 and all(s.running >= s.min_healthy for s in fleet.services.values()))
-        mark("targets_deregistered", not chosen_targets and "notice" in self.times)
+        if not self.idle:
+            mark("targets_draining", "draining" in chosen_targets)
+            mark("tasks_moved", on_chosen == 0 and all(s.running >= s.min_healthy for s in fleet.services.values()))
+            mark("targets_deregistered", not chosen_targets and "notice" in self.times)
         if terminated and "terminated" not in self.times:
             self._judge_termination()
         mark("terminated", terminated)
@@ -258,6 +262,9 @@ class Watch:
                     f"{iid} was terminated while its targets still received traffic: draining did not finish "
                     "within the 2-minute notice (the deregistration delay plus the stop timeout are too long)"
                 )
+
+    def applies(self, phase: str) -> bool:
+        return not (self.idle and phase in TASK_PHASES)
 
     @property
     def done(self) -> bool:

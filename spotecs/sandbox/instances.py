@@ -67,6 +67,13 @@ def _mark_group(group: Any) -> list[str]:
     return marked
 
 
+def launch_as_spot(instance: Any) -> None:
+    """Decide an instance spot before the group's split would: Capacity Rebalancing's replacement
+    of a spot instance is spot (the split would count the instance it replaces, still running)."""
+    instance.lifecycle = "spot"
+    setattr(instance, _LIFECYCLE_DECIDED, True)
+
+
 def ecs_config(instance: Any) -> dict[str, str]:
     """The ECS agent config from the instance's user data (or its ASG's template's)."""
     raw = instance.user_data

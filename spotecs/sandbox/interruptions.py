@@ -30,7 +30,7 @@ from typing import Any
 
 from spotecs.sandbox.backends import backend_for
 from spotecs.sandbox.clock import CLOCK
-from spotecs.sandbox.instances import ecs_config
+from spotecs.sandbox.instances import ecs_config, launch_as_spot
 
 ACTION = "aws:ec2:send-spot-instance-interruptions"
 Report = Callable[[str, BaseException], None]
@@ -173,7 +173,11 @@ def _advance(running: Running) -> None:
             _notice(ecs, instance)
             if group is not None and group.capacity_rebalance:
                 group.desired_capacity += 1  # the replacement is launched before the old one goes
+                before = {s.instance.id for s in group.instance_states}
                 group.replace_autoscaling_group_instances(1, group.get_propagated_tags())
+                for state in group.instance_states:
+                    if state.instance.id not in before:
+                        launch_as_spot(state.instance)
                 target.rebalanced = True
         if not target.terminated and now >= target.terminate_at:
             target.terminated = True
