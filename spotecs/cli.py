@@ -74,6 +74,7 @@ def report(env: Env, e: SpotecsError | KeyboardInterrupt) -> None:
             markup=False,
             soft_wrap=True,
         )
+        _notes(env, e)
         return
     from rich.markup import escape
 
@@ -82,8 +83,15 @@ def report(env: Env, e: SpotecsError | KeyboardInterrupt) -> None:
         env.err.print(f"{prefix}the stack cannot work as written ({len(e.problems)} problem(s)):", soft_wrap=True)
         for p in e.problems:
             env.err.print(f"  - {p}", markup=False, soft_wrap=True)
-        return
-    env.err.print(f"{prefix}{escape(str(e))}", soft_wrap=True)
+    else:
+        env.err.print(f"{prefix}{escape(str(e))}", soft_wrap=True)
+    _notes(env, e)
+
+
+def _notes(env: Env, e: BaseException) -> None:
+    """What happened after the error (e.g. the stack's lock left held)."""
+    for note in getattr(e, "__notes__", ()):
+        env.err.print(note, markup=False, soft_wrap=True)
 
 
 def _detailed_exitcode(ctx: click.Context, _: click.Parameter, value: bool) -> bool:

@@ -135,6 +135,20 @@ class Interrupted(SpotecsError):
     exit_code = ExitCode.INTERRUPTED
 
 
+def lock_left_note(stack: str) -> str:
+    return (
+        f"The lock of stack {stack} could not be released and is still held by this run, which has ended: "
+        "once no other run is active, break it with: spotecs force-unlock"
+    )
+
+
+class LockNotReleased(SpotecsError):
+    """The run finished but releasing its lock failed: the next run would be refused."""
+
+    def __init__(self, stack: str, cause: SpotecsError):
+        super().__init__(f"{cause}. {lock_left_note(stack)}")
+
+
 class LockHeld(SpotecsError):
     """Another run holds the stack's lock (lock.py)."""
 

@@ -20,13 +20,13 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from spotecs import names
 from spotecs.aws import Aws, call
-from spotecs.errors import AwsError, LockHeld, SpotecsError
+from spotecs.errors import AwsError, LockHeld, LockNotReleased, SpotecsError, lock_left_note
 
 
 @dataclass(frozen=True)
@@ -144,10 +144,14 @@ def stack_lock(aws: Aws, stack: str, command: str) -> Iterator[Holder]:
     me = acquire(aws, stack, command)
     try:
         yield me
-    except BaseException:
-        # The run's own error is the one to report; a lock left behind names its holder (this
-        # run) and `spotecs force-unlock` breaks it.
-        with suppress(SpotecsError):
+    except BaseException as run_error:
+        # The run's own error is the one to report; the user is told when the lock stays behind.
+        try:
             release(aws, stack, me)
+        except SpotecsError:
+            run_error.add_note(lock_left_note(stack))
         raise
-    release(aws, stack, me)
+    try:
+        release(aws, stack, me)
+    except SpotecsError as e:
+        raise LockNotReleased(stack, e) from e

@@ -221,6 +221,8 @@ def json_document(env: Env, enabled: bool, **head: Any) -> Iterator[dict[str, An
         yield doc
     except BaseException as e:  # whatever ends the command, the document says so
         doc["error"] = str(e) or ("interrupted" if isinstance(e, KeyboardInterrupt) else type(e).__name__)
+        if notes := getattr(e, "__notes__", None):  # e.g. the stack's lock left held
+            doc["error"] = " ".join([doc["error"], *notes])
         raise
     finally:
         if enabled:

@@ -192,6 +192,42 @@ def test_lock_released_on_ctrl_c(
     assert lock_value() is None
 
 
+def _release_denied(monkeypatch: pytest.MonkeyPatch) -> None:
+    def denied(aws: Aws, stack: str, me: lock.Holder) -> None:
+        raise AwsError(f"release the lock of stack {stack}", "AccessDeniedException: ssm:DeleteParameter")
+
+    monkeypatch.setattr(lock, "release", denied)
+
+
+def test_a_lock_left_after_success_is_an_error_naming_force_unlock(
+    moto: None, runs: list[Aws], stack_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _release_denied(monkeypatch)
+    code, out, err = spotecs_cmd("up", "-f", str(stack_file), "--yes")
+    assert "Apply complete!" in out + err
+    assert code == 1, "the next run would be refused: this one must not look clean"
+    assert "ssm:DeleteParameter" in err and "spotecs force-unlock" in err
+    assert lock_value() is not None
+
+
+def test_a_lock_left_after_a_failure_is_said_after_the_runs_own_error(
+    moto: None, runs: list[Aws], stack_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _release_denied(monkeypatch)
+
+    def denied(self: LogGroup, ctx: Any, desired: dict[str, Any]) -> dict[str, Any]:
+        raise AwsError("create log group", "AccessDenied")
+
+    monkeypatch.setattr(LogGroup, "create", denied)
+    code, _, err = spotecs_cmd("up", "-f", str(stack_file), "--yes")
+    assert code == 1
+    assert err.index("apply did not finish") < err.index("could not be released") < err.index("spotecs force-unlock")
+    ssm().delete_parameter(Name=PARAM)
+    code, out, _ = spotecs_cmd("up", "-f", str(stack_file), "--yes", "-o", "json")
+    error = json.loads(out)["error"]
+    assert code == 1 and error.index("apply did not finish") < error.index("spotecs force-unlock")
+
+
 def test_teardown_holds_the_lock_and_removes_it_last(moto: None, runs: list[Aws], stack_file: Path) -> None:
     assert spotecs_cmd("up", "-f", str(stack_file), "--yes")[0] == 0
     runs.clear()
