@@ -32,7 +32,7 @@ from spotecs.cli import cli
 from spotecs.config import Stack
 from spotecs.engine.apply import Event, Result, apply
 from spotecs.engine.contract import Node
-from spotecs.engine.model import Action, Change, Plan, Unknown, has_unknown
+from spotecs.engine.model import Action, Change, Outputs, Plan, has_unknown
 from spotecs.engine.plan import plan
 from spotecs.render import Env
 from spotecs.steps import build, workload
@@ -41,7 +41,7 @@ from spotecs.steps.base import Context, DataSource, Timeouts
 # ----------------------------------------------------------------------------- engine fakes
 
 
-class FakeContext:
+class FakeContext(Outputs):
     """What the engine needs of a context, and nothing of spotecs: outputs in and out."""
 
     def __init__(self) -> None:
@@ -50,17 +50,6 @@ class FakeContext:
 
     def for_step(self, key: str) -> FakeContext:
         return self
-
-    def output(self, key: str, name: str) -> Any:
-        with self._lock:
-            values = self.outputs.get(key)
-        if values is None or name not in values:
-            return Unknown(f"{key}.{name}")
-        return values[name]
-
-    def set_output(self, key: str, values: dict[str, Any]) -> None:
-        with self._lock:
-            self.outputs[key] = values
 
 
 class Cloud:

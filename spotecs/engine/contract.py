@@ -29,9 +29,8 @@ class Context(Protocol):
 C = TypeVar("C", bound=Context, contravariant=True)
 
 
-@runtime_checkable
-class DataSource(Protocol[C]):
-    """A fact read from AWS (an image, the network): read at plan time, never written."""
+class InGraph(Protocol):
+    """What places a node in the graph and names it in the plan."""
 
     @property
     def key(self) -> str: ...
@@ -41,6 +40,11 @@ class DataSource(Protocol[C]):
     def kind(self) -> str: ...
     @property
     def depends_on(self) -> tuple[str, ...]: ...
+
+
+@runtime_checkable
+class DataSource(InGraph, Protocol[C]):
+    """A fact read from AWS (an image, the network): read at plan time, never written."""
 
     def read(self, ctx: C) -> dict[str, Any] | None: ...
 
@@ -50,17 +54,9 @@ class DataSource(Protocol[C]):
 
 
 @runtime_checkable
-class Resource(Protocol[C]):
+class Resource(InGraph, Protocol[C]):
     """One AWS resource (or a tightly bound group): see DESIGN.md, "The Step contract"."""
 
-    @property
-    def key(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def depends_on(self) -> tuple[str, ...]: ...
     @property
     def replace_on(self) -> frozenset[str]:
         """Fields that cannot change in place: a change to one is a replacement."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -23,6 +24,26 @@ class Unknown:
 
     def __hash__(self) -> int:
         return id(self)
+
+
+class Outputs:
+    """Steps' outputs shared between the apply's threads: `output` / `set_output` of the
+    engine's Context protocol. The holder provides `outputs` and `_lock`."""
+
+    outputs: dict[str, dict[str, Any]]
+    _lock: threading.Lock
+
+    def output(self, key: str, name: str) -> Any:
+        """An upstream step's output; Unknown while that step is yet to be created."""
+        with self._lock:
+            values = self.outputs.get(key)
+        if values is None or name not in values:
+            return Unknown(f"{key}.{name}")
+        return values[name]
+
+    def set_output(self, key: str, values: dict[str, Any]) -> None:
+        with self._lock:
+            self.outputs[key] = values
 
 
 def has_unknown(value: Any) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from spotecs import aws
 from spotecs.aws import Aws
 from spotecs.config import Stack
-from spotecs.engine.model import Change, Unknown
+from spotecs.engine.model import Change, Outputs
 from spotecs.errors import AwsError, WaitTimeout
 
 # Seconds each kind of wait may take on real AWS (README, "Waits"). One figure for all does not
@@ -63,7 +63,7 @@ class Timeouts:
 
 
 @dataclass
-class Context:
+class Context(Outputs):
     stack: Stack
     aws: Aws
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -200,19 +200,6 @@ class Context:
 
     def owned(self, tags: dict[str, str]) -> bool:
         return aws.owned_by(tags, self.stack.stack)
-
-    # -- upstream outputs --------------------------------------------------------
-    def output(self, key: str, name: str) -> Any:
-        """An upstream step's output; Unknown while that step is yet to be created."""
-        with self._lock:
-            values = self.outputs.get(key)
-        if values is None or name not in values:
-            return Unknown(f"{key}.{name}")
-        return values[name]
-
-    def set_output(self, key: str, values: dict[str, Any]) -> None:
-        with self._lock:
-            self.outputs[key] = values
 
 
 def retry_iam_propagation(ctx: Context, intent: str, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
