@@ -162,7 +162,7 @@ def lb_url(run: Run) -> str:
 
 def prepare_plan(run: Run, opts: DrillOptions) -> DrillPlan:
     group, cluster, services = _group_and_services(run)
-    fleet = read_fleet(run.aws, run.stack, group, cluster, services)
+    fleet = read_fleet(run.ctx, group, cluster, services, {})
     chosen = choose(fleet, opts.instances, opts.percent)
     problems = refusals(fleet, chosen)
     if problems:
@@ -245,6 +245,7 @@ def execute(env: Env, run: Run, the_plan: DrillPlan, opts: DrillOptions) -> Dril
     experiment_id = started["id"]
     env.err.print(f"Started FIS experiment {experiment_id}.", markup=False, highlight=False)
     group, cluster, services = _group_and_services(run)
+    sizes: dict[str, tuple[int, int]] = {}  # task definition -> reservation, read once
     watch = Watch([i.id for i in the_plan.chosen], set(the_plan.fleet.instances), idle=the_plan.idle)
     probe = Probe(the_plan.probe_url) if the_plan.probe_url else None
     if probe:
@@ -260,7 +261,7 @@ def execute(env: Env, run: Run, the_plan: DrillPlan, opts: DrillOptions) -> Dril
             if status in ("failed", "stopped", "cancelled"):
                 break
             reached = set(watch.times)
-            fleet = read_fleet(run.aws, run.stack, group, cluster, services)
+            fleet = read_fleet(run.ctx, group, cluster, services, sizes)
             elapsed = time.monotonic() - start  # a phase is timed when it is seen, after the reads
             watch.see(elapsed, fleet, status)
             for line in progress_lines(watch, reached, elapsed, last_said):
@@ -273,6 +274,11 @@ def execute(env: Env, run: Run, the_plan: DrillPlan, opts: DrillOptions) -> Dril
         interrupted = True
         call("stop the FIS experiment", fis_client.stop_experiment, id=experiment_id)
         env.err.print(f"Interrupted: stopped FIS experiment {experiment_id} (StopExperiment).", markup=False)
+        if watch.done and status == "running":
+            # Recovery was seen after this look's experiment read: the experiment has ended by now
+            # (recovery needs the termination that ends it), so report its final state.
+            state = call("describe the FIS experiment", fis_client.get_experiment, id=experiment_id)["experiment"]
+            status, reason = state["state"]["status"], state["state"].get("reason", "")
     finally:
         result = probe.stop() if probe else None
     elapsed = time.monotonic() - start

@@ -9,10 +9,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from spotecs.aws import Aws, call, paginate
+from spotecs import fleet
+from spotecs.steps.base import Context
 
 GONE_STATES = ("shutting-down", "terminated")
 
@@ -69,104 +71,68 @@ class Fleet:
     targets: dict[str, dict[str, str]]  # EC2 instance id -> {target group arn: state}
 
 
-def read_fleet(aws: Aws, stack: Any, group_name: str, cluster: str, services: dict[str, str]) -> Fleet:
-    """One look at the stack: `services` maps stack-file names to ECS service names."""
-    ecs, ec2, elbv2 = aws.client("ecs"), aws.client("ec2"), aws.client("elbv2")
-    groups = call(
-        f"describe auto scaling group {group_name}",
-        aws.client("autoscaling").describe_auto_scaling_groups,
-        AutoScalingGroupNames=[group_name],
-    )["AutoScalingGroups"]
-    ids = [i["InstanceId"] for g in groups for i in g.get("Instances", [])]
-    container: dict[str, dict[str, Any]] = {}
-    arns = list(
-        paginate(
-            f"list container instances of {cluster}",
-            ecs,
-            "list_container_instances",
-            "containerInstanceArns",
-            cluster=cluster,
+def read_fleet(
+    ctx: Context, group_name: str, cluster: str, services: dict[str, str], sizes: dict[str, tuple[int, int]]
+) -> Fleet:
+    """One look at the stack, through status's batched readers (fleet.py): `services` maps
+    stack-file names to ECS service names; `sizes` caches each task definition's reservation
+    across looks (a revision never changes)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        container_f = pool.submit(fleet.container_instances, ctx, pool, cluster)
+        tasks_f = pool.submit(fleet.tasks, ctx, pool, cluster)
+        ec2 = fleet.ec2_instances(ctx, group_name)
+        described = (
+            ctx.call(
+                f"describe the services of {cluster}",
+                ctx.client("ecs").describe_services,
+                cluster=cluster,
+                services=list(services.values()),
+            )["services"]
+            if services
+            else []
         )
-    )
-    for i in range(0, len(arns), 100):
-        for ci in call(
-            f"describe container instances of {cluster}",
-            ecs.describe_container_instances,
-            cluster=cluster,
-            containerInstances=arns[i : i + 100],
-        )["containerInstances"]:
-            container[ci["ec2InstanceId"]] = ci
-    ids = sorted(set(ids) | set(container))
+        container = {ci["ec2InstanceId"]: ci for ci in container_f.result()}
+        all_tasks = tasks_f.result()
     instances: dict[str, InstanceView] = {}
-    if ids:
-        reservations = paginate(
-            "describe the stack's instances", ec2, "describe_instances", "Reservations", InstanceIds=ids
+    for iid, inst in ec2.items():
+        ci = container.get(iid, {})
+        free = {x["name"]: x.get("integerValue", 0) for x in ci.get("remainingResources", [])}
+        instances[iid] = InstanceView(
+            id=iid,
+            arn=f"arn:aws:ec2:{ctx.aws.region}:{ctx.account_id}:instance/{iid}",
+            type=inst.get("InstanceType", ""),
+            zone=inst.get("Placement", {}).get("AvailabilityZone", ""),
+            state=inst.get("State", {}).get("Name", ""),
+            spot=inst.get("InstanceLifecycle") == "spot",
+            container_status=ci.get("status"),
+            free_cpu=int(free.get("CPU", 0)),
+            free_memory=int(free.get("MEMORY", 0)),
         )
-        for r in reservations:
-            for inst in r["Instances"]:
-                ci = container.get(inst["InstanceId"], {})
-                free = {x["name"]: x.get("integerValue", 0) for x in ci.get("remainingResources", [])}
-                account = r.get("OwnerId", "")
-                instances[inst["InstanceId"]] = InstanceView(
-                    id=inst["InstanceId"],
-                    arn=f"arn:aws:ec2:{aws.region}:{account}:instance/{inst['InstanceId']}",
-                    type=inst.get("InstanceType", ""),
-                    zone=inst.get("Placement", {}).get("AvailabilityZone", ""),
-                    state=inst.get("State", {}).get("Name", ""),
-                    spot=inst.get("InstanceLifecycle") == "spot",
-                    container_status=ci.get("status"),
-                    free_cpu=int(free.get("CPU", 0)),
-                    free_memory=int(free.get("MEMORY", 0)),
-                )
     ci_to_instance = {ci["containerInstanceArn"]: iid for iid, ci in container.items()}
+    running: dict[str, dict[str, int]] = {}  # "service:<ecs name>" -> instance id -> RUNNING tasks
+    for task in all_tasks:
+        if task.get("lastStatus") == "RUNNING":
+            per_instance = running.setdefault(task.get("group", ""), {})
+            iid = ci_to_instance.get(task.get("containerInstanceArn", ""), "?")
+            per_instance[iid] = per_instance.get(iid, 0) + 1
     views: dict[str, ServiceView] = {}
     targets: dict[str, dict[str, str]] = {}
-    described = (
-        call(
-            f"describe the services of {cluster}",
-            ecs.describe_services,
-            cluster=cluster,
-            services=list(services.values()),
-        )["services"]
-        if services
-        else []
-    )
     by_name = {s["serviceName"]: s for s in described}
     for name, ecs_name in services.items():
         svc = by_name.get(ecs_name)
         if svc is None or svc.get("status") != "ACTIVE":
             continue
-        task_arns = list(
-            paginate(
-                f"list tasks of {ecs_name}",
-                ecs,
-                "list_tasks",
-                "taskArns",
-                cluster=cluster,
-                serviceName=ecs_name,
-                desiredStatus="RUNNING",
-            )
-        )
-        per_instance: dict[str, int] = {}
-        for i in range(0, len(task_arns), 100):
-            for task in call(
-                f"describe tasks of {ecs_name}", ecs.describe_tasks, cluster=cluster, tasks=task_arns[i : i + 100]
-            )["tasks"]:
-                if task.get("lastStatus") == "RUNNING":
-                    iid = ci_to_instance.get(task.get("containerInstanceArn", ""), "?")
-                    per_instance[iid] = per_instance.get(iid, 0) + 1
+        per_instance = running.get(f"service:{ecs_name}", {})
         tg_arn = next(
             (lb.get("targetGroupArn") for lb in svc.get("loadBalancers", []) if lb.get("targetGroupArn")), None
         )
         healthy = 0
-        if tg_arn:
-            for h in call(f"describe target health of {ecs_name}", elbv2.describe_target_health, TargetGroupArn=tg_arn)[
-                "TargetHealthDescriptions"
-            ]:
-                state = h["TargetHealth"]["State"]
-                healthy += state == "healthy"
-                targets.setdefault(h["Target"]["Id"], {})[tg_arn] = state
-        cpu, memory = task_size(aws, svc["taskDefinition"])
+        for t in fleet.target_health(ctx, tg_arn) if tg_arn else []:
+            healthy += t["state"] == "healthy"
+            targets.setdefault(t["id"], {})[str(tg_arn)] = t["state"]
+        if svc["taskDefinition"] not in sizes:
+            sizes[svc["taskDefinition"]] = task_size(ctx, svc["taskDefinition"])
+        cpu, memory = sizes[svc["taskDefinition"]]
         config = svc.get("deploymentConfiguration") or {}
         views[name] = ServiceView(
             name=name,
@@ -183,11 +149,11 @@ def read_fleet(aws: Aws, stack: Any, group_name: str, cluster: str, services: di
     return Fleet(instances, views, targets)
 
 
-def task_size(aws: Aws, task_definition: str) -> tuple[int, int]:
+def task_size(ctx: Context, task_definition: str) -> tuple[int, int]:
     """(CPU units, MiB) a task reserves on its instance, as ECS places it."""
-    td = call(
+    td = ctx.call(
         f"describe task definition {task_definition}",
-        aws.client("ecs").describe_task_definition,
+        ctx.client("ecs").describe_task_definition,
         taskDefinition=task_definition,
     )["taskDefinition"]
     containers = td.get("containerDefinitions", [])
