@@ -70,6 +70,10 @@ class DrillPlan:
         return not any(s.tasks_by_instance.get(i.id) for s in self.fleet.services.values() for i in self.chosen)
 
 
+# Looks, a poll apart, for the experiment's final state once the stack has recovered.
+FINAL_STATE_LOOKS = 30
+
+
 def parse_budget(text: str) -> int:
     unit = {"s": 1, "m": 60, "h": 3600}.get(text[-1:], 0)
     number = text[:-1] if unit else text
@@ -270,15 +274,17 @@ def execute(env: Env, run: Run, the_plan: DrillPlan, opts: DrillOptions) -> Dril
             if watch.done or elapsed > opts.budget:
                 break
             time.sleep(POLL_SECONDS)
+        for _ in range(FINAL_STATE_LOOKS):
+            # Recovery needs the termination that ends the experiment: it ends within moments.
+            if not (watch.done and status == "running"):
+                break
+            time.sleep(POLL_SECONDS)
+            state = call("describe the FIS experiment", fis_client.get_experiment, id=experiment_id)["experiment"]
+            status, reason = state["state"]["status"], state["state"].get("reason", "")
     except KeyboardInterrupt:
         interrupted = True
         call("stop the FIS experiment", fis_client.stop_experiment, id=experiment_id)
         env.err.print(f"Interrupted: stopped FIS experiment {experiment_id} (StopExperiment).", markup=False)
-        if watch.done and status == "running":
-            # Recovery was seen after this look's experiment read: the experiment has ended by now
-            # (recovery needs the termination that ends it), so report its final state.
-            state = call("describe the FIS experiment", fis_client.get_experiment, id=experiment_id)["experiment"]
-            status, reason = state["state"]["status"], state["state"].get("reason", "")
     finally:
         result = probe.stop() if probe else None
     elapsed = time.monotonic() - start

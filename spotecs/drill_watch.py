@@ -93,6 +93,11 @@ def read_fleet(
         )
         container = {ci["ec2InstanceId"]: ci for ci in container_f.result()}
         all_tasks = tasks_f.result()
+        if any(t.get("desiredStatus") == "STOPPED" and t.get("lastStatus") != "STOPPED" for t in all_tasks):
+            # Tasks began stopping between the list and the describe: their replacements may have
+            # started after the list. Without a second look the drill would count neither.
+            seen = {t["taskArn"] for t in all_tasks}
+            all_tasks += [t for t in fleet.tasks(ctx, pool, cluster) if t["taskArn"] not in seen]
     instances: dict[str, InstanceView] = {}
     for iid, inst in ec2.items():
         ci = container.get(iid, {})
