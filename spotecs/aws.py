@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -11,6 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -77,6 +79,9 @@ class Aws:
     _session: boto3.Session | None = None
     # Set on the first Ctrl-C: no new AWS call starts (but the lock's release), and waits end.
     stopping: threading.Event = field(default_factory=threading.Event)
+    # The read layer (`reading`): answers of read calls by (service, operation, parameters).
+    _reads: dict[tuple[str, str, str], Any] | None = None
+    _read_locks: dict[tuple[str, str, str], threading.Lock] = field(default_factory=dict)
 
     @property
     def session(self) -> boto3.Session:
@@ -156,7 +161,73 @@ class Aws:
 
     def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         # list.append is atomic under the GIL: safe from the engine's worker threads.
-        self.calls.append(Call(model.service_model.service_name, model.name, dict(params)))
+        call = Call(model.service_model.service_name, model.name, dict(params))
+        self.calls.append(call)
+        if call.is_write and not call.is_lock:
+            self._forget(call.service)
+
+    # -- the read layer ------------------------------------------------------------------
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Within this block (a plan: the steps' reads, the orphan search, the checks) a read made
+        through `read` or `read_pages` goes to AWS once: every step asking the same question
+        (same service, operation and parameters) shares the answer. A write forgets the answers
+        of its service. Outside it, reads are made as asked: a wait polls AWS afresh."""
+        with self._lock:
+            self._reads, self._read_locks = {}, {}
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._reads, self._read_locks = None, {}
+
+    def read(
+        self, intent: str, service: str, operation: str, /, *, missing: Collection[str] = (), **params: Any
+    ) -> Any:
+        """`call` of a read operation (by its boto3 method name), through the read layer."""
+        return self._shared(
+            (service, operation, params),
+            lambda: call(intent, getattr(self.client(service), operation), missing=missing, **params),
+        )
+
+    def read_pages(self, intent: str, service: str, operation: str, key: str, /, **params: Any) -> list[Any]:
+        """`paginate` into a list, through the read layer."""
+        return list(
+            self._shared(
+                (service, f"{operation}[{key}]", params),
+                lambda: list(paginate(intent, self.client(service), operation, key, **params)),
+            )
+        )
+
+    def _shared(self, what: tuple[str, str, dict[str, Any]], fetch: Callable[[], Any]) -> Any:
+        service, operation, params = what
+        key = (service, operation, json.dumps(params, sort_keys=True, default=str))
+        with self._lock:
+            lock = None if self._reads is None else self._read_locks.setdefault(key, threading.Lock())
+        if lock is None:
+            return fetch()
+        # Only callers of this very read wait for it; other reads go on at the same time.
+        with lock:
+            with self._lock:
+                known = self._reads is not None and key in self._reads
+                value = self._reads[key] if self._reads is not None and known else None
+            if not known:
+                value = fetch()
+                with self._lock:
+                    if self._reads is not None:
+                        self._reads[key] = value
+        # A copy: a caller that edits its answer must not edit another's.
+        return copy.deepcopy(value)
+
+    def _forget(self, service: str) -> None:
+        with self._lock:
+            if self._reads:
+                self._reads = {k: v for k, v in self._reads.items() if k[0] != service}
+
+    @property
+    def sharing_reads(self) -> bool:
+        """Whether reads are shared now (`reading`): steps then ask for the batch they belong to."""
+        return self._reads is not None
 
     def _gate(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         if self.stopping.is_set():

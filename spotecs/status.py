@@ -95,8 +95,9 @@ def collect(run: Run, now: datetime | None = None) -> dict[str, Any]:
         tasks_job = outer.submit(fleet.tasks, ctx, pool, cluster)
         prices_job = outer.submit(prices.read, ctx, types, now, pool)
         ec2_job = outer.submit(fleet.ec2_instances, ctx, names.auto_scaling_group(stack.stack))
-        with_orphans(run)
-        the_plan = plan(run.steps, ctx)
+        with run.aws.reading():
+            with_orphans(run)
+            the_plan = plan(run.steps, ctx)
         resources = resource_rows(the_plan)
         if not any(r["state"] != "missing" for r in resources):
             for f in (ecs_job, tasks_job, prices_job, ec2_job):

@@ -43,8 +43,9 @@ def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: T
         doc.update(stack=run.stack.stack, region=run.region)
         with locked(run, opts, "teardown"):
             with_container_insights(run)
-            with_orphans(run, destroy=True)
-            the_plan = plan_run(run, destroy=True)
+            with run.aws.reading():
+                with_orphans(run, destroy=True)
+                the_plan = plan_run(run, destroy=True)
             # Shown as it will run: dependants first (the plan is in `up` order; apply keys by step).
             the_plan.changes.reverse()
             logs = {s.key for s in run.steps if holds_logs(s)}

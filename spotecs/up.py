@@ -142,8 +142,9 @@ def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
         run = prepare(opts, timeouts)
         doc.update(stack=run.stack.stack, region=run.region)
         with locked(run, opts, "up"):
-            with_orphans(run)
-            the_plan = plan_run(run)
+            with run.aws.reading():
+                with_orphans(run)
+                the_plan = plan_run(run)
             the_plan.warnings = run.stack.warnings()
             doc.update(plan_doc(the_plan), result=None)
             if opts.output != "json":

@@ -109,9 +109,10 @@ def same_family(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def template_image(session: Aws, template: str) -> str | None:
     """The AMI of the default version of launch template `template`, or None if it is absent."""
-    got = aws.call(
+    got = session.read(
         f"describe the default version of launch template {template}",
-        session.client("ec2").describe_launch_template_versions,
+        "ec2",
+        "describe_launch_template_versions",
         missing=TEMPLATE_MISSING,
         LaunchTemplateName=template,
         Versions=["$Default"],

@@ -34,9 +34,10 @@ def _tags(tags: dict[str, str]) -> list[dict[str, Any]]:
 
 def describe_group(ctx: Context, name: str) -> dict[str, Any] | None:
     """The auto scaling group of that name (also while it is being deleted), or None."""
-    groups = ctx.call(
+    groups = ctx.read(
         f"describe auto scaling group {name}",
-        ctx.client("autoscaling").describe_auto_scaling_groups,
+        "autoscaling",
+        "describe_auto_scaling_groups",
         AutoScalingGroupNames=[name],
     )["AutoScalingGroups"]
     return groups[0] if groups else None

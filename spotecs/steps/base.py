@@ -143,6 +143,16 @@ class Context(Outputs):
     def paginate(self, intent: str, service: str, operation: str, key: str, **kwargs: Any) -> list[Any]:
         return list(aws.paginate(intent, self.client(service), operation, key, **kwargs))
 
+    def read(
+        self, intent: str, service: str, operation: str, /, *, missing: Collection[str] = (), **kwargs: Any
+    ) -> Any:
+        """A read call through the run's read layer (Aws.reading): asked once per plan, whoever asks."""
+        return self.aws.read(intent, service, operation, missing=missing, **kwargs)
+
+    def read_pages(self, intent: str, service: str, operation: str, key: str, **kwargs: Any) -> list[Any]:
+        """`paginate` through the run's read layer."""
+        return self.aws.read_pages(intent, service, operation, key, **kwargs)
+
     def wait(self, intent: str, service: str, waiter: Any, *, timeout: float | None = None, **kwargs: Any) -> None:
         self.report(f"waiting for {intent}")
         aws.wait(

@@ -23,21 +23,29 @@ GONE = ("ClusterNotFoundException",)
 def describe_cluster(ctx: Context, name: str) -> dict[str, Any] | None:
     """The ACTIVE cluster of that name, with settings and tags; None if absent or deleted
     (ECS keeps a deleted cluster INACTIVE for a while)."""
-    got = ctx.call(
+    clusters = [c for c in describe_clusters(ctx, name) if c.get("status") == "ACTIVE"]
+    return clusters[0] if clusters else None
+
+
+def describe_clusters(ctx: Context, name: str) -> list[dict[str, Any]]:
+    """The cluster of that name in every status ECS still reports, with settings and tags: one
+    read per plan, whichever step asks (the cluster, its capacity provider, the orphan search)."""
+    got = ctx.read(
         f"describe ECS cluster {name}",
-        ctx.client("ecs").describe_clusters,
+        "ecs",
+        "describe_clusters",
         missing=GONE,
         clusters=[name],
         include=["SETTINGS", "TAGS"],
     )
-    clusters = [c for c in (got or {}).get("clusters", []) if c.get("status") == "ACTIVE"]
-    return clusters[0] if clusters else None
+    return list((got or {}).get("clusters", []))
 
 
 def cluster_services(ctx: Context, cluster: str) -> list[dict[str, Any]]:
-    """Every service ECS still lists in the cluster (ACTIVE or DRAINING), described with tags."""
+    """Every service ECS still lists in the cluster (ACTIVE or DRAINING), described with tags, 10
+    per call: the services' reads and the orphan search share these calls."""
     try:
-        arns = ctx.paginate(
+        arns = ctx.read_pages(
             f"list services of ECS cluster {cluster}", "ecs", "list_services", "serviceArns", cluster=cluster
         )
     except AwsError as e:
@@ -46,9 +54,10 @@ def cluster_services(ctx: Context, cluster: str) -> list[dict[str, Any]]:
         raise
     out: list[dict[str, Any]] = []
     for i in range(0, len(arns), 10):  # describe_services takes at most 10
-        got = ctx.call(
+        got = ctx.read(
             f"describe services of ECS cluster {cluster}",
-            ctx.client("ecs").describe_services,
+            "ecs",
+            "describe_services",
             missing=GONE,
             cluster=cluster,
             services=arns[i : i + 10],
@@ -56,6 +65,12 @@ def cluster_services(ctx: Context, cluster: str) -> list[dict[str, Any]]:
         )
         out += (got or {}).get("services", [])
     return out
+
+
+def listed_service(ctx: Context, cluster: str, name: str) -> dict[str, Any] | None:
+    """The service of that name among those ECS lists in the cluster (ACTIVE or DRAINING), or None
+    (absent, or INACTIVE: deleted)."""
+    return next((s for s in cluster_services(ctx, cluster) if s.get("serviceName") == name), None)
 
 
 class Cluster(Step):
@@ -107,13 +122,18 @@ class Cluster(Step):
         ecs = ctx.client("ecs")
 
         def registered() -> list[str]:
-            return ctx.paginate(
-                f"list container instances of {self.name}",
-                "ecs",
-                "list_container_instances",
-                "containerInstanceArns",
-                cluster=self.name,
-            )
+            try:
+                return ctx.paginate(
+                    f"list container instances of {self.name}",
+                    "ecs",
+                    "list_container_instances",
+                    "containerInstanceArns",
+                    cluster=self.name,
+                )
+            except AwsError as e:
+                if e.code in GONE:  # deleted since the plan read it
+                    return []
+                raise
 
         def deregister_then_delete() -> Any:
             # Instances of a deleted group may still be registered: ECS forgets them slowly.
@@ -134,8 +154,7 @@ class Cluster(Step):
                         raise
             return ctx.call(f"delete ECS cluster {self.name}", ecs.delete_cluster, missing=GONE, cluster=self.name)
 
-        if describe_cluster(ctx, self.name) is None:
-            return
+        # The plan read the cluster; one gone since has no services and its delete is a no-op.
         # The stack's own services are deleted before the cluster; any still ACTIVE is someone
         # else's, which spotecs never deletes: say so now rather than retry until the timeout.
         others = sorted(s["serviceName"] for s in cluster_services(ctx, self.name) if s.get("status") == "ACTIVE")

@@ -75,9 +75,8 @@ class Role(Step):
                 f"read policy {pname} of role {self.name}", iam.get_role_policy, RoleName=self.name, PolicyName=pname
             )["PolicyDocument"]
             inline[pname] = json.loads(body) if isinstance(body, str) else body
-        tags = tags_from_list(
-            ctx.call(f"list tags of role {self.name}", iam.list_role_tags, RoleName=self.name).get("Tags")
-        )
+        # GetRole answers with the role's tags (up to 50, as many as IAM allows on a role).
+        tags = tags_from_list(role.get("Tags"))
         current: dict[str, Any] = {
             "trusted_service": services[0] if len(services) == 1 else services,
             "managed_policies": sorted(p["PolicyArn"] for p in attached),
@@ -96,6 +95,8 @@ class Role(Step):
             if prof and any(r["RoleName"] == self.name for r in prof["InstanceProfile"]["Roles"]):
                 current["instance_profile"] = self.name
                 current["instance_profile_arn"] = prof["InstanceProfile"]["Arn"]
+            # What `delete` needs of the profile, so it does not read it again.
+            current["_profile"] = prof["InstanceProfile"] if prof else None
         return current
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
@@ -173,12 +174,15 @@ class Role(Step):
         iam = ctx.client("iam")
         gone = ("NoSuchEntity",)
         if self.instance_profile:
-            prof = ctx.call(
-                f"describe instance profile {self.name}",
-                iam.get_instance_profile,
-                missing=gone,
-                InstanceProfileName=self.name,
-            )
+            if "_profile" in current:
+                prof = {"InstanceProfile": current["_profile"]} if current["_profile"] else None
+            else:
+                prof = ctx.call(
+                    f"describe instance profile {self.name}",
+                    iam.get_instance_profile,
+                    missing=gone,
+                    InstanceProfileName=self.name,
+                )
             if prof is not None:
                 if any(r["RoleName"] == self.name for r in prof["InstanceProfile"].get("Roles", [])):
                     ctx.call(

@@ -116,9 +116,10 @@ def normalise(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _describe(ctx: Context, name: str) -> dict[str, Any] | None:
-    got = ctx.call(
+    got = ctx.read(
         f"describe launch template {name}",
-        ctx.client("ec2").describe_launch_templates,
+        "ec2",
+        "describe_launch_templates",
         missing=NOT_FOUND,
         LaunchTemplateNames=[name],
     )
@@ -208,16 +209,19 @@ class LaunchTemplate(Step):
         )
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        ec2 = ctx.client("ec2")
         lt = _describe(ctx, self.name)
         if lt is None:
             return None
-        versions = ctx.call(
+        # By name, as the AMI data source asks it: one read serves both.
+        got = ctx.read(
             f"describe the default version of launch template {self.name}",
-            ec2.describe_launch_template_versions,
-            LaunchTemplateId=lt["LaunchTemplateId"],
+            "ec2",
+            "describe_launch_template_versions",
+            missing=NOT_FOUND,
+            LaunchTemplateName=self.name,
             Versions=["$Default"],
-        )["LaunchTemplateVersions"]
+        )
+        versions = (got or {}).get("LaunchTemplateVersions") or []
         data = versions[0]["LaunchTemplateData"] if versions else {}
         return {
             **normalise(data),
@@ -274,8 +278,7 @@ class LaunchTemplate(Step):
         return {"id": lt_id, "name": self.name, "version": version}
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
-        if _describe(ctx, self.name) is None:
-            return
+        # Gone since the plan read it: NOT_FOUND says so, no describe first.
         ctx.call(
             f"delete launch template {self.name}",
             ctx.client("ec2").delete_launch_template,

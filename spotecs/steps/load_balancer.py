@@ -60,10 +60,30 @@ ATTRIBUTES = (
 
 
 def elb_tags(ctx: Context, arn: str, what: str) -> dict[str, str]:
-    """Tags of one ELBv2 resource (load balancer, target group)."""
-    found = ctx.call(f"list tags of {what}", ctx.client("elbv2").describe_tags, ResourceArns=[arn])
+    """Tags of one ELBv2 resource (load balancer, target group). While a plan shares its reads,
+    those of the stack's load balancer and target groups come in one call (up to 20 per call)."""
+    batch = [arn]
+    if ctx.aws.sharing_reads:
+        lb = find_load_balancer(ctx, names.load_balancer(ctx.name))
+        known = sorted([lb["LoadBalancerArn"]] if lb else []) + sorted(
+            g["TargetGroupArn"] for g in stack_target_groups(ctx)
+        )
+        batch = next((chunk for i in range(0, len(known), 20) if arn in (chunk := known[i : i + 20])), batch)
+    found = ctx.read(f"list tags of {what}", "elbv2", "describe_tags", ResourceArns=batch)
     described: list[dict[str, Any]] = found.get("TagDescriptions", [])
-    return tags_from_list(described[0].get("Tags") if described else None)
+    return tags_from_list(next((d.get("Tags") for d in described if d.get("ResourceArn") == arn), None))
+
+
+def stack_target_groups(ctx: Context) -> list[dict[str, Any]]:
+    """The target groups named like the stack's (`<stack>-<service>`): one listing serves each
+    service's target group and the orphan search."""
+    try:
+        groups = ctx.read_pages("list target groups", "elbv2", "describe_target_groups", "TargetGroups")
+    except AwsError as e:
+        if e.code == "TargetGroupNotFound":
+            return []
+        raise
+    return [g for g in groups if g["TargetGroupName"].startswith(names.service_prefix(ctx.name))]
 
 
 def full_name(lb_arn: str) -> str:
@@ -253,12 +273,17 @@ class LoadBalancer(Step):
         subnets = desired["subnets"]
         if not isinstance(subnets, list) or not subnets:  # no subnets: the network's check says why
             return []
-        found = ctx.call("describe the load balancer's subnets", ctx.client("ec2").describe_subnets, SubnetIds=subnets)[
-            "Subnets"
-        ]
+        # The network's read already knows each subnet's zone.
+        zones = ctx.output("network", "subnet_zones")
+        if not isinstance(zones, dict) or not set(subnets) <= set(zones):
+            found = ctx.call(
+                "describe the load balancer's subnets", ctx.client("ec2").describe_subnets, SubnetIds=subnets
+            )["Subnets"]
+            zones = {s["SubnetId"]: s["AvailabilityZone"] for s in found}
         by_zone: dict[str, list[str]] = defaultdict(list)
-        for s in found:
-            by_zone[s["AvailabilityZone"]].append(s["SubnetId"])
+        for subnet, zone in zones.items():
+            if subnet in subnets:
+                by_zone[zone].append(subnet)
         problems = [
             f"network.subnets: the load balancer takes one subnet per Availability Zone, but {zone} "
             f"has {', '.join(sorted(ids))}; list one subnet per zone in network.subnets"
@@ -384,9 +409,10 @@ class LoadBalancer(Step):
 
 def find_load_balancer(ctx: Context, name: str) -> dict[str, Any] | None:
     """The load balancer of that name, or None."""
-    found = ctx.call(
+    found = ctx.read(
         f"describe load balancer {name}",
-        ctx.client("elbv2").describe_load_balancers,
+        "elbv2",
+        "describe_load_balancers",
         missing=("LoadBalancerNotFound",),
         Names=[name],
     )

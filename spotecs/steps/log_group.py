@@ -9,6 +9,19 @@ from spotecs import names
 from spotecs.aws import tags_from_list
 from spotecs.engine.model import Change
 from spotecs.steps.base import Context, Step
+from spotecs.steps.cluster import describe_clusters
+
+
+def stack_log_groups(ctx: Context) -> list[dict[str, Any]]:
+    """Every log group under the stack's prefix: one listing serves each service's log group and
+    the orphan search."""
+    return ctx.read_pages(
+        "list the stack's log groups",
+        "logs",
+        "describe_log_groups",
+        "logGroups",
+        logGroupNamePrefix=names.log_group_prefix(ctx.name),
+    )
 
 
 class LogGroup(Step):
@@ -22,10 +35,7 @@ class LogGroup(Step):
         return {"retention_days": ctx.stack.services[self.service].log_retention_days}
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        groups = ctx.paginate(
-            f"describe log group {self.name}", "logs", "describe_log_groups", "logGroups", logGroupNamePrefix=self.name
-        )
-        group = next((g for g in groups if g["logGroupName"] == self.name), None)
+        group = next((g for g in stack_log_groups(ctx) if g["logGroupName"] == self.name), None)
         if group is None:
             return None
         tags = ctx.call(
@@ -95,12 +105,6 @@ class ContainerInsightsLogGroup(LogGroup):
         )
         if not any(g["logGroupName"] == self.name for g in groups):
             return None
-        got = ctx.call(
-            f"describe ECS cluster {self.cluster}",
-            ctx.client("ecs").describe_clusters,
-            missing=("ClusterNotFoundException",),
-            clusters=[self.cluster],
-            include=["TAGS"],
-        )
-        owned = any(ctx.owned(tags_from_list(c.get("tags"))) for c in (got or {}).get("clusters", []))
+        # Deleted (INACTIVE) or not, the cluster tells whose the group is.
+        owned = any(ctx.owned(tags_from_list(c.get("tags"))) for c in describe_clusters(ctx, self.cluster))
         return {"log_group": self.name, "_owned": owned}

@@ -10,8 +10,8 @@ from spotecs.steps.base import Context, DataSource
 
 
 class Network(DataSource):
-    """Outputs: vpc_id, subnets, zones; `problem` when the stack's network cannot be used (then
-    vpc_id is None and there are no subnets)."""
+    """Outputs: vpc_id, subnets, zones, subnet_zones (subnet id -> zone); `problem` when the
+    stack's network cannot be used (then vpc_id is None and there are no subnets)."""
 
     kind = "network"
 
@@ -54,7 +54,12 @@ class Network(DataSource):
             chosen = sorted(by_id, key=lambda s: (by_id[s]["AvailabilityZone"], s))
         if not chosen:
             return {**unusable, "problem": f"network.subnets: {vpc_id} has no subnets"}
-        return {"vpc_id": vpc_id, "subnets": chosen, "zones": sorted({by_id[s]["AvailabilityZone"] for s in chosen})}
+        return {
+            "vpc_id": vpc_id,
+            "subnets": chosen,
+            "zones": sorted({by_id[s]["AvailabilityZone"] for s in chosen}),
+            "subnet_zones": {s: by_id[s]["AvailabilityZone"] for s in chosen},
+        }
 
     def check(self, ctx: Context, current: dict[str, Any] | None) -> list[str]:
         problem = (current or {}).get("problem")

@@ -22,11 +22,11 @@ from spotecs.steps import fis
 from spotecs.steps.base import Context, Node, Step
 from spotecs.steps.cluster import Cluster, cluster_services, describe_cluster
 from spotecs.steps.listeners import Listeners
-from spotecs.steps.load_balancer import AccessLogBucket, LoadBalancer
-from spotecs.steps.log_group import LogGroup
+from spotecs.steps.load_balancer import AccessLogBucket, LoadBalancer, stack_target_groups
+from spotecs.steps.log_group import LogGroup, stack_log_groups
 from spotecs.steps.security_groups import LoadBalancerGroup
 from spotecs.steps.service import Service
-from spotecs.steps.service_scaling import DIMENSION, NAMESPACE, ServiceScaling
+from spotecs.steps.service_scaling import DIMENSION, ServiceScaling, scaling_reads
 from spotecs.steps.target_group import TargetGroup
 from spotecs.steps.task_definition import TaskDefinition
 
@@ -251,13 +251,7 @@ def _services(ctx: Context, named: set[str]) -> list[str]:
 def _scaled_services(ctx: Context, named: set[str]) -> list[str]:
     """Services of the stack's cluster with a scalable target the file does not ask for."""
     prefix = names.scalable_target_prefix(ctx.stack.cluster_name, ctx.name)
-    targets = ctx.paginate(
-        "list the scalable targets of ECS services",
-        "application-autoscaling",
-        "describe_scalable_targets",
-        "ScalableTargets",
-        ServiceNamespace=NAMESPACE,
-    )
+    targets = scaling_reads(ctx, "describe_scalable_targets", "ScalableTargets")
     return sorted(
         {
             t["ResourceId"].rsplit("/", 1)[-1]
@@ -281,25 +275,8 @@ def _families(ctx: Context, named: set[str]) -> list[str]:
 
 
 def _target_groups(ctx: Context, named: set[str]) -> list[str]:
-    try:
-        groups = ctx.paginate("list target groups", "elbv2", "describe_target_groups", "TargetGroups")
-    except AwsError as e:
-        if e.code == "TargetGroupNotFound":
-            return []
-        raise
-    return sorted(
-        g["TargetGroupName"]
-        for g in groups
-        if g["TargetGroupName"].startswith(names.service_prefix(ctx.name)) and g["TargetGroupName"] not in named
-    )
+    return sorted(g["TargetGroupName"] for g in stack_target_groups(ctx) if g["TargetGroupName"] not in named)
 
 
 def _log_groups(ctx: Context, named: set[str]) -> list[str]:
-    groups = ctx.paginate(
-        "list log groups",
-        "logs",
-        "describe_log_groups",
-        "logGroups",
-        logGroupNamePrefix=names.log_group_prefix(ctx.name),
-    )
-    return sorted(g["logGroupName"] for g in groups if g["logGroupName"] not in named)
+    return sorted(g["logGroupName"] for g in stack_log_groups(ctx) if g["logGroupName"] not in named)

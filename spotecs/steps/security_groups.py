@@ -40,6 +40,10 @@ def _sort_key(rule: dict[str, Any]) -> tuple[str, ...]:
     return tuple(str(rule[k]) for k in ("protocol", "from", "to", "cidr", "source_group"))
 
 
+# The roles of the stack's security groups (names.security_group).
+ROLES = ("lb", "instances")
+
+
 class SecurityGroup(Step):
     kind = "security group"
     replace_on = frozenset({"vpc_id", "description"})
@@ -60,13 +64,15 @@ class SecurityGroup(Step):
         }
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        groups = ctx.paginate(
+        # Both of the stack's groups in one read, shared by their steps.
+        groups = ctx.read_pages(
             f"describe security group {self.name}",
             "ec2",
             "describe_security_groups",
             "SecurityGroups",
-            Filters=[{"Name": "group-name", "Values": [self.name]}],
+            Filters=[{"Name": "group-name", "Values": sorted(names.security_group(ctx.name, r) for r in ROLES)}],
         )
+        groups = [g for g in groups if g.get("GroupName") == self.name]
         if ctx.stack.network.vpc_id:
             groups = [g for g in groups if g["VpcId"] == ctx.stack.network.vpc_id]
         if not groups:

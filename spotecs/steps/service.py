@@ -12,6 +12,7 @@ from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step
+from spotecs.steps.cluster import listed_service
 
 GONE = ("ServiceNotFoundException", "ServiceNotActiveException", "ClusterNotFoundException")
 MAX_EVENTS = 5
@@ -83,7 +84,7 @@ class Service(Step):
         ]
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        s = describe_service(ctx, self.in_cluster or ctx.stack.cluster_name, self.name)
+        s = listed_service(ctx, self.in_cluster or ctx.stack.cluster_name, self.name)
         # DRAINING is a deleted service on its way out: gone, for planning purposes.
         if s is None or s.get("status") != "ACTIVE":
             return None

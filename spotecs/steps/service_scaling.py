@@ -11,6 +11,7 @@ from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change, Unknown
 from spotecs.steps.base import Context, Step
+from spotecs.steps.cluster import listed_service
 from spotecs.steps.scaling_policies import (
     by_name,
     scheduled_of,
@@ -20,7 +21,6 @@ from spotecs.steps.scaling_policies import (
     tracking_of,
     tracking_request,
 )
-from spotecs.steps.service import describe_service
 
 NAMESPACE = "ecs"
 DIMENSION = "ecs:service:DesiredCount"
@@ -31,6 +31,15 @@ PREDEFINED = {
 }
 # Application Auto Scaling's not-found code; its deletes are idempotent with it.
 GONE = ("ObjectNotFoundException",)
+
+
+def scaling_reads(ctx: Context, operation: str, key: str) -> list[dict[str, Any]]:
+    """Every scalable target, policy or scheduled action (by `operation`) of ECS services, read for
+    the whole namespace once per plan: every service's scaling and the orphan search share it."""
+    what = operation.removeprefix("describe_").replace("_", " ")
+    return ctx.read_pages(
+        f"list the {what} of ECS services", "application-autoscaling", operation, key, ServiceNamespace=NAMESPACE
+    )
 
 
 class ServiceScaling(Step):
@@ -54,6 +63,10 @@ class ServiceScaling(Step):
     @property
     def resource_id(self) -> str:
         return self.name
+
+    def _mine(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The items of `scaling_reads` that belong to this service's scalable target."""
+        return [i for i in items if i.get("ResourceId") == self.resource_id and i.get("ScalableDimension") == DIMENSION]
 
     def _target(self) -> dict[str, str]:
         return {"ServiceNamespace": NAMESPACE, "ResourceId": self.resource_id, "ScalableDimension": DIMENSION}
@@ -125,27 +138,13 @@ class ServiceScaling(Step):
         return f"{lb}/{tg}"
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        targets = ctx.paginate(
-            f"describe scalable target {self.resource_id}",
-            "application-autoscaling",
-            "describe_scalable_targets",
-            "ScalableTargets",
-            ServiceNamespace=NAMESPACE,
-            ResourceIds=[self.resource_id],
-            ScalableDimension=DIMENSION,
-        )
+        targets = self._mine(scaling_reads(ctx, "describe_scalable_targets", "ScalableTargets"))
         if not targets:
             return None
         prefix = names.scaling_prefix(self.service_name)
         policies = [
             p
-            for p in ctx.paginate(
-                f"list scaling policies of {self.resource_id}",
-                "application-autoscaling",
-                "describe_scaling_policies",
-                "ScalingPolicies",
-                **self._target(),
-            )
+            for p in self._mine(scaling_reads(ctx, "describe_scaling_policies", "ScalingPolicies"))
             if p["PolicyName"].startswith(prefix)
         ]
         step_policies = [p for p in policies if p.get("PolicyType") == "StepScaling"]
@@ -165,16 +164,10 @@ class ServiceScaling(Step):
         )
         scheduled = [
             a
-            for a in ctx.paginate(
-                f"list scheduled actions of {self.resource_id}",
-                "application-autoscaling",
-                "describe_scheduled_actions",
-                "ScheduledActions",
-                **self._target(),
-            )
+            for a in self._mine(scaling_reads(ctx, "describe_scheduled_actions", "ScheduledActions"))
             if a["ScheduledActionName"].startswith(prefix)
         ]
-        service = describe_service(ctx, ctx.stack.cluster_name, self.service_name)
+        service = listed_service(ctx, ctx.stack.cluster_name, self.service_name)
         return {
             "min": targets[0]["MinCapacity"],
             "max": targets[0]["MaxCapacity"],

@@ -10,7 +10,7 @@ from spotecs.aws import tag_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step
-from spotecs.steps.load_balancer import elb_tags
+from spotecs.steps.load_balancer import elb_tags, stack_target_groups
 from spotecs.steps.load_balancer import full_name as lb_name
 
 # Only a default for targets registered without a port; ECS always passes the task's host port.
@@ -23,7 +23,10 @@ def full_name(tg_arn: str) -> str:
 
 
 def describe_target_group(ctx: Context, name: str, *, arn: str | None = None) -> dict[str, Any] | None:
-    """The target group of that name (by its ARN when known), or None."""
+    """The target group of that name (by its ARN when known), or None. While a plan shares its
+    reads, found in the listing of the stack's target groups."""
+    if arn is None and ctx.aws.sharing_reads:
+        return next((g for g in stack_target_groups(ctx) if g["TargetGroupName"] == name), None)
     found = ctx.call(
         f"describe target group {name}",
         ctx.client("elbv2").describe_target_groups,

@@ -145,6 +145,9 @@ class TaskDefinition(Step):
             "family": self.name,
             "revision": td["revision"],
             "_owned": ctx.owned(tags_from_list(got.get("tags"))),
+            # What `delete` deregisters: the read has just listed them (the stack's lock keeps
+            # another run from registering one in between).
+            "_revisions": revisions,
         }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +171,8 @@ class TaskDefinition(Step):
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
         ecs = ctx.client("ecs")
-        for arn in sorted(self._active_revisions(ctx), key=_revision):
+        revisions = current.get("_revisions")
+        for arn in sorted(revisions if isinstance(revisions, list) else self._active_revisions(ctx), key=_revision):
             ctx.call(
                 f"deregister task definition {arn.rsplit('/', 1)[-1]}",
                 ecs.deregister_task_definition,
