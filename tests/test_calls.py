@@ -1,0 +1,184 @@
+"""AWS calls per operation for the article's stack (issue 15): `up` from nothing (--no-wait), a
+plan with everything in place (`up --dry-run`) and `teardown`, through the CLI on moto. The
+counts are exact, per (service, operation): a regression names the call it added. The lock's own
+calls (lock.py) are left out: they are the same for every command that writes.
+
+The no-op plan's floor: one read per resource kind, each describe made once whoever asks
+(aws.Aws.reading), the orphan search sharing the steps' listings."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Runs, article, cmd
+
+pytestmark = pytest.mark.usefixtures("moto")
+
+NO_OP_PLAN = {
+    "application-autoscaling.DescribeScalableTargets": 1,
+    "application-autoscaling.DescribeScalingPolicies": 1,
+    "application-autoscaling.DescribeScheduledActions": 1,
+    "autoscaling.DescribeAutoScalingGroups": 1,
+    "ec2.DescribeImages": 1,
+    "ec2.DescribeInstanceTypes": 1,
+    "ec2.DescribeLaunchTemplateVersions": 1,
+    "ec2.DescribeLaunchTemplates": 1,
+    "ec2.DescribeSecurityGroups": 1,
+    "ec2.DescribeSubnets": 1,
+    "ec2.DescribeVpcs": 1,
+    "ecs.DescribeCapacityProviders": 1,
+    "ecs.DescribeClusters": 1,
+    "ecs.DescribeServices": 1,
+    "ecs.DescribeTaskDefinition": 1,
+    "ecs.ListServices": 1,
+    "ecs.ListTaskDefinitionFamilies": 1,
+    "ecs.ListTaskDefinitions": 1,
+    "elbv2.DescribeListeners": 1,
+    "elbv2.DescribeLoadBalancerAttributes": 1,
+    "elbv2.DescribeLoadBalancers": 1,
+    "elbv2.DescribeRules": 1,
+    "elbv2.DescribeTags": 1,
+    "elbv2.DescribeTargetGroupAttributes": 1,
+    "elbv2.DescribeTargetGroups": 1,
+    "iam.GetInstanceProfile": 1,
+    "iam.GetRole": 2,
+    "iam.ListAttachedRolePolicies": 2,
+    "iam.ListRolePolicies": 2,
+    "logs.DescribeLogGroups": 1,
+    "logs.ListTagsLogGroup": 1,
+    "resourcegroupstaggingapi.GetResources": 1,
+    "ssm.GetParameter": 1,
+}
+
+
+UP: dict[str, int] = {
+    "application-autoscaling.DescribeScalableTargets": 1,
+    "application-autoscaling.PutScalingPolicy": 1,
+    "application-autoscaling.RegisterScalableTarget": 1,
+    "autoscaling.CreateAutoScalingGroup": 1,
+    "autoscaling.DescribeAutoScalingGroups": 3,
+    "ec2.AuthorizeSecurityGroupIngress": 2,
+    "ec2.CreateLaunchTemplate": 1,
+    "ec2.CreateSecurityGroup": 2,
+    "ec2.DescribeImages": 1,
+    "ec2.DescribeInstanceTypes": 1,
+    "ec2.DescribeLaunchTemplateVersions": 1,
+    "ec2.DescribeLaunchTemplates": 1,
+    "ec2.DescribeSecurityGroups": 1,
+    "ec2.DescribeSubnets": 1,
+    "ec2.DescribeVpcs": 1,
+    "ecs.CreateCapacityProvider": 1,
+    "ecs.CreateCluster": 1,
+    "ecs.CreateService": 1,
+    "ecs.DescribeClusters": 2,
+    "ecs.ListServices": 2,
+    "ecs.ListTaskDefinitionFamilies": 1,
+    "ecs.ListTaskDefinitions": 1,
+    "ecs.PutClusterCapacityProviders": 1,
+    "ecs.RegisterTaskDefinition": 1,
+    "elbv2.CreateListener": 1,
+    "elbv2.CreateLoadBalancer": 1,
+    "elbv2.CreateTargetGroup": 1,
+    "elbv2.DescribeLoadBalancers": 2,
+    "elbv2.DescribeTargetGroups": 1,
+    "elbv2.ModifyLoadBalancerAttributes": 1,
+    "elbv2.ModifyTargetGroupAttributes": 1,
+    "iam.AddRoleToInstanceProfile": 1,
+    "iam.AttachRolePolicy": 2,
+    "iam.CreateInstanceProfile": 1,
+    "iam.CreateRole": 2,
+    "iam.GetInstanceProfile": 1,
+    "iam.GetRole": 2,
+    "logs.CreateLogGroup": 1,
+    "logs.DescribeLogGroups": 2,
+    "logs.PutRetentionPolicy": 1,
+    "resourcegroupstaggingapi.GetResources": 1,
+    "ssm.GetParameter": 1,
+}
+
+TEARDOWN: dict[str, int] = {
+    "application-autoscaling.DeleteScalingPolicy": 1,
+    "application-autoscaling.DeregisterScalableTarget": 1,
+    "application-autoscaling.DescribeScalableTargets": 1,
+    "application-autoscaling.DescribeScalingPolicies": 1,
+    "application-autoscaling.DescribeScheduledActions": 1,
+    "autoscaling.DeleteAutoScalingGroup": 1,
+    "autoscaling.DescribeAutoScalingGroups": 3,
+    "autoscaling.SetInstanceProtection": 1,
+    "cloudwatch.DescribeAlarms": 1,
+    "ec2.DeleteLaunchTemplate": 1,
+    "ec2.DeleteSecurityGroup": 2,
+    "ec2.DescribeImages": 1,
+    "ec2.DescribeInstanceTypes": 1,
+    "ec2.DescribeLaunchTemplateVersions": 1,
+    "ec2.DescribeLaunchTemplates": 1,
+    "ec2.DescribeSecurityGroups": 3,
+    "ec2.DescribeSubnets": 1,
+    "ec2.DescribeVpcs": 1,
+    "ec2.RevokeSecurityGroupIngress": 1,
+    "ecs.DeleteCapacityProvider": 1,
+    "ecs.DeleteCluster": 1,
+    "ecs.DeleteService": 1,
+    "ecs.DeregisterTaskDefinition": 1,
+    "ecs.DescribeCapacityProviders": 3,
+    "ecs.DescribeClusters": 2,
+    "ecs.DescribeServices": 5,
+    "ecs.DescribeTaskDefinition": 1,
+    "ecs.ListContainerInstances": 1,
+    "ecs.ListServices": 3,
+    "ecs.ListTaskDefinitionFamilies": 1,
+    "ecs.ListTaskDefinitions": 1,
+    "ecs.PutClusterCapacityProviders": 1,
+    "ecs.UpdateService": 1,
+    "elbv2.DeleteListener": 1,
+    "elbv2.DeleteLoadBalancer": 1,
+    "elbv2.DeleteTargetGroup": 1,
+    "elbv2.DescribeListeners": 2,
+    "elbv2.DescribeLoadBalancerAttributes": 1,
+    "elbv2.DescribeLoadBalancers": 2,
+    "elbv2.DescribeRules": 1,
+    "elbv2.DescribeTags": 1,
+    "elbv2.DescribeTargetGroupAttributes": 1,
+    "elbv2.DescribeTargetGroups": 2,
+    "iam.DeleteInstanceProfile": 1,
+    "iam.DeleteRole": 2,
+    "iam.DetachRolePolicy": 2,
+    "iam.GetInstanceProfile": 1,
+    "iam.GetRole": 2,
+    "iam.ListAttachedRolePolicies": 2,
+    "iam.ListRolePolicies": 2,
+    "iam.RemoveRoleFromInstanceProfile": 1,
+    "logs.DeleteLogGroup": 1,
+    "logs.DescribeLogGroups": 2,
+    "logs.ListTagsLogGroup": 1,
+    "resourcegroupstaggingapi.GetResources": 1,
+    "s3.GetBucketTagging": 1,
+    "s3.HeadBucket": 1,
+    "ssm.GetParameter": 1,
+    "sts.GetCallerIdentity": 1,
+}
+
+
+def counted(runs: Runs) -> dict[str, int]:
+    """The last run's calls per `service.Operation`, the lock's own left out."""
+    return dict(sorted(Counter(f"{c.service}.{c.operation}" for c in runs.sessions[-1].calls if not c.is_lock).items()))
+
+
+def test_article_calls_per_operation_up_no_op_plan_and_teardown(runs: Runs, tmp_path: Path) -> None:
+    path = article(tmp_path)
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    up = counted(runs)
+    assert up == UP
+    assert sum(up.values()) < 59
+
+    assert cmd("up", "-f", str(path), "--dry-run").code == 0
+    assert counted(runs) == NO_OP_PLAN
+    assert sum(NO_OP_PLAN.values()) <= 36
+
+    assert cmd("teardown", "-f", str(path), "--yes").code == 0
+    down = counted(runs)
+    assert down == TEARDOWN
+    assert sum(down.values()) < 85
