@@ -471,14 +471,21 @@ def drill(
     show_default=True,
     help="Port on 127.0.0.1 (0 picks a free one).",
 )
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(0, 60_000),
+    default=None,
+    help="Add this many milliseconds to every request, as AWS's round trip would "
+    "(default: SPOTECS_SANDBOX_LATENCY_MS, else 0; --sandbox reads that variable too).",
+)
 @click.pass_obj
-def sandbox(env: Env, port: int) -> None:
+def sandbox(env: Env, port: int, latency_ms: float | None) -> None:
     """Run a local AWS endpoint (moto plus spotecs's simulations) until Ctrl-C."""
     import threading
 
     from spotecs.sandbox import Sandbox
 
-    with Sandbox(port=port) as box:
+    with Sandbox(port=port, latency_ms=latency_ms) as box:
         env.console.print(
             f"Sandbox listening on {box.endpoint_url}\n"
             f"Use it with:  spotecs up --endpoint-url {box.endpoint_url} --region us-east-1\n"

@@ -6,11 +6,12 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from spotecs.errors import SandboxError
+from spotecs.errors import SandboxError, UsageError
 from spotecs.sandbox.backends import require_moto
 
 if TYPE_CHECKING:
@@ -26,6 +27,24 @@ SANDBOX_ENV = {
 }
 
 
+# Milliseconds added to every request the sandbox answers (`--sandbox`; `spotecs sandbox
+# --latency-ms` sets it too): AWS answers in tens of milliseconds, the sandbox in about one, so
+# a benchmark can see what runs at once and what waits.
+LATENCY_ENV = "SPOTECS_SANDBOX_LATENCY_MS"
+
+
+def latency_from_env() -> float:
+    """SPOTECS_SANDBOX_LATENCY_MS as milliseconds (0 when unset); a bad value is a usage error."""
+    raw = os.environ.get(LATENCY_ENV, "").strip()
+    try:
+        value = float(raw) if raw else 0.0
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 60_000:
+        raise UsageError(f"{LATENCY_ENV}: '{raw}' is not a number of milliseconds from 0 to 60000")
+    return value
+
+
 class _Serialized:
     """WSGI wrapper: one request at a time, never in the middle of an agent tick."""
 
@@ -38,6 +57,19 @@ class _Serialized:
             if environ.get("PATH_INFO") == PUBLISH_AMI_PATH:
                 return _publish_ami(environ, start_response)
             return self.app(environ, start_response)
+
+
+class _Delayed:
+    """WSGI wrapper: each request waits `latency_ms` first, outside the request lock, as a network
+    round trip would: requests sent at once wait it out together, not one after another."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], latency_ms: float) -> None:
+        self.app = app
+        self.latency = latency_ms / 1000
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        time.sleep(self.latency)
+        return self.app(environ, start_response)
 
 
 # POST here (`?alias=al2023&region=us-east-1`) publishes a newer ECS-optimized AMI (amis.py).
@@ -76,9 +108,12 @@ class Sandbox:
         host: str = "127.0.0.1",
         agent_interval: float | None = 0.5,
         clock_factor: float | None = None,
+        latency_ms: float | None = None,
     ) -> None:
         """``port`` 0/None picks a free one; ``agent_interval`` None means tick() by hand;
-        ``clock_factor`` divides AWS's delays (clock.py; default: SPOTECS_SANDBOX_CLOCK, or 1)."""
+        ``clock_factor`` divides AWS's delays (clock.py; default: SPOTECS_SANDBOX_CLOCK, or 1);
+        ``latency_ms`` is added to every request (None: SPOTECS_SANDBOX_LATENCY_MS, else 0)."""
+        self.latency_ms = latency_from_env() if latency_ms is None else latency_ms
         require_moto()
         _set_default_env()
         from moto.server import ThreadedMotoServer
@@ -112,7 +147,8 @@ class Sandbox:
         if wsgi_server is not None and hasattr(wsgi_server, "app"):
             from spotecs.sandbox.prices import PricingApi
 
-            wsgi_server.app = PricingApi(_Serialized(wsgi_server.app, self.agent.lock))
+            app: Any = PricingApi(_Serialized(wsgi_server.app, self.agent.lock))
+            wsgi_server.app = _Delayed(app, self.latency_ms) if self.latency_ms else app
 
     def client(self, service: str, region_name: str = "us-east-1") -> Any:
         """A boto3 client for this sandbox; one attempt only, as moto's 500s are final."""

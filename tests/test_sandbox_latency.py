@@ -1,0 +1,53 @@
+"""The sandbox's injected latency (issue 15): `spotecs sandbox --latency-ms N` and
+SPOTECS_SANDBOX_LATENCY_MS (read by `--sandbox` too) add N ms to every request, spent outside
+the request lock as a network round trip would be. Bad values are usage errors (exit 2)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from spotecs.errors import UsageError
+from spotecs.sandbox import Sandbox
+from spotecs.sandbox.server import LATENCY_ENV, latency_from_env
+from tests.helpers import MINIMAL
+from tests.helpers import stack_file as write_stack
+from tests.test_cli import invoke
+
+
+def test_latency_comes_from_the_variable_unless_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(LATENCY_ENV, raising=False)
+    assert latency_from_env() == 0
+    monkeypatch.setenv(LATENCY_ENV, "37.5")
+    assert latency_from_env() == 37.5
+    for bad in ("fast", "-1", "nan", "60001"):
+        monkeypatch.setenv(LATENCY_ENV, bad)
+        with pytest.raises(UsageError, match=f"^{LATENCY_ENV}: '{bad}' is not a number of milliseconds"):
+            latency_from_env()
+
+
+def test_every_request_waits_at_least_the_latency(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A lower bound only (the sleep guarantees it): never an upper bound on a loaded machine.
+    monkeypatch.setenv(LATENCY_ENV, "150")
+    with Sandbox(agent_interval=None) as box:
+        assert box.latency_ms == 150
+        sts = box.client("sts")
+        start = time.monotonic()
+        for _ in range(2):
+            sts.get_caller_identity()
+        assert time.monotonic() - start >= 0.3
+    with Sandbox(agent_interval=None, latency_ms=0) as box:
+        assert box.latency_ms == 0
+
+
+def test_a_bad_latency_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result, io_ = invoke(["sandbox", "--latency-ms", "-5"])
+    assert result.exit_code == 2
+    assert "--latency-ms" in result.output and "Sandbox listening" not in io_.stdout
+
+    monkeypatch.setenv(LATENCY_ENV, "soon")
+    result, io_ = invoke(["up", "--sandbox", "-f", str(write_stack(tmp_path, MINIMAL)), "--yes"])
+    assert result.exit_code == 2
+    assert io_.stderr == f"Error: {LATENCY_ENV}: 'soon' is not a number of milliseconds from 0 to 60000\n"
