@@ -86,8 +86,9 @@ def main() -> None:
         box.tick()
 
         drift = prepare(opts)
-        with_orphans(drift)
-        plan(drift.steps, drift.ctx)
+        with drift.aws.reading():  # as `status` plans: each read once (aws.Aws.reading)
+            with_orphans(drift)
+            plan(drift.steps, drift.ctx)
         floor = len(drift.aws.calls)
 
         run = prepare(opts)

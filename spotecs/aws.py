@@ -49,6 +49,10 @@ class Call:
     service: str
     operation: str
     params: dict[str, Any]
+    # Which step made it ("" for the run itself), and when (time.monotonic()): what a benchmark
+    # needs to find the longest chain of calls that had to wait for one another.
+    step: str = ""
+    started: float = 0.0
 
     @property
     def is_write(self) -> bool:
@@ -82,6 +86,12 @@ class Aws:
     # The read layer (`reading`): answers of read calls by (service, operation, parameters).
     _reads: dict[tuple[str, str, str], Any] | None = None
     _read_locks: dict[tuple[str, str, str], threading.Lock] = field(default_factory=dict)
+    # The step this thread is working for (Context sets it): recorded with each call.
+    _acting: threading.local = field(default_factory=threading.local)
+
+    def acting_for(self, step: str) -> None:
+        """The calls this thread makes next are made for `step` (see Call.step)."""
+        self._acting.step = step
 
     @property
     def session(self) -> boto3.Session:
@@ -161,7 +171,8 @@ class Aws:
 
     def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         # list.append is atomic under the GIL: safe from the engine's worker threads.
-        call = Call(model.service_model.service_name, model.name, dict(params))
+        step = getattr(self._acting, "step", "")
+        call = Call(model.service_model.service_name, model.name, dict(params), step, time.monotonic())
         self.calls.append(call)
         if call.is_write and not call.is_lock:
             self._forget(call.service)

@@ -88,6 +88,7 @@ class Context(Outputs):
 
     # -- AWS -------------------------------------------------------------------
     def client(self, service: str) -> Any:
+        self.aws.acting_for(self.step_key)
         return self.aws.client(service)
 
     @property
@@ -147,10 +148,12 @@ class Context(Outputs):
         self, intent: str, service: str, operation: str, /, *, missing: Collection[str] = (), **kwargs: Any
     ) -> Any:
         """A read call through the run's read layer (Aws.reading): asked once per plan, whoever asks."""
+        self.aws.acting_for(self.step_key)
         return self.aws.read(intent, service, operation, missing=missing, **kwargs)
 
     def read_pages(self, intent: str, service: str, operation: str, key: str, **kwargs: Any) -> list[Any]:
         """`paginate` through the run's read layer."""
+        self.aws.acting_for(self.step_key)
         return self.aws.read_pages(intent, service, operation, key, **kwargs)
 
     def wait(self, intent: str, service: str, waiter: Any, *, timeout: float | None = None, **kwargs: Any) -> None:
