@@ -84,26 +84,39 @@ class Recorder:
         self.reads_at, self.apply_at = 0.0, None
 
 
-def critical_path(calls: list[Call], rec: Recorder) -> int:
-    """Round trips on the longest chain of calls that waited for one another (see the module's
-    docstring). Calls in one step run one after another; steps wait for their upstreams."""
-    apply_start, apply_end = rec.apply_at or (float("inf"), float("inf"))
-    before = [c for c in calls if c.started < rec.reads_at]  # the lock, the orphan search
-    reads = Counter(c.step for c in calls if rec.reads_at <= c.started < apply_start and not c.is_lock)
-    applied = Counter(c.step for c in calls if apply_start <= c.started < apply_end and not c.is_lock)
-    after = [c for c in calls if c.started >= apply_end]  # the lock's release
-    heaviest: dict[str, int] = {}
-
-    def longest(key: str, deps: dict[str, tuple[str, ...]]) -> int:
-        if key not in heaviest:
-            heaviest[key] = applied.get(key, 0) + max(
-                (longest(d, deps) for d in deps.get(key, ()) if d in deps), default=0
-            )
-        return heaviest[key]
-
+def critical_path(aws: Aws, rec: Recorder) -> int:
+    """Round trips on the longest chain of calls that had to wait for one another. A call waits
+    for an earlier one that had come back before it started when both were made for the same
+    step, or the earlier one for the run itself (the lock, the orphan search), for an upstream
+    of its step, or in an earlier phase (plan, then apply). Reads of different steps, and calls
+    a step makes at once, are not chained."""
+    calls = sorted(aws.calls, key=lambda c: c.started)
+    apply_start = rec.apply_at[0] if rec.apply_at else float("inf")
     deps = {s.key: tuple(s.depends_on) for s in rec.steps}
-    path = max((longest(k, deps) for k in deps), default=0)
-    return len(before) + max(reads.values(), default=0) + path + len(after)
+    upstream: dict[str, set[str]] = {}
+
+    def ups(key: str) -> set[str]:
+        if key not in upstream:
+            upstream[key] = set()
+            for d in deps.get(key, ()):
+                upstream[key] |= {d, *ups(d)}
+        return upstream[key]
+
+    def phase(c: Call) -> int:
+        return 0 if c.started < rec.reads_at else 1 if c.started < apply_start else 2
+
+    def waited(b: Call, a: Call) -> bool:
+        if aws.finished.get(id(a), float("inf")) > b.started:
+            return False
+        if phase(a) < phase(b) or not a.step or a.step == b.step:
+            return True
+        # Applying, a step starts once its upstreams are done (deleting, once its dependants are).
+        return phase(b) == 2 and (a.step in ups(b.step) or b.step in ups(a.step))
+
+    depth: list[int] = []
+    for i, b in enumerate(calls):
+        depth.append(1 + max((depth[j] for j in range(i) if waited(b, calls[j])), default=0))
+    return max(depth, default=0)
 
 
 def phase(
@@ -115,7 +128,7 @@ def phase(
     wall = time.perf_counter() - start
     calls = rec.opened[-1].calls
     own = [c for c in calls if not c.is_lock]
-    trips = critical_path(calls, rec)
+    trips = critical_path(rec.opened[-1], rec)
     out(f"{name}.calls", len(own), "calls")
     out(f"{name}.lock_calls", len(calls) - len(own), "calls")
     out(f"{name}.wall", round(wall, 2), "s")

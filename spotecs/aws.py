@@ -50,9 +50,10 @@ class Call:
     operation: str
     params: dict[str, Any]
     # Which step made it ("" for the run itself), and when (time.monotonic()): what a benchmark
-    # needs to find the longest chain of calls that had to wait for one another.
-    step: str = ""
-    started: float = 0.0
+    # needs to find the longest chain of calls that had to wait for one another. Not compared:
+    # a call is what was asked of AWS.
+    step: str = field(default="", compare=False)
+    started: float = field(default=0.0, compare=False)
 
     @property
     def is_write(self) -> bool:
@@ -88,6 +89,9 @@ class Aws:
     _read_locks: dict[tuple[str, str, str], threading.Lock] = field(default_factory=dict)
     # The step this thread is working for (Context sets it): recorded with each call.
     _acting: threading.local = field(default_factory=threading.local)
+    # When each call's answer (or error) came back, by id(call): with Call.started, what a
+    # benchmark needs to tell calls that waited for one another from calls made at once.
+    finished: dict[int, float] = field(default_factory=dict)
 
     def acting_for(self, step: str) -> None:
         """The calls this thread makes next are made for `step` (see Call.step)."""
@@ -152,6 +156,8 @@ class Aws:
                 client.meta.events.register("before-parameter-build", self._record)
                 client.meta.events.register_first("needs-retry", _bounded_connection_retries)
                 client.meta.events.register("before-parameter-build", self._gate)
+                client.meta.events.register("after-call", self._finished)
+                client.meta.events.register("after-call-error", self._finished)
                 self._clients[key] = client
             return client
 
@@ -174,6 +180,7 @@ class Aws:
         step = getattr(self._acting, "step", "")
         call = Call(model.service_model.service_name, model.name, dict(params), step, time.monotonic())
         self.calls.append(call)
+        self._acting.call = call
         if call.is_write and not call.is_lock:
             self._forget(call.service)
 
@@ -239,6 +246,11 @@ class Aws:
     def sharing_reads(self) -> bool:
         """Whether reads are shared now (`reading`): steps then ask for the batch they belong to."""
         return self._reads is not None
+
+    def _finished(self, **_: Any) -> None:
+        call = getattr(self._acting, "call", None)
+        if call is not None:
+            self.finished[id(call)] = time.monotonic()
 
     def _gate(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         if self.stopping.is_set():

@@ -176,14 +176,17 @@ class Ami(DataSource):
     def _alias_image(self, ctx: Context, facts: dict[str, Any]) -> dict[str, Any] | None:
         """The image to use for an alias: the template's own while it is a release of the same
         family, else the latest."""
-        latest_id = recommended_id(ctx.aws, self.ami)
+        # Both at once: neither needs the other.
+        latest_id, in_use = ctx.at_once(
+            lambda: recommended_id(ctx.aws, self.ami),
+            lambda: template_image(ctx.aws, self.template) if self.template else None,
+        )
         if latest_id is None:
             facts["problem"] = (
                 f"instances.ami: {self.ami} has no ECS-optimized image in {ctx.region} "
                 f"(SSM parameter {AMI_ALIASES[self.ami]} not found)"
             )
             return None
-        in_use = template_image(ctx.aws, self.template) if self.template else None
         images = describe_images(ctx.aws, [latest_id, in_use or ""])  # one call for both
         newest = images.get(latest_id)
         if newest is None:

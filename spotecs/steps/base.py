@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -42,6 +43,8 @@ BUDGETS: dict[str, float] = {
     "service stable": 1800,
 }
 UNNAMED_BUDGET = 600.0
+# Reads one step issues at once (Context.at_once), on top of the engine's own workers.
+AT_ONCE = 8
 
 
 @dataclass
@@ -179,6 +182,21 @@ class Context(Outputs):
             hint=hint,
             stop=self.aws.stopping,
         )
+
+    def at_once(self, *reads: Callable[[], Any]) -> list[Any]:
+        """Independent reads at the same time (AWS answers them in one round trip's time, not one
+        after another); their results in order, or the first error in order. The worker
+        threads make their calls for this step (Call.step)."""
+        if len(reads) <= 1:
+            return [read() for read in reads]
+
+        def run(read: Callable[[], Any]) -> Any:
+            self.aws.acting_for(self.step_key)
+            return read()
+
+        with ThreadPoolExecutor(max_workers=min(len(reads), AT_ONCE), thread_name_prefix="at-once") as pool:
+            futures = [pool.submit(run, read) for read in reads]
+        return [f.result() for f in futures]
 
     def fact(self, name: str, compute: Callable[[], Any]) -> Any:
         """Memoise a run-wide lookup (account id, default VPC, instance types). Computed once,

@@ -5,6 +5,7 @@ the services name). A role of the same name that spotecs does not own is used re
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from spotecs import names
@@ -60,38 +61,62 @@ class Role(Step):
         doc = role.get("AssumeRolePolicyDocument", {})
         doc = json.loads(doc) if isinstance(doc, str) else doc
         services = [s.get("Principal", {}).get("Service") for s in doc.get("Statement", [])]
-        attached = ctx.paginate(
-            f"list policies of role {self.name}",
-            "iam",
-            "list_attached_role_policies",
-            "AttachedPolicies",
-            RoleName=self.name,
-        )
-        inline: dict[str, Any] = {}
-        for pname in ctx.paginate(
-            f"list inline policies of role {self.name}", "iam", "list_role_policies", "PolicyNames", RoleName=self.name
-        ):
-            body = ctx.call(
-                f"read policy {pname} of role {self.name}", iam.get_role_policy, RoleName=self.name, PolicyName=pname
-            )["PolicyDocument"]
-            inline[pname] = json.loads(body) if isinstance(body, str) else body
+
+        def attached() -> list[dict[str, Any]]:
+            return ctx.paginate(
+                f"list policies of role {self.name}",
+                "iam",
+                "list_attached_role_policies",
+                "AttachedPolicies",
+                RoleName=self.name,
+            )
+
+        def inline_policies() -> dict[str, Any]:
+            pnames = ctx.paginate(
+                f"list inline policies of role {self.name}",
+                "iam",
+                "list_role_policies",
+                "PolicyNames",
+                RoleName=self.name,
+            )
+            bodies = ctx.at_once(
+                *(
+                    partial(
+                        ctx.call,
+                        f"read policy {pname} of role {self.name}",
+                        iam.get_role_policy,
+                        RoleName=self.name,
+                        PolicyName=pname,
+                    )
+                    for pname in pnames
+                )
+            )
+            docs = (b["PolicyDocument"] for b in bodies)
+            return {p: json.loads(d) if isinstance(d, str) else d for p, d in zip(pnames, docs, strict=True)}
+
+        def profile() -> Any:
+            if not self.instance_profile:
+                return None
+            return ctx.call(
+                f"describe instance profile {self.name}",
+                iam.get_instance_profile,
+                missing=("NoSuchEntity",),
+                InstanceProfileName=self.name,
+            )
+
+        # Each needs only the role's name: asked at once.
+        policies, inline, prof = ctx.at_once(attached, inline_policies, profile)
         # GetRole answers with the role's tags (up to 50, as many as IAM allows on a role).
         tags = tags_from_list(role.get("Tags"))
         current: dict[str, Any] = {
             "trusted_service": services[0] if len(services) == 1 else services,
-            "managed_policies": sorted(p["PolicyArn"] for p in attached),
+            "managed_policies": sorted(p["PolicyArn"] for p in policies),
             "inline_policies": inline,
             "inline_policy_names": sorted(inline),
             "arn": role["Arn"],
             "_owned": ctx.owned(tags),
         }
         if self.instance_profile:
-            prof = ctx.call(
-                f"describe instance profile {self.name}",
-                iam.get_instance_profile,
-                missing=("NoSuchEntity",),
-                InstanceProfileName=self.name,
-            )
             if prof and any(r["RoleName"] == self.name for r in prof["InstanceProfile"]["Roles"]):
                 current["instance_profile"] = self.name
                 current["instance_profile_arn"] = prof["InstanceProfile"]["Arn"]

@@ -143,7 +143,17 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
     def add(make: Callable[..., Step], *depends_on: str) -> None:
         candidates.append((make, depends_on))
 
-    for svc in _services(ctx, set(services)):
+    # The search's listings at once: it waits for the longest of them, not for their sum.
+    found = ctx.at_once(
+        lambda: _services(ctx, set(services)),
+        lambda: _scaled_services(ctx, scaled),
+        lambda: _other_clusters(ctx),
+        lambda: _families(ctx, set(services)),
+        lambda: _target_groups(ctx, web),
+        lambda: _log_groups(ctx, {names.log_group(name, s) for s in stack.services}),
+    )
+    listed_services, scaled_services, other_clusters, families, target_groups, log_groups = found
+    for svc in listed_services:
         short = names.service_of(name, svc)
         add(
             partial(OrphanService, name, short, web=False, name=svc),
@@ -154,12 +164,12 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
             f"{PREFIX}task-definition:{short}",
             f"{PREFIX}target-group:{short}",
         )
-    for svc in _scaled_services(ctx, scaled):
+    for svc in scaled_services:
         add(
             partial(OrphanScaling, name, names.service_of(name, svc), cluster=stack.cluster_name, service_name=svc),
             service_key(svc),
         )
-    for cluster in _other_clusters(ctx):
+    for cluster in other_clusters:
         # In reverse order: after its own services and their scaling, and before the capacity
         # provider and the group (its deletion deregisters their instances, which releases the
         # provider from it; ECS refuses to delete a provider a cluster still holds).
@@ -171,7 +181,7 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
                 partial(OrphanScaling, name, short, cluster=cluster, service_name=svc, keyed_by_cluster=True),
                 f"{PREFIX}service:{cluster}/{svc}",
             )
-    for family in _families(ctx, set(services)):
+    for family in families:
         short = names.service_of(name, family)
         add(
             partial(OrphanTaskDefinition, name, short),
@@ -180,11 +190,11 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
             f"{PREFIX}log-group:{short}",
         )
     orphan_tgs: list[str] = []
-    for tg in _target_groups(ctx, web):
+    for tg in target_groups:
         short = names.service_of(name, tg)
         orphan_tgs.append(f"{PREFIX}target-group:{short}")
         add(partial(OrphanTargetGroup, name, short), "network")
-    for group in _log_groups(ctx, {names.log_group(name, s) for s in stack.services}):
+    for group in log_groups:
         short = group.removeprefix(names.log_group_prefix(name))
         add(partial(OrphanLogGroup, name, short))
     if not web:
@@ -202,11 +212,13 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
         add(partial(OrphanFisTemplate, name), f"{PREFIX}{fis.ROLE_KEY}")
         add(partial(OrphanFisRole, name, ctx.region))
     # Candidates found by name prefix are kept only if they exist and carry our tags.
-    kept = [
-        (make, deps)
+    unnamed = [
+        (make, deps, probe)
         for make, deps in candidates
-        if not _named(probe := make(depends_on=deps), named) and probe.key not in keys and _owned(ctx, probe)
+        if not _named(probe := make(depends_on=deps), named) and probe.key not in keys
     ]
+    owned = ctx.at_once(*(partial(_owned, ctx, probe) for _, _, probe in unnamed))
+    kept = [(make, deps) for (make, deps, _), mine in zip(unnamed, owned, strict=True) if mine]
     present = keys | {make(depends_on=deps).key for make, deps in kept}
     return [make(depends_on=tuple(d for d in deps if d in present)) for make, deps in kept]
 
@@ -222,7 +234,7 @@ def _named(step: Step, named: set[tuple[str, str]]) -> bool:
 def _other_clusters(ctx: Context) -> list[str]:
     """Clusters tagged as the stack's other than the one the file names: found with the
     Resource Groups Tagging API (ECS lists clusters by name only)."""
-    pages = ctx.paginate(
+    pages = ctx.read_pages(
         "find the stack's ECS clusters by tag",
         "resourcegroupstaggingapi",
         "get_resources",
@@ -263,7 +275,7 @@ def _scaled_services(ctx: Context, named: set[str]) -> list[str]:
 
 
 def _families(ctx: Context, named: set[str]) -> list[str]:
-    families = ctx.paginate(
+    families = ctx.read_pages(
         "list task definition families",
         "ecs",
         "list_task_definition_families",
