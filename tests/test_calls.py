@@ -17,7 +17,7 @@ from tests.helpers import Runs, article, cmd
 
 pytestmark = pytest.mark.usefixtures("moto")
 
-NO_OP_PLAN = {
+NO_OP_PLAN: dict[str, int] = {
     "application-autoscaling.DescribeScalableTargets": 1,
     "application-autoscaling.DescribeScalingPolicies": 1,
     "application-autoscaling.DescribeScheduledActions": 1,
@@ -143,11 +143,12 @@ TEARDOWN: dict[str, int] = {
     "elbv2.DescribeTags": 1,
     "elbv2.DescribeTargetGroupAttributes": 1,
     "elbv2.DescribeTargetGroups": 2,
+    "fis.ListExperimentTemplates": 1,
     "iam.DeleteInstanceProfile": 1,
     "iam.DeleteRole": 2,
     "iam.DetachRolePolicy": 2,
     "iam.GetInstanceProfile": 1,
-    "iam.GetRole": 2,
+    "iam.GetRole": 3,
     "iam.ListAttachedRolePolicies": 2,
     "iam.ListRolePolicies": 2,
     "iam.RemoveRoleFromInstanceProfile": 1,
