@@ -28,7 +28,6 @@ NO_OP_PLAN: dict[str, int] = {
     "ec2.DescribeLaunchTemplates": 1,
     "ec2.DescribeSecurityGroups": 1,
     "ec2.DescribeSubnets": 1,
-    "ec2.DescribeVpcs": 1,
     "ecs.DescribeCapacityProviders": 1,
     "ecs.DescribeClusters": 1,
     "ecs.DescribeServices": 1,
@@ -69,7 +68,6 @@ UP: dict[str, int] = {
     "ec2.DescribeLaunchTemplates": 1,
     "ec2.DescribeSecurityGroups": 1,
     "ec2.DescribeSubnets": 1,
-    "ec2.DescribeVpcs": 1,
     "ecs.CreateCapacityProvider": 1,
     "ecs.CreateCluster": 1,
     "ecs.CreateService": 1,
@@ -117,7 +115,6 @@ TEARDOWN: dict[str, int] = {
     "ec2.DescribeLaunchTemplates": 1,
     "ec2.DescribeSecurityGroups": 3,
     "ec2.DescribeSubnets": 1,
-    "ec2.DescribeVpcs": 1,
     "ec2.RevokeSecurityGroupIngress": 1,
     "ecs.DeleteCapacityProvider": 1,
     "ecs.DeleteCluster": 1,
@@ -177,7 +174,7 @@ def test_article_calls_per_operation_up_no_op_plan_and_teardown(runs: Runs, tmp_
 
     assert cmd("up", "-f", str(path), "--dry-run").code == 0
     assert counted(runs) == NO_OP_PLAN
-    assert sum(NO_OP_PLAN.values()) <= 36
+    assert sum(NO_OP_PLAN.values()) <= 35
 
     assert cmd("teardown", "-f", str(path), "--yes").code == 0
     down = counted(runs)

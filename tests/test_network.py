@@ -34,7 +34,29 @@ def test_network_explicit_vpc_and_subnets(ec2: Any) -> None:
     a = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone="us-east-1b")["Subnet"]["SubnetId"]
     ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.2.0/24", AvailabilityZone="us-east-1a")
     out = Network().read(make_ctx(make_stack(network={"vpc_id": vpc, "subnets": [a]})))
-    assert out == {"vpc_id": vpc, "subnets": [a], "zones": ["us-east-1b"]}
+    assert out == {"vpc_id": vpc, "subnets": [a], "zones": ["us-east-1b"], "subnet_zones": {a: "us-east-1b"}}
+
+
+def test_the_default_vpc_and_all_its_subnets_in_one_call(ec2: Any) -> None:
+    """Its own subnets too (not only the default ones), never another VPC's."""
+    default = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    mine = ec2.create_subnet(VpcId=default, CidrBlock="172.31.200.0/24", AvailabilityZone="us-east-1c")["Subnet"]
+    other = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    theirs = ec2.create_subnet(VpcId=other, CidrBlock="10.8.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]
+    ctx = make_ctx()
+    out = Network().read(ctx)
+    assert out["vpc_id"] == default
+    assert mine["SubnetId"] in out["subnets"] and theirs["SubnetId"] not in out["subnets"]
+    assert [c.operation for c in ctx.aws.calls] == ["DescribeSubnets"]
+
+
+def test_a_default_vpc_without_default_subnets_is_still_found(ec2: Any) -> None:
+    default = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [default]}])["Subnets"]:
+        ec2.delete_subnet(SubnetId=s["SubnetId"])
+    own = ec2.create_subnet(VpcId=default, CidrBlock="172.31.200.0/24", AvailabilityZone="us-east-1c")["Subnet"]
+    out = Network().read(make_ctx())
+    assert out["vpc_id"] == default and out["subnets"] == [own["SubnetId"]]
 
 
 @pytest.mark.parametrize(

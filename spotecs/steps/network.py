@@ -29,21 +29,29 @@ class Network(DataSource):
             if not vpcs or not vpcs["Vpcs"]:
                 return {**unusable, "problem": f"network.vpc_id: {cfg.vpc_id} does not exist in {ctx.region}"}
             vpc_id = cfg.vpc_id
+            subnets = ctx.paginate(
+                f"list subnets of {vpc_id}",
+                "ec2",
+                "describe_subnets",
+                "Subnets",
+                Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
+            )
         else:
-            vpcs = ctx.call(
-                "find the default VPC", ec2.describe_vpcs, Filters=[{"Name": "is-default", "Values": ["true"]}]
-            )["Vpcs"]
-            if not vpcs:
-                problem = f"network.vpc_id: {ctx.region} has no default VPC; set network.vpc_id and network.subnets"
-                return {**unusable, "problem": problem}
-            vpc_id = vpcs[0]["VpcId"]
-        subnets = ctx.paginate(
-            f"list subnets of {vpc_id}",
-            "ec2",
-            "describe_subnets",
-            "Subnets",
-            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
-        )
+            # One call finds the default VPC and its subnets: default subnets (DefaultForAz) exist
+            # only in the default VPC (https://docs.aws.amazon.com/vpc/latest/userguide/default-vpc.html).
+            region = ctx.paginate("list the region's subnets", "ec2", "describe_subnets", "Subnets")
+            default = next((str(s["VpcId"]) for s in region if s.get("DefaultForAz")), None)
+            if default is not None:
+                vpc_id = default
+            else:  # no default subnet left: ask EC2 which VPC is the default, if any
+                vpcs = ctx.call(
+                    "find the default VPC", ec2.describe_vpcs, Filters=[{"Name": "is-default", "Values": ["true"]}]
+                )["Vpcs"]
+                if not vpcs:
+                    problem = f"network.vpc_id: {ctx.region} has no default VPC; set network.vpc_id and network.subnets"
+                    return {**unusable, "problem": problem}
+                vpc_id = vpcs[0]["VpcId"]
+            subnets = [s for s in region if s["VpcId"] == vpc_id]
         by_id = {s["SubnetId"]: s for s in subnets}
         if cfg.subnets:
             unknown = [s for s in cfg.subnets if s not in by_id]
