@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -12,7 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +30,7 @@ from botocore.exceptions import (
 
 from spotecs import __version__, names
 from spotecs.errors import AwsError, Interrupted, UsageError, WaitTimeout
+from spotecs.reads import Reads
 
 MANAGED_TAG = "spotecs:managed"
 STACK_TAG = "spotecs:stack"
@@ -85,8 +85,7 @@ class Aws:
     # Set on the first Ctrl-C: no new AWS call starts (but the lock's release), and waits end.
     stopping: threading.Event = field(default_factory=threading.Event)
     # The read layer (`reading`): answers of read calls by (service, operation, parameters).
-    _reads: dict[tuple[str, str, str], Any] | None = None
-    _read_locks: dict[tuple[str, str, str], threading.Lock] = field(default_factory=dict)
+    reads: Reads = field(default_factory=Reads)
     # The step this thread is working for (Context sets it): recorded with each call.
     _acting: threading.local = field(default_factory=threading.local)
     # When each call's answer (or error) came back, by id(call): with Call.started, what a
@@ -182,70 +181,32 @@ class Aws:
         self.calls.append(call)
         self._acting.call = call
         if call.is_write and not call.is_lock:
-            self._forget(call.service)
+            self.reads.forget(call.service)
 
-    # -- the read layer ------------------------------------------------------------------
-    @contextmanager
-    def reading(self) -> Iterator[None]:
+    # -- the read layer (reads.py) -------------------------------------------------------
+    def reading(self) -> AbstractContextManager[None]:
         """Within this block (a plan: the steps' reads, the orphan search, the checks) a read made
-        through `read` or `read_pages` goes to AWS once: every step asking the same question
-        (same service, operation and parameters) shares the answer. A write forgets the answers
-        of its service. Outside it, reads are made as asked: a wait polls AWS afresh."""
-        with self._lock:
-            self._reads, self._read_locks = {}, {}
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._reads, self._read_locks = None, {}
+        through `read` or `read_pages` goes to AWS once, whoever asks. Outside it, reads are
+        made as asked: a wait polls AWS afresh."""
+        return self.reads.sharing()
 
     def read(
         self, intent: str, service: str, operation: str, /, *, missing: Collection[str] = (), **params: Any
     ) -> Any:
         """`call` of a read operation (by its boto3 method name), through the read layer."""
-        return self._shared(
-            (service, operation, params),
-            lambda: call(intent, getattr(self.client(service), operation), missing=missing, **params),
-        )
+        fetch = getattr(self.client(service), operation)
+        return self.reads.shared(service, operation, params, lambda: call(intent, fetch, missing=missing, **params))
 
     def read_pages(self, intent: str, service: str, operation: str, key: str, /, **params: Any) -> list[Any]:
         """`paginate` into a list, through the read layer."""
-        return list(
-            self._shared(
-                (service, f"{operation}[{key}]", params),
-                lambda: list(paginate(intent, self.client(service), operation, key, **params)),
-            )
-        )
-
-    def _shared(self, what: tuple[str, str, dict[str, Any]], fetch: Callable[[], Any]) -> Any:
-        service, operation, params = what
-        key = (service, operation, json.dumps(params, sort_keys=True, default=str))
-        with self._lock:
-            lock = None if self._reads is None else self._read_locks.setdefault(key, threading.Lock())
-        if lock is None:
-            return fetch()
-        # Only callers of this very read wait for it; other reads go on at the same time.
-        with lock:
-            with self._lock:
-                known = self._reads is not None and key in self._reads
-                value = self._reads[key] if self._reads is not None and known else None
-            if not known:
-                value = fetch()
-                with self._lock:
-                    if self._reads is not None:
-                        self._reads[key] = value
-        # A copy: a caller that edits its answer must not edit another's.
-        return copy.deepcopy(value)
-
-    def _forget(self, service: str) -> None:
-        with self._lock:
-            if self._reads:
-                self._reads = {k: v for k, v in self._reads.items() if k[0] != service}
+        client = self.client(service)
+        fetch = lambda: list(paginate(intent, client, operation, key, **params))  # noqa: E731
+        return list(self.reads.shared(service, f"{operation}[{key}]", params, fetch))
 
     @property
     def sharing_reads(self) -> bool:
         """Whether reads are shared now (`reading`): steps then ask for the batch they belong to."""
-        return self._reads is not None
+        return self.reads.active
 
     def _finished(self, **_: Any) -> None:
         call = getattr(self._acting, "call", None)
