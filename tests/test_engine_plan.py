@@ -165,6 +165,17 @@ def test_a_data_source_is_never_written_not_even_by_a_teardown() -> None:
     assert [c.key for c in p.changes] == ["sg"] and result.applied == ["sg"]
 
 
+def test_a_teardown_neither_reads_nor_checks_data_sources() -> None:
+    """Facts feed desired states and their checks, which a teardown has none of: a problem one
+    would find (an AMI alias gone from the region) must not keep a stack from being deleted."""
+    cloud = Cloud()
+    run([Data("net", {"id": "vpc-1"}), Thing("sg", cloud, uses=["net"])])
+    net = Data("net", {"id": "vpc-1"}, problems=["instances.ami: al2023 has no ECS-optimized image"])
+    p, result = run([net, Thing("sg", cloud, uses=["net"])], destroy=True)
+    assert net.reads == 0
+    assert [c.key for c in p.changes] == ["sg"] and result.applied == ["sg"]
+
+
 def test_check_problems_are_all_collected_before_any_write() -> None:
     cloud = Cloud()
     steps: list[Node] = [

@@ -76,13 +76,18 @@ def plan(steps: Sequence[Node], ctx: Context, *, destroy: bool = False) -> Plan:
     check's problems are collected and raised together, before anything is written."""
     by_key = {s.key: s for s in steps}
     keys = order(steps)
-    currents = read_all(steps, ctx)
+    # A teardown reads only what it may delete: data sources (the network, the machine image)
+    # feed desired states and their checks, which a teardown has none of. A region that has
+    # lost its AMI alias must not keep a stack from being deleted.
+    currents = read_all([s for s in steps if isinstance(s, Resource)] if destroy else steps, ctx)
     changes: list[Change] = []
     problems: list[str] = []
     replaced: dict[str, str] = {}  # key -> kind of each step planned for replacement
     for key in keys:
-        step, current = by_key[key], currents[key]
+        step, current = by_key[key], currents.get(key)
         if not isinstance(step, Resource):
+            if destroy:
+                continue
             problems.extend(step.check(ctx.for_step(key), current))
             ctx.set_output(key, dict(current or {}))
             continue

@@ -154,7 +154,8 @@ class Cluster(Step):
                         raise
             return ctx.call(f"delete ECS cluster {self.name}", ecs.delete_cluster, missing=GONE, cluster=self.name)
 
-        # The plan read the cluster; one gone since has no services and its delete is a no-op.
+        if describe_cluster(ctx, self.name) is None:  # deleted since: nothing to write
+            return
         # The stack's own services are deleted before the cluster; any still ACTIVE is someone
         # else's, which spotecs never deletes: say so now rather than retry until the timeout.
         others = sorted(s["serviceName"] for s in cluster_services(ctx, self.name) if s.get("status") == "ACTIVE")

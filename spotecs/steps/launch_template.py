@@ -278,7 +278,8 @@ class LaunchTemplate(Step):
         return {"id": lt_id, "name": self.name, "version": version}
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
-        # Gone since the plan read it: NOT_FOUND says so, no describe first.
+        if _describe(ctx, self.name) is None:  # deleted since: nothing to write
+            return
         ctx.call(
             f"delete launch template {self.name}",
             ctx.client("ec2").delete_launch_template,
