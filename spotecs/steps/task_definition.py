@@ -122,16 +122,18 @@ class TaskDefinition(Step):
         }
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        revisions = self._active_revisions(ctx)
-        if not revisions:
-            return None
-        latest = max(revisions, key=_revision)
+        # By family: ECS answers with its latest ACTIVE revision, so no listing first
+        # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTaskDefinition.html);
+        # a family with none left is a ClientException.
         got = ctx.call(
             f"describe task definition {self.name}",
             ctx.client("ecs").describe_task_definition,
-            taskDefinition=latest,
+            missing=("ClientException",),
+            taskDefinition=self.name,
             include=["TAGS"],
         )
+        if got is None or got["taskDefinition"].get("status", "ACTIVE") != "ACTIVE":
+            return None
         td = got["taskDefinition"]
         containers = td.get("containerDefinitions", [])
         return {
@@ -145,9 +147,6 @@ class TaskDefinition(Step):
             "family": self.name,
             "revision": td["revision"],
             "_owned": ctx.owned(tags_from_list(got.get("tags"))),
-            # What `delete` deregisters: the read has just listed them (the stack's lock keeps
-            # another run from registering one in between).
-            "_revisions": revisions,
         }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
@@ -171,8 +170,7 @@ class TaskDefinition(Step):
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
         ecs = ctx.client("ecs")
-        revisions = current.get("_revisions")
-        for arn in sorted(revisions if isinstance(revisions, list) else self._active_revisions(ctx), key=_revision):
+        for arn in sorted(self._active_revisions(ctx), key=_revision):
             ctx.call(
                 f"deregister task definition {arn.rsplit('/', 1)[-1]}",
                 ecs.deregister_task_definition,
