@@ -233,6 +233,26 @@ class Context(Outputs):
         return aws.owned_by(tags, self.stack.stack)
 
 
+# What one Resource Groups Tagging API read per plan finds by the stack's tag: the clusters of
+# the stack (the orphan search) and its load balancers and target groups (their ownership).
+TAGGED_TYPES = ("ecs:cluster", "elasticloadbalancing:loadbalancer", "elasticloadbalancing:targetgroup")
+
+
+def stack_tagged(ctx: Context) -> dict[str, dict[str, str]]:
+    """ARN -> every tag, of each resource of TAGGED_TYPES carrying the stack's tag. The tagging
+    API indexes a new tag a little after the resource has it: a resource missing here is asked
+    directly, never taken for someone else's."""
+    found = ctx.read_pages(
+        "find the stack's resources by tag",
+        "resourcegroupstaggingapi",
+        "get_resources",
+        "ResourceTagMappingList",
+        TagFilters=[{"Key": aws.STACK_TAG, "Values": [ctx.name]}],
+        ResourceTypeFilters=list(TAGGED_TYPES),
+    )
+    return {r["ResourceARN"]: aws.tags_from_list(r.get("Tags")) for r in found}
+
+
 def retry_iam_propagation(ctx: Context, intent: str, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
     """Call `fn`, retrying (bounded, with backoff) while AWS does not see the instance profile yet."""
     kwargs.setdefault("timeout", ctx.timeouts.budget("instance profile propagation"))

@@ -12,7 +12,7 @@ from spotecs import names
 from spotecs.aws import caused_by, tag_list, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError
-from spotecs.steps.base import Context, Step
+from spotecs.steps.base import Context, Step, stack_tagged
 
 # Regions opened before August 2022 deliver access logs from a regional ELB account; newer
 # regions use the log-delivery service principal instead (AWS "Enable access logs" guide).
@@ -61,9 +61,13 @@ ATTRIBUTES = (
 
 def elb_tags(ctx: Context, arn: str, what: str) -> dict[str, str]:
     """Tags of one ELBv2 resource (load balancer, target group). While a plan shares its reads,
-    those of the stack's load balancer and target groups come in one call (up to 20 per call)."""
+    from the stack's tagging-API read (steps.base.stack_tagged); for what it lacks, those of
+    the stack's load balancer and target groups come in one call (up to 20 per call)."""
     batch = [arn]
     if ctx.aws.sharing_reads:
+        tagged = stack_tagged(ctx).get(arn)
+        if tagged is not None:  # the stack's tagging-API read has them already
+            return tagged
         lb = find_load_balancer(ctx, names.load_balancer(ctx.name))
         known = sorted([lb["LoadBalancerArn"]] if lb else []) + sorted(
             g["TargetGroupArn"] for g in stack_target_groups(ctx)

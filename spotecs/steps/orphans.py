@@ -16,10 +16,9 @@ from functools import partial
 from typing import Any
 
 from spotecs import names
-from spotecs.aws import STACK_TAG
 from spotecs.errors import AwsError
 from spotecs.steps import fis
-from spotecs.steps.base import Context, Node, Step
+from spotecs.steps.base import Context, Node, Step, stack_tagged
 from spotecs.steps.cluster import Cluster, cluster_services, describe_cluster
 from spotecs.steps.listeners import Listeners
 from spotecs.steps.load_balancer import AccessLogBucket, LoadBalancer, stack_target_groups
@@ -234,15 +233,7 @@ def _named(step: Step, named: set[tuple[str, str]]) -> bool:
 def _other_clusters(ctx: Context) -> list[str]:
     """Clusters tagged as the stack's other than the one the file names: found with the
     Resource Groups Tagging API (ECS lists clusters by name only)."""
-    pages = ctx.read_pages(
-        "find the stack's ECS clusters by tag",
-        "resourcegroupstaggingapi",
-        "get_resources",
-        "ResourceTagMappingList",
-        TagFilters=[{"Key": STACK_TAG, "Values": [ctx.name]}],
-        ResourceTypeFilters=["ecs:cluster"],
-    )
-    found = {r["ResourceARN"].rsplit("/", 1)[-1] for r in pages}
+    found = {arn.rsplit("/", 1)[-1] for arn in stack_tagged(ctx) if arn.split(":")[2:3] == ["ecs"]}
     return sorted(c for c in found - {ctx.stack.cluster_name} if describe_cluster(ctx, c) is not None)
 
 
