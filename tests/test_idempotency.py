@@ -156,3 +156,22 @@ def test_sandbox_refuses_a_load_balancer_of_the_same_name_with_other_settings(co
     )
     with pytest.raises(elbv2.exceptions.DuplicateLoadBalancerNameException):
         elbv2.create_load_balancer(**{**req, "Scheme": "internal"})
+
+
+def test_a_listener_create_resent_by_botocore_is_one_listener(compute: dict[str, Any]) -> None:
+    """CreateListener is idempotent with the same settings (sandbox/fills_elbv2.py); another
+    listener on a port in use is DuplicateListener, as AWS answers."""
+    stack = make_stack(**WEB)
+    steps = workload_steps(stack, compute, lambda s: s.key in {"load-balancer", "target-group:api", "listeners"})
+    ctx = fresh(stack)
+    resent = resend_after_first_success(ctx, "elbv2", "CreateListener")
+    converge(steps, ctx)
+    assert resent == [1]
+    elbv2 = ctx.client("elbv2")
+    listeners = elbv2.describe_listeners(LoadBalancerArn=ctx.outputs["load-balancer"]["arn"])["Listeners"]
+    assert [li["Port"] for li in listeners] == [80]
+    (req,) = sent(ctx, "CreateListener")
+    with pytest.raises(elbv2.exceptions.DuplicateListenerException):
+        elbv2.create_listener(
+            **{**req, "DefaultActions": [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}]}
+        )

@@ -9,6 +9,12 @@ create whose answer was lost and is sent again (botocore's retry) would leave tw
 CreateTargetGroup (https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateTargetGroup.html):
 the same rule; moto refuses the second call with DuplicateTargetGroupName even when the settings
 are the same, so a retried create would fail where AWS succeeds.
+
+CreateListener (https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateListener.html):
+"This operation is idempotent ... If you attempt to create multiple listeners with the same
+settings, each call succeeds"; another listener on a port in use fails with DuplicateListener.
+moto checks the port against listener ARNs, so it never matches: a resent create (its answer
+lost) made a second listener on the same port (found by the fault property).
 """
 
 from __future__ import annotations
@@ -60,8 +66,31 @@ def create_target_group_idempotent(original: Callable[..., Any]) -> Callable[...
     return create_target_group
 
 
+def create_listener_idempotent(original: Callable[..., Any]) -> Callable[..., Any]:
+    import copy
+
+    from moto.elbv2.exceptions import DuplicateListenerError
+    from moto.elbv2.models import FakeAction
+
+    def create_listener(self: Any, load_balancer_arn: str, protocol: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        balancer = self.load_balancers.get(load_balancer_arn)
+        same_port = [li for li in (balancer.listeners.values() if balancer else []) if str(li.port) == str(port)]
+        if not same_port:
+            return original(self, load_balancer_arn, protocol, port, *args, **kwargs)
+        existing = same_port[0]
+        actions = kwargs.get("actions", args[3] if len(args) > 3 else [])
+        wanted = [FakeAction(copy.deepcopy(a)).data for a in actions]
+        if (protocol or "").upper() == existing.protocol and wanted == [a.data for a in existing.default_actions]:
+            return existing
+        raise DuplicateListenerError()
+
+    create_listener.__wrapped__ = original  # type: ignore[attr-defined]
+    return create_listener
+
+
 def install(wrap: Callable[[type, str, Callable[[Any], Any]], None]) -> None:
     from moto.elbv2.models import ELBv2Backend
 
     wrap(ELBv2Backend, "create_load_balancer", create_load_balancer_idempotent)
     wrap(ELBv2Backend, "create_target_group", create_target_group_idempotent)
+    wrap(ELBv2Backend, "create_listener", create_listener_idempotent)
