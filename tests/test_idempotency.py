@@ -101,6 +101,30 @@ def test_a_service_create_resent_by_botocore_returns_the_service_it_made() -> No
     assert len(arns) == 1 and ctx.outputs["service:api"]["arn"] == arns[0]
 
 
+@pytest.mark.parametrize("change", [{}, {"image": "nginx:1.27"}])
+def test_a_task_definition_resent_by_botocore_leaves_one_revision(change: dict[str, Any]) -> None:
+    """RegisterTaskDefinition takes no token: the twin a resend registers is deregistered
+    (found by the fault soak, seeds 107 and 249). With a change, the previous revision stays."""
+    before = 0
+    stack = make_stack(**WEB)
+    steps = steps_for(stack, only("task-definition:api"))
+    if change:
+        converge(steps, fresh(stack))
+        before = 1
+        stack = make_stack(services={"api": {**WEB["services"]["api"], **change}})
+        steps = steps_for(stack, only("task-definition:api"))
+    ctx = fresh(stack)
+    resent = resend_after_first_success(ctx, "ecs", "RegisterTaskDefinition")
+    converge(steps, ctx)
+    assert resent
+    ecs = ctx.client("ecs")
+    family = ctx.outputs["task-definition:api"]["family"]
+    active = ecs.list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"]
+    kept = ctx.outputs["task-definition:api"]["arn"]
+    assert sorted(active) == sorted([*([f"{kept.rsplit(':', 1)[0]}:1"] if before else []), kept])
+    assert len(active) == before + 1
+
+
 def test_sandbox_refuses_a_second_create_of_a_service_without_its_token() -> None:
     """What ECS answers: a retried create with no (or another) token is not idempotent."""
     stack = make_stack()

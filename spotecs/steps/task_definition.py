@@ -149,9 +149,9 @@ class TaskDefinition(Step):
             "_owned": ctx.owned(tags_from_list(got.get("tags"))),
         }
 
-    def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
+    def create(self, ctx: Context, desired: dict[str, Any], after: int = 0) -> dict[str, Any]:
         container = {k: v for k, v in desired["container"].items() if v is not None}
-        td = ctx.call(
+        got = ctx.call(
             f"register task definition {self.name}",
             ctx.client("ecs").register_task_definition,
             family=self.name,
@@ -161,12 +161,39 @@ class TaskDefinition(Step):
             requiresCompatibilities=desired["requires_compatibilities"],
             containerDefinitions=[container],
             tags=tag_list(ctx.tags(), "key", "value"),
-        )["taskDefinition"]
+        )
+        td = got["taskDefinition"]
+        if got.get("ResponseMetadata", {}).get("RetryAttempts"):
+            # RegisterTaskDefinition takes no idempotency token: a request sent again after a lost
+            # answer registered a revision of its own. Keep the one answered, drop its twins.
+            self._drop_twins(ctx, desired, keep=td["revision"], after=after)
         return {"arn": td["taskDefinitionArn"], "family": self.name, "revision": td["revision"]}
 
     def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         # A new revision; older ones stay ACTIVE so a circuit-breaker rollback can use them.
-        return self.create(ctx, desired)
+        return self.create(ctx, desired, after=int(current.get("revision") or 0))
+
+    def _drop_twins(self, ctx: Context, desired: dict[str, Any], keep: int, after: int) -> None:
+        """Deregister the revisions newer than `after`, other than `keep`, that equal `desired`."""
+        ecs = ctx.client("ecs")
+        for arn in self._active_revisions(ctx):
+            if _revision(arn) == keep or _revision(arn) <= after:
+                continue
+            td = ctx.call(f"describe task definition {arn}", ecs.describe_task_definition, taskDefinition=arn)
+            containers = td["taskDefinition"].get("containerDefinitions", [])
+            same = (
+                len(containers) == 1
+                and normalise_container(containers[0]) == desired["container"]
+                and td["taskDefinition"].get("executionRoleArn") == desired["execution_role"]
+                and td["taskDefinition"].get("taskRoleArn") == desired.get("task_role")
+            )
+            if same:
+                ctx.call(
+                    f"deregister task definition {arn.rsplit('/', 1)[-1]} (a twin of revision {keep})",
+                    ecs.deregister_task_definition,
+                    missing=("ClientException",),
+                    taskDefinition=arn,
+                )
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
         ecs = ctx.client("ecs")
