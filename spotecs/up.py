@@ -21,7 +21,7 @@ from spotecs.engine.plan import plan
 from spotecs.errors import ApplyFailed, Cancelled, CheckError, Interrupted, UsageError
 from spotecs.lock import stack_lock
 from spotecs.render import Env, ProgressView, json_document, plan_doc, plan_text, result_doc, result_text
-from spotecs.steps import build, orphans
+from spotecs.steps import build, orphans, service_linked_roles
 from spotecs.steps.base import Context, Node, Timeouts
 
 
@@ -146,6 +146,8 @@ def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
                 with_orphans(run)
                 the_plan = plan_run(run)
             the_plan.warnings = run.stack.warnings()
+            if the_plan.has_changes:
+                the_plan.warnings += service_linked_roles.plan_notes(run.ctx)
             doc.update(plan_doc(the_plan), result=None)
             if opts.output != "json":
                 plan_text(console, the_plan, run.stack.stack, run.region)
@@ -153,6 +155,8 @@ def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
                 return the_plan
             if the_plan.has_changes:
                 confirm(env, opts, "\nApply these changes?")
+                # Before the first write: a caller who may not create them stops here, nothing built.
+                service_linked_roles.ensure(run.ctx)
                 execute(console, run, the_plan, "Apply", doc)
         url = run.ctx.outputs.get("load-balancer", {}).get("url")
         if url:

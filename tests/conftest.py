@@ -81,13 +81,29 @@ def _one_botocore_loader() -> Iterator[None]:
 
 @pytest.fixture
 def moto() -> Iterator[None]:
-    """moto in-process, with the sandbox's fills for what moto drops (the same behaviour as the
-    end-to-end tests' server, whichever runs first)."""
-    from spotecs.sandbox import fills
+    """moto in-process, with the sandbox's fills for what moto drops and its rules for what moto
+    forgives (the same behaviour as the end-to-end tests' server, whichever runs first). The
+    account has the service-linked roles, as one that has used ECS before (`fresh_account`: none);
+    nothing lags (exact call counts; tests/test_real_aws.py turns the lag on)."""
+    from spotecs.sandbox import rules
 
-    fills.install()
+    rules.install()
+    rules.STRICT.lag = 0
+    rules.STRICT.reset()
     with mock_aws():
+        rules.linked_roles_exist(ACCOUNT)
         yield
+
+
+@pytest.fixture
+def fresh_account(moto: None) -> None:
+    """An account that has never used ECS: no service-linked roles."""
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[ACCOUNT]["aws"]
+    for role_id, role in list(backend.roles.items()):
+        if role.path.startswith("/aws-service-role/"):
+            del backend.roles[role_id]
 
 
 @pytest.fixture

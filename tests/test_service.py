@@ -255,12 +255,66 @@ def test_a_failed_deployment_ends_the_wait_with_the_reason_and_last_events(stubb
 
 
 def test_a_rollback_is_a_failure_too(stubbed: Any) -> None:
-    ctx, ecs, _, _ = stubbed
+    ctx, ecs, elbv2, _ = stubbed
+    ecs.add_response(
+        "describe_services",
+        _service([{"status": "PRIMARY", "taskDefinition": TD2, "rolloutState": "IN_PROGRESS", "runningCount": 0}]),
+    )
+    elbv2.add_response("describe_target_health", _health([]))
     ecs.add_response(
         "describe_services",
         _service([{"status": "PRIMARY", "taskDefinition": TD1, "rolloutState": "IN_PROGRESS", "runningCount": 2}]),
     )
     with pytest.raises(AwsError, match="ECS rolled back to demo-api:1"):
+        wait_until_healthy(ctx, CLUSTER, "demo-api", TD2, TG)
+
+
+def test_ours_listed_but_not_primary_is_a_rollback_at_the_first_poll(stubbed: Any) -> None:
+    ctx, ecs, _, _ = stubbed
+    ecs.add_response(
+        "describe_services",
+        _service(
+            [
+                {"status": "PRIMARY", "taskDefinition": TD1, "rolloutState": "IN_PROGRESS", "runningCount": 2},
+                {"status": "ACTIVE", "taskDefinition": TD2, "rolloutState": "IN_PROGRESS", "runningCount": 0},
+            ]
+        ),
+    )
+    with pytest.raises(AwsError, match="ECS rolled back to demo-api:1"):
+        wait_until_healthy(ctx, CLUSTER, "demo-api", TD2, TG)
+
+
+def test_right_after_an_update_the_previous_primary_is_not_a_rollback(stubbed: Any) -> None:
+    ctx, ecs, elbv2, statuses = stubbed
+    previous = {"status": "PRIMARY", "taskDefinition": TD1, "rolloutState": "COMPLETED", "runningCount": 2}
+    ecs.add_response("describe_services", _service([previous]))  # ECS has not started ours yet
+    ecs.add_response(
+        "describe_services",
+        _service([{"status": "PRIMARY", "taskDefinition": TD2, "rolloutState": "COMPLETED", "runningCount": 2}]),
+    )
+    elbv2.add_response("describe_target_health", _health(["healthy", "healthy"]))
+    wait_until_healthy(ctx, CLUSTER, "demo-api", TD2, TG)
+    assert statuses == ["deployment starting", "running 2/2, targets healthy 2/2"]
+
+
+def test_a_service_not_visible_yet_is_waited_for_not_called_deleted(stubbed: Any) -> None:
+    ctx, ecs, elbv2, statuses = stubbed
+    ecs.add_response("describe_services", {"services": [], "failures": [{"reason": "MISSING"}]})
+    ecs.add_response(
+        "describe_services",
+        _service([{"status": "PRIMARY", "taskDefinition": TD2, "rolloutState": "COMPLETED", "runningCount": 2}]),
+    )
+    elbv2.add_response("describe_target_health", _health(["healthy", "healthy"]))
+    wait_until_healthy(ctx, CLUSTER, "demo-api", TD2, TG)
+    assert statuses == ["not visible yet", "running 2/2, targets healthy 2/2"]
+    # Once seen, a service that goes away was deleted: that is a failure, not a wait.
+    ecs.add_response(
+        "describe_services",
+        _service([{"status": "PRIMARY", "taskDefinition": TD2, "rolloutState": "IN_PROGRESS", "runningCount": 0}]),
+    )
+    elbv2.add_response("describe_target_health", _health([]))
+    ecs.add_response("describe_services", {"services": [], "failures": [{"reason": "MISSING"}]})
+    with pytest.raises(AwsError, match="the service was deleted while deploying"):
         wait_until_healthy(ctx, CLUSTER, "demo-api", TD2, TG)
 
 

@@ -347,7 +347,7 @@ def install() -> None:
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.logs.responses import LogsResponse
 
-    from spotecs.sandbox import drill_fills, fills_elbv2, refresh
+    from spotecs.sandbox import drill_fills, fills_elbv2, fills_iam, refresh
 
     _wrap(
         EC2ContainerServiceResponse,
@@ -372,6 +372,7 @@ def install() -> None:
     _wrap(FakeAutoScalingGroup, "replace_autoscaling_group_instances", refresh.stamp_launched_version)
     refresh.install_api(AutoScalingResponse)
     fills_elbv2.install(_wrap)
+    fills_iam.install(_wrap)
     if not hasattr(ApplicationAutoScalingResponse, "describe_scaling_activities"):
         ApplicationAutoScalingResponse.describe_scaling_activities = aas_describe_scaling_activities  # type: ignore[attr-defined]
 

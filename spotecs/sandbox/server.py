@@ -109,20 +109,25 @@ class Sandbox:
         agent_interval: float | None = 0.5,
         clock_factor: float | None = None,
         latency_ms: float | None = None,
+        lag: int | None = None,
     ) -> None:
         """``port`` 0/None picks a free one; ``agent_interval`` None means tick() by hand;
         ``clock_factor`` divides AWS's delays (clock.py; default: SPOTECS_SANDBOX_CLOCK, or 1);
-        ``latency_ms`` is added to every request (None: SPOTECS_SANDBOX_LATENCY_MS, else 0)."""
+        ``latency_ms`` is added to every request (None: SPOTECS_SANDBOX_LATENCY_MS, else 0);
+        ``lag``: how many calls do not yet see a resource just created, as on AWS (rules.STRICT;
+        default rules.DEFAULT_LAG). The account starts fresh: no service-linked roles."""
         self.latency_ms = latency_from_env() if latency_ms is None else latency_ms
         require_moto()
         _set_default_env()
         from moto.server import ThreadedMotoServer
 
-        from spotecs.sandbox import certificates, fills, lb_front
+        from spotecs.sandbox import certificates, lb_front, rules
         from spotecs.sandbox.agent import SimulatedAgent
         from spotecs.sandbox.clock import CLOCK
 
-        fills.install()
+        rules.install()  # and the fills
+        rules.STRICT.lag = rules.DEFAULT_LAG if lag is None else lag
+        rules.STRICT.reset()
         certificates.install()
         _quiet_request_log()
         if port:

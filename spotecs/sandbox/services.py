@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from spotecs.sandbox import draining
+from spotecs.sandbox import draining, secrets_access
 from spotecs.sandbox import tasks as task_ops
 
 _MAX_EVENTS = 100
@@ -160,8 +160,16 @@ def reconcile(ecs: Any, elbv2: Any, service: Any) -> ServiceResult:
     for task in _scale_in_order(ecs, mine)[: max(len(mine) - desired, 0)]:
         _stop(ecs, elbv2, task, "Scaling activity initiated by deployment.", result)
         mine.remove(task)
+    _, _, _, region, account, *_ = str(service.arn).split(":")
+    denied = secrets_access.refusal(account, region, td) if len(mine) < desired else None
+    if denied:  # the task starts, cannot read its secrets, and stops before any container runs
+        task = _place(ecs, service, td, primary["id"])
+        if task is not None:
+            result.started.append(task.task_arn)
+            _stop(ecs, elbv2, task, denied, result)
+            _event(service, f"(service {service.name}) has started 1 tasks: (task {task.task_arn.rsplit('/', 1)[-1]}).")
     # While an instance drains, maximumPercent bounds the replacements started beside its tasks.
-    while len(mine) < desired and (
+    while not denied and len(mine) < desired and (
         not leaving or len(mine) + len(old) + len(leaving) < draining.max_total(service, desired)
     ):
         task = _place(ecs, service, td, primary["id"])

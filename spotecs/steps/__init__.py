@@ -9,12 +9,13 @@ from spotecs.steps.iam import ExecutionRole, TaskRole, instance_role
 from spotecs.steps.log_group import LogGroup
 from spotecs.steps.network import Network
 from spotecs.steps.security_groups import InstanceGroup, LoadBalancerGroup
+from spotecs.steps.service_linked_roles import ServiceLinkedRoles, needed
 
 
 def build(stack: Stack, region: str) -> list[Node]:
     name = stack.stack
     with_lb = bool(stack.web_services())
-    steps: list[Node] = [Network()]
+    steps: list[Node] = [Network(), ServiceLinkedRoles(needed(stack))]
     if with_lb:
         steps.append(LoadBalancerGroup(name))
     steps += [InstanceGroup(name, with_lb), instance_role(name, region), ExecutionRole(name, region)]

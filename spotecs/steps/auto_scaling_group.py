@@ -173,9 +173,16 @@ class AutoScalingGroup(Step):
             DesiredCapacity=ctx.stack.instances.initial_desired,
             Tags=self._tag_params(desired["tags"]),
         )
-        created = describe_group(ctx, self.name)
-        if created is None:
-            raise AwsError(f"create auto scaling group {self.name}", "the group is not there right after creation")
+        # The describe that follows a create may not list the group yet.
+        created: dict[str, Any] = {}
+
+        def listed() -> tuple[bool, str]:
+            created.update(describe_group(ctx, self.name) or {})
+            return bool(created), "" if created else "not listed yet"
+
+        ctx.poll(
+            f"auto scaling group {self.name} to be listed", listed, timeout=ctx.timeouts.budget("eventual consistency")
+        )
         return {"name": self.name, "arn": created["AutoScalingGroupARN"]}
 
     def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:

@@ -13,12 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from spotecs import names, waiters
-from spotecs.aws import tag_list, tags_from_list
+from spotecs.aws import caused_by, tag_list, tags_from_list
 from spotecs.engine.model import Change, Unknown
 from spotecs.errors import AwsError
 from spotecs.steps.auto_scaling_group import describe_group
 from spotecs.steps.base import Context, Step
 from spotecs.steps.cluster import cluster_services, describe_cluster
+from spotecs.steps.service_linked_roles import NOT_USABLE_YET
 
 # ECS is still applying a previous change, or a service still uses the provider being removed.
 CLUSTER_BUSY = ("UpdateInProgressException", "ResourceInUseException")
@@ -132,9 +133,13 @@ class CapacityProvider(Step):
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         name = desired["name"]
-        p = ctx.call(
+        # In a fresh account the ECS service-linked role is just made (or being made by ECS).
+        p = ctx.retry(
             f"create capacity provider {name}",
             ctx.client("ecs").create_capacity_provider,
+            codes=(),
+            when=caused_by(*NOT_USABLE_YET),
+            timeout=ctx.timeouts.budget("service-linked role"),
             name=name,
             autoScalingGroupProvider={
                 "autoScalingGroupArn": desired["auto_scaling_group_arn"],
@@ -166,6 +171,7 @@ class CapacityProvider(Step):
             f"set the capacity providers of ECS cluster {self.cluster}",
             ctx.client("ecs").put_cluster_capacity_providers,
             codes=CLUSTER_BUSY,
+            when=caused_by(*NOT_USABLE_YET),
             cluster=self.cluster,
             capacityProviders=providers,
             defaultCapacityProviderStrategy=strategy,

@@ -52,12 +52,23 @@ class LogGroup(Step):
         logs = ctx.client("logs")
         ctx.call(f"create log group {self.name}", logs.create_log_group, logGroupName=self.name, tags=ctx.tags())
         self._retention(ctx, desired["retention_days"])
-        # Dependants need the ARN too, and create_log_group does not return it.
-        groups = ctx.paginate(
-            f"describe log group {self.name}", "logs", "describe_log_groups", "logGroups", logGroupNamePrefix=self.name
-        )
-        arn = next(g["arn"] for g in groups if g["logGroupName"] == self.name)
-        return {"log_group": self.name, "arn": arn.removesuffix(":*")}
+        # Dependants need the ARN too, and create_log_group does not return it; the describe that
+        # follows a create may not list the group yet.
+        found: dict[str, Any] = {}
+
+        def listed() -> tuple[bool, str]:
+            groups = ctx.paginate(
+                f"describe log group {self.name}",
+                "logs",
+                "describe_log_groups",
+                "logGroups",
+                logGroupNamePrefix=self.name,
+            )
+            found.update(next((g for g in groups if g["logGroupName"] == self.name), {}))
+            return bool(found), "" if found else "not listed yet"
+
+        ctx.poll(f"log group {self.name} to be listed", listed, timeout=ctx.timeouts.budget("eventual consistency"))
+        return {"log_group": self.name, "arn": str(found["arn"]).removesuffix(":*")}
 
     def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         self._retention(ctx, desired["retention_days"])

@@ -99,9 +99,12 @@ class SecurityGroup(Step):
         )
         group_id = out["GroupId"]
         if desired["ingress"]:
-            ctx.call(
+            # A group created a moment ago may be unknown to this call for a few seconds.
+            ctx.retry(
                 f"allow ingress to {self.name}",
                 ec2.authorize_security_group_ingress,
+                codes=("InvalidGroup.NotFound",),
+                timeout=ctx.timeouts.budget("eventual consistency"),
                 GroupId=group_id,
                 IpPermissions=[_ip_permission(r) for r in desired["ingress"]],
             )

@@ -8,15 +8,19 @@ from __future__ import annotations
 from typing import Any
 
 from spotecs import names
-from spotecs.aws import tag_list, tags_from_list
+from spotecs.aws import caused_by, tag_list, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step
 from spotecs.steps.cluster import listed_service
+from spotecs.steps.service_linked_roles import NOT_USABLE_YET
 
 GONE = ("ServiceNotFoundException", "ServiceNotActiveException", "ClusterNotFoundException")
 MAX_EVENTS = 5
 EVENTS_KEPT = 10  # the newest service events `status` shows (ECS keeps 100)
+# Right after its listener (or rule) is created, ECS may not yet see the target group as
+# behind a load balancer.
+TARGET_GROUP_NOT_YET = ("InvalidParameterException", "does not have an associated load balancer")
 
 
 class Service(Step):
@@ -145,9 +149,12 @@ class Service(Step):
         }
         # Without a token, a create retried after a lost response is refused ("Creation of service
         # was not idempotent") although the service it made is there.
-        s = ctx.call(
+        s = ctx.retry(
             f"create ECS service {self.name}",
             ctx.client("ecs").create_service,
+            codes=(),
+            when=caused_by(*NOT_USABLE_YET, TARGET_GROUP_NOT_YET),
+            timeout=ctx.timeouts.budget("service-linked role"),
             clientToken=ctx.client_token(self.key, request),
             **request,
         )["service"]
@@ -241,27 +248,33 @@ def describe_service(ctx: Context, cluster: str, name: str) -> dict[str, Any] | 
 def wait_until_healthy(ctx: Context, cluster: str, name: str, task_definition: str, target_group: str | None) -> None:
     """Until the deployment of `task_definition` is COMPLETED, running = desired and (for a web
     service) that many targets are healthy. A failed or rolled-back deployment, or a timeout,
-    raises with the service's last events; the next `up` picks up from whatever state is left."""
+    raises with the service's last events; the next `up` picks up from whatever state is left.
+
+    Right after a create or update, ECS may not show the new service or deployment yet: not
+    found, or the previous deployment still PRIMARY, means "not yet", never "deleted" or
+    "rolled back". Those verdicts need the service, and then our deployment, seen first."""
     last = {"status": ""}
+    seen = {"service": False, "deployment": False}
 
     def check() -> tuple[bool, str]:
         s = describe_service(ctx, cluster, name)
         if s is None or s.get("status") != "ACTIVE":
+            if not seen["service"] and (s is None or s.get("status") != "DRAINING"):
+                return False, "not visible yet"
             raise AwsError(f"deploy ECS service {name}", "the service was deleted while deploying")
+        seen["service"] = True
         deployments = s.get("deployments", [])
         primary: dict[str, Any] = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
-        failed = next(
-            (
-                d
-                for d in deployments
-                if d.get("taskDefinition") == task_definition and d.get("rolloutState") == "FAILED"
-            ),
-            None,
-        )
-        if failed is not None or primary.get("taskDefinition") != task_definition:
-            reason = (failed or {}).get("rolloutStateReason") or (
-                f"ECS rolled back to {str(primary.get('taskDefinition', '?')).rsplit('/', 1)[-1]}"
-            )
+        ours = [d for d in deployments if d.get("taskDefinition") == task_definition]
+        failed = next((d for d in ours if d.get("rolloutState") == "FAILED"), None)
+        if failed is not None:
+            reason = failed.get("rolloutStateReason") or "the deployment failed"
+            raise AwsError(f"deploy ECS service {name}", f"deployment failed: {reason}{_events(s)}")
+        seen["deployment"] = seen["deployment"] or bool(ours)  # ours listed, even if no longer PRIMARY
+        if primary.get("taskDefinition") != task_definition:
+            if not seen["deployment"]:
+                return False, "deployment starting"
+            reason = f"ECS rolled back to {str(primary.get('taskDefinition', '?')).rsplit('/', 1)[-1]}"
             raise AwsError(f"deploy ECS service {name}", f"deployment failed: {reason}{_events(s)}")
         desired = s.get("desiredCount", primary.get("desiredCount", 0))
         running = primary.get("runningCount", 0)

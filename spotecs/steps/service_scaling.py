@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from spotecs import names
-from spotecs.aws import tag_list, tags_from_list
+from spotecs.aws import caused_by, tag_list, tags_from_list
 from spotecs.engine.model import Change, Unknown
 from spotecs.steps.base import Context, Step
 from spotecs.steps.cluster import listed_service
@@ -21,6 +21,7 @@ from spotecs.steps.scaling_policies import (
     tracking_of,
     tracking_request,
 )
+from spotecs.steps.service_linked_roles import NOT_USABLE_YET
 
 NAMESPACE = "ecs"
 DIMENSION = "ecs:service:DesiredCount"
@@ -31,6 +32,8 @@ PREDEFINED = {
 }
 # Application Auto Scaling's not-found code; its deletes are idempotent with it.
 GONE = ("ObjectNotFoundException",)
+# Right after CreateService, Application Auto Scaling may not see the service yet.
+SERVICE_NOT_YET = ("ValidationException", "ECS service doesn't exist")
 
 
 def scaling_reads(ctx: Context, operation: str, key: str) -> list[dict[str, Any]]:
@@ -193,9 +196,14 @@ class ServiceScaling(Step):
         aas, cw = ctx.client("application-autoscaling"), ctx.client("cloudwatch")
         have: dict[str, Any] = current or {"target_tracking": [], "step_scaling": [], "scheduled": []}
         if current is None or (desired["min"], desired["max"]) != (current["min"], current["max"]):
-            ctx.call(
+            # Right after CreateService (and in a fresh account, its role), Application Auto
+            # Scaling may not see the service, or may not assume its role, yet.
+            ctx.retry(
                 f"register scalable target {self.resource_id}",
                 aas.register_scalable_target,
+                codes=(),
+                when=caused_by(*NOT_USABLE_YET, SERVICE_NOT_YET),
+                timeout=ctx.timeouts.budget("service-linked role"),
                 MinCapacity=desired["min"],
                 MaxCapacity=desired["max"],
                 **({"Tags": ctx.tags()} if current is None else {}),
