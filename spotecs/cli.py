@@ -478,14 +478,22 @@ def drill(
     help="Add this many milliseconds to every request, as AWS's round trip would "
     "(default: SPOTECS_SANDBOX_LATENCY_MS, else 0; --sandbox reads that variable too).",
 )
+@click.option(
+    "--lag",
+    type=click.IntRange(0, 10),
+    default=2,
+    show_default=True,
+    help="How many calls do not see a resource just created yet, as on AWS (0: at once).",
+)
 @click.pass_obj
-def sandbox(env: Env, port: int, latency_ms: float | None) -> None:
-    """Run a local AWS endpoint (moto plus spotecs's simulations) until Ctrl-C."""
+def sandbox(env: Env, port: int, latency_ms: float | None, lag: int) -> None:
+    """Run a local AWS endpoint (moto plus spotecs's simulations) until Ctrl-C: a fresh account,
+    as strict as AWS (spotecs/sandbox/README.md)."""
     import threading
 
     from spotecs.sandbox import Sandbox
 
-    with Sandbox(port=port, latency_ms=latency_ms) as box:
+    with Sandbox(port=port, latency_ms=latency_ms, lag=lag) as box:
         env.console.print(
             f"Sandbox listening on {box.endpoint_url}\n"
             f"Use it with:  spotecs up --endpoint-url {box.endpoint_url} --region us-east-1\n"

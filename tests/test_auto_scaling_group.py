@@ -22,6 +22,7 @@ from tests.helpers import (
     sent,
     short_waits,
     step,
+    steps_for,
     up,
     writes,
 )
@@ -200,3 +201,26 @@ def test_group_wait_is_bounded_and_names_the_instances_left(moto: None, monkeypa
         "an instance). Run the same command again to keep waiting; the group is already being deleted."
     )
     assert sent(ctx, "DeleteAutoScalingGroup") == []  # already being deleted: not asked again
+
+
+def test_a_group_not_listed_yet_right_after_its_create_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    stack = make_stack()
+    steps = steps_for(stack, only("auto-scaling-group"))
+    ctx = fresh(stack)
+    created: list[bool] = []
+
+    def create(real: Callable[..., Any], **kw: Any) -> Any:
+        created.append(True)
+        return real(**kw)
+
+    def describe(real: Callable[..., Any], **kw: Any) -> Any:
+        if created and len(created) < 3:  # the first describe after the create: not listed yet
+            created.append(True)
+            return {"AutoScalingGroups": []}
+        return real(**kw)
+
+    patch_client(monkeypatch, ctx, "autoscaling", "create_auto_scaling_group", create)
+    patch_client(monkeypatch, ctx, "autoscaling", "describe_auto_scaling_groups", describe)
+    converge(steps, ctx)
+    assert ctx.outputs["auto-scaling-group"]["arn"].startswith("arn:aws:autoscaling:")
+    assert len(created) == 3

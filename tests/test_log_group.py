@@ -117,3 +117,22 @@ def test_log_group_not_owned_is_left_alone(moto: None, logs: Any) -> None:
     converge(_lg_steps(stack), destroy_ctx, destroy=True)
     assert destroy_ctx.aws.writes() == []
     assert _log_group(logs, "/ecs/demo/api") is not None
+
+
+def test_log_group_not_listed_yet_right_after_its_create_is_waited_for(
+    moto: None, logs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = make_stack()
+    ctx = make_ctx(stack)
+    real = ctx.paginate
+    unlisted: list[str] = []
+
+    def paginate(intent: str, service: str, operation: str, key: str, **kw: Any) -> list[Any]:
+        if operation == "describe_log_groups" and _log_group(logs, "/ecs/demo/api") and not unlisted:
+            unlisted.append(intent)  # created a moment ago: this describe does not list it yet
+            return []
+        return real(intent, service, operation, key, **kw)
+
+    monkeypatch.setattr(ctx, "paginate", paginate)
+    converge(_lg_steps(stack), ctx)
+    assert unlisted and ctx.outputs["log-group:api"]["arn"].endswith(":log-group:/ecs/demo/api")

@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from spotecs.errors import SandboxUnavailable
-from spotecs.sandbox import Sandbox
+from spotecs.sandbox import Sandbox, rules
 from spotecs.sandbox.instances import AGENT_RESERVED_MIB, on_demand_wanted
 from spotecs.sandbox.userdata import decode_user_data, parse_ecs_config
 
@@ -182,7 +182,10 @@ class Aws:
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
     # No background ticking: each test calls tick() itself, so it proves tick() did the work.
-    with Sandbox(agent_interval=None) as sb:
+    # These tests make resources by hand: an account that has used ECS, nothing lagging (the
+    # strict rules have their own tests in tests/test_real_aws.py).
+    with Sandbox(agent_interval=None, lag=0) as sb:
+        rules.linked_roles_exist("123456789012")
         yield sb
 
 
@@ -263,7 +266,7 @@ def test_endpoint_serves_aws_and_managed_policies_attach(aws: Aws) -> None:
 
 
 def test_background_agent_registers_without_manual_ticks(sandbox: Sandbox) -> None:
-    with Sandbox(agent_interval=0.1) as other:
+    with Sandbox(agent_interval=0.1, lag=0) as other:
         ecs, ec2 = other.client("ecs"), other.client("ec2")
         cluster = f"bg-{uid()}"
         ecs.create_cluster(clusterName=cluster)

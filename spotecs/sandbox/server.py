@@ -121,7 +121,7 @@ class Sandbox:
         _set_default_env()
         from moto.server import ThreadedMotoServer
 
-        from spotecs.sandbox import certificates, lb_front, rules
+        from spotecs.sandbox import certificates, lb_front, rules, sample_secrets
         from spotecs.sandbox.agent import SimulatedAgent
         from spotecs.sandbox.clock import CLOCK
 
@@ -129,6 +129,7 @@ class Sandbox:
         rules.STRICT.lag = rules.DEFAULT_LAG if lag is None else lag
         rules.STRICT.reset()
         certificates.install()
+        sample_secrets.install()
         _quiet_request_log()
         if port:
             _check_port_free(host, port)  # moto's start() would hang on a bind error
