@@ -169,8 +169,10 @@ def reconcile(ecs: Any, elbv2: Any, service: Any) -> ServiceResult:
             _stop(ecs, elbv2, task, denied, result)
             _event(service, f"(service {service.name}) has started 1 tasks: (task {task.task_arn.rsplit('/', 1)[-1]}).")
     # While an instance drains, maximumPercent bounds the replacements started beside its tasks.
-    while not denied and len(mine) < desired and (
-        not leaving or len(mine) + len(old) + len(leaving) < draining.max_total(service, desired)
+    while (
+        not denied
+        and len(mine) < desired
+        and (not leaving or len(mine) + len(old) + len(leaving) < draining.max_total(service, desired))
     ):
         task = _place(ecs, service, td, primary["id"])
         if task is not None:
