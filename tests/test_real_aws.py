@@ -313,3 +313,12 @@ def test_the_agent_refuses_a_task_whose_execution_role_cannot_read_a_secret(
     assert reason.startswith("ResourceInitializationError: unable to pull secrets or registry auth")
     assert "is not authorized to perform: secretsmanager:GetSecretValue on resource: " in reason
     assert "secret:demo/db-" in reason  # the real ARN, with its suffix
+
+
+def test_installing_the_rules_again_wraps_nothing_twice(moto: None) -> None:
+    from moto.ecs.responses import EC2ContainerServiceResponse
+    from moto.elbv2.models import ELBv2Backend
+
+    before = (ELBv2Backend.create_load_balancer, EC2ContainerServiceResponse.create_service)
+    rules.install()
+    assert (ELBv2Backend.create_load_balancer, EC2ContainerServiceResponse.create_service) == before

@@ -239,9 +239,11 @@ def _wrap(owner: type, name: str, make: Callable[..., Any], *args: Any) -> None:
         return
     wrapped = make(current, *args)
     setattr(wrapped, marker, True)
-    for earlier in dir(current):  # keep the markers of the rules already around it
-        if earlier.startswith("_spotecs_rule_"):
-            setattr(wrapped, earlier, True)
+    # Keep the markers of what already wraps it (rules, and fills.py's `_spotecs_fill`): a second
+    # install() must find them on top, or it would wrap the same method again.
+    for earlier in dir(current):
+        if earlier.startswith("_spotecs_"):
+            setattr(wrapped, earlier, getattr(current, earlier))
     wrapped.__wrapped__ = current  # fills.install() wraps only what nothing wrapped yet
     setattr(owner, name, wrapped)
 
