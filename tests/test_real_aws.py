@@ -132,6 +132,17 @@ def test_load_balancer_names_aws_refuses_are_refused(moto: None, name: str, frag
     assert elbv2.create_load_balancer(Name="demo-lb", Subnets=subnets)["LoadBalancers"]
 
 
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [("t" * 33, "cannot be longer than '32' characters"), ("demo-", "failed to satisfy constraint")],
+)
+def test_target_group_names_aws_refuses_are_refused(moto: None, name: str, fragment: str) -> None:
+    vpc = boto3.client("ec2", region_name=REGION).describe_vpcs()["Vpcs"][0]["VpcId"]
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    code, message = refused(elbv2.create_target_group, Name=name, Protocol="HTTP", Port=80, VpcId=vpc)
+    assert code == "ValidationError" and fragment in message
+
+
 @pytest.mark.parametrize("name", ["aws-demo", "ECS-demo", "fargate1", "demo provider"])
 def test_capacity_provider_reserved_prefixes_are_refused(moto: None, name: str) -> None:
     ecs = boto3.client("ecs", region_name=REGION)
