@@ -28,9 +28,11 @@ SEEDS = range(30)
 def shared_moto() -> Iterator[None]:
     """One moto for all the schedules: each ends with nothing of its stack left (that is the
     property), so the next starts clean; a fresh moto per schedule would double the time."""
-    from spotecs.sandbox import fills
+    from spotecs.sandbox import rules
 
-    fills.install()
+    rules.install()  # and the fills; as the `moto` fixture: nothing lags, the roles exist
+    rules.STRICT.lag = 0
+    rules.STRICT.reset()
     with pytest.MonkeyPatch.context() as mp:
         for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
             mp.delenv(var, raising=False)
@@ -45,6 +47,7 @@ def shared_moto() -> Iterator[None]:
         }.items():
             mp.setenv(var, value)
         with mock_aws():
+            rules.linked_roles_exist("123456789012")
             yield
 
 

@@ -126,6 +126,7 @@ class Sandbox:
         from spotecs.sandbox.clock import CLOCK
 
         rules.install()  # and the fills
+        self._lag_before = rules.STRICT.lag  # moto's state is process-wide: put it back on stop
         rules.STRICT.lag = rules.DEFAULT_LAG if lag is None else lag
         rules.STRICT.reset()
         certificates.install()
@@ -181,6 +182,9 @@ class Sandbox:
         from spotecs.sandbox import lb_front
 
         lb_front.disable()
+        from spotecs.sandbox import rules
+
+        rules.STRICT.lag = self._lag_before
 
     def __enter__(self) -> Self:
         return self
