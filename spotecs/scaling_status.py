@@ -187,7 +187,9 @@ def _service(
         }
         for a in out.get("scheduled", [])
     ]
-    lo, hi = out.get("min"), out.get("max")
+    # With schedules, the read's min/max are those spotecs applied; `in_force` are the live ones.
+    live = out.get("in_force") or out
+    lo, hi = live.get("min"), live.get("max")
     set_by = None
     if cfg is not None and (lo, hi) != (cfg.min, cfg.max):
         # The scalable target's min/max differ from the file's: a scheduled action set them.

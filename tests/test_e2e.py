@@ -337,6 +337,21 @@ def test_production_example_comes_up_and_is_stable(sandbox: Sandbox, tmp_path: P
     assert "No changes." in again.output
     assert again.writes() == []
 
+    # Tuesday 08:00 Dublin: the newsletter schedule raises the api's min, as Application Auto
+    # Scaling does. That is no drift, and `up` does not undo it; the plan says who set it.
+    aas = sandbox.client("application-autoscaling", "eu-west-1")
+    aas.register_scalable_target(
+        ServiceNamespace="ecs",
+        ResourceId=f"service/{name}/{name}-api",
+        ScalableDimension="ecs:service:DesiredCount",
+        MinCapacity=10,
+        MaxCapacity=30,
+    )
+    window = up(sandbox, path, "--dry-run", "--detailed-exitcode")
+    assert window.code == 0, window.output
+    assert "min/max: 3/30 in the file, 10/30 in force: set by a scheduled action" in " ".join(window.output.split())
+    assert window.writes() == []
+
 
 # --- the CLI's guards over HTTP ------------------------------------------------------
 

@@ -191,6 +191,47 @@ def test_scheduled_actions_with_timezone_and_removal(compute: dict[str, StandIn]
     assert sent(ctx, "PutScheduledAction") == sent(ctx, "RegisterScalableTarget") == []
 
 
+def test_a_scheduled_window_is_not_undone_and_a_changed_bound_is_still_applied(compute: dict[str, StandIn]) -> None:
+    burst = {"name": "newsletter", "schedule": "cron(0 9 ? * TUE *)", "min": 6, "max": 12}
+    stack = make_stack(services={"api": {"scaling": {"min": 1, "max": 8, "scheduled": [burst]}}})
+    steps = workload_steps(stack, compute, lambda s: s.key == "scaling:api")
+    converge(steps, fresh(stack))
+    aas = boto3.client("application-autoscaling", region_name=REGION)
+    target = {"ServiceNamespace": "ecs", "ResourceId": f"service/{CLUSTER}/demo-api"}
+    query = {"ServiceNamespace": "ecs", "ResourceIds": [target["ResourceId"]]}
+    arn = aas.describe_scalable_targets(**query)["ScalableTargets"][0]["ScalableTargetARN"]
+    assert aas.list_tags_for_resource(ResourceARN=arn)["Tags"]["spotecs:bounds"] == "min=1,max=8"
+
+    # Tuesday 09:00: the schedule sets the bounds, as Application Auto Scaling does.
+    aas.register_scalable_target(**target, ScalableDimension="ecs:service:DesiredCount", MinCapacity=6, MaxCapacity=12)
+    p = replan(steps, stack)
+    assert changes(p) == {}  # no drift, nothing for `up` to put back
+    [note] = p.get("scaling:api").notes
+    assert note.startswith("min/max: 1/8 in the file, 6/12 in force: set by a scheduled action (demo-api-newsletter)")
+    ctx = fresh(stack)
+    converge(steps, ctx)
+    assert sent(ctx, "RegisterScalableTarget") == sent(ctx, "TagResource") == []
+    live = aas.describe_scalable_targets(**query)["ScalableTargets"][0]
+    assert (live["MinCapacity"], live["MaxCapacity"]) == (6, 12)
+
+    # A max changed in the file is applied, and remembered.
+    bigger = make_stack(services={"api": {"scaling": {"min": 1, "max": 20, "scheduled": [burst]}}})
+    assert [d.path for d in replan(steps, bigger).get("scaling:api").diffs] == ["max"]
+    ctx = fresh(bigger)
+    converge(steps, ctx)
+    assert [(w["MinCapacity"], w["MaxCapacity"]) for w in sent(ctx, "RegisterScalableTarget")] == [(1, 20)]
+    assert aas.list_tags_for_resource(ResourceARN=arn)["Tags"]["spotecs:bounds"] == "min=1,max=20"
+    assert changes(replan(steps, bigger)) == {}
+
+    # The schedule removed from the file: the bounds it left in force are the file's again.
+    aas.register_scalable_target(**target, ScalableDimension="ecs:service:DesiredCount", MinCapacity=6, MaxCapacity=12)
+    plain = make_stack(services={"api": {"scaling": {"min": 1, "max": 20}}})
+    ctx = fresh(plain)
+    converge(steps, ctx)
+    assert [(w["MinCapacity"], w["MaxCapacity"]) for w in sent(ctx, "RegisterScalableTarget")] == [(1, 20)]
+    assert changes(replan(steps, plain)) == {}
+
+
 def test_scaling_teardown_removes_policies_alarms_actions_and_target_before_the_service(
     compute: dict[str, StandIn],
 ) -> None:

@@ -3,6 +3,7 @@ for a policy, and their answers normalised into the shape of `ServiceScaling.des
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -103,3 +104,33 @@ def scheduled_of(a: dict[str, Any]) -> dict[str, Any]:
         "min": bounds.get("MinCapacity"),
         "max": bounds.get("MaxCapacity"),
     }
+
+
+# On the scalable target, the min and max spotecs last applied: "min=1,max=10". A scheduled
+# action moves the live bounds for its window, so with schedules the file is diffed against
+# this tag, not against the live bounds (`up` neither undoes the schedule nor reports drift).
+BOUNDS_TAG = "spotecs:bounds"
+
+
+def bounds_tag(lo: int, hi: int) -> dict[str, str]:
+    return {BOUNDS_TAG: f"min={lo},max={hi}"}
+
+
+def bounds_of_tags(tags: dict[str, str]) -> dict[str, int] | None:
+    m = re.fullmatch(r"min=(\d+),max=(\d+)", tags.get(BOUNDS_TAG, ""))
+    return {"min": int(m.group(1)), "max": int(m.group(2))} if m else None
+
+
+def bounds_note(desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
+    """Who owns the bounds in force when a schedule, not the file, set them."""
+    live = (current or {}).get("in_force")
+    if not current or not current.get("scheduled") or not live:
+        return []
+    if (live["min"], live["max"]) == (current["min"], current["max"]):
+        return []
+    names = ", ".join(a["name"] for a in current["scheduled"])
+    return [
+        f"min/max: {desired['min']}/{desired['max']} in the file, {live['min']}/{live['max']} in force: "
+        f"set by a scheduled action ({names}), owned by Application Auto Scaling until the next one; "
+        "the file's bounds are applied again only when changed in the file"
+    ]

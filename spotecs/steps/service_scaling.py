@@ -13,6 +13,9 @@ from spotecs.engine.model import Change, Unknown
 from spotecs.steps.base import Context, Step
 from spotecs.steps.cluster import listed_service
 from spotecs.steps.scaling_policies import (
+    bounds_note,
+    bounds_of_tags,
+    bounds_tag,
     by_name,
     scheduled_of,
     step_adjustment,
@@ -171,9 +174,15 @@ class ServiceScaling(Step):
             if a["ScheduledActionName"].startswith(prefix)
         ]
         service = listed_service(ctx, ctx.stack.cluster_name, self.service_name)
+        target = targets[0]
+        live = {"min": target["MinCapacity"], "max": target["MaxCapacity"]}
+        applied = self._applied_bounds(ctx, target) if scheduled else None
         return {
-            "min": targets[0]["MinCapacity"],
-            "max": targets[0]["MaxCapacity"],
+            **(applied or live),
+            # Live facts, never diffed: the bounds in force, and whether the tag was read.
+            "in_force": live,
+            "applied": applied,
+            "target_arn": target.get("ScalableTargetARN"),
             "target_tracking": by_name(
                 [tracking_of(p) for p in policies if p.get("PolicyType") == "TargetTrackingScaling"]
             ),
@@ -186,6 +195,19 @@ class ServiceScaling(Step):
             "_owned": service is None or ctx.owned(tags_from_list(service.get("tags"))),
         }
 
+    def _applied_bounds(self, ctx: Context, target: dict[str, Any]) -> dict[str, int] | None:
+        arn = target.get("ScalableTargetARN")
+        got = arn and ctx.call(
+            f"list tags of scalable target {self.resource_id}",
+            ctx.client("application-autoscaling").list_tags_for_resource,
+            missing=("ResourceNotFoundException",),
+            ResourceARN=arn,
+        )
+        return bounds_of_tags(got.get("Tags", {})) if got else None
+
+    def notes(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
+        return bounds_note(desired, current)
+
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         return self._converge(ctx, desired, None)
 
@@ -195,7 +217,15 @@ class ServiceScaling(Step):
     def _converge(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
         aas, cw = ctx.client("application-autoscaling"), ctx.client("cloudwatch")
         have: dict[str, Any] = current or {"target_tracking": [], "step_scaling": [], "scheduled": []}
-        if current is None or (desired["min"], desired["max"]) != (current["min"], current["max"]):
+        wanted_bounds = (desired["min"], desired["max"])
+        remember = bounds_tag(*wanted_bounds) if desired["scheduled"] else {}
+        # Without schedules any more, the bounds a schedule left in force are the file's again.
+        in_force = (current or {}).get("in_force") if not desired["scheduled"] else None
+        if (
+            current is None
+            or wanted_bounds != (current["min"], current["max"])
+            or (in_force and wanted_bounds != (in_force["min"], in_force["max"]))
+        ):
             # Right after CreateService (and in a fresh account, its role), Application Auto
             # Scaling may not see the service, or may not assume its role, yet.
             ctx.retry(
@@ -206,8 +236,19 @@ class ServiceScaling(Step):
                 timeout=ctx.timeouts.budget("service-linked role"),
                 MinCapacity=desired["min"],
                 MaxCapacity=desired["max"],
-                **({"Tags": ctx.tags()} if current is None else {}),
+                **({"Tags": {**ctx.tags(), **remember}} if current is None else {}),
                 **self._target(),
+            )
+        if (
+            current is not None
+            and remember
+            and current.get("applied") != {"min": wanted_bounds[0], "max": wanted_bounds[1]}
+        ):
+            ctx.call(
+                f"remember the bounds of scalable target {self.resource_id}",
+                aas.tag_resource,
+                ResourceARN=current["target_arn"],
+                Tags=remember,
             )
         for kind in ("target_tracking", "step_scaling"):
             wanted = {p["name"]: p for p in desired[kind]}
