@@ -3,6 +3,9 @@ seed and, at the end, the seeds that failed (with the first failure of each).
 
     python bench/converge.py 0 20 [--edits 25]
 
+At 25 edits or more, each seed tries every kind of edit in the catalogue (drawn without
+replacement); CI (tests/test_converge.py) runs one seed of 12.
+
 Needs the sandbox extra (moto). Exit 1 when any seed fails."""
 
 from __future__ import annotations

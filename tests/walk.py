@@ -254,6 +254,32 @@ def scaling(doc: Doc, rng: random.Random) -> str:
     return f"{name} scaling {choice}"
 
 
+def scheduled_change(doc: Doc, rng: random.Random) -> str:
+    """An existing scheduled action moved and resized (not added or removed)."""
+    names = sorted(n for n, s in doc["services"].items() if (s.get("scaling") or {}).get("scheduled"))
+    if not names:
+        return ""
+    name = rng.choice(names)
+    action = doc["services"][name]["scaling"]["scheduled"][0]
+    action["schedule"] = rng.choice(["cron(30 7 ? * MON-FRI *)", "cron(0 9 * * ? *)", "cron(15 6 ? * SAT *)"])
+    action["min"] = rng.choice([2, 3])
+    action["timezone"] = rng.choice(["UTC", "Europe/Paris"])
+    return f"{name} scheduled action {action['name']} -> {action['schedule']} min {action['min']}"
+
+
+def requests_scaling(doc: Doc, rng: random.Random) -> str:
+    """Target tracking on the load balancer's requests per target (ALBRequestCountPerTarget)."""
+    name = _svc(doc, rng, web=True)
+    if not name:
+        return ""
+    svc = doc["services"][name]
+    rule = svc.get("scaling") or {"min": 1, "max": 6}
+    others = [t for t in rule.get("target_tracking", []) if t["metric"] != "requests"]
+    rule["target_tracking"] = [*others, {"metric": "requests", "target": rng.choice([500, 1200])}]
+    svc["scaling"] = rule
+    return f"{name} scaling on requests per target"
+
+
 def tags(doc: Doc, rng: random.Random) -> str:
     doc["tags"] = rng.choice([{}, {"team": "web"}, {"team": "ops", "cost": "a1"}])
     return f"tags {doc['tags']}"
@@ -282,6 +308,8 @@ CATALOGUE: list[Callable[[Doc, random.Random], str]] = [
     remove_service,
     to_worker,
     scaling,
+    scheduled_change,
+    requests_scaling,
     tags,
 ]
 
@@ -335,6 +363,8 @@ def mismatches(sandbox: Sandbox, doc: Doc) -> list[str]:
         if ports != ([svc["container_port"]] if "container_port" in svc else []):
             out.append(f"service {name} ports {ports}")
         scaled = svc.get("scaling")
+        if scaled:
+            out += _scaling_mismatches(sandbox, f"service/{cluster}/{stack}-{name}", f"{stack}-{name}", scaled)
         count = s["desiredCount"]
         if scaled is None and count != svc.get("desired_count", 2):
             out.append(f"service {name} desired {count}")
@@ -359,6 +389,44 @@ def mismatches(sandbox: Sandbox, doc: Doc) -> list[str]:
         )
         if ports != ([80, 443] if doc.get("load_balancer", {}).get("certificate_arn") else [80]):
             out.append(f"listeners {ports}")
+    return out
+
+
+METRICS = {"cpu": "ECSServiceAverageCPUUtilization", "requests": "ALBRequestCountPerTarget"}
+
+
+def _scaling_mismatches(sandbox: Sandbox, resource: str, service: str, rule: Doc) -> list[str]:
+    """The scalable target's bounds, its tracking policies (requests counted on the service's
+    own target group) and its scheduled actions, against the file."""
+    aas, out = sandbox.client("application-autoscaling"), []
+    target = {"ServiceNamespace": "ecs", "ResourceId": resource, "ScalableDimension": "ecs:service:DesiredCount"}
+    found = aas.describe_scalable_targets(ServiceNamespace="ecs", ResourceIds=[resource])["ScalableTargets"]
+    if not found or (found[0]["MinCapacity"], found[0]["MaxCapacity"]) != (rule["min"], rule["max"]):
+        return [f"{service} scalable target {found}"]
+    policies = aas.describe_scaling_policies(**target)["ScalingPolicies"]
+    tracked = {}
+    for p in policies:
+        spec = p["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
+        tracked[spec["PredefinedMetricType"]] = spec.get("ResourceLabel", "")
+    if sorted(tracked) != sorted(METRICS[t["metric"]] for t in rule.get("target_tracking", [])):
+        out.append(f"{service} tracking {sorted(tracked)}")
+    label = tracked.get(METRICS["requests"])
+    if label is not None and f"/targetgroup/{service}/" not in label:
+        out.append(f"{service} requests counted on {label}")
+    actions = {
+        a["ScheduledActionName"]: (
+            a["Schedule"],
+            a.get("Timezone") or "UTC",
+            a.get("ScalableTargetAction", {}).get("MinCapacity"),
+        )
+        for a in aas.describe_scheduled_actions(**target)["ScheduledActions"]
+    }
+    wanted = {
+        f"{service}-{a['name']}": (a["schedule"], a.get("timezone", "UTC"), a.get("min"))
+        for a in rule.get("scheduled", [])
+    }
+    if actions != wanted:
+        out.append(f"{service} scheduled actions {actions}")
     return out
 
 
@@ -401,6 +469,7 @@ def orphans(sandbox: Sandbox, doc: Doc) -> list[str]:
 class Walk:
     seed: int
     steps: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)  # the catalogue entry of each step
     failure: str = ""
 
 
@@ -436,13 +505,19 @@ def walk(sandbox: Sandbox, tmp: Path, seed: int, edits: int = 25) -> Walk:
     first = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")
     if first.code != 0:
         return fail("first up failed", first.output)
+    deck: list[Callable[[Doc, random.Random], str]] = []
     while len(result.steps) < edits:
-        edit = rng.choice(CATALOGUE)
+        # Drawn without replacement, the catalogue reshuffled when spent: a walk of N edits
+        # tries min(N, len(CATALOGUE)) different kinds, so a short walk still covers many.
+        if not deck:
+            deck = rng.sample(CATALOGUE, len(CATALOGUE))
+        edit = deck.pop()
         candidate = copy.deepcopy(doc)
         label = edit(candidate, rng)
         if not label or not _valid(candidate):
             continue
         result.steps.append(label)
+        result.kinds.append(edit.__name__)
         _write(path, candidate)
         run = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")
         if edit is cluster_name:
