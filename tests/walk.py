@@ -2,7 +2,8 @@
 catalogue covering every section of the stack file, each applied with `spotecs up` on the
 sandbox, then checked: the next `up --dry-run --detailed-exitcode` exits 0, AWS holds what the
 file says (read back with plain boto3 calls, not through the steps), nothing of the stack is
-orphaned, and every service runs its desired count with healthy targets.
+orphaned, and every service runs its desired count with healthy targets. A scheduled action
+takes effect after each `up` (fire_schedules), so the checks also hold inside its window.
 
 Used by tests/test_converge.py (a fixed small set of seeds) and bench/converge.py (a seed range).
 """
@@ -401,8 +402,14 @@ def _scaling_mismatches(sandbox: Sandbox, resource: str, service: str, rule: Doc
     aas, out = sandbox.client("application-autoscaling"), []
     target = {"ServiceNamespace": "ecs", "ResourceId": resource, "ScalableDimension": "ecs:service:DesiredCount"}
     found = aas.describe_scalable_targets(ServiceNamespace="ecs", ResourceIds=[resource])["ScalableTargets"]
-    if not found or (found[0]["MinCapacity"], found[0]["MaxCapacity"]) != (rule["min"], rule["max"]):
+    # The file's bounds, or those a scheduled action set (fire_schedules): `up` keeps those.
+    allowed = {(rule["min"], rule["max"])} | {_window(rule, a) for a in rule.get("scheduled", [])}
+    if not found or (found[0]["MinCapacity"], found[0]["MaxCapacity"]) not in allowed:
         return [f"{service} scalable target {found}"]
+    if rule.get("scheduled"):
+        tags = aas.list_tags_for_resource(ResourceARN=found[0]["ScalableTargetARN"])["Tags"]
+        if tags.get("spotecs:bounds") != f"min={rule['min']},max={rule['max']}":
+            out.append(f"{service} remembers bounds {tags}")
     policies = aas.describe_scaling_policies(**target)["ScalingPolicies"]
     tracked = {}
     for p in policies:
@@ -428,6 +435,28 @@ def _scaling_mismatches(sandbox: Sandbox, resource: str, service: str, rule: Doc
     if actions != wanted:
         out.append(f"{service} scheduled actions {actions}")
     return out
+
+
+def _window(rule: Doc, action: Doc) -> tuple[int, int]:
+    """The bounds in force while a scheduled action's window lasts."""
+    return action.get("min", rule["min"]), action.get("max", rule["max"])
+
+
+def fire_schedules(sandbox: Sandbox, doc: Doc) -> None:
+    """Each service's first scheduled action takes effect, as Application Auto Scaling applies
+    it at its time (the sandbox runs no schedule): the next plan must not call that drift."""
+    aas = sandbox.client("application-autoscaling")
+    for name, svc in doc["services"].items():
+        rule = svc.get("scaling") or {}
+        if rule.get("scheduled"):
+            lo, hi = _window(rule, rule["scheduled"][0])
+            aas.register_scalable_target(
+                ServiceNamespace="ecs",
+                ResourceId=f"service/{doc['cluster']['name']}/{doc['stack']}-{name}",
+                ScalableDimension="ecs:service:DesiredCount",
+                MinCapacity=lo,
+                MaxCapacity=hi,
+            )
 
 
 def orphans(sandbox: Sandbox, doc: Doc) -> list[str]:
@@ -531,6 +560,7 @@ def walk(sandbox: Sandbox, tmp: Path, seed: int, edits: int = 25) -> Walk:
         if run.code != 0:
             return fail(f"up exited {run.code}", run.output)
         doc = candidate
+        fire_schedules(sandbox, doc)
         again = spotecs_cli(sandbox, "up", "-f", str(path), "--dry-run", "--detailed-exitcode")
         if again.code != 0:
             return fail("the next plan is not empty", again.output)
