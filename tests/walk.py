@@ -471,8 +471,8 @@ def orphans(sandbox: Sandbox, doc: Doc) -> list[str]:
         rf"launch-template:{stack}-instances$",
         rf"auto-scaling-group:{stack}-instances$",
         rf"capacity-provider:{stack}-instances-\w+$",
-        rf"iam-role:{stack}-.*",
-        rf"instance-profile:{stack}-.*",
+        rf"iam-role:{stack}-[a-z0-9-]+-ecs-(instance|execution)$",
+        rf"instance-profile:{stack}-[a-z0-9-]+-ecs-instance$",
         r"tagged:.*:security-group/.*",
     ]
     allowed += [rf"tagged:.*:service/{re.escape(cluster)}/{s}$" for s in services]
