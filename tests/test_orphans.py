@@ -200,3 +200,48 @@ def test_a_service_that_loses_its_scaling_loses_its_scalable_target(moto: None) 
     aas = plan_ctx.client("application-autoscaling")
     assert aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"] == []
     assert result.applied[-1] == "orphan:scaling:demo-api"  # deletions run after the forward walk
+
+
+OWNED = {STACK_TAG: "demo", "spotecs:managed": "true"}
+READ_ONLY = "arn:aws:iam::aws:policy/AmazonSQSReadOnlyAccess"
+
+
+def test_a_removed_service_s_task_role_and_what_carries_the_stack_tags_under_other_names_are_orphans(
+    moto: None, runs: Runs, tmp_path: Path
+) -> None:
+    path = stack_file(
+        tmp_path, deep_merge(TWO, {"services": {"old": {"task_role": {"managed_policies": [READ_ONLY]}}}})
+    )
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    # What an earlier file or spotecs may have left under other names, tagged as stack demo's.
+    ec2, elbv2 = boto3.client("ec2", region_name=REGION), boto3.client("elbv2", region_name=REGION)
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]]
+    lb = elbv2.create_load_balancer(
+        Name="demo-old", Subnets=subnets[:2], Scheme="internet-facing", Tags=tag_list(OWNED)
+    )["LoadBalancers"][0]
+    tg = elbv2.create_target_group(Name="demo-older", Protocol="HTTP", Port=80, VpcId=vpc, Tags=tag_list(OWNED))
+    elbv2.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroups"][0]["TargetGroupArn"]}],
+    )
+    elbv2.create_target_group(Name="theirs-tg", Protocol="HTTP", Port=80, VpcId=vpc)  # untagged: not ours
+    iam = boto3.client("iam", region_name=REGION)
+    role = f"demo-{REGION}-old-task"
+    assert iam.get_role(RoleName=role)["Role"]["RoleName"] == role
+
+    stack_file(tmp_path, MINIMAL)  # service `old` removed
+    out = cmd("up", "-f", str(path), "--yes", "--no-wait")
+    assert out.code == 0, out.text
+    for line in (f"- IAM role {role}", "- load balancer demo-old", "- ECS service demo-old"):
+        assert line in out.text, line
+    assert "theirs" not in out.text
+    assert [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] == role] == []
+    assert [b["LoadBalancerName"] for b in elbv2.describe_load_balancers()["LoadBalancers"]] == ["demo"]
+    assert sorted(g["TargetGroupName"] for g in elbv2.describe_target_groups()["TargetGroups"]) == [
+        "demo-api",
+        "theirs-tg",
+    ]  # demo-older: a target group named like the stack's is orphans.py's
+    assert "No changes." in cmd("up", "-f", str(path), "--dry-run").text

@@ -299,6 +299,23 @@ def test_container_insights_log_group_goes_after_the_cluster(moto: None, runs: R
     assert order == [("DeleteCluster", None), ("DeleteLogGroup", insights)]
 
 
+def test_the_insights_log_group_of_a_cluster_the_file_renamed_goes_after_that_cluster(
+    moto: None, runs: Runs, tmp_path: Path
+) -> None:
+    path, cluster, insights = _up_with_insights(runs, tmp_path)
+    path.write_text(path.read_text().replace(f"name: {cluster}", "name: renamed-cluster"))
+    done = cmd("teardown", "-f", str(path), "--yes")
+    assert done.code == 0, done.text
+    assert f"- log group {insights}" in done.text
+    order = [
+        (c.operation, c.params.get("cluster") or c.params.get("logGroupName"))
+        for c in runs.sessions[-1].writes()
+        if c.operation == "DeleteCluster" or c.params.get("logGroupName") == insights
+    ]
+    assert order == [("DeleteCluster", cluster), ("DeleteLogGroup", insights)]
+    assert leftovers("article", cluster) == []
+
+
 def test_keep_logs_keeps_the_container_insights_log_group(moto: None, runs: Runs, tmp_path: Path) -> None:
     path, cluster, insights = _up_with_insights(runs, tmp_path)
     kept = cmd("teardown", "-f", str(path), "--yes", "--keep-logs")

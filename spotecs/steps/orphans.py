@@ -17,7 +17,7 @@ from typing import Any
 
 from spotecs import names
 from spotecs.errors import AwsError
-from spotecs.steps import fis
+from spotecs.steps import fis, orphans_tagged
 from spotecs.steps.base import Context, Node, Step, stack_tagged
 from spotecs.steps.cluster import Cluster, cluster_services, describe_cluster
 from spotecs.steps.listeners import Listeners
@@ -171,8 +171,10 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
     for cluster in other_clusters:
         # In reverse order: after its own services and their scaling, and before the capacity
         # provider and the group (its deletion deregisters their instances, which releases the
-        # provider from it; ECS refuses to delete a provider a cluster still holds).
-        add(partial(OrphanCluster, cluster), "capacity-provider", "auto-scaling-group")
+        # provider from it; ECS refuses to delete a provider a cluster still holds), and before
+        # its Container Insights log group.
+        insights = orphans_tagged.insights_key(cluster)
+        add(partial(OrphanCluster, cluster), "capacity-provider", "auto-scaling-group", insights)
         for svc in sorted(s["serviceName"] for s in cluster_services(ctx, cluster) if s.get("status") == "ACTIVE"):
             short = names.service_of(name, svc)
             add(partial(OrphanService, name, short, web=False, name=svc, cluster=cluster), f"{PREFIX}cluster:{cluster}")
@@ -187,6 +189,7 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
             "iam:execution-role",
             f"log-group:{short}",
             f"{PREFIX}log-group:{short}",
+            orphans_tagged.task_role_key(name, ctx.region, short),
         )
     orphan_tgs: list[str] = []
     for tg in target_groups:
@@ -210,6 +213,7 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
     if destroy:  # made by `spotecs drill`, never by `up`: only teardown removes them
         add(partial(OrphanFisTemplate, name), f"{PREFIX}{fis.ROLE_KEY}")
         add(partial(OrphanFisRole, name, ctx.region))
+    orphans_tagged.find(ctx, add, Gone, other_clusters, [names.service_of(name, f) for f in families])
     # Candidates found by name prefix are kept only if they exist and carry our tags.
     unnamed = [
         (make, deps, probe)
