@@ -8,8 +8,8 @@ Manager API reference). Its value records who holds it (user, host, process, com
 refused run can name the holder. It is deleted on release, whatever ended the run; a lock left
 by a killed process is broken with `spotecs force-unlock`.
 
-`up` and `teardown` hold it (`refresh-ami` and `drill` will, with `stack_lock`); `status` and
-`--dry-run` take none.
+`up`, `teardown`, `refresh-ami` and `drill` hold it (through `up.locked`); `status`, `--dry-run`
+and `refresh-ami --check` take none.
 """
 
 from __future__ import annotations

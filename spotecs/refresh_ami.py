@@ -24,7 +24,7 @@ from spotecs.refresh_view import RefreshView, ServiceCount, describe_plan, repor
 from spotecs.render import Env
 from spotecs.steps.ami import describe_images
 from spotecs.steps.launch_template import normalise, template_data
-from spotecs.up import Run, RunOptions, confirm, prepare
+from spotecs.up import Run, RunOptions, confirm, locked, prepare
 
 # Launch before terminating: the group may double while new instances warm up.
 MAX_HEALTHY = 200
@@ -60,6 +60,16 @@ def refresh_ami(env: Env, opts: RefreshOptions, timeouts: Any = None) -> ExitCod
             say.print(message, markup=False)
             return ExitCode.OK
         raise UsageError(message)
+    # A new template version or a refresh beside an `up` or a teardown would race them: held
+    # like theirs. Reporting (--check) and --dry-run write nothing and take none.
+    read_only = RunOptions(file=opts.file, aws=opts.aws, dry_run=opts.check or opts.dry_run)
+    with locked(run, read_only, "refresh-ami"):
+        return _refresh(env, run, opts)
+
+
+def _refresh(env: Env, run: Run, opts: RefreshOptions) -> ExitCode:
+    stack = run.stack
+    say = env.err if opts.output == "json" else env.console
     if opts.cancel:
         return _cancel(env, run, opts)
     facts = fleet.read(run.aws, stack)

@@ -287,3 +287,38 @@ def test_two_concurrent_ups_one_is_refused_and_the_stack_ends_consistent(
     code, out, _ = spotecs_cmd("up", "-f", str(stack_file), "--yes")
     assert code == 0 and "No changes." in out
     assert [c.operation for a in runs for c in a.writes()] == []
+
+
+def test_refresh_ami_refused_while_the_lock_is_held_and_check_or_dry_run_take_none(
+    moto: None, runs: list[Aws], stack_file: Path
+) -> None:
+    holder = left_by_a_killed_process(minutes=7)
+    code, _, err = spotecs_cmd("refresh-ami", "-f", str(stack_file), "--yes")
+    assert code == 1
+    assert "stack demo is locked by another run: ana@ci-7 (pid 31337, `spotecs up -f prod.yaml`" in err
+    assert " for 7m" in err and err.count("\n") == 1
+    assert [c.operation for a in runs for c in a.calls if not c.is_lock] == []  # refused before any read
+    assert lock_value() == asdict(holder)
+    for flag in ("--check", "--dry-run"):
+        runs.clear()
+        code, _, err = spotecs_cmd("refresh-ami", "-f", str(stack_file), flag)
+        assert code == 1 and "nothing to refresh" in err, err  # it went on to read the (absent) fleet
+        assert not [c for a in runs for c in a.calls if c.is_lock]
+
+
+def test_refresh_ami_holds_the_lock_while_it_writes(
+    moto: None, runs: list[Aws], stack_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import spotecs.refresh_ami
+
+    seen: list[dict[str, Any] | None] = []
+
+    def refresh(env: Any, run: Any, opts: Any) -> int:
+        seen.append(lock_value())
+        raise AwsError("start an instance refresh of demo-instances", "AccessDenied")
+
+    monkeypatch.setattr(spotecs.refresh_ami, "_refresh", refresh)
+    code, _, err = spotecs_cmd("refresh-ami", "-f", str(stack_file), "--yes")
+    assert code == 1 and "AccessDenied" in err
+    assert seen and seen[0] is not None and seen[0]["command"] == f"spotecs refresh-ami -f {stack_file}"
+    assert lock_value() is None  # released on failure
