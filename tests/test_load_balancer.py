@@ -52,6 +52,21 @@ def test_access_log_bucket_expires_logs_and_lets_the_elb_account_write(compute: 
     assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 
+def test_the_plan_names_the_access_log_bucket_with_the_account_id_from_one_sts_call(
+    compute: dict[str, StandIn],
+) -> None:
+    stack = make_stack(load_balancer={"access_logs": {}})
+    steps = workload_steps(stack, compute, lambda s: s.key == "load-balancer")
+    ctx = fresh(stack)
+    for destroy in (False, True):  # before the bucket exists, and when it is to be deleted
+        the_plan = plan(steps, ctx, destroy=destroy)
+        names = {c.key: c.name for c in the_plan.changes}
+        assert names["access-log-bucket"] == f"demo-alb-logs-{ACCOUNT}"
+        if not destroy:
+            converge(steps, ctx)
+    assert [c.operation for c in ctx.aws.calls if c.service == "sts"] == ["GetCallerIdentity"]
+
+
 def test_access_logs_wait_while_a_fresh_bucket_policy_propagates(
     compute: dict[str, StandIn], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -270,7 +270,7 @@ def test_keep_logs_keeps_every_log_and_says_so(moto: None, runs: Runs, tmp_path:
     # Without the flag, the plan names each log it deletes.
     last = cmd("teardown", "-f", str(path), "--yes")
     assert (
-        "The logs in S3 bucket shop-alb-logs-<account>, log group /ecs/shop/worker, log group /ecs/shop/api "
+        "The logs in S3 bucket shop-alb-logs-123456789012, log group /ecs/shop/worker, log group /ecs/shop/api "
         "will be deleted" in last.text
     )
     assert leftovers("shop", "shop") == []

@@ -45,11 +45,16 @@ def read_all(steps: Sequence[Node], ctx: Context, max_workers: int = 8) -> dict[
     return {key: f.result() for key, f in futures.items()}
 
 
-def _live_name(name: str, current: dict[str, Any] | None) -> str:
+def _live_name(step: Resource[Any], ctx: Context, current: dict[str, Any] | None) -> str:
     """The name the resource has, when its read says (one chosen at creation, e.g. with a
-    generated suffix); else the step's."""
+    generated suffix); else the one it will have, when the step can tell from a run-wide fact
+    (optional `planned_name`, outside the Resource protocol: the access-log bucket's account id);
+    else the step's."""
     live = (current or {}).get("name")
-    return live if isinstance(live, str) else name
+    if isinstance(live, str):
+        return live
+    planned_name = getattr(step, "planned_name", None)
+    return str(planned_name(ctx.for_step(step.key))) if planned_name else step.name
 
 
 def _outputs_after(step: Resource[Any], action: Action, current: dict[str, Any] | None) -> dict[str, Any]:
@@ -92,7 +97,7 @@ def plan(steps: Sequence[Node], ctx: Context, *, destroy: bool = False) -> Plan:
             ctx.set_output(key, dict(current or {}))
             continue
         owned = current is None or bool(current.get("_owned", True))
-        name = _live_name(step.name, current)
+        name = _live_name(step, ctx, current)
         if destroy:
             if current is not None:
                 action = Action.DELETE if owned else Action.NOOP

@@ -109,6 +109,11 @@ class AccessLogBucket(Step):
     def bucket(self, ctx: Context) -> str:
         return names.access_log_bucket(ctx.name, ctx.account_id)
 
+    def planned_name(self, ctx: Context) -> str:
+        """The real name in the plan, before the bucket exists: the account id is the run's one
+        STS lookup, which the read has made already."""
+        return self.bucket(ctx)
+
     def desired(self, ctx: Context) -> dict[str, Any]:
         cfg = ctx.stack.load_balancer.access_logs
         assert cfg is not None
