@@ -12,8 +12,8 @@ from rich.markup import escape
 
 from spotecs.engine.model import Action, Plan
 from spotecs.render import Env, json_document, notes, plan_doc, plan_text
+from spotecs.steps.access_log_bucket import AccessLogBucket
 from spotecs.steps.base import Node, Timeouts
-from spotecs.steps.load_balancer import AccessLogBucket
 from spotecs.steps.log_group import ContainerInsightsLogGroup, LogGroup
 from spotecs.up import Run, RunOptions, confirm, execute, locked, plan_run, prepare, with_orphans
 

@@ -22,6 +22,7 @@ from tests.helpers import (
     sent,
     workload_steps,
 )
+from tests.test_access_log_bucket import private_bucket
 
 
 def test_access_log_bucket_expires_logs_and_lets_the_elb_account_write(compute: dict[str, StandIn]) -> None:
@@ -50,21 +51,6 @@ def test_access_log_bucket_expires_logs_and_lets_the_elb_account_write(compute: 
     s3.put_object(Bucket=bucket, Key="alb/AWSLogs/x.log.gz", Body=b"log")
     converge(steps, fresh(stack), destroy=True)
     assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
-
-
-def test_the_plan_names_the_access_log_bucket_with_the_account_id_from_one_sts_call(
-    compute: dict[str, StandIn],
-) -> None:
-    stack = make_stack(load_balancer={"access_logs": {}})
-    steps = workload_steps(stack, compute, lambda s: s.key == "load-balancer")
-    ctx = fresh(stack)
-    for destroy in (False, True):  # before the bucket exists, and when it is to be deleted
-        the_plan = plan(steps, ctx, destroy=destroy)
-        names = {c.key: c.name for c in the_plan.changes}
-        assert names["access-log-bucket"] == f"demo-alb-logs-{ACCOUNT}"
-        if not destroy:
-            converge(steps, ctx)
-    assert [c.operation for c in ctx.aws.calls if c.service == "sts"] == ["GetCallerIdentity"]
 
 
 def test_access_logs_wait_while_a_fresh_bucket_policy_propagates(
@@ -118,6 +104,7 @@ def test_another_invalid_configuration_is_not_retried(
 
 
 def test_a_named_access_log_bucket_is_used_not_created(compute: dict[str, StandIn]) -> None:
+    private_bucket("corp-logs")
     stack = make_stack(load_balancer={"access_logs": {"bucket": "corp-logs", "prefix": "demo"}})
     steps = workload_steps(stack, compute, lambda s: s.key == "load-balancer")
     assert "access-log-bucket" not in [s.key for s in steps]

@@ -1,10 +1,9 @@
-"""The internet-facing Application Load Balancer in the stack's subnets, and (when asked) the S3
-bucket for its access logs, with an expiry rule as the article advises. Exists only when at
-least one service has a container_port."""
+"""The internet-facing Application Load Balancer in the stack's subnets, writing its access logs
+(when asked) to the bucket of steps/access_log_bucket.py or one the file names. Exists only when
+at least one service has a container_port."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from typing import Any
 
@@ -12,42 +11,11 @@ from spotecs import names
 from spotecs.aws import caused_by, tag_list, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError
+from spotecs.steps.access_log_bucket import named_bucket_problems
 from spotecs.steps.base import Context, Step, stack_tagged
 
-# Regions opened before August 2022 deliver access logs from a regional ELB account; newer
-# regions use the log-delivery service principal instead (AWS "Enable access logs" guide).
-ELB_LOG_ACCOUNTS = {
-    "us-east-1": "127311923021",
-    "us-east-2": "033677994240",
-    "us-west-1": "027434742980",
-    "us-west-2": "797873946194",
-    "af-south-1": "098369216593",
-    "ap-east-1": "754344448648",
-    "ap-southeast-3": "589379963580",
-    "ap-south-1": "718504428378",
-    "ap-northeast-3": "383597477331",
-    "ap-northeast-2": "600734575887",
-    "ap-southeast-1": "114774131450",
-    "ap-southeast-2": "783225319266",
-    "ap-northeast-1": "582318560864",
-    "ca-central-1": "985666609251",
-    "eu-central-1": "054676820928",
-    "eu-west-1": "156460612806",
-    "eu-west-2": "652711504416",
-    "eu-south-1": "635631232127",
-    "eu-west-3": "009996457667",
-    "eu-north-1": "897822967062",
-    "me-south-1": "076674570225",
-    "sa-east-1": "507241528517",
-    "us-gov-west-1": "048591011584",
-    "us-gov-east-1": "190560391635",
-    "cn-north-1": "638102146993",
-    "cn-northwest-1": "037604701340",
-}
 # ELB's answer while it cannot yet write to the bucket (a policy put seconds ago).
 BUCKET_POLICY_NOT_YET = ("InvalidConfigurationRequest", "Access Denied for bucket")
-LOG_DELIVERY_PRINCIPAL = "logdelivery.elasticloadbalancing.amazonaws.com"
-EXPIRY_RULE = "spotecs-expire-access-logs"
 
 # The load balancer attributes spotecs manages; others keep AWS's defaults and are not diffed.
 ATTRIBUTES = (
@@ -93,151 +61,6 @@ def stack_target_groups(ctx: Context) -> list[dict[str, Any]]:
 def full_name(lb_arn: str) -> str:
     """`app/<name>/<id>`: how CloudWatch metrics and scaling resource labels name the load balancer."""
     return lb_arn.split(":loadbalancer/", 1)[-1]
-
-
-# --------------------------------------------------------------------------- access-log bucket
-
-
-class AccessLogBucket(Step):
-    """Created only when access logs are on and no bucket is named."""
-
-    kind = "S3 bucket"
-
-    def __init__(self, stack: str) -> None:
-        super().__init__("access-log-bucket", names.access_log_bucket_display(stack))
-
-    def bucket(self, ctx: Context) -> str:
-        return names.access_log_bucket(ctx.name, ctx.account_id)
-
-    def planned_name(self, ctx: Context) -> str:
-        """The real name in the plan, before the bucket exists: the account id is the run's one
-        STS lookup, which the read has made already."""
-        return self.bucket(ctx)
-
-    def desired(self, ctx: Context) -> dict[str, Any]:
-        cfg = ctx.stack.load_balancer.access_logs
-        assert cfg is not None
-        bucket, prefix, partition = self.bucket(ctx), cfg.prefix.strip("/"), _partition(ctx.region)
-        folder = f"{prefix}/" if prefix else ""
-        resource = f"arn:{partition}:s3:::{bucket}/{folder}AWSLogs/{ctx.account_id}/*"
-        account = ELB_LOG_ACCOUNTS.get(ctx.region)
-        principal = {"AWS": f"arn:{partition}:iam::{account}:root"} if account else {"Service": LOG_DELIVERY_PRINCIPAL}
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "ElbAccessLogs",
-                    "Effect": "Allow",
-                    "Principal": principal,
-                    "Action": "s3:PutObject",
-                    "Resource": resource,
-                }
-            ],
-        }
-        return {"expire_days": cfg.expire_days, "prefix": prefix, "policy": policy}
-
-    def read(self, ctx: Context) -> dict[str, Any] | None:
-        s3, bucket = ctx.client("s3"), self.bucket(ctx)
-        gone = ("NoSuchBucket", "404")
-        tagging = ctx.call(
-            f"list tags of bucket {bucket}", s3.get_bucket_tagging, missing=(*gone, "NoSuchTagSet"), Bucket=bucket
-        )
-        if (
-            tagging is None
-            and ctx.call(f"look up bucket {bucket}", s3.head_bucket, missing=gone, Bucket=bucket) is None
-        ):
-            return None
-        rules = (
-            ctx.call(
-                f"read lifecycle of bucket {bucket}",
-                s3.get_bucket_lifecycle_configuration,
-                missing=("NoSuchLifecycleConfiguration",),
-                Bucket=bucket,
-            )
-            or {}
-        )
-        rule: dict[str, Any] = next((r for r in rules.get("Rules", []) if r.get("ID") == EXPIRY_RULE), {})
-        policy = ctx.call(
-            f"read policy of bucket {bucket}", s3.get_bucket_policy, missing=("NoSuchBucketPolicy",), Bucket=bucket
-        )
-        return {
-            "expire_days": rule.get("Expiration", {}).get("Days"),
-            "prefix": rule.get("Filter", {}).get("Prefix", "").strip("/"),
-            "policy": json.loads(policy["Policy"]) if policy else None,
-            "bucket": bucket,
-            "_owned": ctx.owned(tags_from_list((tagging or {}).get("TagSet"))),
-        }
-
-    def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
-        s3, bucket = ctx.client("s3"), self.bucket(ctx)
-        extra = {} if ctx.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": ctx.region}}
-        ctx.call(f"create bucket {bucket}", s3.create_bucket, Bucket=bucket, **extra)
-        ctx.call(
-            f"block public access to bucket {bucket}",
-            s3.put_public_access_block,
-            Bucket=bucket,
-            PublicAccessBlockConfiguration={
-                k: True for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
-            },
-        )
-        ctx.call(f"tag bucket {bucket}", s3.put_bucket_tagging, Bucket=bucket, Tagging={"TagSet": tag_list(ctx.tags())})
-        self._converge(ctx, desired)
-        return {"bucket": bucket}
-
-    def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
-        self._converge(ctx, desired)
-        return {"bucket": self.bucket(ctx)}
-
-    def _converge(self, ctx: Context, desired: dict[str, Any]) -> None:
-        s3, bucket = ctx.client("s3"), self.bucket(ctx)
-        prefix = f"{desired['prefix']}/" if desired["prefix"] else ""
-        ctx.call(
-            f"set lifecycle of bucket {bucket}",
-            s3.put_bucket_lifecycle_configuration,
-            Bucket=bucket,
-            LifecycleConfiguration={
-                "Rules": [
-                    {
-                        "ID": EXPIRY_RULE,
-                        "Status": "Enabled",
-                        "Filter": {"Prefix": prefix},
-                        "Expiration": {"Days": desired["expire_days"]},
-                        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
-                    }
-                ]
-            },
-        )
-        ctx.call(
-            f"set policy of bucket {bucket}", s3.put_bucket_policy, Bucket=bucket, Policy=json.dumps(desired["policy"])
-        )
-
-    def delete(self, ctx: Context, current: dict[str, Any]) -> None:
-        s3, bucket = ctx.client("s3"), current.get("bucket") or self.bucket(ctx)
-        # A bucket must be empty to be deleted: remove every object version and delete marker.
-        try:
-            objects = [
-                {"Key": o["Key"], "VersionId": o["VersionId"]}
-                for key in ("Versions", "DeleteMarkers")
-                for o in ctx.paginate(
-                    f"list objects of bucket {bucket}", "s3", "list_object_versions", key, Bucket=bucket
-                )
-            ]
-        except AwsError as e:
-            if e.code == "NoSuchBucket":
-                return
-            raise
-        for i in range(0, len(objects), 1000):  # delete_objects takes at most 1000 keys
-            ctx.call(
-                f"empty bucket {bucket}",
-                s3.delete_objects,
-                Bucket=bucket,
-                Delete={"Objects": objects[i : i + 1000], "Quiet": True},
-            )
-        ctx.call(f"delete bucket {bucket}", s3.delete_bucket, missing=("NoSuchBucket",), Bucket=bucket)
-
-
-def _partition(region: str) -> str:
-    return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
 
 
 # --------------------------------------------------------------------------- load balancer
@@ -304,6 +127,9 @@ class LoadBalancer(Step):
                 "network.subnets: an Application Load Balancer needs subnets in at least two "
                 f"Availability Zones (got {', '.join(sorted(by_zone)) or 'none'})"
             )
+        logs = ctx.stack.load_balancer.access_logs
+        if logs and logs.bucket:
+            problems += named_bucket_problems(ctx, logs.bucket)
         return problems
 
     def read(self, ctx: Context) -> dict[str, Any] | None:

@@ -18,10 +18,11 @@ from typing import Any
 from spotecs import names
 from spotecs.errors import AwsError
 from spotecs.steps import fis, orphans_tagged
+from spotecs.steps.access_log_bucket import AccessLogBucket
 from spotecs.steps.base import Context, Node, Step, stack_tagged
 from spotecs.steps.cluster import Cluster, cluster_services, describe_cluster
 from spotecs.steps.listeners import Listeners
-from spotecs.steps.load_balancer import AccessLogBucket, LoadBalancer, stack_target_groups
+from spotecs.steps.load_balancer import LoadBalancer, stack_target_groups
 from spotecs.steps.log_group import LogGroup, stack_log_groups
 from spotecs.steps.security_groups import LoadBalancerGroup
 from spotecs.steps.service import Service

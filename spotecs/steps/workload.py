@@ -14,9 +14,10 @@ Step keys and outputs:
 from __future__ import annotations
 
 from spotecs.config import Stack
+from spotecs.steps.access_log_bucket import AccessLogBucket
 from spotecs.steps.base import Node
 from spotecs.steps.listeners import Listeners
-from spotecs.steps.load_balancer import AccessLogBucket, LoadBalancer
+from spotecs.steps.load_balancer import LoadBalancer
 from spotecs.steps.service import Service
 from spotecs.steps.service_scaling import ServiceScaling
 from spotecs.steps.target_group import TargetGroup

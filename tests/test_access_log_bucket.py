@@ -1,0 +1,102 @@
+"""steps/access_log_bucket.py: the bucket spotecs makes for access logs (private, encrypted, named
+with the account id before apply), and the checks a bucket the file names must pass."""
+
+from __future__ import annotations
+
+import boto3
+
+from spotecs.engine.model import Action
+from spotecs.engine.plan import plan
+from spotecs.errors import CheckError
+from tests.helpers import ACCOUNT, REGION, StandIn, converge, fresh, make_stack, workload_steps
+
+BLOCKS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+OWN = f"demo-alb-logs-{ACCOUNT}"
+
+
+def private_bucket(name: str, *, private: bool = True, encryption: str | None = "AES256") -> None:
+    """A bucket of the user's (not spotecs's), private and SSE-S3 unless told otherwise."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=name)
+    if private:
+        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=dict.fromkeys(BLOCKS, True))
+    if encryption:
+        s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": encryption}}]
+            },
+        )
+
+
+def named(bucket: str, **opt_outs: str) -> list[str]:
+    """The plan-time problems of a stack writing its access logs to `bucket`."""
+    stack = make_stack(load_balancer={"access_logs": {"bucket": bucket}}, opt_outs=opt_outs)
+    steps = workload_steps(stack, {}, lambda s: s.key == "load-balancer")
+    try:
+        plan(steps, fresh(stack))
+    except CheckError as e:
+        return e.problems
+    return []
+
+
+def test_the_plan_names_the_access_log_bucket_with_the_account_id_from_one_sts_call(
+    compute: dict[str, StandIn],
+) -> None:
+    stack = make_stack(load_balancer={"access_logs": {}})
+    steps = workload_steps(stack, compute, lambda s: s.key == "load-balancer")
+    ctx = fresh(stack)
+    for destroy in (False, True):  # before the bucket exists, and when it is to be deleted
+        the_plan = plan(steps, ctx, destroy=destroy)
+        names = {c.key: c.name for c in the_plan.changes}
+        assert names["access-log-bucket"] == f"demo-alb-logs-{ACCOUNT}"
+        if not destroy:
+            converge(steps, ctx)
+    assert [c.operation for c in ctx.aws.calls if c.service == "sts"] == ["GetCallerIdentity"]
+
+
+def test_the_bucket_spotecs_makes_is_private_and_encrypted_and_kept_so(compute: dict[str, StandIn]) -> None:
+    stack = make_stack(load_balancer={"access_logs": {}})
+    steps = workload_steps(stack, compute, lambda s: s.key == "load-balancer")
+    converge(steps, fresh(stack))
+    s3 = boto3.client("s3", region_name=REGION)
+
+    def private_and_encrypted() -> tuple[dict[str, bool], str]:
+        block = s3.get_public_access_block(Bucket=OWN)["PublicAccessBlockConfiguration"]
+        rules = s3.get_bucket_encryption(Bucket=OWN)["ServerSideEncryptionConfiguration"]["Rules"]
+        return block, rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
+
+    assert private_and_encrypted() == (dict.fromkeys(BLOCKS, True), "AES256")
+    # Loosened by hand: the next plan says so and `up` closes it again.
+    s3.delete_public_access_block(Bucket=OWN)
+    s3.delete_bucket_encryption(Bucket=OWN)
+    ctx = fresh(stack)
+    the_plan, _ = converge(steps, ctx)
+    change = next(c for c in the_plan.changes if c.key == "access-log-bucket")
+    assert change.action is Action.UPDATE
+    assert sorted(d.path for d in change.diffs) == ["encryption", "public_access_blocked"]
+    assert [c.operation for c in ctx.aws.writes()] == ["PutPublicAccessBlock", "PutBucketEncryption"]
+    assert private_and_encrypted() == (dict.fromkeys(BLOCKS, True), "AES256")
+
+
+def test_a_named_bucket_that_is_public_or_unencrypted_is_refused_unless_the_file_says_why(moto: None) -> None:
+    private_bucket("open-logs", private=False, encryption=None)
+    problems = "\n".join(named("open-logs"))
+    assert "load_balancer.access_logs.bucket: bucket open-logs does not block all public access" in problems
+    assert "load_balancer.access_logs.bucket: bucket open-logs has no default encryption" in problems
+    assert problems.count("state why not under opt_outs.access_log_bucket_not_private") == 2
+    assert named("open-logs", access_log_bucket_not_private="the SIEM reads it with its own controls") == []
+    private_bucket("half-logs", encryption=None)
+    assert [p.split(": ", 1)[1][:40] for p in named("half-logs")] == ["bucket half-logs has no default encrypti"]
+    private_bucket("good-logs")
+    assert named("good-logs") == []
+
+
+def test_a_named_bucket_elb_could_not_write_to_is_refused(moto: None) -> None:
+    assert named("absent-logs") == [
+        "load_balancer.access_logs.bucket: bucket absent-logs does not exist; create it, or leave bucket out "
+        "for spotecs to make one"
+    ]
+    private_bucket("kms-logs", encryption="aws:kms")
+    (problem,) = named("kms-logs")
+    assert "encrypted with aws:kms, under which ELB cannot write access logs" in problem
