@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from spotecs import config, names
 from spotecs.aws import Aws, AwsOptions, call, paginate
 from spotecs.errors import AwsError, UsageError
-from spotecs.render import Env
+from spotecs.render import Env, json_document
 
 POLL_SECONDS = 2.0
 # Stopped tasks are looked up again at most this often while following (they change slowly).
@@ -184,9 +184,14 @@ def format_line(line: Line, *, prefix_service: bool) -> str:
     return f"{line.time} {who}{where} {line.message}"
 
 
-def reader_for(opts: LogOptions, file: Any, aws_options: AwsOptions) -> tuple[Reader, bool]:
-    """The stack's services to read (all, or the one named); bad input fails before AWS."""
+def reader_for(
+    opts: LogOptions, file: Any, aws_options: AwsOptions, doc: dict[str, Any] | None = None
+) -> tuple[Reader, bool]:
+    """The stack's services to read (all, or the one named); bad input (the file, SERVICE,
+    --task, the AWS options) fails before AWS. `doc`, the JSON document, gets the stack and region."""
     stack = config.load(file)
+    if doc is not None:
+        doc["stack"] = stack.stack
     if opts.service is not None and opts.service not in stack.services:
         known = ", ".join(sorted(stack.services)) or "none"
         raise UsageError(f"SERVICE: '{opts.service}' is not a service of stack {stack.stack} (services: {known})")
@@ -196,7 +201,11 @@ def reader_for(opts: LogOptions, file: Any, aws_options: AwsOptions) -> tuple[Re
         aws_options = AwsOptions(aws_options.profile, stack.region, aws_options.endpoint_url, aws_options.max_attempts)
     chosen = [opts.service] if opts.service else sorted(stack.services)
     targets = [Target(s, names.log_group(stack.stack, s), names.service(stack.stack, s)) for s in chosen]
-    reader = Reader(Aws(aws_options), stack.cluster_name, targets, opts.filter, opts.task)
+    aws = Aws(aws_options)
+    aws.check_options()
+    if doc is not None:
+        doc["region"] = aws.region
+    reader = Reader(aws, stack.cluster_name, targets, opts.filter, opts.task)
     return reader, opts.service is None
 
 
@@ -346,9 +355,16 @@ def json_lines(lines: Iterable[Line]) -> Iterator[str]:
 
 
 def logs(env: Env, opts: LogOptions, file: Any, aws_options: AwsOptions) -> list[Line]:
-    """Print the lines (then follow them when asked); returns what was printed."""
+    """Print the lines (then follow them when asked); returns what was printed. With `-o json`,
+    one document with the common head (render.json_document) and `lines`; with --follow, JSON
+    Lines instead, one object per line as it arrives."""
+    with json_document(env, opts.output == "json" and not opts.follow, command="logs") as doc:
+        return _logs(env, opts, file, aws_options, doc)
+
+
+def _logs(env: Env, opts: LogOptions, file: Any, aws_options: AwsOptions, doc: dict[str, Any]) -> list[Line]:
     since_ms = int((time.time() - parse_since(opts.since)) * 1000)
-    reader, prefix = reader_for(opts, file, aws_options)
+    reader, prefix = reader_for(opts, file, aws_options, doc)
     find_groups(reader)
     printed: list[Line] = []
 
@@ -372,8 +388,7 @@ def logs(env: Env, opts: LogOptions, file: Any, aws_options: AwsOptions) -> list
     else:
         emit(read(reader, since_ms))
         if opts.output == "json":
-            doc = {"lines": [line.as_json() for line in printed]}
-            env.console.print(json.dumps(doc, indent=2), markup=False, highlight=False, soft_wrap=True)
+            doc["lines"] = [line.as_json() for line in printed]
         elif not printed:
             note(f"No log lines since {opts.since} ago.")
     return printed

@@ -21,7 +21,7 @@ from spotecs.config import AMI_ALIASES, Stack
 from spotecs.errors import AwsError, ExitCode, Interrupted, SpotecsError, UsageError, WaitTimeout
 from spotecs.fleet_images import Fleet
 from spotecs.refresh_view import RefreshView, ServiceCount, describe_plan, report_doc, report_text
-from spotecs.render import Env
+from spotecs.render import Env, json_document
 from spotecs.steps.ami import describe_images
 from spotecs.steps.launch_template import normalise, template_data
 from spotecs.up import Run, RunOptions, confirm, locked, prepare
@@ -47,8 +47,16 @@ class RefreshOptions:
 
 
 def refresh_ami(env: Env, opts: RefreshOptions, timeouts: Any = None) -> ExitCode:
+    """With `-o json`, one document with the common head (render.json_document): the report,
+    and the refresh started or followed."""
+    with json_document(env, opts.output == "json", command="refresh-ami") as doc:
+        return _refresh_ami(env, opts, timeouts, doc)
+
+
+def _refresh_ami(env: Env, opts: RefreshOptions, timeouts: Any, doc: dict[str, Any]) -> ExitCode:
     run = prepare(RunOptions(file=opts.file, aws=opts.aws, yes=opts.yes, output=opts.output), timeouts)
     stack = run.stack
+    doc.update(stack=stack.stack, region=run.region)
     say = env.err if opts.output == "json" else env.console
     if stack.instances.ami not in AMI_ALIASES:
         message = (
@@ -56,7 +64,7 @@ def refresh_ami(env: Env, opts: RefreshOptions, timeouts: Any = None) -> ExitCod
             f"({', '.join(AMI_ALIASES)}). Change instances.ami and run `spotecs up` to move to another image."
         )
         if opts.check:
-            _json(env, opts, {"stack": stack.stack, "pinned": stack.instances.ami, "up_to_date": True})
+            doc.update({"pinned": stack.instances.ami, "up_to_date": True})
             say.print(message, markup=False)
             return ExitCode.OK
         raise UsageError(message)
@@ -64,14 +72,14 @@ def refresh_ami(env: Env, opts: RefreshOptions, timeouts: Any = None) -> ExitCod
     # like theirs. Reporting (--check) and --dry-run write nothing and take none.
     read_only = RunOptions(file=opts.file, aws=opts.aws, dry_run=opts.check or opts.dry_run)
     with locked(run, read_only, "refresh-ami"):
-        return _refresh(env, run, opts)
+        return _refresh(env, run, opts, doc)
 
 
-def _refresh(env: Env, run: Run, opts: RefreshOptions) -> ExitCode:
+def _refresh(env: Env, run: Run, opts: RefreshOptions, doc: dict[str, Any]) -> ExitCode:
     stack = run.stack
     say = env.err if opts.output == "json" else env.console
     if opts.cancel:
-        return _cancel(env, run, opts)
+        return _cancel(env, run, opts, doc)
     facts = fleet.read(run.aws, stack)
     if facts.template_id is None or facts.group_arn is None:
         raise SpotecsError(
@@ -79,7 +87,7 @@ def _refresh(env: Env, run: Run, opts: RefreshOptions) -> ExitCode:
             "nothing to refresh (create the stack with `spotecs up`)"
         )
     if opts.check:
-        _json(env, opts, report_doc(stack, facts))
+        doc.update(report_doc(stack, facts))
         report_text(say, stack, run.region, facts, opts.file)
         return ExitCode.OK if facts.up_to_date else ExitCode.NEWER_AMI
     active = fleet.active_refresh(run.aws, facts.group)
@@ -90,13 +98,13 @@ def _refresh(env: Env, run: Run, opts: RefreshOptions) -> ExitCode:
             markup=False,
         )
         if not opts.wait or opts.dry_run:
-            _json(env, opts, {**report_doc(stack, facts), "refresh": _refresh_doc(active)})
+            doc.update({**report_doc(stack, facts), "refresh": _refresh_doc(active)})
             return ExitCode.OK
-        return _watch(env, run, opts, facts, active["InstanceRefreshId"])
+        return _watch(env, run, opts, facts, active["InstanceRefreshId"], doc)
     if facts.latest is None:
         raise SpotecsError(f"no ECS-optimized image for {stack.instances.ami} in {run.region}")
     if facts.up_to_date:
-        _json(env, opts, report_doc(stack, facts))
+        doc.update(report_doc(stack, facts))
         say.print(
             f"Up to date: launch template {facts.template} and its {len(facts.instances)} instance(s) run "
             f"{facts.latest.image_id} ({facts.latest.name}), the latest {stack.instances.ami} image. Nothing to do.",
@@ -114,7 +122,7 @@ def _refresh(env: Env, run: Run, opts: RefreshOptions) -> ExitCode:
     warmup = stack.capacity_provider.instance_warmup
     describe_plan(say, stack, run.region, facts, opts.min_healthy, _max_healthy(opts), warmup, provider or "")
     if opts.dry_run:
-        _json(env, opts, {**report_doc(stack, facts), "dry_run": True})
+        doc.update({**report_doc(stack, facts), "dry_run": True})
         return ExitCode.OK
     confirm(env, RunOptions(file=opts.file, aws=opts.aws, yes=opts.yes), "\nRefresh the fleet?")
     if facts.template_image != facts.latest.image_id:
@@ -123,10 +131,10 @@ def _refresh(env: Env, run: Run, opts: RefreshOptions) -> ExitCode:
     refresh_id = _start(run, opts, facts, warmup)
     say.print(f"Instance refresh {refresh_id} of {facts.group} started.", markup=False)
     if not opts.wait:
-        _json(env, opts, {**report_doc(stack, facts), "refresh": {"id": refresh_id, "status": "Pending"}})
+        doc.update({**report_doc(stack, facts), "refresh": {"id": refresh_id, "status": "Pending"}})
         say.print(_how_to_follow(opts, refresh_id), markup=False)
         return ExitCode.OK
-    return _watch(env, run, opts, facts, refresh_id)
+    return _watch(env, run, opts, facts, refresh_id, doc)
 
 
 def _max_healthy(opts: RefreshOptions) -> int:
@@ -207,7 +215,7 @@ def _start(run: Run, opts: RefreshOptions, facts: Fleet, warmup: int) -> str:
     return str(got["InstanceRefreshId"])
 
 
-def _cancel(env: Env, run: Run, opts: RefreshOptions) -> ExitCode:
+def _cancel(env: Env, run: Run, opts: RefreshOptions, doc: dict[str, Any]) -> ExitCode:
     group = names.auto_scaling_group(run.stack.stack)
     say = env.err if opts.output == "json" else env.console
     active = fleet.active_refresh(run.aws, group)
@@ -219,10 +227,10 @@ def _cancel(env: Env, run: Run, opts: RefreshOptions) -> ExitCode:
             else f"The instance refresh of {group} {state}.",
             markup=False,
         )
-        _json(env, opts, {"stack": run.stack.stack, "refresh": _refresh_doc(active) if active else None})
+        doc.update({"refresh": _refresh_doc(active) if active else None})
         if active is None or not opts.wait:
             return ExitCode.OK
-        return _watch(env, run, opts, None, active["InstanceRefreshId"])
+        return _watch(env, run, opts, None, active["InstanceRefreshId"], doc)
     say.print(
         f"Instance refresh {active['InstanceRefreshId']} of {group} is {active['Status']} "
         f"({active.get('PercentageComplete', 0)}% done). Cancelling keeps the instances already replaced.",
@@ -241,12 +249,14 @@ def _cancel(env: Env, run: Run, opts: RefreshOptions) -> ExitCode:
         if e.code != "ActiveInstanceRefreshNotFound":  # finished meanwhile
             raise
     if not opts.wait:
-        _json(env, opts, {"stack": run.stack.stack, "refresh": {**_refresh_doc(active), "status": "Cancelling"}})
+        doc.update({"refresh": {**_refresh_doc(active), "status": "Cancelling"}})
         return ExitCode.OK
-    return _watch(env, run, opts, None, active["InstanceRefreshId"])
+    return _watch(env, run, opts, None, active["InstanceRefreshId"], doc)
 
 
-def _watch(env: Env, run: Run, opts: RefreshOptions, facts: Fleet | None, refresh_id: str) -> ExitCode:
+def _watch(
+    env: Env, run: Run, opts: RefreshOptions, facts: Fleet | None, refresh_id: str, doc: dict[str, Any]
+) -> ExitCode:
     """Follow a refresh to its end: its progress and the services' counts, live."""
     group = names.auto_scaling_group(run.stack.stack)
     counts = _ServiceCounts(run)
@@ -273,10 +283,10 @@ def _watch(env: Env, run: Run, opts: RefreshOptions, facts: Fleet | None, refres
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted: {_how_to_follow(opts, refresh_id)}") from None
     say = env.err if opts.output == "json" else env.console
-    doc: dict[str, Any] = {"stack": run.stack.stack, "refresh": _refresh_doc(refresh)}
+    result: dict[str, Any] = {"refresh": _refresh_doc(refresh)}
     if status == "Successful" and facts is not None:
         after = fleet.read(run.aws, run.stack)
-        doc = {**report_doc(run.stack, after), "refresh": _refresh_doc(refresh)}
+        result = {**report_doc(run.stack, after), "refresh": _refresh_doc(refresh)}
         on_latest = f"{len(after.instances) - len(after.outdated)} of {len(after.instances)} instance(s) run "
         say.print(
             f"Instance refresh {refresh_id} succeeded"
@@ -285,7 +295,7 @@ def _watch(env: Env, run: Run, opts: RefreshOptions, facts: Fleet | None, refres
         )
     else:
         say.print(f"Instance refresh {refresh_id}: {status}.", markup=False)
-    _json(env, opts, doc)
+    doc.update(result)
     return ExitCode.OK
 
 
@@ -321,11 +331,6 @@ def _refresh_doc(refresh: dict[str, Any]) -> dict[str, Any]:
         "percentage_complete": refresh.get("PercentageComplete"),
         "instances_to_update": refresh.get("InstancesToUpdate"),
     }
-
-
-def _json(env: Env, opts: RefreshOptions, doc: dict[str, Any]) -> None:
-    if opts.output == "json":
-        env.console.print_json(data=doc, default=str)
 
 
 class _ServiceCounts:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
@@ -226,7 +227,14 @@ def json_document(env: Env, enabled: bool, **head: Any) -> Iterator[dict[str, An
         raise
     finally:
         if enabled:
-            env.console.out(json.dumps(doc, indent=2, default=repr), highlight=False)
+            env.console.out(json.dumps(doc, indent=2, default=json_value), highlight=False)
+
+
+def json_value(value: Any) -> Any:
+    """What JSON cannot carry as it is: times as ISO 8601 text, anything else as its repr."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return repr(value)
 
 
 # Off a terminal, a step that has printed nothing for this long gets a "still ..." line, so a

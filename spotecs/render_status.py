@@ -1,10 +1,9 @@
 """`status` output, drawn from the one status document: rich tables on a terminal, plain
-columns otherwise (NO_COLOR is honoured by rich), the document itself as JSON, and the watch
-loop (rich Live, redrawn in place until Ctrl-C)."""
+columns otherwise (NO_COLOR is honoured by rich), and the watch loop (rich Live, redrawn in
+place until Ctrl-C). The document itself goes out through render.json_document."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -20,15 +19,6 @@ from spotecs.render import Env
 
 BARS = "▁▂▃▄▅▆▇█"
 STATE_STYLE = {"in sync": "green", "drifted": "yellow", "missing": "red", "not owned": "dim", "orphan": "magenta"}
-
-
-def to_json(doc: dict[str, Any]) -> str:
-    def default(v: Any) -> Any:
-        if isinstance(v, datetime):
-            return v.isoformat()
-        return repr(v)
-
-    return json.dumps(doc, indent=2, default=default)
 
 
 def _table(title: str, *columns: str, interactive: bool) -> Table:

@@ -20,7 +20,7 @@ from spotecs.aws import AwsOptions
 from spotecs.engine.model import Action, Change, Plan
 from spotecs.engine.plan import NOT_OWNED, plan
 from spotecs.errors import AwsError, ExitCode, SpotecsError
-from spotecs.render import Env
+from spotecs.render import Env, json_document
 from spotecs.steps import build
 from spotecs.steps.base import Context
 from spotecs.steps.orphans import PREFIX as ORPHAN_PREFIX
@@ -249,12 +249,13 @@ def fresh_run(opts: StatusOptions, previous: Run | None = None) -> Run:
 def status(env: Env, opts: StatusOptions, *, sleep: Callable[[float], None] = time.sleep) -> ExitCode:
     from spotecs import render_status
 
-    run = fresh_run(opts)
     if opts.watch is None:
-        doc = collect(run)
-        if opts.output == "json":
-            env.console.print(render_status.to_json(doc), markup=False, highlight=False, soft_wrap=True)
-        else:
-            render_status.show(env, doc)
-        return exit_code(doc)
+        with json_document(env, opts.output == "json", command="status") as doc:
+            run = fresh_run(opts)
+            doc.update(stack=run.stack.stack, region=run.region)
+            doc.update(collect(run))
+            if opts.output != "json":
+                render_status.show(env, doc)
+            return exit_code(doc)
+    run = fresh_run(opts)
     return render_status.watch(env, lambda: collect(fresh_run(opts, run)), opts.watch, sleep)

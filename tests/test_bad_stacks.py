@@ -1,6 +1,7 @@
 """Hostile and bad input never reaches AWS: every stack file of the corpus (tests/data/bad_stacks,
-each headed by `# expect: <message fragment>`) and every bad AWS option makes `up --dry-run` and
-`validate` exit 2 with its message, one error report and no traceback, before any AWS call."""
+each headed by `# expect: <message fragment>`) makes `up --dry-run` and `validate`, and every bad
+AWS option makes each command that calls AWS, exit 2 with its message, one error report and no
+traceback, before any AWS call."""
 
 from __future__ import annotations
 
@@ -136,6 +137,18 @@ def test_aliases_within_the_limit_still_share_settings() -> None:
     assert loader.parse(text).services["admin"].image == "bitnami/node-example:0.0.1"
 
 
+# Every command that calls AWS, as it would run: each checks the AWS options first.
+COMMANDS_ON_AWS = (
+    ("up", "--dry-run"),
+    ("teardown", "--dry-run"),
+    ("status",),
+    ("refresh-ami", "--check"),
+    ("logs",),
+    ("logs", "--follow"),
+    ("force-unlock", "--yes"),
+)
+
+
 @pytest.mark.parametrize(
     ("option", "fragment"),
     [
@@ -151,7 +164,7 @@ def test_bad_aws_options_exit_2_in_one_line(
 ) -> None:
     f = tmp_path / "s.yaml"
     f.write_text(VALID)
-    for command in (("up", "--dry-run"), ("teardown", "--dry-run")):
+    for command in COMMANDS_ON_AWS:
         code, _, err = run(*command, "-f", str(f), *option)
         assert code == 2, err
         assert len(err.strip().splitlines()) == 1

@@ -754,3 +754,27 @@ def test_off_a_terminal_a_quiet_step_gets_a_still_line_every_10_seconds() -> Non
         "still creating ECS service demo-api, running 1/2, targets healthy 0/2 (50s elapsed)",
         "✓ created ECS service demo-api (52.0s)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [
+        (("up", "--dry-run"), 0),
+        (("teardown", "--dry-run"), 0),
+        (("status",), 1),  # no such stack: the error is in the document
+        (("refresh-ami", "--check"), 1),
+        (("logs",), 1),
+        (("validate",), 0),
+    ],
+)
+def test_every_command_prints_one_json_document_with_the_common_head(
+    moto: None, stack_file: Path, command: tuple[str, ...], code: int
+) -> None:
+    result, io_ = invoke([*command, "-f", str(stack_file), "-o", "json"], make_io(tty=False))
+    assert result.exit_code == code, io_.stderr
+    doc = json.loads(io_.stdout)  # the whole of stdout: a second document or a stray line would not parse
+    assert (doc["command"], doc["stack"]) == (command[0], "demo")
+    assert doc.get("region", "us-east-1") == "us-east-1" and ("region" in doc) == (command[0] != "validate")
+    assert (doc["error"] is None) == (code == 0)
+    if code:
+        assert doc["error"] in io_.stderr  # the same one line, for people

@@ -313,7 +313,7 @@ def test_refresh_ami_holds_the_lock_while_it_writes(
 
     seen: list[dict[str, Any] | None] = []
 
-    def refresh(env: Any, run: Any, opts: Any) -> int:
+    def refresh(env: Any, run: Any, opts: Any, doc: Any) -> int:
         seen.append(lock_value())
         raise AwsError("start an instance refresh of demo-instances", "AccessDenied")
 
