@@ -85,6 +85,30 @@ def test_tls_below_1_2_and_http_not_redirected_need_a_reason() -> None:
         parse(BASE + f"load_balancer: {{certificate_arn: {CERT}, ssl_policy: {policy}}}\n")
 
 
+def _ingress(rule: str) -> str:
+    return BASE.replace("  types: [t3.small]\n", f"  types: [t3.small]\n  ingress: [{rule}]\n")
+
+
+def test_instances_take_other_traffic_than_the_load_balancers_only_with_a_reason() -> None:
+    ssh = _ingress("{port: 22, source: 10.20.0.0/16}")
+    message = _errors(ssh)
+    assert "instances.ingress: the instances take traffic only from the load balancer's security group" in message
+    assert "opt_outs.instance_ingress" in message
+    stack = parse(ssh + "opt_outs: {instance_ingress: 'SSH from the bastion during incidents'}\n")
+    assert [(r.port, r.last_port, r.protocol, r.source) for r in stack.instances.ingress] == [
+        (22, 22, "tcp", "10.20.0.0/16")
+    ]
+    reason = "opt_outs: {instance_ingress: 'metrics scraped by the monitoring hosts'}\n"
+    for rule, fragment in (
+        ("{port: 22, source: 10.20.0.1/16}", "is not a CIDR block as AWS writes it (did you mean 10.20.0.0/16?)"),
+        ("{port: 22, source: bastion}", "'bastion' is neither a CIDR block"),
+        ("{port: 9100, to_port: 9000, source: sg-0123456789abcdef0}", "to_port: must not be below port (9100)"),
+        ("{port: 70000, source: 10.0.0.0/8}", "instances.ingress.0.port"),
+        ("{port: 22, protocol: icmp, source: 10.0.0.0/8}", "instances.ingress.0.protocol"),
+    ):
+        assert fragment in _errors(_ingress(rule) + reason), rule
+
+
 def test_an_opt_out_needs_words_not_a_flag() -> None:
     assert "opt_outs.imds_hop_limit_2" in _errors(BASE + "opt_outs: {imds_hop_limit_2: yes}\n")
     assert "opt_outs.whatever" in _errors(BASE + "opt_outs: {whatever: 'a reason long enough'}\n")

@@ -194,6 +194,30 @@ def test_worker_only_stack_has_no_lb_group_and_no_ingress(moto: None, ec2: Any) 
     assert not any(c.operation == "AuthorizeSecurityGroupIngress" for c in ctx.aws.writes())
 
 
+def test_ingress_the_file_states_a_reason_for_is_added_to_the_load_balancers(moto: None, ec2: Any) -> None:
+    extra = [
+        {"port": 22, "source": "10.20.0.0/16"},
+        {"port": 9100, "to_port": 9110, "protocol": "udp", "source": "2001:db8::/32"},
+    ]
+    reason = {"instance_ingress": "SSH from the bastion; node metrics to the monitoring hosts"}
+    stack = make_stack(instances={"ingress": extra}, opt_outs=reason)
+    steps = steps_for(stack, only(*SG_KEYS))
+    converge(steps, make_ctx(stack))
+    lb, inst = _group(ec2, "demo-lb"), _group(ec2, "demo-instances")
+    assert lb is not None and inst is not None
+    assert _perms(inst) == {
+        ("tcp", 0, 65535, lb["GroupId"]),
+        ("tcp", 22, 22, "10.20.0.0/16"),
+        ("udp", 9100, 9110, "2001:db8::/32"),
+    }
+    assert not replan(steps, stack).has_changes
+    # Taken out of the file: revoked, the load balancer's rule kept.
+    plain = make_stack()
+    converge(steps_for(plain, only(*SG_KEYS)), make_ctx(plain))
+    inst = _group(ec2, "demo-instances")
+    assert inst is not None and _perms(inst) == {("tcp", 0, 65535, lb["GroupId"])}
+
+
 def test_security_group_not_owned_is_used_read_only(sg_steps: list[Step], ec2: Any) -> None:
     vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
     theirs = ec2.create_security_group(GroupName="demo-lb", Description="someone else's", VpcId=vpc)["GroupId"]

@@ -4,6 +4,7 @@ on-demand mix, AMI, ECS agent settings) and the ECS cluster that places tasks on
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
@@ -50,6 +51,45 @@ _DEFAULT_TERMINATION_POLICIES: tuple[TerminationPolicy, ...] = (
 )
 
 
+class Ingress(Model):
+    """Traffic the instances take from elsewhere than the load balancer: refused unless
+    `opt_outs.instance_ingress` says why (config/safety.py)."""
+
+    port: int = Field(ge=0, le=65535, description="The port, or the first of a range.")
+    to_port: int | None = Field(None, ge=0, le=65535, description="The last port of a range; default: port.")
+    protocol: Literal["tcp", "udp"] = "tcp"
+    source: str = Field(
+        description="Where from: a CIDR block (10.0.0.0/16, 2001:db8::/32) or a security group id (sg-...)."
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if re.fullmatch(r"sg-[0-9a-f]{8,17}", v):
+            return v
+        try:
+            network = ipaddress.ip_network(v, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"'{v}' is neither a CIDR block (e.g. 10.0.0.0/16) nor a security group id (sg-...)"
+            ) from None
+        if "/" not in v or str(network) != v:
+            raise ValueError(f"'{v}' is not a CIDR block as AWS writes it (did you mean {network}?)")
+        return v
+
+    @model_validator(mode="after")
+    def _range(self) -> Ingress:
+        return enforce(self, self._problems())
+
+    def _problems(self) -> Iterator[Problem]:
+        if self.to_port is not None and self.to_port < self.port:
+            yield "to_port", f"must not be below port ({self.port})"
+
+    @property
+    def last_port(self) -> int:
+        return self.port if self.to_port is None else self.to_port
+
+
 class Instances(Model):
     types: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")]] = Field(
         default_factory=lambda: ["t3.medium", "t3a.medium", "m5.large"],
@@ -94,6 +134,11 @@ class Instances(Model):
     )
     ecs_agent: dict[str, str] = Field(
         default_factory=dict, description="Extra ECS agent settings written to /etc/ecs/ecs.config."
+    )
+    ingress: list[Ingress] = Field(
+        default_factory=list,
+        description="More traffic the instances take (e.g. SSH from a bastion); by default they take traffic "
+        "only from the load balancer's security group. Needs opt_outs.instance_ingress.",
     )
 
     @field_validator("ami")

@@ -9,11 +9,14 @@ next reader):
 - an access-log bucket (one the file names) that is not private and encrypted (checked against
   AWS at plan time, in the load balancer step);
 - an environment variable whose name says it holds a secret, with a literal value: it would be
-  stored in plain text in the task definition, readable by anyone who may describe it.
+  stored in plain text in the task definition, readable by anyone who may describe it;
+- instances taking traffic from anywhere but the load balancer's security group
+  (`instances.ingress`): each task listens on a host port anyone in that range could reach,
+  around the load balancer's TLS, headers and health checks.
 What looks like a secret and which TLS policies are older than 1.2 are decided in `formats`,
 next to the other value rules; this module decides what is refused and what opts out.
-The instances' security group admitting only the load balancer's group, IMDSv2 tokens required
-and the encrypted root volume are not settings at all: nothing in the file can weaken them.
+IMDSv2 tokens required and the encrypted root volume are not settings at all: nothing in the
+file can weaken them.
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ class OptOuts(Model):
     access_log_bucket_not_private: Reason | None = Field(
         None, description="Write access logs to a named bucket that is not private or not encrypted."
     )
+    instance_ingress: Reason | None = Field(
+        None,
+        description="Let the instances take the traffic of instances.ingress, besides the load balancer's.",
+    )
 
 
 def problems(stack: Stack) -> Iterator[Problem]:
@@ -66,6 +73,12 @@ def problems(stack: Stack) -> Iterator[Problem]:
                 "with a certificate, plain HTTP is redirected to HTTPS; state why it should not be "
                 "under opt_outs.http_not_redirected",
             )
+    if stack.instances.ingress and not opt.instance_ingress:
+        yield (
+            "instances.ingress",
+            "the instances take traffic only from the load balancer's security group; state why they "
+            "should take more under opt_outs.instance_ingress",
+        )
     for name, svc in stack.services.items():
         where = f"services.{name}"
         for var, problem in formats.secret_literal_problems(svc.environment, svc.not_secret, where).items():

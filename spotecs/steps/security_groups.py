@@ -1,6 +1,7 @@
 """Two security groups, as the article recommends: the load balancer's (80 and 443 from
 anywhere) and the instances' (every TCP port, but only from the load balancer's group, since
-ECS gives each task a dynamic host port). Egress stays AWS's default: all traffic out."""
+ECS gives each task a dynamic host port; more only as instances.ingress, with its stated reason).
+Egress stays AWS's default: all traffic out."""
 
 from __future__ import annotations
 
@@ -225,6 +226,17 @@ class InstanceGroup(SecurityGroup):
         self.with_lb = with_lb
 
     def ingress(self, ctx: Context) -> list[dict[str, Any]]:
+        # instances.ingress exists only with a stated reason (opt_outs.instance_ingress).
+        extra = [
+            _rule(
+                r.protocol,
+                r.port,
+                r.last_port,
+                cidr="" if r.source.startswith("sg-") else r.source,
+                group=r.source if r.source.startswith("sg-") else "",
+            )
+            for r in ctx.stack.instances.ingress
+        ]
         if not self.with_lb:
-            return []
-        return [_rule("tcp", 0, 65535, group=ctx.output("security-group:lb", "group_id"))]
+            return extra
+        return [_rule("tcp", 0, 65535, group=ctx.output("security-group:lb", "group_id")), *extra]
