@@ -146,6 +146,7 @@ COMMANDS_ON_AWS = (
     ("logs",),
     ("logs", "--follow"),
     ("force-unlock", "--yes"),
+    ("drill", "--dry-run"),
 )
 
 

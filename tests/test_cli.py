@@ -764,6 +764,7 @@ def test_off_a_terminal_a_quiet_step_gets_a_still_line_every_10_seconds() -> Non
         (("status",), 1),  # no such stack: the error is in the document
         (("refresh-ami", "--check"), 1),
         (("logs",), 1),
+        (("drill", "--dry-run"), 1),
         (("validate",), 0),
     ],
 )
