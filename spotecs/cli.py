@@ -145,17 +145,14 @@ def aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def output_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """-o text|json. With json, stdout carries exactly one JSON document (README, "Machine
-    output") and everything else goes to stderr."""
+def output_option(
+    help: str = "text, or json: one JSON document on stdout (progress and messages on stderr).",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """-o text|json, with the command's own help. With json, stdout carries exactly one JSON
+    document (README, "Machine output") and everything else goes to stderr."""
     return click.option(
-        "--output",
-        "-o",
-        type=click.Choice(["text", "json"]),
-        default="text",
-        show_default=True,
-        help="text, or json: one JSON document on stdout (progress and messages on stderr).",
-    )(fn)
+        "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True, help=help
+    )
 
 
 @contextmanager
@@ -185,7 +182,7 @@ def _maybe_sandbox(enabled: bool, endpoint_url: str | None) -> Iterator[str | No
     help="With --dry-run: exit 0 when there are no changes, 2 when there are, 1 on error.",
 )
 @click.option("--no-wait", is_flag=True, help="Do not wait for services to become healthy.")
-@output_option
+@output_option()
 @click.pass_obj
 def up(
     env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, detailed_exitcode: bool, no_wait: bool, output: str
@@ -214,7 +211,7 @@ def up(
     help="Keep the data a stack holds: the services' log groups, the cluster's Container Insights "
     "log group and the load balancer's access-log bucket.",
 )
-@output_option
+@output_option()
 @click.pass_obj
 def teardown(env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, keep_logs: bool, output: str) -> None:
     """Delete everything the stack created, in reverse order; touch nothing it does not own."""
@@ -253,14 +250,7 @@ def force_unlock(env: Env, file: Path, aws: AwsOptions, yes: bool) -> None:
 )
 @click.option("--no-wait", is_flag=True, help="Start the refresh and return; do not follow it.")
 @click.option("--cancel", is_flag=True, help="Cancel the instance refresh in progress.")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Print one JSON document instead of text.",
-)
+@output_option()
 @click.pass_obj
 def refresh_ami(
     env: Env,
@@ -301,14 +291,7 @@ def refresh_ami(
 
 @cli.command()
 @aws_options
-@click.option(
-    "--output",
-    "-o",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Tables, or one JSON document (see the README for its shape).",
-)
+@output_option()
 @click.option(
     "--watch",
     "watch",
@@ -345,7 +328,7 @@ def status(env: Env, file: Path, aws: AwsOptions, output: str, watch: float | No
     show_default=True,
     help="The stack file.",
 )
-@output_option
+@output_option()
 @click.pass_obj
 def validate(env: Env, file: Path, output: str) -> None:
     """Check the stack file without calling AWS."""
@@ -384,14 +367,7 @@ def schema(env: Env, markdown: bool) -> None:
 @click.option("--since", default="1h", show_default=True, help="How far back to start: 30s, 10m, 2h, 1d.")
 @click.option("--filter", "pattern", help="A CloudWatch Logs filter pattern (e.g. ERROR, or '\"GET /\"').")
 @click.option("--task", help="Only this task (its id, or the start of it).")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: one document {lines: [...]}; with --follow, one JSON object per line.",
-)
+@output_option(help="json: one document {lines: [...]}; with --follow, one JSON object per line.")
 @click.pass_obj
 def logs(
     env: Env,
@@ -425,14 +401,7 @@ def logs(
 @click.option("--budget", default="15m", show_default=True, help="Time allowed for full recovery: 900, 90s, 15m.")
 @click.option("--yes", "-y", is_flag=True, help="Start without asking (needed when stdin is not a terminal).")
 @click.option("--dry-run", is_flag=True, help="Show which instances would be interrupted; do nothing.")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: one document with the plan and the report.",
-)
+@output_option(help="json: one document with the plan and the report.")
 @click.pass_obj
 def drill(
     env: Env,
