@@ -5,6 +5,7 @@ helpers they use, and every other shared helper, are in tests/helpers.py."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -14,7 +15,7 @@ from moto import mock_aws
 import spotecs.up
 from spotecs.aws import Aws, AwsOptions
 from spotecs.steps.base import Timeouts
-from tests.helpers import ACCOUNT, CLUSTER, PROVIDER, REGION, Runs, StandIn, inject, make_ctx
+from tests.helpers import ACCOUNT, CLUSTER, MINIMAL, PROVIDER, REGION, Runs, StandIn, inject, make_ctx, stack_file
 
 
 @pytest.fixture(autouse=True)
@@ -165,3 +166,9 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> Runs:
     # Real waits, without the sleeping: every wait is still bounded (5 polls or 5 s).
     monkeypatch.setattr(spotecs.up, "Timeouts", lambda: Timeouts(default=5, delay=0))
     return recorded
+
+
+@pytest.fixture(name="stack_file")
+def minimal_stack_file(tmp_path: Path) -> Path:
+    """The minimal stack (helpers.MINIMAL) written to tmp_path/spotecs.yaml."""
+    return stack_file(tmp_path, MINIMAL)

@@ -4,7 +4,8 @@
 - a stack on moto: `make_stack`, `make_ctx`, `fresh`, `steps_for`, `up`, `converge`, `replan`,
   `step`, and what a run sent: `writes` (the writing operations), `sent` (the requests of one)
 - the workload's stand-ins for the compute layer: `StandIn`, `workload_steps`
-- the CLI with recorded sessions and injected faults: `Runs`, `cmd`, `leftovers`
+- the CLI with recorded sessions and injected faults: `Runs`, `cmd`, `spotecs_cmd`, `leftovers`;
+  `up` on the core steps only: `CORE`, `core_only`, `core_sessions`
 - faults on one context: `short_waits`, `patch_client`, `refuse`, `with_status`
 """
 
@@ -27,6 +28,7 @@ from botocore.exceptions import ClientError
 from click.testing import CliRunner
 from rich.console import Console
 
+import spotecs.up
 from spotecs.aws import Aws, AwsOptions, Call
 from spotecs.cli import cli
 from spotecs.config import Stack
@@ -415,6 +417,7 @@ class Out:
     text: str  # stdout and stderr
     questions: list[str]
     stdout: str = ""
+    stderr: str = ""
 
 
 def cmd(*args: str, tty: bool = False, answer: bool = False) -> Out:
@@ -434,7 +437,48 @@ def cmd(*args: str, tty: bool = False, answer: bool = False) -> Out:
     result = CliRunner().invoke(cli, list(args), obj=env)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
-    return Out(result.exit_code, out.getvalue() + err.getvalue() + result.output, questions, out.getvalue())
+    return Out(
+        result.exit_code, out.getvalue() + err.getvalue() + result.output, questions, out.getvalue(), err.getvalue()
+    )
+
+
+def spotecs_cmd(*args: str, tty: bool = False, answer: bool = False) -> tuple[int, str, str]:
+    """`cmd`, as (exit code, stdout, stderr)."""
+    out = cmd(*args, tty=tty, answer=answer)
+    return out.code, out.stdout, out.stderr
+
+
+# The steps a CLI test that needs no compute lets `up` and `teardown` build: enough for the flow.
+CORE = ("network", "security-group:", "iam:", "log-group:")
+
+
+def core_only(monkeypatch: pytest.MonkeyPatch, alter: Sequence[Callable[[Node], None]] = ()) -> None:
+    """`up` and `teardown` build only the CORE steps, each passed through `alter` (tests may
+    append to it later)."""
+
+    def core_build(stack: Stack, region: str) -> list[Node]:
+        steps = [s for s in build(stack, region) if s.key.startswith(CORE)]
+        for s in steps:
+            for change in alter:
+                change(s)
+        return steps
+
+    monkeypatch.setattr(spotecs.up, "build", core_build)
+
+
+def core_sessions(monkeypatch: pytest.MonkeyPatch) -> list[Aws]:
+    """`core_only`, and every Aws session the CLI opens, in order."""
+    sessions: list[Aws] = []
+    real = spotecs.up.Aws
+
+    def recording(options: AwsOptions) -> Aws:
+        session = real(options)
+        sessions.append(session)
+        return session
+
+    monkeypatch.setattr(spotecs.up, "Aws", recording)
+    core_only(monkeypatch)
+    return sessions
 
 
 def article(tmp_path: Path, name: str = "article") -> Path:

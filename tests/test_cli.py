@@ -22,18 +22,14 @@ from rich.console import Console
 import spotecs.up
 from spotecs.aws import Aws, AwsOptions
 from spotecs.cli import cli, exit_code
-from spotecs.config import Stack
 from spotecs.engine.apply import Event
 from spotecs.engine.apply import Result as ApplyResult
 from spotecs.engine.model import Action, Change, FieldDiff, Plan, Unknown
 from spotecs.errors import AwsError, Cancelled, ConfigError, Outcome
 from spotecs.render import Env, ProgressView, plan_json, plan_text, result_text
-from spotecs.steps import build
 from spotecs.steps.base import Step
 from spotecs.steps.log_group import LogGroup
-from tests.helpers import MINIMAL, Runs
-
-CORE = ("network", "security-group:", "iam:", "log-group:")
+from tests.helpers import MINIMAL, Runs, core_only
 
 
 @dataclass
@@ -73,23 +69,8 @@ def make_io(*, tty: bool = True, answer: bool = True) -> Io:
 def tweak(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[Step], None]]:
     """`up` builds only the core steps; tests may append functions that alter them."""
     tweaks: list[Callable[[Step], None]] = []
-
-    def core_build(stack: Stack, region: str) -> list[Step]:
-        steps = [s for s in build(stack, region) if s.key.startswith(CORE)]
-        for s in steps:
-            for t in tweaks:
-                t(s)
-        return steps
-
-    monkeypatch.setattr(spotecs.up, "build", core_build)
+    core_only(monkeypatch, tweaks)
     return tweaks
-
-
-@pytest.fixture
-def stack_file(tmp_path: Path) -> Path:
-    f = tmp_path / "spotecs.yaml"
-    f.write_text(yaml.safe_dump(MINIMAL, sort_keys=False))
-    return f
 
 
 def invoke(args: list[str], io_: Io | None = None) -> tuple[Result, Io]:

@@ -4,7 +4,6 @@ exits 130; a second stops at once. The next run converges. Core steps only (as i
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 from pathlib import Path
@@ -12,21 +11,10 @@ from typing import Any
 
 import boto3
 import pytest
-import yaml
-from click.testing import CliRunner
-from rich.console import Console
 
-import spotecs.up
 from spotecs import names
-from spotecs.aws import Aws, AwsOptions
-from spotecs.cli import cli
-from spotecs.config import Stack
-from spotecs.render import Env
-from spotecs.steps import build
-from spotecs.steps.base import Step
-from tests.helpers import MINIMAL, REGION
-
-CORE = ("network", "security-group:", "iam:", "log-group:")
+from spotecs.aws import Aws
+from tests.helpers import REGION, core_sessions, spotecs_cmd
 
 
 class Interrupter:
@@ -57,27 +45,7 @@ class Interrupter:
 
 @pytest.fixture
 def runs(monkeypatch: pytest.MonkeyPatch) -> list[Aws]:
-    sessions: list[Aws] = []
-    real = spotecs.up.Aws
-
-    def recording(options: AwsOptions) -> Aws:
-        a = real(options)
-        sessions.append(a)
-        return a
-
-    def core_build(stack: Stack, region: str) -> list[Step]:
-        return [s for s in build(stack, region) if s.key.startswith(CORE)]
-
-    monkeypatch.setattr(spotecs.up, "Aws", recording)
-    monkeypatch.setattr(spotecs.up, "build", core_build)
-    return sessions
-
-
-@pytest.fixture
-def stack_file(tmp_path: Path) -> Path:
-    f = tmp_path / "spotecs.yaml"
-    f.write_text(yaml.safe_dump(MINIMAL, sort_keys=False))
-    return f
+    return core_sessions(monkeypatch)
 
 
 def interrupt_at(monkeypatch: pytest.MonkeyPatch, hook: Interrupter) -> None:
@@ -89,19 +57,6 @@ def interrupt_at(monkeypatch: pytest.MonkeyPatch, hook: Interrupter) -> None:
         return c
 
     monkeypatch.setattr(Aws, "client", client)
-
-
-def spotecs_cmd(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    env = Env(
-        console=Console(file=out, width=200, no_color=True),
-        err=Console(file=err, width=200, no_color=True),
-        stdin_isatty=False,
-    )
-    result = CliRunner().invoke(cli, list(args), obj=env)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, out.getvalue(), err.getvalue()
 
 
 def lock_left(runs: list[Aws]) -> bool:

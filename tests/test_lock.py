@@ -14,63 +14,22 @@ from typing import Any
 
 import boto3
 import pytest
-import yaml
-from click.testing import CliRunner
 from rich.console import Console
 
 import spotecs.up
 from spotecs import lock, names
 from spotecs.aws import Aws, AwsOptions
-from spotecs.cli import cli
-from spotecs.config import Stack
 from spotecs.errors import AwsError, LockHeld
 from spotecs.render import Env
-from spotecs.steps import build
-from spotecs.steps.base import Step
 from spotecs.steps.log_group import LogGroup
-from tests.helpers import MINIMAL, REGION
+from tests.helpers import REGION, core_sessions, spotecs_cmd
 
-CORE = ("network", "security-group:", "iam:", "log-group:")
 PARAM = names.lock_parameter("demo")
 
 
 @pytest.fixture
 def runs(monkeypatch: pytest.MonkeyPatch) -> list[Aws]:
-    sessions: list[Aws] = []
-    real = spotecs.up.Aws
-
-    def recording(options: AwsOptions) -> Aws:
-        a = real(options)
-        sessions.append(a)
-        return a
-
-    def core_build(stack: Stack, region: str) -> list[Step]:
-        return [s for s in build(stack, region) if s.key.startswith(CORE)]
-
-    monkeypatch.setattr(spotecs.up, "Aws", recording)
-    monkeypatch.setattr(spotecs.up, "build", core_build)
-    return sessions
-
-
-@pytest.fixture
-def stack_file(tmp_path: Path) -> Path:
-    f = tmp_path / "spotecs.yaml"
-    f.write_text(yaml.safe_dump(MINIMAL, sort_keys=False))
-    return f
-
-
-def spotecs_cmd(*args: str, tty: bool = False, answer: bool = False) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    env = Env(
-        console=Console(file=out, width=200, no_color=True),
-        err=Console(file=err, width=200, no_color=True),
-        stdin_isatty=tty,
-        confirm=lambda q: answer,
-    )
-    result = CliRunner().invoke(cli, list(args), obj=env)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, out.getvalue(), err.getvalue()
+    return core_sessions(monkeypatch)
 
 
 def ssm() -> Any:
