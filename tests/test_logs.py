@@ -97,6 +97,7 @@ def test_one_service_without_prefix_and_json_document(sandbox: Sandbox, stack: P
     result = run(sandbox, stack, "worker", "-o", "json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
+    assert (doc["command"], doc["stack"], doc["region"], doc["error"]) == ("logs", "logdemo", "us-east-1", None)
     assert {line["service"] for line in doc["lines"]} == {"worker"}
     assert {line["task"] for line in doc["lines"]} == set(running_task_ids(sandbox, "worker"))
     assert [line["message"] for line in doc["lines"]][:2] == ["Starting busybox:1.36", "Ready to accept requests"]

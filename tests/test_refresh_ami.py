@@ -172,6 +172,8 @@ def test_outdated_fleet_is_refreshed_without_dropping_tasks(sandbox: Sandbox, tm
     check = run_cli(sandbox, "refresh-ami", "-f", str(path), "--check", "-o", "json")
     assert check.code == 3, check.output
     report = json.loads(check.stdout)
+    head = (report["command"], report["stack"], report["region"], report["error"])
+    assert head == ("refresh-ami", name, REGION, None)
     assert report["launch_template"]["image"]["image_id"] == old and report["latest"]["image_id"] == newer
     assert report["instances"] == {"total": 2, "on_older_image": 2, "by_image": report["instances"]["by_image"]}
     assert check.writes() == []
