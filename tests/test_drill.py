@@ -22,7 +22,6 @@ from spotecs.cli import cli
 from spotecs.lock import stack_lock
 from spotecs.render import Env
 from spotecs.sandbox import Sandbox
-from spotecs.sandbox.clock import CLOCK
 from spotecs.steps.base import Timeouts
 from tests.test_e2e import stack_file
 
@@ -32,10 +31,8 @@ FAST = Timeouts(default=120, delay=0.1)
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    before = CLOCK.factor
     with Sandbox(agent_interval=0.1, clock_factor=FACTOR) as box:
         yield box
-    CLOCK.factor = before
 
 
 @pytest.fixture(autouse=True)

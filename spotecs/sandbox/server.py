@@ -135,6 +135,7 @@ class Sandbox:
         if port:
             _check_port_free(host, port)  # moto's start() would hang on a bind error
         self.agent: SimulatedAgent = SimulatedAgent()
+        self._clock_before = CLOCK.factor  # process-wide too: put back on stop
         if clock_factor is not None:
             CLOCK.factor = clock_factor
         lb_front.enable(self.agent.lock)  # load balancers created from now on answer HTTP
@@ -183,6 +184,9 @@ class Sandbox:
 
         lb_front.disable()
         from spotecs.sandbox import rules
+        from spotecs.sandbox.clock import CLOCK
+
+        CLOCK.factor = self._clock_before
 
         rules.STRICT.lag = self._lag_before
 
