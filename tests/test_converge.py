@@ -5,22 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
-from rich.console import Console
 
-import spotecs.up
 from spotecs.aws import Aws
-from spotecs.cli import cli
-from spotecs.render import Env
 from spotecs.sandbox import Sandbox
-from spotecs.steps.base import Timeouts
 from tests.stack_inventory import inventory
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = Timeouts(default=60, delay=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -30,20 +22,10 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 def spotecs_cli(sandbox: Sandbox, *args: str) -> tuple[int, str, Aws]:
-    opened: list[Aws] = []
+    from tests import walk
 
-    class Recording(Aws):
-        def __init__(self, *a: Any, **kw: Any) -> None:
-            super().__init__(*a, **kw)
-            opened.append(self)
-
-    env = Env(console=Console(width=1000), err=Console(stderr=True, width=1000), stdin_isatty=False)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(spotecs.up, "Aws", Recording)
-        mp.setattr(spotecs.up, "Timeouts", lambda: FAST)
-        result = CliRunner().invoke(cli, [*args, "--endpoint-url", sandbox.endpoint_url], obj=env)
-    assert len(opened) == 1, result.output
-    return result.exit_code, result.output, opened[0]
+    out = walk.spotecs_cli(sandbox, *args)
+    return out.code, out.output, out.aws
 
 
 def article(path: Path, stack: str, *replacements: tuple[str, str]) -> Path:
