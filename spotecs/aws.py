@@ -40,6 +40,13 @@ STACK_TAG = "spotecs:stack"
 CONNECT_TIMEOUT = 4.0
 CONNECT_ATTEMPTS = 2
 
+# The first pause of `retry_on`, doubled after each refusal up to RETRY_CAP. What it waits out
+# (a resource just created not yet visible to another API, an ENI still detaching) usually passes
+# within a second or two, sometimes minutes: starting at the poll delay (5 s) cost 15 s for two
+# refusals of a security group AWS saw a second later.
+RETRY_FIRST = 1.0
+RETRY_CAP = 30.0
+
 # Read calls by prefix; everything else changes AWS. Used to prove a re-run writes nothing.
 READ_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search")
 
@@ -302,7 +309,7 @@ def retry_on(
     ResourceInUse...) or an error `when` recognises, with backoff up to `timeout`; any other
     error fails at once."""
     start = time.monotonic()
-    wait = delay
+    wait = min(delay, RETRY_FIRST)
     while True:
         try:
             return call(intent, fn, missing=missing, **kwargs)
@@ -316,7 +323,7 @@ def retry_on(
             if report:
                 report(f"retrying: {e.code}")
             pause(wait, stop)
-            wait = min(wait * 2, 30.0) if delay else 0
+            wait = min(wait * 2, RETRY_CAP) if delay else 0
 
 
 # A just-created instance profile is invisible to EC2 and Auto Scaling for a few seconds; they

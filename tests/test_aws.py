@@ -150,7 +150,7 @@ def test_retry_on_listed_code_until_success(clock: FakeClock) -> None:
         "delete group", flaky, codes=("DependencyViolation",), timeout=600, delay=5, report=statuses.append
     )
     assert got == "ok"
-    assert clock.sleeps == [5, 10]  # exponential backoff
+    assert clock.sleeps == [1, 2]  # exponential backoff from one second
     assert statuses == ["retrying: DependencyViolation"] * 2
 
 
@@ -172,7 +172,7 @@ def test_retry_on_gives_up_after_timeout(clock: FakeClock) -> None:
 
     with pytest.raises(WaitTimeout) as info:
         aws.retry_on("delete group", fail, codes=("DependencyViolation",), timeout=30, delay=5)
-    assert attempts == [0, 5, 15]  # the next wait (20 s) would pass the 30 s budget
+    assert attempts == [0, 1, 3, 7, 15]  # the next wait (16 s) would pass the 30 s budget
     assert str(info.value).startswith("Timed out after 15s waiting for delete group (has dependent object")
 
 
@@ -185,7 +185,7 @@ def test_retry_on_backoff_is_capped(clock: FakeClock) -> None:
         return "done"
 
     aws.retry_on("x", flaky, codes=("ResourceInUse",), timeout=10_000, delay=5)
-    assert clock.sleeps == [5, 10, 20, 30, 30, 30]
+    assert clock.sleeps == [1, 2, 4, 8, 16, 30]
 
 
 def test_retry_on_missing_code_returns_none(clock: FakeClock) -> None:
