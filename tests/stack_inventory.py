@@ -26,6 +26,8 @@ def inventory(client: Client, stack: str) -> set[str]:
             arn = r["ResourceARN"]
             if ":instance/" in arn or ":task/" in arn or ":container-instance/" in arn:
                 continue  # the fleet and the tasks: counted by their group and service
+            if ":launch-template/" in arn:
+                continue  # listed by name below
             found.add(f"tagged:{arn}")
     # moto lists task definitions in the tagging API even once deregistered.
     ecs = client("ecs")

@@ -11,6 +11,7 @@ from spotecs.engine.model import Action
 from spotecs.engine.plan import plan
 from spotecs.errors import ConfigError
 from spotecs.sandbox.userdata import parse_ecs_config
+from spotecs.steps import base
 from tests.helpers import (
     COMPUTE,
     REGION,
@@ -169,3 +170,42 @@ def test_containers_reach_the_instance_metadata_only_with_a_stated_reason() -> N
     assert [d.path for d in p.get("launch-template").diffs] == ["metadata.hop_limit"]
     with pytest.raises(ConfigError, match=r"opt_outs\.imds_hop_limit_2"):
         parse("stack: demo\nopt_outs: {imds_hop_limit_2: because}\nservices: {api: {image: a}}\n")
+
+
+def test_ownership_comes_from_the_stack_s_tagging_read_and_a_template_missing_there_is_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stack = make_stack()
+    steps, _ = up(stack, only(*COMPUTE))
+    lt = step(steps, "launch-template")
+    ctx = fresh(stack)
+    with ctx.aws.reading():
+        current = lt.read(ctx)
+    assert current is not None and current["_owned"] and current["version"] == 1
+    assert sent(ctx, "DescribeLaunchTemplates") == [] and len(sent(ctx, "GetResources")) == 1
+
+    # The tagging API has not indexed the template yet: asked directly, still the stack's.
+    monkeypatch.setattr(base, "stack_tagged", lambda ctx: {})
+    ctx = fresh(stack)
+    with ctx.aws.reading():
+        current = lt.read(ctx)
+    assert current is not None and current["_owned"]
+    assert [p["LaunchTemplateNames"] for p in sent(ctx, "DescribeLaunchTemplates")] == [["demo-instances"]]
+
+
+@pytest.mark.parametrize("tags", [[], [{"Key": "spotecs:stack", "Value": "demo-api"}]], ids=["untagged", "other-stack"])
+def test_a_template_of_the_stack_s_name_but_not_its_tags_is_not_owned(tags: list[dict[str, str]]) -> None:
+    ec2 = make_ctx().client("ec2")
+    spec = [{"ResourceType": "launch-template", "Tags": tags}] if tags else []
+    lt_id = ec2.create_launch_template(
+        LaunchTemplateName="demo-instances", LaunchTemplateData={"ImageId": "ami-12c6146b"}, TagSpecifications=spec
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    for _ in range(2):
+        ec2.create_launch_template_version(LaunchTemplateId=lt_id, LaunchTemplateData={"ImageId": "ami-12c6146b"})
+    ec2.modify_launch_template(LaunchTemplateId=lt_id, DefaultVersion="3")
+    stack = make_stack()
+    ctx = fresh(stack)
+    with ctx.aws.reading():
+        current = step(compute_steps(stack), "launch-template").read(ctx)
+    assert current is not None and current["version"] == 3 and current["id"] == lt_id
+    assert current["_owned"] is False

@@ -9,12 +9,14 @@ import pytest
 from spotecs.config import Stack
 from spotecs.engine.model import Action
 from spotecs.engine.plan import NOT_OWNED, plan
+from spotecs.steps import base
 from spotecs.steps.base import Step
 from tests.helpers import (
     converge,
     make_ctx,
     make_stack,
     replan,
+    sent,
     steps_for,
 )
 
@@ -136,3 +138,33 @@ def test_log_group_not_listed_yet_right_after_its_create_is_waited_for(
     monkeypatch.setattr(ctx, "paginate", paginate)
     converge(_lg_steps(stack), ctx)
     assert unlisted and ctx.outputs["log-group:api"]["arn"].endswith(":log-group:/ecs/demo/api")
+
+
+def test_ownership_comes_from_the_stack_s_tagging_read_and_a_group_missing_there_is_asked(
+    moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = make_stack()
+    converge(_lg_steps(stack), make_ctx(stack))
+    (group,) = _lg_steps(stack)
+    ctx = make_ctx(stack)
+    with ctx.aws.reading():
+        current = group.read(ctx)
+    assert current is not None and current["_owned"] and current["retention_days"] == 30
+    assert sent(ctx, "ListTagsLogGroup") == [] and len(sent(ctx, "GetResources")) == 1
+
+    # The tagging API has not indexed the group yet: asked directly, still the stack's.
+    monkeypatch.setattr(base, "stack_tagged", lambda ctx: {})
+    ctx = make_ctx(stack)
+    with ctx.aws.reading():
+        current = group.read(ctx)
+    assert current is not None and current["_owned"]
+    assert sent(ctx, "ListTagsLogGroup") == [{"logGroupName": "/ecs/demo/api"}]
+
+
+def test_a_group_of_the_stack_s_name_but_another_stack_s_tags_is_not_owned(moto: None, logs: Any) -> None:
+    logs.create_log_group(logGroupName="/ecs/demo/api", tags={"spotecs:stack": "demo-api", "spotecs:managed": "true"})
+    stack = make_stack()
+    ctx = make_ctx(stack)
+    with ctx.aws.reading():
+        current = _lg_steps(stack)[0].read(ctx)
+    assert current is not None and current["_owned"] is False

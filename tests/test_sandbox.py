@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -18,6 +19,7 @@ from spotecs.errors import SandboxUnavailable
 from spotecs.sandbox import Sandbox, rules
 from spotecs.sandbox.instances import AGENT_RESERVED_MIB, on_demand_wanted
 from spotecs.sandbox.userdata import decode_user_data, parse_ecs_config
+from tests.helpers import ACCOUNT, REGION
 
 AMI_PARAM = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 ECS_FOR_EC2_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
@@ -677,3 +679,33 @@ def test_a_broken_service_is_reported_not_raised(aws: Aws) -> None:
 
     assert any(f"{cluster}:broken" in e for e in summary.errors)
     assert aws.service(cluster, "fine")["runningCount"] == 1
+
+
+def test_the_tagging_api_lists_launch_templates_and_log_groups_under_aws_s_resource_types(moto: None) -> None:
+    """fills_tagging: moto lists no launch template and files log groups as `logs:loggroup`."""
+    ec2, logs = boto3.client("ec2", region_name=REGION), boto3.client("logs", region_name=REGION)
+    tagging = boto3.client("resourcegroupstaggingapi", region_name=REGION)
+    ours = [{"Key": "spotecs:stack", "Value": "demo"}]
+    lt_id = ec2.create_launch_template(
+        LaunchTemplateName="demo-instances",
+        LaunchTemplateData={"ImageId": "ami-12c6146b"},
+        TagSpecifications=[{"ResourceType": "launch-template", "Tags": ours}],
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    ec2.create_launch_template(LaunchTemplateName="theirs", LaunchTemplateData={"ImageId": "ami-12c6146b"})
+    logs.create_log_group(logGroupName="/ecs/demo/api", tags={"spotecs:stack": "demo"})
+    logs.create_log_group(logGroupName="/ecs/other/api", tags={"spotecs:stack": "other"})
+
+    def found(kind: str) -> list[tuple[str, dict[str, str]]]:
+        got = tagging.get_resources(
+            TagFilters=[{"Key": "spotecs:stack", "Values": ["demo"]}], ResourceTypeFilters=[kind]
+        )["ResourceTagMappingList"]
+        return [(r["ResourceARN"], {t["Key"]: t["Value"] for t in r["Tags"]}) for r in got]
+
+    assert found("ec2:launch-template") == [
+        (f"arn:aws:ec2:{REGION}:{ACCOUNT}:launch-template/{lt_id}", {"spotecs:stack": "demo"})
+    ]
+    assert found("logs:log-group") == [
+        (f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ecs/demo/api", {"spotecs:stack": "demo"})
+    ]
+    ec2.delete_launch_template(LaunchTemplateId=lt_id)
+    assert found("ec2:launch-template") == []

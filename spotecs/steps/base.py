@@ -233,9 +233,19 @@ class Context(Outputs):
         return aws.owned_by(tags, self.stack.stack)
 
 
-# What one Resource Groups Tagging API read per plan finds by the stack's tag: the clusters of
-# the stack (the orphan search) and its load balancers and target groups (their ownership).
-TAGGED_TYPES = ("ecs:cluster", "elasticloadbalancing:loadbalancer", "elasticloadbalancing:targetgroup")
+# What one Resource Groups Tagging API read per plan finds by the stack's tag: the clusters of the
+# stack, its load balancers, target groups, launch templates, security groups and log groups. It
+# gives their ownership tags to the steps (no tag call per resource) and the orphan search the
+# ones the file no longer names. The resource types as AWS names them:
+# https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/supported-services.html
+TAGGED_TYPES = (
+    "ecs:cluster",
+    "elasticloadbalancing:loadbalancer",
+    "elasticloadbalancing:targetgroup",
+    "ec2:launch-template",
+    "ec2:security-group",
+    "logs:log-group",
+)
 
 
 def stack_tagged(ctx: Context) -> dict[str, dict[str, str]]:
@@ -251,6 +261,20 @@ def stack_tagged(ctx: Context) -> dict[str, dict[str, str]]:
         ResourceTypeFilters=list(TAGGED_TYPES),
     )
     return {r["ResourceARN"]: aws.tags_from_list(r.get("Tags")) for r in found}
+
+
+def arn_resource(arn: str) -> str:
+    """What an ARN names after its account: `launch-template/lt-0ab12`, `log-group:/ecs/demo/api`."""
+    return arn.split(":", 5)[-1]
+
+
+def stack_read_tags(ctx: Context, resource: str) -> dict[str, str] | None:
+    """The tags of `resource` (what its ARN names after the account: arn_resource) from the
+    stack's tagging-API read, while a plan shares its reads. None when that read lacks it
+    (indexed late, or not the stack's) or outside a plan: the caller then asks the resource."""
+    if not ctx.aws.sharing_reads:
+        return None
+    return next((tags for arn, tags in stack_tagged(ctx).items() if arn_resource(arn) == resource), None)
 
 
 def retry_iam_propagation(ctx: Context, intent: str, fn: Callable[..., Any], /, **kwargs: Any) -> Any:

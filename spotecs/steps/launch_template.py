@@ -14,7 +14,7 @@ from typing import Any
 from spotecs import checks, names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change, Unknown
-from spotecs.steps.base import Context, Step, retry_iam_propagation
+from spotecs.steps.base import Context, Step, retry_iam_propagation, stack_read_tags
 
 ECS_CONFIG = "/etc/ecs/ecs.config"
 NOT_FOUND = (
@@ -209,10 +209,9 @@ class LaunchTemplate(Step):
         )
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        lt = _describe(ctx, self.name)
-        if lt is None:
-            return None
-        # By name, as the AMI data source asks it: one read serves both.
+        # The default version by name, as the AMI data source asks it: one read serves both, and
+        # a template that does not exist answers NotFound. Its tags come from the stack's
+        # tagging-API read; only a template missing there is described for them.
         got = ctx.read(
             f"describe the default version of launch template {self.name}",
             "ec2",
@@ -222,13 +221,22 @@ class LaunchTemplate(Step):
             Versions=["$Default"],
         )
         versions = (got or {}).get("LaunchTemplateVersions") or []
-        data = versions[0]["LaunchTemplateData"] if versions else {}
+        if not versions:
+            return None
+        version = versions[0]
+        lt_id = version["LaunchTemplateId"]
+        tags = stack_read_tags(ctx, f"launch-template/{lt_id}")
+        if tags is None:
+            lt = _describe(ctx, self.name)
+            if lt is None:  # deleted between the two reads
+                return None
+            tags = tags_from_list(lt.get("Tags"))
         return {
-            **normalise(data),
-            "id": lt["LaunchTemplateId"],
+            **normalise(version.get("LaunchTemplateData") or {}),
+            "id": lt_id,
             "name": self.name,
-            "version": lt["DefaultVersionNumber"],
-            "_owned": ctx.owned(tags_from_list(lt.get("Tags"))),
+            "version": version["VersionNumber"],
+            "_owned": ctx.owned(tags),
         }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from spotecs import names
 from spotecs.aws import tags_from_list
 from spotecs.engine.model import Change
-from spotecs.steps.base import Context, Step
+from spotecs.steps.base import Context, Step, arn_resource, stack_read_tags
 from spotecs.steps.cluster import describe_clusters
 
 
@@ -38,12 +38,16 @@ class LogGroup(Step):
         group = next((g for g in stack_log_groups(ctx) if g["logGroupName"] == self.name), None)
         if group is None:
             return None
-        tags = ctx.call(
-            f"list tags of log group {self.name}", ctx.client("logs").list_tags_log_group, logGroupName=self.name
-        ).get("tags", {})
+        arn = group["arn"].removesuffix(":*")
+        # From the stack's tagging-API read; a group missing there is asked directly.
+        tags = stack_read_tags(ctx, arn_resource(arn))
+        if tags is None:
+            tags = ctx.call(
+                f"list tags of log group {self.name}", ctx.client("logs").list_tags_log_group, logGroupName=self.name
+            ).get("tags", {})
         return {
             "retention_days": group.get("retentionInDays"),
-            "arn": group["arn"].removesuffix(":*"),
+            "arn": arn,
             "log_group": self.name,
             "_owned": ctx.owned(tags),
         }

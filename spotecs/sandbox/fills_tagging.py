@@ -1,0 +1,55 @@
+"""Fill for moto's Resource Groups Tagging API: the resource types AWS lists and moto 5.2 does not.
+
+AWS's GetResources covers EC2 launch templates (`ec2:launch-template`, ARN
+`arn:aws:ec2:<region>:<account>:launch-template/<id>`) and CloudWatch Logs log groups
+(`logs:log-group`, ARN `arn:aws:logs:<region>:<account>:log-group:<name>`)
+(https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/supported-services.html,
+https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/API_GetResources.html).
+moto lists no launch template at all, and files log groups under `logs:loggroup`, so a
+`ResourceTypeFilters=["logs:log-group"]` finds none. Both are added here, from moto's own
+templates and log groups with their tags; nothing else of moto's answer changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+LAUNCH_TEMPLATE = "ec2:launch-template"
+LOG_GROUP = "logs:log-group"
+MOTO_LOG_GROUP = "logs:loggroup"
+
+
+def ec2_launch_templates_tagged(original: Callable[[Any], Iterator[Any]]) -> Callable[[Any], Iterator[Any]]:
+    from moto.core.resource_tagging import TaggedResource
+
+    def iter_tagged_resources(self: Any) -> Iterator[Any]:
+        yield from original(self)
+        for template in list(self.launch_templates.values()):
+            yield TaggedResource(
+                arn=f"arn:{self.partition}:ec2:{self.region_name}:{self.account_id}:launch-template/{template.id}",
+                tags=dict(self.tags.get(template.id, {})),
+                resource_type=LAUNCH_TEMPLATE,
+            )
+
+    iter_tagged_resources.__wrapped__ = original  # type: ignore[attr-defined]
+    return iter_tagged_resources
+
+
+def logs_log_group_resource_type(original: Callable[[Any], Iterator[Any]]) -> Callable[[Any], Iterator[Any]]:
+    def iter_tagged_resources(self: Any) -> Iterator[Any]:
+        for resource in original(self):
+            if resource.resource_type == MOTO_LOG_GROUP:
+                resource.resource_type = LOG_GROUP
+            yield resource
+
+    iter_tagged_resources.__wrapped__ = original  # type: ignore[attr-defined]
+    return iter_tagged_resources
+
+
+def install(wrap: Callable[[type, str, Callable[[Any], Any]], None]) -> None:
+    from moto.ec2.models import EC2Backend
+    from moto.logs.models import LogsBackend
+
+    wrap(EC2Backend, "iter_tagged_resources", ec2_launch_templates_tagged)
+    wrap(LogsBackend, "iter_tagged_resources", logs_log_group_resource_type)
