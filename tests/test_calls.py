@@ -55,7 +55,7 @@ UP: dict[str, int] = {
     "application-autoscaling.PutScalingPolicy": 1,
     "application-autoscaling.RegisterScalableTarget": 1,
     "autoscaling.CreateAutoScalingGroup": 1,
-    "autoscaling.DescribeAutoScalingGroups": 3,
+    "autoscaling.DescribeAutoScalingGroups": 4,  # the stack's groups by tag, then ours by name
     "ec2.AuthorizeSecurityGroupIngress": 2,
     "ec2.CreateLaunchTemplate": 1,
     "ec2.CreateSecurityGroup": 2,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import boto3
 
+from spotecs import names
 from spotecs.aws import tag_list
 from spotecs.steps import build
 from spotecs.steps.orphans import find
@@ -245,3 +246,123 @@ def test_a_removed_service_s_task_role_and_what_carries_the_stack_tags_under_oth
         "theirs-tg",
     ]  # demo-older: a target group named like the stack's is orphans.py's
     assert "No changes." in cmd("up", "-f", str(path), "--dry-run").text
+
+
+LOOK_ALIKES = [
+    "auto scaling group demo-lookalike-asg",
+    "launch template demo-lookalike-lt",
+    "security group demo-lookalike-sg",
+]
+
+
+def _plant_tagged_orphans() -> dict[str, str]:
+    """What an earlier file or spotecs may have left of stack demo under names the file does not
+    give, tagged as the stack's: a group (one instance) launching its own template in its own
+    security group, with its capacity provider held by a cluster of an earlier name that runs a
+    service; a target group. And an untagged look-alike of each kind. Returns the names."""
+    ec2, asg = boto3.client("ec2", region_name=REGION), boto3.client("autoscaling", region_name=REGION)
+    ecs, elbv2 = boto3.client("ecs", region_name=REGION), boto3.client("elbv2", region_name=REGION)
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"][0]["SubnetId"]
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    for tags, suffix in ((tag_list(OWNED), "previous"), ([], "lookalike")):
+        spec = [{"ResourceType": "security-group", "Tags": tags}] if tags else []
+        group_id = ec2.create_security_group(
+            GroupName=f"demo-{suffix}-sg", Description="earlier", VpcId=vpc, TagSpecifications=spec
+        )["GroupId"]
+        data = {"ImageId": image, "InstanceType": "t3.small", "SecurityGroupIds": [group_id]}
+        spec = [{"ResourceType": "launch-template", "Tags": tags}] if tags else []
+        template = ec2.create_launch_template(
+            LaunchTemplateName=f"demo-{suffix}-lt", LaunchTemplateData=data, TagSpecifications=spec
+        )["LaunchTemplate"]["LaunchTemplateId"]
+        asg.create_auto_scaling_group(
+            AutoScalingGroupName=f"demo-{suffix}-asg",
+            LaunchTemplate={"LaunchTemplateId": template, "Version": "$Default"},
+            MinSize=0,
+            MaxSize=3,
+            DesiredCapacity=1 if tags else 0,
+            VPCZoneIdentifier=subnet,
+            Tags=[{**t, "PropagateAtLaunch": True} for t in tags],
+        )
+        elbv2.create_target_group(
+            Name=f"{suffix}-web", Protocol="HTTP", Port=80, VpcId=vpc, **({"Tags": tags} if tags else {})
+        )
+    arn = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["demo-previous-asg"])["AutoScalingGroups"][0][
+        "AutoScalingGroupARN"
+    ]
+    provider = names.capacity_provider("demo-previous-asg", arn)
+    ecs_tags = tag_list(OWNED, "key", "value")
+    ecs.create_capacity_provider(name=provider, autoScalingGroupProvider={"autoScalingGroupArn": arn}, tags=ecs_tags)
+    ecs.create_cluster(clusterName="demo-previous", tags=ecs_tags)
+    ecs.put_cluster_capacity_providers(
+        cluster="demo-previous",
+        capacityProviders=[provider],
+        defaultCapacityProviderStrategy=[{"capacityProvider": provider, "weight": 1, "base": 0}],
+    )
+    ecs.create_service(
+        cluster="demo-previous", serviceName="demo-api", taskDefinition="demo-api", desiredCount=0, tags=ecs_tags
+    )
+    return {"provider": provider}
+
+
+def _deleted(runs: Runs, operation: str, param: str) -> list[str]:
+    return [str(c.params.get(param)) for c in runs.sessions[-1].writes() if c.operation == operation]
+
+
+def test_what_carries_the_stack_tags_under_names_the_file_does_not_give_is_deleted_by_up(
+    moto: None, runs: Runs, tmp_path: Path
+) -> None:
+    path = stack_file(tmp_path, MINIMAL)
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    stack = leftovers("demo", "demo")
+    provider = _plant_tagged_orphans()["provider"]
+
+    plan = cmd("up", "-f", str(path), "--dry-run")
+    lines = (
+        "- launch template demo-previous-lt",
+        "- security group demo-previous-sg",
+        "- auto scaling group demo-previous-asg",
+        f"- capacity provider {provider}",
+        "- ECS cluster demo-previous",
+        "- target group previous-web",
+    )
+    for line in lines:
+        assert line in plan.text, line
+    assert "lookalike" not in plan.text
+    assert "Plan: 0 to add, 0 to change, 0 to replace, 7 to destroy." in plan.text  # and the cluster's service
+
+    out = cmd("up", "-f", str(path), "--yes", "--no-wait")
+    assert out.code == 0, out.text
+    writes = [c.operation for c in runs.sessions[-1].writes() if c.operation.startswith("Delete")]
+    # AWS's order: the service, its cluster, the provider it held, the group, its template, its
+    # security group.
+    chain = ["DeleteService", "DeleteCluster", "DeleteCapacityProvider", "DeleteAutoScalingGroup"]
+    chain += ["DeleteLaunchTemplate", "DeleteSecurityGroup"]
+    assert [w for w in writes if w in chain] == chain
+    assert _deleted(runs, "DeleteCapacityProvider", "capacityProvider") == [provider]
+    assert _deleted(runs, "DeleteAutoScalingGroup", "AutoScalingGroupName") == ["demo-previous-asg"]
+    assert _deleted(runs, "DeleteCluster", "cluster") == ["demo-previous"]
+    assert [x for x in leftovers("demo", "demo-previous", [provider]) if "previous" in x] == []
+    assert sorted(leftovers("demo", "demo")) == sorted(stack + LOOK_ALIKES)
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    assert sorted(g["TargetGroupName"] for g in elbv2.describe_target_groups()["TargetGroups"]) == [
+        "demo-api",
+        "lookalike-web",
+    ]
+    again = cmd("up", "-f", str(path), "--dry-run")
+    assert "No changes." in again.text, again.text
+
+
+def test_teardown_with_the_current_file_removes_what_carries_the_stack_tags_under_other_names(
+    moto: None, runs: Runs, tmp_path: Path
+) -> None:
+    path = stack_file(tmp_path, MINIMAL)
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    providers = [*providers_of("demo"), _plant_tagged_orphans()["provider"]]
+    out = cmd("teardown", "-f", str(path), "--yes")
+    assert out.code == 0, out.text
+    assert "- auto scaling group demo-previous-asg" in out.text and "lookalike" not in out.text
+    assert sorted(leftovers("demo", "demo", providers)) == LOOK_ALIKES
+    assert sorted(leftovers("demo", "demo-previous", providers)) == LOOK_ALIKES
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    assert [g["TargetGroupName"] for g in elbv2.describe_target_groups()["TargetGroups"]] == ["lookalike-web"]

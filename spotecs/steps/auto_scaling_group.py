@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from spotecs import names, waiters
-from spotecs.aws import tags_from_list
+from spotecs.aws import STACK_TAG, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step, retry_iam_propagation
@@ -32,8 +32,26 @@ def _tags(tags: dict[str, str]) -> list[dict[str, Any]]:
     return [{"key": k, "value": v, "propagate": True} for k, v in sorted(tags.items())]
 
 
+def stack_groups(ctx: Context) -> list[dict[str, Any]]:
+    """Every auto scaling group tagged as the stack's (the tagging API covers no group): one read
+    serves the group step, the capacity provider and the orphan search."""
+    return ctx.read_pages(
+        "list the stack's auto scaling groups",
+        "autoscaling",
+        "describe_auto_scaling_groups",
+        "AutoScalingGroups",
+        Filters=[{"Name": f"tag:{STACK_TAG}", "Values": [ctx.name]}],
+    )
+
+
 def describe_group(ctx: Context, name: str) -> dict[str, Any] | None:
-    """The auto scaling group of that name (also while it is being deleted), or None."""
+    """The auto scaling group of that name (also while it is being deleted), or None. While a plan
+    shares its reads, found among the stack's groups; one not tagged as the stack's (someone
+    else's of that name) is asked by name."""
+    if ctx.aws.sharing_reads:
+        found = next((g for g in stack_groups(ctx) if g["AutoScalingGroupName"] == name), None)
+        if found is not None:
+            return found
     groups = ctx.read(
         f"describe auto scaling group {name}",
         "autoscaling",

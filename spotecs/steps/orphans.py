@@ -169,13 +169,15 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
             partial(OrphanScaling, name, names.service_of(name, svc), cluster=stack.cluster_name, service_name=svc),
             service_key(svc),
         )
+    held = orphans_tagged.orphan_groups(ctx, other_clusters)
     for cluster in other_clusters:
         # In reverse order: after its own services and their scaling, and before the capacity
-        # provider and the group (its deletion deregisters their instances, which releases the
-        # provider from it; ECS refuses to delete a provider a cluster still holds), and before
+        # providers and the groups (its deletion deregisters their instances, which releases the
+        # providers from it; ECS refuses to delete a provider a cluster still holds), and before
         # its Container Insights log group.
         insights = orphans_tagged.insights_key(cluster)
-        add(partial(OrphanCluster, cluster), "capacity-provider", "auto-scaling-group", insights)
+        providers = [g.provider_key for g in held if g.cluster == cluster]
+        add(partial(OrphanCluster, cluster), "capacity-provider", "auto-scaling-group", *providers, insights)
         for svc in sorted(s["serviceName"] for s in cluster_services(ctx, cluster) if s.get("status") == "ACTIVE"):
             short = names.service_of(name, svc)
             add(partial(OrphanService, name, short, web=False, name=svc, cluster=cluster), f"{PREFIX}cluster:{cluster}")

@@ -45,6 +45,20 @@ def _sort_key(rule: dict[str, Any]) -> tuple[str, ...]:
 ROLES = ("lb", "instances")
 
 
+def named_group(ctx: Context, name: str) -> dict[str, Any] | None:
+    """The security group of one of the stack's names (in the file's VPC, when it names one).
+    Both of the stack's groups come in one read, shared by their steps and the orphan search."""
+    groups = ctx.read_pages(
+        f"describe security group {name}",
+        "ec2",
+        "describe_security_groups",
+        "SecurityGroups",
+        Filters=[{"Name": "group-name", "Values": sorted(names.security_group(ctx.name, r) for r in ROLES)}],
+    )
+    vpc = ctx.stack.network.vpc_id
+    return next((g for g in groups if g.get("GroupName") == name and (not vpc or g["VpcId"] == vpc)), None)
+
+
 class SecurityGroup(Step):
     kind = "security group"
     replace_on = frozenset({"vpc_id", "description"})
@@ -64,21 +78,13 @@ class SecurityGroup(Step):
             "ingress": sorted(self.ingress(ctx), key=_sort_key),
         }
 
+    def describe(self, ctx: Context) -> dict[str, Any] | None:
+        return named_group(ctx, self.name)
+
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        # Both of the stack's groups in one read, shared by their steps.
-        groups = ctx.read_pages(
-            f"describe security group {self.name}",
-            "ec2",
-            "describe_security_groups",
-            "SecurityGroups",
-            Filters=[{"Name": "group-name", "Values": sorted(names.security_group(ctx.name, r) for r in ROLES)}],
-        )
-        groups = [g for g in groups if g.get("GroupName") == self.name]
-        if ctx.stack.network.vpc_id:
-            groups = [g for g in groups if g["VpcId"] == ctx.stack.network.vpc_id]
-        if not groups:
+        g = self.describe(ctx)
+        if g is None:
             return None
-        g = groups[0]
         tags = tags_from_list(g.get("Tags"))
         return {
             "vpc_id": g["VpcId"],

@@ -63,9 +63,12 @@ class TargetGroup(Step):
             "deregistration_delay": ctx.stack.services[self.service].deregistration_delay,
         }
 
+    def describe(self, ctx: Context) -> dict[str, Any] | None:
+        return describe_target_group(ctx, self.name)
+
     def read(self, ctx: Context) -> dict[str, Any] | None:
         elbv2 = ctx.client("elbv2")
-        tg = describe_target_group(ctx, self.name)
+        tg = self.describe(ctx)
         if tg is None:
             return None
         arn = tg["TargetGroupArn"]
