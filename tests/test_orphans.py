@@ -259,11 +259,13 @@ def _plant_tagged_orphans() -> dict[str, str]:
     """What an earlier file or spotecs may have left of stack demo under names the file does not
     give, tagged as the stack's: a group (one instance) launching its own template in its own
     security group, with its capacity provider held by a cluster of an earlier name that runs a
-    service; a target group. And an untagged look-alike of each kind. Returns the names."""
+    service; a load balancer in that security group forwarding to a target group; a log group.
+    And an untagged look-alike of each kind. Returns the provider's name."""
     ec2, asg = boto3.client("ec2", region_name=REGION), boto3.client("autoscaling", region_name=REGION)
     ecs, elbv2 = boto3.client("ecs", region_name=REGION), boto3.client("elbv2", region_name=REGION)
     vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
-    subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"][0]["SubnetId"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]]
+    logs = boto3.client("logs", region_name=REGION)
     image = ec2.describe_images()["Images"][0]["ImageId"]
     for tags, suffix in ((tag_list(OWNED), "previous"), ([], "lookalike")):
         spec = [{"ResourceType": "security-group", "Tags": tags}] if tags else []
@@ -281,12 +283,25 @@ def _plant_tagged_orphans() -> dict[str, str]:
             MinSize=0,
             MaxSize=3,
             DesiredCapacity=1 if tags else 0,
-            VPCZoneIdentifier=subnet,
+            VPCZoneIdentifier=subnets[0],
             Tags=[{**t, "PropagateAtLaunch": True} for t in tags],
         )
-        elbv2.create_target_group(
-            Name=f"{suffix}-web", Protocol="HTTP", Port=80, VpcId=vpc, **({"Tags": tags} if tags else {})
+        elb_tags = {"Tags": tags} if tags else {}
+        target = elbv2.create_target_group(Name=f"{suffix}-web", Protocol="HTTP", Port=80, VpcId=vpc, **elb_tags)
+        balancer = elbv2.create_load_balancer(
+            Name=f"demo-{suffix}-lb",
+            Subnets=subnets[:2],
+            SecurityGroups=[group_id],
+            Scheme="internet-facing",
+            **elb_tags,
+        )["LoadBalancers"][0]["LoadBalancerArn"]
+        elbv2.create_listener(
+            LoadBalancerArn=balancer,
+            Protocol="HTTP",
+            Port=8080,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": target["TargetGroups"][0]["TargetGroupArn"]}],
         )
+        logs.create_log_group(logGroupName=f"/earlier/demo-{suffix}", **({"tags": OWNED} if tags else {}))
     arn = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["demo-previous-asg"])["AutoScalingGroups"][0][
         "AutoScalingGroupARN"
     ]
@@ -325,11 +340,13 @@ def test_what_carries_the_stack_tags_under_names_the_file_does_not_give_is_delet
         f"- capacity provider {provider}",
         "- ECS cluster demo-previous",
         "- target group previous-web",
+        "- load balancer demo-previous-lb",
+        "- log group /earlier/demo-previous",
     )
     for line in lines:
         assert line in plan.text, line
     assert "lookalike" not in plan.text
-    assert "Plan: 0 to add, 0 to change, 0 to replace, 7 to destroy." in plan.text  # and the cluster's service
+    assert "Plan: 0 to add, 0 to change, 0 to replace, 9 to destroy." in plan.text  # and the cluster's service
 
     out = cmd("up", "-f", str(path), "--yes", "--no-wait")
     assert out.code == 0, out.text
@@ -339,16 +356,16 @@ def test_what_carries_the_stack_tags_under_names_the_file_does_not_give_is_delet
     chain = ["DeleteService", "DeleteCluster", "DeleteCapacityProvider", "DeleteAutoScalingGroup"]
     chain += ["DeleteLaunchTemplate", "DeleteSecurityGroup"]
     assert [w for w in writes if w in chain] == chain
+    # The load balancer before the security group it is in and the target group it forwards to.
+    assert writes.index("DeleteLoadBalancer") < min(
+        writes.index("DeleteSecurityGroup"), writes.index("DeleteTargetGroup")
+    )
     assert _deleted(runs, "DeleteCapacityProvider", "capacityProvider") == [provider]
     assert _deleted(runs, "DeleteAutoScalingGroup", "AutoScalingGroupName") == ["demo-previous-asg"]
     assert _deleted(runs, "DeleteCluster", "cluster") == ["demo-previous"]
     assert [x for x in leftovers("demo", "demo-previous", [provider]) if "previous" in x] == []
     assert sorted(leftovers("demo", "demo")) == sorted(stack + LOOK_ALIKES)
-    elbv2 = boto3.client("elbv2", region_name=REGION)
-    assert sorted(g["TargetGroupName"] for g in elbv2.describe_target_groups()["TargetGroups"]) == [
-        "demo-api",
-        "lookalike-web",
-    ]
+    _assert_look_alikes_only(["demo"], ["demo-api", "lookalike-web"])
     again = cmd("up", "-f", str(path), "--dry-run")
     assert "No changes." in again.text, again.text
 
@@ -364,5 +381,15 @@ def test_teardown_with_the_current_file_removes_what_carries_the_stack_tags_unde
     assert "- auto scaling group demo-previous-asg" in out.text and "lookalike" not in out.text
     assert sorted(leftovers("demo", "demo", providers)) == LOOK_ALIKES
     assert sorted(leftovers("demo", "demo-previous", providers)) == LOOK_ALIKES
-    elbv2 = boto3.client("elbv2", region_name=REGION)
-    assert [g["TargetGroupName"] for g in elbv2.describe_target_groups()["TargetGroups"]] == ["lookalike-web"]
+    _assert_look_alikes_only([], ["lookalike-web"])
+
+
+def _assert_look_alikes_only(balancers: list[str], target_groups: list[str]) -> None:
+    elbv2, logs = boto3.client("elbv2", region_name=REGION), boto3.client("logs", region_name=REGION)
+    assert sorted(b["LoadBalancerName"] for b in elbv2.describe_load_balancers()["LoadBalancers"]) == [
+        *balancers,
+        "demo-lookalike-lb",
+    ]
+    assert sorted(g["TargetGroupName"] for g in elbv2.describe_target_groups()["TargetGroups"]) == target_groups
+    groups = logs.describe_log_groups(logGroupNamePrefix="/earlier/")["logGroups"]
+    assert [g["logGroupName"] for g in groups] == ["/earlier/demo-lookalike"]

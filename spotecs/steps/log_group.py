@@ -34,8 +34,11 @@ class LogGroup(Step):
     def desired(self, ctx: Context) -> dict[str, Any]:
         return {"retention_days": ctx.stack.services[self.service].log_retention_days}
 
+    def describe(self, ctx: Context) -> dict[str, Any] | None:
+        return next((g for g in stack_log_groups(ctx) if g["logGroupName"] == self.name), None)
+
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        group = next((g for g in stack_log_groups(ctx) if g["logGroupName"] == self.name), None)
+        group = self.describe(ctx)
         if group is None:
             return None
         arn = group["arn"].removesuffix(":*")

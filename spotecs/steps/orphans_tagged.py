@@ -3,8 +3,8 @@ are none: the task role of a service the file no longer names (probed only for a
 family that is itself an orphan), the Container Insights log group of a cluster the file no
 longer names, and what carries the stack's tags under a name or id the file does not give (an
 earlier file's or an earlier spotecs's): launch templates, auto scaling groups with their
-capacity providers, load balancers (their listeners go with them), target groups and security
-groups.
+capacity providers, load balancers (their listeners go with them), target groups, security
+groups and log groups.
 
 They come from reads the plan makes anyway: the tagging-API read that gives the steps their
 ownership tags (steps.base.stack_tagged) and the tag-filtered listing of the stack's groups that
@@ -31,7 +31,7 @@ from spotecs.steps.iam import Role
 from spotecs.steps.launch_template import NOT_FOUND as TEMPLATE_NOT_FOUND
 from spotecs.steps.launch_template import LaunchTemplate
 from spotecs.steps.load_balancer import LoadBalancer
-from spotecs.steps.log_group import ContainerInsightsLogGroup
+from spotecs.steps.log_group import ContainerInsightsLogGroup, LogGroup
 from spotecs.steps.security_groups import ROLES, SecurityGroup, named_group
 from spotecs.steps.target_group import TargetGroup, describe_target_group
 
@@ -83,6 +83,16 @@ class TaggedTargetGroup(TargetGroup):
 
     def describe(self, ctx: Context) -> dict[str, Any] | None:
         return describe_target_group(ctx, self.name, arn=self.arn)
+
+
+class TaggedLogGroup(LogGroup):
+    """A log group found by tag outside the stack's prefix: listed by its own name."""
+
+    def describe(self, ctx: Context) -> dict[str, Any] | None:
+        groups = ctx.read_pages(
+            f"describe log group {self.name}", "logs", "describe_log_groups", "logGroups", logGroupNamePrefix=self.name
+        )
+        return next((g for g in groups if g["logGroupName"] == self.name), None)
 
 
 class TaggedSecurityGroup(SecurityGroup):
@@ -175,6 +185,10 @@ def find(ctx: Context, add: Add, gone: type, other_clusters: list[str], orphan_s
         make = _make(gone, LoadBalancer, (name, False), lb, key("load-balancer", lb))
         # Before the security groups it may be in and the target groups it may forward to.
         add(make, "network", "security-group:lb", f"{PREFIX}security-group:lb", *group_keys, *target_keys)
+    for arn in tagged:
+        group = arn_resource(arn).removeprefix("log-group:")
+        if arn_resource(arn).startswith("log-group:") and not group.startswith(names.log_group_prefix(name)):
+            add(_make(gone, TaggedLogGroup, (name, ""), group, key("log-group", group)))
     template_keys = _launch_templates(ctx, add, gone, tagged, group_keys)
     _auto_scaling_groups(ctx, add, gone, template_keys, other_clusters)
 
