@@ -194,6 +194,35 @@ def test_worker_only_stack_has_no_lb_group_and_no_ingress(moto: None, ec2: Any) 
     assert not any(c.operation == "AuthorizeSecurityGroupIngress" for c in ctx.aws.writes())
 
 
+def test_a_first_web_service_opens_the_instances_to_the_new_load_balancer_group_once_aws_sees_it(
+    moto: None, ec2: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = make_stack(services={"api": {"container_port": None}})
+    converge(steps_for(worker, only(*SG_KEYS)), make_ctx(worker))
+    web = make_stack()
+    ctx = make_ctx(web)
+    refused: list[str] = []
+
+    def not_yet_seen(real: Callable[..., Any], **kw: Any) -> Any:
+        # As AWS answers while the load balancer's group just created propagates.
+        if kw["GroupId"] == inst["GroupId"] and not refused:
+            refused.append(kw["IpPermissions"][0]["UserIdGroupPairs"][0]["GroupId"])
+            raise ClientError({"Error": {"Code": "InvalidGroup.NotFound", "Message": "does not exist"}}, "op")
+        return real(**kw)
+
+    inst = _group(ec2, "demo-instances")
+    assert inst is not None
+    patch_client(monkeypatch, ctx, "ec2", "authorize_security_group_ingress", not_yet_seen)
+    p, _ = converge(steps_for(web, only(*SG_KEYS)), ctx)
+    assert p.get("security-group:lb").action is Action.CREATE
+    assert p.get("security-group:instances").action is Action.UPDATE
+    lb, inst = _group(ec2, "demo-lb"), _group(ec2, "demo-instances")
+    assert lb is not None and inst is not None
+    assert refused == [lb["GroupId"]]
+    assert _perms(inst) == {("tcp", 0, 65535, lb["GroupId"])}
+    assert not replan(steps_for(web, only(*SG_KEYS)), web).has_changes
+
+
 def test_ingress_the_file_states_a_reason_for_is_added_to_the_load_balancers(moto: None, ec2: Any) -> None:
     extra = [
         {"port": 22, "source": "10.20.0.0/16"},

@@ -129,8 +129,15 @@ class SecurityGroup(Step):
                 f"revoke ingress from {self.name}", ec2.revoke_security_group_ingress, GroupId=gid, IpPermissions=revoke
             )
         if grant:
-            ctx.call(
-                f"allow ingress to {self.name}", ec2.authorize_security_group_ingress, GroupId=gid, IpPermissions=grant
+            # The rule may name a group created a moment ago (the load balancer's, when the
+            # file gains its first web service): unknown to this call for a few seconds.
+            ctx.retry(
+                f"allow ingress to {self.name}",
+                ec2.authorize_security_group_ingress,
+                codes=("InvalidGroup.NotFound",),
+                timeout=ctx.timeouts.budget("eventual consistency"),
+                GroupId=gid,
+                IpPermissions=grant,
             )
         return {"group_id": gid}
 
