@@ -74,9 +74,27 @@ def _one_botocore_loader() -> Iterator[None]:
             return real(region_name=region_name, botocore_session=shared)
         return real(profile_name=profile_name, region_name=region_name, **kw)
 
+    # Building a client's class (a method and a docstring per operation: 700 for EC2) is most of
+    # what a client costs once the models are cached: one class per service and per session's
+    # events (what the class gets from the session's handlers), built once.
+    import weakref
+
+    from botocore.client import ClientCreator
+
+    make_class = ClientCreator._create_client_class
+    classes: weakref.WeakKeyDictionary[Any, dict[str, type]] = weakref.WeakKeyDictionary()
+
+    def client_class(self: ClientCreator, service_name: str, service_model: Any) -> type:
+        built = classes.setdefault(self._event_emitter, {})
+        key = f"{service_name}/{service_model.api_version}"
+        if key not in built:
+            built[key] = make_class(self, service_name, service_model)
+        return built[key]
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(real, "_register_default_handlers", register_once)
         mp.setattr("spotecs.aws.boto3.Session", session)
+        mp.setattr(ClientCreator, "_create_client_class", client_class)
         yield
 
 

@@ -285,8 +285,12 @@ def inventory(stack: str, cluster: str, providers: Any = ()) -> dict[str, int]:
     """How many of each resource the stack has, by each service's own list/describe calls."""
     import boto3
 
+    clients: dict[str, Any] = {}
+
     def c(service: str) -> Any:
-        return boto3.client(service, region_name=PROPERTY_STACK["region"])
+        if service not in clients:
+            clients[service] = boto3.client(service, region_name=PROPERTY_STACK["region"])
+        return clients[service]
 
     ecs, ec2 = c("ecs"), c("ec2")
     templates = [

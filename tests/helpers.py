@@ -528,8 +528,12 @@ def leftovers(stack: str, cluster: str, providers: Sequence[str] = (), endpoint:
     service's own list calls (what it does not: launch templates, groups, listeners, capacity
     providers, IAM, scalable targets). Gone includes ECS's INACTIVE (deregistered, deleted)."""
 
+    clients: dict[str, Any] = {}
+
     def c(service: str) -> Any:
-        return boto3.client(service, region_name=REGION, endpoint_url=endpoint)
+        if service not in clients:
+            clients[service] = boto3.client(service, region_name=REGION, endpoint_url=endpoint)
+        return clients[service]
 
     ecs, left = c("ecs"), []
     for m in c("resourcegroupstaggingapi").get_resources(TagFilters=[{"Key": STACK_TAG, "Values": [stack]}])[
