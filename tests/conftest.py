@@ -33,18 +33,26 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _aws_managed_policies_for_the_aws_partition_only() -> Iterator[None]:
-    """Test speed only: moto builds IAM for all six partitions on every reset, each loading
-    ~1,600 AWS-managed policies. spotecs runs in the `aws` partition; elsewhere load none."""
-    from moto.iam.models import IAMBackend
+    """Test speed only: moto builds IAM for all six partitions on every reset, each parsing and
+    loading ~1,600 AWS-managed policies. spotecs runs in the `aws` partition; elsewhere load
+    none, and parse the policies' JSON once (each reset still builds its own policy objects)."""
+    import json
 
-    original = IAMBackend._init_aws_policies
+    from moto.iam import models
 
-    def aws_partition_only(self: IAMBackend) -> list[Any]:
-        return original(self) if self.region_name == "aws" else []
+    original = models.IAMBackend._init_aws_policies
+    parsed: dict[str, Any] = json.loads(models.aws_managed_policies_data)
 
-    IAMBackend._init_aws_policies = aws_partition_only  # type: ignore[method-assign]
+    def aws_partition_only(self: models.IAMBackend) -> list[Any]:
+        if self.region_name != "aws" or not models.load_iam_aws_managed_policies():
+            return []
+        return [
+            models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, d) for name, d in parsed.items()
+        ]
+
+    models.IAMBackend._init_aws_policies = aws_partition_only  # type: ignore[method-assign]
     yield
-    IAMBackend._init_aws_policies = original  # type: ignore[method-assign]
+    models.IAMBackend._init_aws_policies = original  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session", autouse=True)
