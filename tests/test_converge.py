@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(agent_interval=0.2) as box:
+    with Sandbox(agent_interval=0.2, clock_factor=20) as box:  # AWS's delays 20 times faster
         yield box
 
 
@@ -103,16 +103,15 @@ def test_cluster_rename_is_refused_before_any_write_and_teardown_removes_the_old
     assert code == 0, out
 
 
-# The property test: one fixed seed of 12 edits in CI (12 different kinds: the walk draws without
-# replacement); bench/converge.py walks a seed range of 25 or more edits, every kind each seed.
-CI_SEED, CI_EDITS = 32, 12
+# The property test: one fixed seed walking as many edits as the catalogue has kinds (26), every
+# kind once (the walk draws without replacement); bench/converge.py walks a seed range.
+CI_SEED = 5
 
 
-def test_a_seeded_walk_of_12_edits_converges_after_each_up(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_a_seeded_walk_of_every_kind_of_edit_converges_after_each_up(sandbox: Sandbox, tmp_path: Path) -> None:
     from tests.walk import CATALOGUE, walk
 
-    result = walk(sandbox, tmp_path, CI_SEED, edits=CI_EDITS)
+    result = walk(sandbox, tmp_path, CI_SEED, edits=len(CATALOGUE))
     assert not result.failure, result.failure
-    assert len(result.steps) == CI_EDITS
-    assert len(set(result.kinds)) == CI_EDITS
-    assert len(CATALOGUE) >= 25
+    assert len(result.steps) == len(CATALOGUE) >= 25
+    assert sorted(result.kinds) == sorted(kind.__name__ for kind in CATALOGUE)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import random
 import re
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from rich.console import Console
 import spotecs.up
 from spotecs.aws import Aws
 from spotecs.cli import cli
-from spotecs.config import Stack
+from spotecs.config import AMI_ALIASES, Stack
 from spotecs.errors import ConfigError
 from spotecs.render import Env
 from spotecs.sandbox import Sandbox
@@ -60,6 +61,18 @@ def spotecs_cli(sandbox: Sandbox, *args: str) -> Outcome:
         result = CliRunner().invoke(cli, [*args, "--endpoint-url", sandbox.endpoint_url], obj=env)
     assert len(opened) == 1, result.output
     return Outcome(result.exit_code, result.output, opened[0])
+
+
+_CLIENTS: weakref.WeakKeyDictionary[Sandbox, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _client(sandbox: Sandbox, service: str) -> Any:
+    """The checks' client for `service`, made once per sandbox (a client costs more than the
+    calls a check makes with it)."""
+    made = _CLIENTS.setdefault(sandbox, {})
+    if service not in made:
+        made[service] = sandbox.client(service)
+    return made[service]
 
 
 # ----------------------------------------------------------------------------- the catalogue
@@ -281,6 +294,11 @@ def requests_scaling(doc: Doc, rng: random.Random) -> str:
     return f"{name} scaling on requests per target"
 
 
+def keep_logs(doc: Doc, rng: random.Random) -> str:
+    """The file unchanged: `teardown --keep-logs`, then `up` again (the walk does both)."""
+    return "teardown --keep-logs, then up"
+
+
 def tags(doc: Doc, rng: random.Random) -> str:
     doc["tags"] = rng.choice([{}, {"team": "web"}, {"team": "ops", "cost": "a1"}])
     return f"tags {doc['tags']}"
@@ -312,6 +330,7 @@ CATALOGUE: list[Callable[[Doc, random.Random], str]] = [
     scheduled_change,
     requests_scaling,
     tags,
+    keep_logs,
 ]
 
 
@@ -331,65 +350,153 @@ def _valid(doc: Doc) -> bool:
 
 
 def mismatches(sandbox: Sandbox, doc: Doc) -> list[str]:
-    """What AWS holds that differs from the file, read with plain calls."""
-    stack, cluster = doc["stack"], doc["cluster"]["name"]
-    ecs, elbv2, asg = sandbox.client("ecs"), sandbox.client("elbv2"), sandbox.client("autoscaling")
+    """What AWS holds that differs from the file, read with plain calls. The file is read through
+    the config model (for its defaults); AWS only through describe calls, never through a step."""
+    stack = Stack.model_validate({k: v for k, v in doc.items() if not k.startswith("_")})
+    out = _fleet_mismatches(sandbox, stack)
+    web = [name for name, svc in stack.services.items() if svc.container_port is not None]
+    for name in stack.services:
+        out += _service_mismatches(sandbox, doc, stack, name)
+    if web:
+        out += _load_balancer_mismatches(sandbox, stack)
+    return out
+
+
+def _fleet_mismatches(sandbox: Sandbox, stack: Stack) -> list[str]:
+    """The group (bounds, types, mix, the file's tags), the template version it launches (the
+    alias's image, the disk, the volumes' tags) and the capacity provider's target capacity."""
     out: list[str] = []
-    [group] = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[f"{stack}-instances"])["AutoScalingGroups"]
-    inst = doc["instances"]
-    if (group["MinSize"], group["MaxSize"]) != (inst["min"], inst["max"]):
+    asg, ec2, ecs, ssm = (_client(sandbox, s) for s in ("autoscaling", "ec2", "ecs", "ssm"))
+    inst, name = stack.instances, f"{stack.stack}-instances"
+    [group] = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    if (group["MinSize"], group["MaxSize"]) != (inst.min, inst.max):
         out.append(f"group bounds {group['MinSize']}..{group['MaxSize']}")
     lt = group["MixedInstancesPolicy"]["LaunchTemplate"]
-    if [o["InstanceType"] for o in lt["Overrides"]] != inst["types"]:
+    if [o["InstanceType"] for o in lt["Overrides"]] != inst.types:
         out.append(f"group types {lt['Overrides']}")
     dist = group["MixedInstancesPolicy"]["InstancesDistribution"]
-    if dist["OnDemandPercentageAboveBaseCapacity"] != inst["on_demand_percent"]:
-        out.append("on-demand percent")
-    web = {n: s for n, s in doc["services"].items() if "container_port" in s}
-    for name, svc in doc["services"].items():
-        found = ecs.describe_services(cluster=cluster, services=[f"{stack}-{name}"])["services"]
-        if not found or found[0]["status"] != "ACTIVE":
-            out.append(f"service {name} missing")
-            continue
-        s = found[0]
-        td = ecs.describe_task_definition(taskDefinition=s["taskDefinition"])["taskDefinition"]
-        [container] = td["containerDefinitions"]
-        if container["image"] != svc["image"]:
-            out.append(f"service {name} image {container['image']}")
-        if container.get("environment") is not None:
-            env = {e["name"]: e["value"] for e in container.get("environment", [])}
-            if env != {k: str(v) for k, v in svc.get("environment", {}).items()}:
-                out.append(f"service {name} environment {env}")
-        ports = [p["containerPort"] for p in container.get("portMappings", [])]
-        if ports != ([svc["container_port"]] if "container_port" in svc else []):
-            out.append(f"service {name} ports {ports}")
-        scaled = svc.get("scaling")
-        if scaled:
-            out += _scaling_mismatches(sandbox, f"service/{cluster}/{stack}-{name}", f"{stack}-{name}", scaled)
-        count = s["desiredCount"]
-        if scaled is None and count != svc.get("desired_count", 2):
-            out.append(f"service {name} desired {count}")
-        if s["runningCount"] != count:
-            out.append(f"service {name} running {s['runningCount']}/{count}")
-        if name in web:
-            lbs = s.get("loadBalancers", [])
-            if not lbs:
-                out.append(f"service {name} has no target group")
-                continue
-            health = elbv2.describe_target_health(TargetGroupArn=lbs[0]["targetGroupArn"])["TargetHealthDescriptions"]
-            healthy = [h for h in health if h["TargetHealth"]["State"] == "healthy"]
-            if len(healthy) != count:
-                out.append(f"service {name} healthy targets {len(healthy)}/{count}")
-    if web:
-        [lb] = elbv2.describe_load_balancers(Names=[stack])["LoadBalancers"]
-        want = "internal" if doc.get("load_balancer", {}).get("internal") else "internet-facing"
-        if lb["Scheme"] != want:
-            out.append(f"load balancer scheme {lb['Scheme']}")
-        ports = sorted(
-            ln["Port"] for ln in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
-        )
-        if ports != ([80, 443] if doc.get("load_balancer", {}).get("certificate_arn") else [80]):
-            out.append(f"listeners {ports}")
+    mix = (dist["OnDemandBaseCapacity"], dist["OnDemandPercentageAboveBaseCapacity"])
+    if mix != (inst.on_demand_base, inst.on_demand_percent):
+        out.append(f"group on-demand base and percent {mix}")
+    if _user_tags(group["Tags"]) != {"Name": name, **stack.tags}:
+        out.append(f"group tags {_user_tags(group['Tags'])}")
+    spec = lt["LaunchTemplateSpecification"]
+    [version] = ec2.describe_launch_template_versions(
+        LaunchTemplateId=spec["LaunchTemplateId"], Versions=[spec["Version"]]
+    )["LaunchTemplateVersions"]
+    data = version["LaunchTemplateData"]
+    image = ssm.get_parameter(Name=AMI_ALIASES[inst.ami])["Parameter"]["Value"] if inst.ami in AMI_ALIASES else inst.ami
+    if data["ImageId"] != image:
+        out.append(f"template image {data['ImageId']}, {inst.ami} is {image}")
+    [disk] = data["BlockDeviceMappings"]
+    if disk["Ebs"]["VolumeSize"] != inst.disk_gib:
+        out.append(f"template disk {disk['Ebs']['VolumeSize']} GiB")
+    volume_tags = next(t["Tags"] for t in data["TagSpecifications"] if t["ResourceType"] == "volume")
+    if {t["Key"]: t["Value"] for t in volume_tags if not t["Key"].startswith("spotecs:")} != {
+        "Name": name,
+        **stack.tags,
+    }:
+        out.append(f"template volume tags {volume_tags}")
+    [cluster] = ecs.describe_clusters(clusters=[_cluster(stack)])["clusters"]
+    providers = ecs.describe_capacity_providers(capacityProviders=cluster["capacityProviders"])["capacityProviders"]
+    if [p["autoScalingGroupProvider"]["managedScaling"]["targetCapacity"] for p in providers] != [
+        stack.capacity_provider.target_capacity
+    ]:
+        out.append(f"capacity providers {providers}")
+    return out
+
+
+def _user_tags(tags: list[dict[str, str]]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tags if not t["Key"].startswith("spotecs:")}
+
+
+def _cluster(stack: Stack) -> str:
+    return stack.cluster.name or stack.stack
+
+
+def _service_mismatches(sandbox: Sandbox, doc: Doc, stack: Stack, name: str) -> list[str]:
+    """The service's deployment and placement, its task definition's container (image, size,
+    environment, secrets, port), its scaling, its count and its healthy targets."""
+    ecs, elbv2 = _client(sandbox, "ecs"), _client(sandbox, "elbv2")
+    svc, service = stack.services[name], f"{stack.stack}-{name}"
+    found = ecs.describe_services(cluster=_cluster(stack), services=[service])["services"]
+    if not found or found[0]["status"] != "ACTIVE":
+        return [f"service {name} missing"]
+    out: list[str] = []
+    s = found[0]
+    deploy = s["deploymentConfiguration"]
+    if (deploy["minimumHealthyPercent"], deploy["maximumPercent"]) != (
+        svc.deployment.min_healthy_percent,
+        svc.deployment.max_percent,
+    ):
+        out.append(f"service {name} deployment {deploy}")
+    placement = [{k: v for k, v in p.items() if v is not None} for p in s.get("placementStrategy", [])]
+    wanted = [{"type": p.type, **({"field": p.field} if p.field else {})} for p in svc.placement]
+    if placement != wanted:
+        out.append(f"service {name} placement {placement}")
+    td = ecs.describe_task_definition(taskDefinition=s["taskDefinition"])["taskDefinition"]
+    [container] = td["containerDefinitions"]
+    if container["image"] != svc.image:
+        out.append(f"service {name} image {container['image']}")
+    size = (container.get("cpu"), container.get("memoryReservation"), container.get("memory"))
+    if size != (svc.cpu, svc.memory_soft, svc.memory_hard):
+        out.append(f"service {name} cpu/memory {size}")
+    env = {e["name"]: e["value"] for e in container.get("environment") or []}
+    if env != svc.environment:
+        out.append(f"service {name} environment {env}")
+    secrets = {e["name"]: e["valueFrom"] for e in container.get("secrets") or []}
+    if secrets != doc["services"][name].get("secrets", {}):
+        out.append(f"service {name} secrets {secrets}")
+    ports = [p["containerPort"] for p in container.get("portMappings", [])]
+    if ports != ([svc.container_port] if svc.container_port is not None else []):
+        out.append(f"service {name} ports {ports}")
+    rule = doc["services"][name].get("scaling")
+    if rule:
+        out += _scaling_mismatches(sandbox, f"service/{_cluster(stack)}/{service}", service, rule)
+    count = s["desiredCount"]
+    if rule is None and count != svc.desired_count:
+        out.append(f"service {name} desired {count}")
+    if s["runningCount"] != count:
+        out.append(f"service {name} running {s['runningCount']}/{count}")
+    if svc.container_port is None:
+        return out
+    lbs = s.get("loadBalancers", [])
+    if not lbs:
+        return [*out, f"service {name} has no target group"]
+    arn = lbs[0]["targetGroupArn"]
+    health = elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+    healthy = [h for h in health if h["TargetHealth"]["State"] == "healthy"]
+    if len(healthy) != count:
+        out.append(f"service {name} healthy targets {len(healthy)}/{count}")
+    [tg] = elbv2.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"]
+    check = svc.health_check
+    got = (tg["HealthCheckPath"], tg["HealthCheckIntervalSeconds"], tg["Matcher"]["HttpCode"])
+    if got != (check.path, check.interval, check.success_codes):
+        out.append(f"service {name} health check {got}")
+    attributes = elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+    delay = next(a["Value"] for a in attributes if a["Key"] == "deregistration_delay.timeout_seconds")
+    if int(delay) != svc.deregistration_delay:
+        out.append(f"service {name} deregistration delay {delay}")
+    return out
+
+
+def _load_balancer_mismatches(sandbox: Sandbox, stack: Stack) -> list[str]:
+    """The scheme, and the listeners: HTTP forwarding, or HTTP redirecting to HTTPS on the
+    file's certificate."""
+    elbv2, out = _client(sandbox, "elbv2"), []
+    [lb] = elbv2.describe_load_balancers(Names=[stack.stack])["LoadBalancers"]
+    want = "internal" if stack.load_balancer.internal else "internet-facing"
+    if lb["Scheme"] != want:
+        out.append(f"load balancer scheme {lb['Scheme']}")
+    listeners = {ln["Port"]: ln for ln in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]}
+    cert = stack.load_balancer.certificate_arn
+    if sorted(listeners) != ([80, 443] if cert else [80]):
+        return [*out, f"listeners {sorted(listeners)}"]
+    http = listeners[80]["DefaultActions"][0]["Type"]
+    if http != ("redirect" if cert and stack.load_balancer.redirect_http else "forward"):
+        out.append(f"the HTTP listener's action {http}")
+    if cert and [c["CertificateArn"] for c in listeners[443].get("Certificates", [])] != [cert]:
+        out.append(f"the HTTPS listener's certificates {listeners[443].get('Certificates')}")
     return out
 
 
@@ -399,7 +506,7 @@ METRICS = {"cpu": "ECSServiceAverageCPUUtilization", "requests": "ALBRequestCoun
 def _scaling_mismatches(sandbox: Sandbox, resource: str, service: str, rule: Doc) -> list[str]:
     """The scalable target's bounds, its tracking policies (requests counted on the service's
     own target group) and its scheduled actions, against the file."""
-    aas, out = sandbox.client("application-autoscaling"), []
+    aas, out = _client(sandbox, "application-autoscaling"), []
     target = {"ServiceNamespace": "ecs", "ResourceId": resource, "ScalableDimension": "ecs:service:DesiredCount"}
     found = aas.describe_scalable_targets(ServiceNamespace="ecs", ResourceIds=[resource])["ScalableTargets"]
     # The file's bounds, or those a scheduled action set (fire_schedules): `up` keeps those.
@@ -445,7 +552,7 @@ def _window(rule: Doc, action: Doc) -> tuple[int, int]:
 def fire_schedules(sandbox: Sandbox, doc: Doc) -> None:
     """Each service's first scheduled action takes effect, as Application Auto Scaling applies
     it at its time (the sandbox runs no schedule): the next plan must not call that drift."""
-    aas = sandbox.client("application-autoscaling")
+    aas = _client(sandbox, "application-autoscaling")
     for name, svc in doc["services"].items():
         rule = svc.get("scaling") or {}
         if rule.get("scheduled"):
@@ -483,7 +590,7 @@ def orphans(sandbox: Sandbox, doc: Doc) -> list[str]:
     if web:
         allowed += [rf"tagged:.*:loadbalancer/app/{stack}/\w+$", rf"listener:{stack}:(80|443)$"]
         allowed += [rf"tagged:.*:targetgroup/{s}/\w+$" for s in web]
-    live = inventory(sandbox.client, stack)
+    live = inventory(lambda service: _client(sandbox, service), stack)
     extra = sorted(r for r in live if not any(re.match(p, r) for p in allowed))
     groups = [r for r in live if ":security-group/" in r]
     if len(groups) != (2 if web else 1):
@@ -502,13 +609,48 @@ class Walk:
     failure: str = ""
 
 
+MARKER = "walk-marker"  # a log stream `teardown --keep-logs` must keep, and `up` must not lose
+
+
+def _teardown_keeping_logs(sandbox: Sandbox, path: Path, doc: Doc) -> tuple[str, str] | None:
+    """`teardown --keep-logs` with the file as it is: exit 0, only the services' log groups
+    left, each with the stream written into it before. None when all of that holds."""
+    logs, stack = _client(sandbox, "logs"), doc["stack"]
+    for name in doc["services"]:
+        group = f"/ecs/{stack}/{name}"
+        if not logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=MARKER)["logStreams"]:
+            logs.create_log_stream(logGroupName=group, logStreamName=MARKER)
+        doc.setdefault("_marked", {})[group] = True
+    down = spotecs_cli(sandbox, "teardown", "-f", str(path), "--yes", "--keep-logs")
+    if down.code != 0:
+        return "teardown --keep-logs failed", down.output
+    left = sorted(r for r in inventory(lambda service: _client(sandbox, service), stack) if ":log-group:" not in r)
+    if left:
+        return f"teardown --keep-logs left {left}", down.output
+    lost = _lost_markers(sandbox, doc)
+    return (f"teardown --keep-logs lost {lost}", down.output) if lost else None
+
+
+def _lost_markers(sandbox: Sandbox, doc: Doc) -> list[str]:
+    """The log groups of the file's services whose marker stream (if one was written) is gone."""
+    logs, out = _client(sandbox, "logs"), []
+    for name in doc["services"]:
+        group = f"/ecs/{doc['stack']}/{name}"
+        if (
+            doc.get("_marked", {}).get(group)
+            and not logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=MARKER)["logStreams"]
+        ):
+            out.append(f"log group {group} lost its stream {MARKER}")
+    return out
+
+
 def setup(sandbox: Sandbox, stack: str) -> Doc:
     """The article's file as a document, renamed, with a certificate and a secret the edits use."""
     from moto.acm.models import CertBundle
 
     pem = CertBundle.generate_cert(f"{stack}.example.com", account_id="123456789012", region="us-east-1")
-    cert = sandbox.client("acm").import_certificate(Certificate=pem.cert, PrivateKey=pem.key)["CertificateArn"]
-    sandbox.client("ssm").put_parameter(Name=f"/{stack}/token", Value="s3cret", Type="SecureString")
+    cert = _client(sandbox, "acm").import_certificate(Certificate=pem.cert, PrivateKey=pem.key)["CertificateArn"]
+    _client(sandbox, "ssm").put_parameter(Name=f"/{stack}/token", Value="s3cret", Type="SecureString")
     doc: Doc = yaml.safe_load((ROOT / "examples" / "article.yaml").read_text())
     doc["stack"] = stack
     doc["cluster"]["name"] = f"{stack}-cluster"
@@ -536,41 +678,54 @@ def walk(sandbox: Sandbox, tmp: Path, seed: int, edits: int = 25) -> Walk:
         return fail("first up failed", first.output)
     deck: list[Callable[[Doc, random.Random], str]] = []
     while len(result.steps) < edits:
-        # Drawn without replacement, the catalogue reshuffled when spent: a walk of N edits
-        # tries min(N, len(CATALOGUE)) different kinds, so a short walk still covers many.
+        # Drawn without replacement from the top of the deck, the catalogue reshuffled when
+        # spent. A kind that does not apply to the stack as it is (a web edit while no service
+        # is web) stays on top, tried first at each later step; when none in the deck applies,
+        # a new round goes under them. So a walk of len(CATALOGUE) edits tries every kind
+        # unless one never applied (the CI walk checks that its seed tried every kind).
         if not deck:
             deck = rng.sample(CATALOGUE, len(CATALOGUE))
-        edit = deck.pop()
-        candidate = copy.deepcopy(doc)
-        label = edit(candidate, rng)
-        if not label or not _valid(candidate):
+        for at in reversed(range(len(deck))):
+            candidate = copy.deepcopy(doc)
+            label = deck[at](candidate, rng)
+            if label and _valid(candidate):
+                edit = deck.pop(at)
+                break
+        else:
+            deck = rng.sample(CATALOGUE, len(CATALOGUE)) + deck
             continue
         result.steps.append(label)
         result.kinds.append(edit.__name__)
         _write(path, candidate)
-        run = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")
-        if edit is cluster_name:
-            # Refused before any write; the way out it names: teardown (keeping logs), then up.
-            if run.code != 2 or run.aws.writes() or "cluster.name:" not in run.output:
+        if edit is not keep_logs:
+            run = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")
+            # A cluster rename is refused before any write; the way out it names is a teardown
+            # (keeping the logs), then up.
+            if edit is cluster_name and (run.code != 2 or run.aws.writes() or "cluster.name:" not in run.output):
                 return fail("cluster rename not refused cleanly", run.output)
-            down = spotecs_cli(sandbox, "teardown", "-f", str(path), "--yes", "--keep-logs")
-            if down.code != 0:
-                return fail("teardown --keep-logs failed", down.output)
+        if edit in (keep_logs, cluster_name):
+            gone = _teardown_keeping_logs(sandbox, path, candidate)
+            if gone:
+                return fail(*gone)
             run = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")
         if run.code != 0:
             return fail(f"up exited {run.code}", run.output)
         doc = candidate
+        # A removed service's log group goes with it: its mark too (a service re-added under
+        # that name starts a new group).
+        groups = {f"/ecs/{stack}/{n}" for n in doc["services"]}
+        doc["_marked"] = {g: m for g, m in doc.get("_marked", {}).items() if g in groups}
         fire_schedules(sandbox, doc)
         again = spotecs_cli(sandbox, "up", "-f", str(path), "--dry-run", "--detailed-exitcode")
         if again.code != 0:
             return fail("the next plan is not empty", again.output)
-        wrong = mismatches(sandbox, doc)
+        wrong = mismatches(sandbox, doc) + _lost_markers(sandbox, doc)
         if wrong:
             return fail(f"AWS differs from the file: {wrong}")
         left = orphans(sandbox, doc)
         if left:
             return fail(f"orphaned: {left}")
     down = spotecs_cli(sandbox, "teardown", "-f", str(path), "--yes")
-    if down.code != 0 or inventory(sandbox.client, stack):
+    if down.code != 0 or inventory(lambda service: _client(sandbox, service), stack):
         return fail("final teardown left something", down.output)
     return result
