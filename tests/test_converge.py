@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from spotecs.aws import Aws
 from spotecs.sandbox import Sandbox
@@ -99,6 +100,33 @@ def test_cluster_rename_is_refused_before_any_write_and_teardown_removes_the_old
     ecs = sandbox.client("ecs")
     [service] = ecs.describe_services(cluster=f"{stack}-renamed", services=[f"{stack}-demo-api"])["services"]
     assert service["runningCount"] == service["desiredCount"] == 2
+
+    # The walk's read-back sees what it checks: a value changed behind spotecs's back, a tag
+    # and a security group of the stack's that the file does not name.
+    from tests.walk import mismatches, orphans
+
+    doc = yaml.safe_load(path.read_text())
+    assert mismatches(sandbox, doc) == [] and orphans(sandbox, doc) == []
+    elbv2 = sandbox.client("elbv2")
+    [group] = elbv2.describe_target_groups(Names=[f"{stack}-demo-api"])["TargetGroups"]
+    elbv2.modify_target_group_attributes(
+        TargetGroupArn=group["TargetGroupArn"],
+        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "7"}],
+    )
+    sandbox.client("autoscaling").create_or_update_tags(
+        Tags=[{"ResourceId": f"{stack}-instances", "ResourceType": "auto-scaling-group", "Key": "team", "Value": "x"}]
+    )
+    ec2 = sandbox.client("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    stray = ec2.create_security_group(GroupName=f"{stack}-old", Description="an earlier file's", VpcId=vpc)["GroupId"]
+    ec2.create_tags(Resources=[stray], Tags=[{"Key": "spotecs:stack", "Value": stack}])
+    assert mismatches(sandbox, doc) == [
+        "group tags {'Name': 'cv-rename-instances', 'team': 'x'}",
+        "service demo-api deregistration delay 7",
+    ]
+    assert orphans(sandbox, doc) == [f"security-group:{stack}-old"]
+    ec2.delete_security_group(GroupId=stray)
+
     code, out, _ = spotecs_cli(sandbox, "teardown", "-f", str(path), "--yes")
     assert code == 0, out
 

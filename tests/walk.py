@@ -567,8 +567,9 @@ def fire_schedules(sandbox: Sandbox, doc: Doc) -> None:
 
 
 def orphans(sandbox: Sandbox, doc: Doc) -> list[str]:
-    """Everything tagged as the stack's that the file does not account for."""
-    stack, cluster = doc["stack"], doc["cluster"]["name"]
+    """Everything tagged as the stack's that the file does not account for: each kind by the
+    name the file gives it (a security group by the name AWS holds for the tagged id)."""
+    stack, cluster, region = doc["stack"], doc["cluster"]["name"], doc["region"]
     services = {f"{stack}-{n}" for n in doc["services"]}
     web = {f"{stack}-{n}" for n, s in doc["services"].items() if "container_port" in s}
     scaled = {f"{stack}-{n}" for n, s in doc["services"].items() if s.get("scaling")}
@@ -578,9 +579,9 @@ def orphans(sandbox: Sandbox, doc: Doc) -> list[str]:
         rf"launch-template:{stack}-instances$",
         rf"auto-scaling-group:{stack}-instances$",
         rf"capacity-provider:{stack}-instances-\w+$",
-        rf"iam-role:{stack}-[a-z0-9-]+-ecs-(instance|execution)$",
-        rf"instance-profile:{stack}-[a-z0-9-]+-ecs-instance$",
-        r"tagged:.*:security-group/.*",
+        rf"iam-role:{stack}-{region}-ecs-(instance|execution)$",
+        rf"instance-profile:{stack}-{region}-ecs-instance$",
+        rf"security-group:{stack}-instances$",
     ]
     allowed += [rf"tagged:.*:service/{re.escape(cluster)}/{s}$" for s in services]
     allowed += [rf"tagged:.*:task-definition/{s}:\d+$" for s in services]
@@ -589,13 +590,16 @@ def orphans(sandbox: Sandbox, doc: Doc) -> list[str]:
     allowed += [rf"tagged:.*:alarm:{s}-.*" for s in scaled]
     if web:
         allowed += [rf"tagged:.*:loadbalancer/app/{stack}/\w+$", rf"listener:{stack}:(80|443)$"]
+        allowed += [rf"security-group:{stack}-lb$"]
         allowed += [rf"tagged:.*:targetgroup/{s}/\w+$" for s in web]
     live = inventory(lambda service: _client(sandbox, service), stack)
-    extra = sorted(r for r in live if not any(re.match(p, r) for p in allowed))
-    groups = [r for r in live if ":security-group/" in r]
-    if len(groups) != (2 if web else 1):
-        extra.append(f"{len(groups)} security groups")
-    return extra
+    groups = {r.rsplit("/", 1)[-1]: r for r in live if ":security-group/" in r}
+    named: list[str] = []
+    if groups:
+        described = _client(sandbox, "ec2").describe_security_groups(GroupIds=sorted(groups))["SecurityGroups"]
+        named = [f"security-group:{g['GroupName']}" for g in described]
+    extra = [r for r in [*(live - set(groups.values())), *named] if not any(re.match(p, r) for p in allowed)]
+    return sorted(extra + [f"two of {r}" for r in set(named) if named.count(r) > 1])
 
 
 # ----------------------------------------------------------------------------- the walk
