@@ -34,21 +34,22 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def _aws_managed_policies_for_the_aws_partition_only() -> Iterator[None]:
     """Test speed only: moto builds IAM for all six partitions on every reset, each parsing and
-    loading ~1,600 AWS-managed policies. spotecs runs in the `aws` partition; elsewhere load
-    none, and parse the policies' JSON once (each reset still builds its own policy objects)."""
-    import json
+    building ~1,600 AWS-managed policies. spotecs runs in the `aws` partition; elsewhere load
+    none. The policies are built once per account, and each reset gets its own copies (what a
+    reset changes of one, its attachment count, is the copy's own)."""
+    import copy
 
     from moto.iam import models
 
     original = models.IAMBackend._init_aws_policies
-    parsed: dict[str, Any] = json.loads(models.aws_managed_policies_data)
+    built: dict[str, list[Any]] = {}
 
     def aws_partition_only(self: models.IAMBackend) -> list[Any]:
         if self.region_name != "aws" or not models.load_iam_aws_managed_policies():
             return []
-        return [
-            models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, d) for name, d in parsed.items()
-        ]
+        if self.account_id not in built:
+            built[self.account_id] = original(self)
+        return [copy.copy(p) for p in built[self.account_id]]
 
     models.IAMBackend._init_aws_policies = aws_partition_only  # type: ignore[method-assign]
     yield
