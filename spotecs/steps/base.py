@@ -43,8 +43,9 @@ BUDGETS: dict[str, float] = {
     "service stable": 1800,
 }
 UNNAMED_BUDGET = 600.0
-# Reads one step issues at once (Context.at_once), on top of the engine's own workers.
-AT_ONCE = 8
+# Reads one step issues at once (Context.at_once), on top of the engine's own workers: as many
+# as the orphan search's first listings (9), so none waits for a worker.
+AT_ONCE = 12
 
 
 @dataclass

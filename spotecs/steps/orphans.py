@@ -151,8 +151,9 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
         lambda: _families(ctx, set(services)),
         lambda: _target_groups(ctx, web),
         lambda: _log_groups(ctx, {names.log_group(name, s) for s in stack.services}),
+        *orphans_tagged.reads(ctx),
     )
-    listed_services, scaled_services, other_clusters, families, target_groups, log_groups = found
+    listed_services, scaled_services, other_clusters, families, target_groups, log_groups = found[:6]
     for svc in listed_services:
         short = names.service_of(name, svc)
         add(

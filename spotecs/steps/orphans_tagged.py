@@ -161,6 +161,17 @@ def orphan_groups(ctx: Context, other_clusters: list[str]) -> list[OrphanGroup]:
     return found
 
 
+def reads(ctx: Context) -> list[Callable[[], Any]]:
+    """The reads this search starts from besides the tagging-API read (orphans.find's own, for its
+    other clusters), for orphans.find to make at once with its listings (the plan's read layer
+    keeps their answers): the search then waits for the longest of them, not for each in turn."""
+    return [
+        lambda: stack_groups(ctx),
+        lambda: named_group(ctx, names.security_group(ctx.name, ROLES[0])),
+        lambda: _own_template_ids(ctx),
+    ]
+
+
 def find(ctx: Context, add: Add, gone: type, other_clusters: list[str], orphan_services: list[str]) -> None:
     """Add these orphans through `add`; `gone` is orphans.Gone (the mixin they take).
     `orphan_services`: short names of services whose task definition family is an orphan."""
@@ -231,9 +242,8 @@ def _security_groups(ctx: Context, add: Add, gone: type, tagged: list[str]) -> l
     return keys
 
 
-def _launch_templates(ctx: Context, add: Add, gone: type, tagged: list[str], group_keys: list[str]) -> list[str]:
-    """Launch templates tagged as the stack's other than the file's (told by the id its step
-    reads); their keys. A template goes after the security groups it names are free of it."""
+def _own_template_ids(ctx: Context) -> set[str]:
+    """The id of the file's launch template, from the read its step makes."""
     own = ctx.read(
         f"describe the default version of launch template {names.launch_template(ctx.name)}",
         "ec2",
@@ -242,7 +252,13 @@ def _launch_templates(ctx: Context, add: Add, gone: type, tagged: list[str], gro
         LaunchTemplateName=names.launch_template(ctx.name),
         Versions=["$Default"],
     )
-    own_ids = {v["LaunchTemplateId"] for v in (own or {}).get("LaunchTemplateVersions") or []}
+    return {v["LaunchTemplateId"] for v in (own or {}).get("LaunchTemplateVersions") or []}
+
+
+def _launch_templates(ctx: Context, add: Add, gone: type, tagged: list[str], group_keys: list[str]) -> list[str]:
+    """Launch templates tagged as the stack's other than the file's (told by the id its step
+    reads); their keys. A template goes after the security groups it names are free of it."""
+    own_ids = _own_template_ids(ctx)
     ids = [i for i in _ids(tagged, "launch-template/") if i not in own_ids]
     if not ids:
         return []
