@@ -382,6 +382,23 @@ def test_terminated_instance_is_deregistered(aws: Aws) -> None:
 # --- fills: what moto gets wrong, filled in spotecs.sandbox.fills ----------------------
 
 
+def test_deregistering_an_instance_ecs_already_deregistered_is_a_client_error(aws: Aws) -> None:
+    cluster = f"c-{uid()}"
+    aws.ecs.create_cluster(clusterName=cluster)
+    _, instance_ids = aws.capacity(cluster)
+    aws.sandbox.tick()
+    [arn] = [
+        ci["containerInstanceArn"] for ci in aws.container_instances(cluster) if ci["ec2InstanceId"] == instance_ids[0]
+    ]
+    aws.ec2.terminate_instances(InstanceIds=[instance_ids[0]])
+    assert aws.sandbox.tick().deregistered == [instance_ids[0]]  # by ECS, before the caller's call
+    with pytest.raises(ClientError) as raised:
+        aws.ecs.deregister_container_instance(cluster=cluster, containerInstance=arn, force=True)
+    error = raised.value.response
+    assert error["Error"]["Code"] == "ClientException"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
 def test_new_template_version_with_user_data_launches_instances_that_register(aws: Aws) -> None:
     cluster = f"c-{uid()}"
     aws.ecs.create_cluster(clusterName=cluster)

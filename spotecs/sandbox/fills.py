@@ -347,7 +347,7 @@ def install() -> None:
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.logs.responses import LogsResponse
 
-    from spotecs.sandbox import drill_fills, fills_aas, fills_elbv2, fills_iam, fills_tagging, refresh
+    from spotecs.sandbox import drill_fills, fills_aas, fills_ecs, fills_elbv2, fills_iam, fills_tagging, refresh
 
     _wrap(
         EC2ContainerServiceResponse,
@@ -373,6 +373,7 @@ def install() -> None:
     refresh.install_api(AutoScalingResponse)
     fills_elbv2.install(_wrap)
     fills_iam.install(_wrap)
+    fills_ecs.install(_wrap)
     fills_tagging.install(_wrap)
     fills_aas.install(_wrap_again)
     if not hasattr(ApplicationAutoScalingResponse, "describe_scaling_activities"):
