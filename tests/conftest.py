@@ -57,6 +57,33 @@ def _aws_managed_policies_for_the_aws_partition_only() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _tagging_api_skips_aws_public_parameters() -> Iterator[None]:
+    """Test speed only: each plan's tagging-API read makes moto ask the tags of every SSM
+    parameter, AWS's public /aws/service/ ones included (hundreds once an AMI alias is read). They
+    are AWS's, never tagged by the account and never listed: skip them without asking."""
+    from moto.core.resource_tagging import TaggedResource
+    from moto.ssm.models import SimpleSystemManagerBackend
+
+    original = SimpleSystemManagerBackend.iter_tagged_resources
+
+    def iter_tagged_resources(self: SimpleSystemManagerBackend) -> Iterator[TaggedResource]:
+        # moto's own listing, over the backend as it would be without them.
+        yield from original(_WithoutPublicParameters(self))  # type: ignore[arg-type]
+
+    class _WithoutPublicParameters:
+        def __init__(self, backend: SimpleSystemManagerBackend) -> None:
+            self._backend = backend
+            self._parameters = [n for n in backend._parameters if not n.startswith("/aws/service/")]
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._backend, name)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(SimpleSystemManagerBackend, "iter_tagged_resources", iter_tagged_resources)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _one_botocore_loader() -> Iterator[None]:
     """Test speed only: each run makes a new boto3 Session, and every session parses the
     service models again (0.3 s for EC2 alone). Tests share one botocore session, hence one
