@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import boto3
@@ -330,6 +331,8 @@ def test_what_carries_the_stack_tags_under_names_the_file_does_not_give_is_delet
     path = stack_file(tmp_path, MINIMAL)
     assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
     stack = leftovers("demo", "demo")
+    assert "No changes." in cmd("up", "-f", str(path), "--dry-run").text
+    no_op = Counter((c.service, c.operation) for c in runs.sessions[-1].calls)
     provider = _plant_tagged_orphans()["provider"]
 
     plan = cmd("up", "-f", str(path), "--dry-run")
@@ -368,6 +371,10 @@ def test_what_carries_the_stack_tags_under_names_the_file_does_not_give_is_delet
     _assert_look_alikes_only(["demo"], ["demo-api", "lookalike-web"])
     again = cmd("up", "-f", str(path), "--dry-run")
     assert "No changes." in again.text, again.text
+    # The untagged look-alikes left cost the plan no call; the cluster deleted above is still
+    # listed by the tagging API (ECS keeps it INACTIVE for a while): described once, and left.
+    calls = Counter((c.service, c.operation) for c in runs.sessions[-1].calls)
+    assert calls - no_op == Counter({("ecs", "DescribeClusters"): 1}) and no_op - calls == Counter()
 
 
 def test_teardown_with_the_current_file_removes_what_carries_the_stack_tags_under_other_names(
