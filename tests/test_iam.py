@@ -10,6 +10,7 @@ import boto3
 import pytest
 
 from spotecs.config import Stack, parse
+from spotecs.engine.apply import apply
 from spotecs.engine.model import Action
 from spotecs.engine.plan import NOT_OWNED, plan
 from spotecs.errors import ConfigError
@@ -364,3 +365,113 @@ def test_a_service_task_role_is_owned_trusted_by_tasks_and_torn_down(moto: None,
 def test_a_task_role_needs_a_policy() -> None:
     with pytest.raises(ConfigError, match="give managed_policies, a policy, or both"):
         parse("stack: demo\nservices:\n  api:\n    image: a\n    task_role: {}\n")
+
+
+# -- the one read of the account's roles (iam.account_roles) ---------------------------------
+
+
+def _iam_reads(ctx: Any) -> list[str]:
+    return [c.operation for c in ctx.aws.calls if c.service == "iam" and not c.is_write]
+
+
+def test_the_roles_are_read_once_per_plan_and_a_profile_only_when_it_lost_its_role(
+    iam_steps: list[Step], iam: Any
+) -> None:
+    converge(iam_steps, make_ctx())
+    ctx = make_ctx()
+    with ctx.aws.reading():
+        assert not plan(iam_steps, ctx).has_changes
+    assert _iam_reads(ctx) == ["GetAccountAuthorizationDetails"]
+
+    iam.remove_role_from_instance_profile(InstanceProfileName=INSTANCE_ROLE, RoleName=INSTANCE_ROLE)
+    ctx = make_ctx()
+    with ctx.aws.reading():
+        p = plan(iam_steps, ctx)
+    assert [d.path for d in p.get("iam:instance-role").diffs] == ["instance_profile"]
+    assert _iam_reads(ctx) == ["GetAccountAuthorizationDetails", "GetInstanceProfile"]
+
+
+def test_an_iam_write_forgets_the_roles_read(iam_steps: list[Step], iam: Any) -> None:
+    ctx = make_ctx()
+    with ctx.aws.reading():
+        assert iam_steps[0].read(ctx) is None
+        p = plan(iam_steps[:1], ctx)  # the same answer: not asked again
+        assert _iam_reads(ctx) == ["GetAccountAuthorizationDetails"]
+        apply(p, iam_steps[:1], ctx)  # creates the instance role: IAM writes
+        assert iam_steps[0].read(ctx) is not None
+        assert iam_steps[0].read(ctx) is not None
+    assert _iam_reads(ctx) == ["GetAccountAuthorizationDetails"] * 2
+
+
+def test_a_policy_attached_or_put_by_hand_on_a_stack_role_is_drift(iam_steps: list[Step], iam: Any) -> None:
+    converge(iam_steps, make_ctx())
+    extra = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
+    iam.attach_role_policy(RoleName=EXECUTION_ROLE, PolicyArn=extra)
+    by_hand = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    iam.put_role_policy(RoleName=INSTANCE_ROLE, PolicyName="by-hand", PolicyDocument=json.dumps(by_hand))
+    ctx = make_ctx()
+    p, _ = converge(iam_steps, ctx)
+    assert [d.path for d in p.get("iam:execution-role").diffs] == ["managed_policies"]
+    assert [d.path for d in p.get("iam:instance-role").diffs] == ["inline_policy_names"]
+    assert sorted(c.operation for c in ctx.aws.writes()) == ["DeleteRolePolicy", "DetachRolePolicy"]
+    assert _attached(iam, EXECUTION_ROLE) == [EXECUTION_POLICY]
+    assert _inline(iam, INSTANCE_ROLE) == {}
+    assert not replan(iam_steps, make_stack()).has_changes
+
+
+def test_an_instance_profile_deleted_by_hand_is_made_again(iam_steps: list[Step], iam: Any) -> None:
+    converge(iam_steps, make_ctx())
+    iam.remove_role_from_instance_profile(InstanceProfileName=INSTANCE_ROLE, RoleName=INSTANCE_ROLE)
+    iam.delete_instance_profile(InstanceProfileName=INSTANCE_ROLE)
+    ctx = make_ctx()
+    p, _ = converge(iam_steps, ctx)
+    assert [d.path for d in p.get("iam:instance-role").diffs] == ["instance_profile"]
+    assert [c.operation for c in ctx.aws.writes()] == ["CreateInstanceProfile", "AddRoleToInstanceProfile"]
+    profile = iam.get_instance_profile(InstanceProfileName=INSTANCE_ROLE)["InstanceProfile"]
+    assert [r["RoleName"] for r in profile["Roles"]] == [INSTANCE_ROLE]
+    assert ctx.outputs["iam:instance-role"]["instance_profile_arn"] == profile["Arn"]
+    assert not replan(iam_steps, make_stack()).has_changes
+
+
+def test_the_roles_read_follows_its_pages(iam_steps: list[Step], iam: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from spotecs.steps import iam as iam_module
+
+    converge(iam_steps, make_ctx())
+    for n in range(3):  # roles of someone else's, listed before and after the stack's
+        iam.create_role(RoleName=f"zz-other-{n}", AssumeRolePolicyDocument=json.dumps(_trust_of("ec2")))
+        iam.create_role(RoleName=f"aa-other-{n}", AssumeRolePolicyDocument=json.dumps(_trust_of("ec2")))
+    monkeypatch.setattr(iam_module, "ROLES_PAGE", 2)
+    ctx = make_ctx()
+    with ctx.aws.reading():
+        assert not plan(iam_steps, ctx).has_changes
+    pages = [c for c in ctx.aws.calls if c.operation == "GetAccountAuthorizationDetails"]
+    roles = len(iam.get_account_authorization_details(Filter=["Role"], MaxItems=1000)["RoleDetailList"])
+    assert len(pages) == -(-roles // 2) > 1
+    assert all(c.params["MaxItems"] == 2 for c in pages)
+
+
+def _trust_of(service: str, **condition: Any) -> dict[str, Any]:
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": f"{service}.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }
+    if condition:
+        statement["Condition"] = {"StringLike": condition}
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+def test_the_sandbox_sends_trust_policies_url_encoded_as_aws_does(iam: Any) -> None:
+    """botocore URL-decodes every policy document of the answer: a trust policy moto sent as
+    plain JSON would lose its '%' escapes (spotecs.sandbox.fills_iam)."""
+    trust = _trust_of("ec2", **{"aws:SourceArn": "arn:aws:ec2:*:*:instance/a%2Fb"})
+    iam.create_role(RoleName="percent", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.create_instance_profile(InstanceProfileName="percent")
+    iam.add_role_to_instance_profile(InstanceProfileName="percent", RoleName="percent")
+    [role] = [
+        r
+        for r in iam.get_account_authorization_details(Filter=["Role"])["RoleDetailList"]
+        if r["RoleName"] == "percent"
+    ]
+    assert role["AssumeRolePolicyDocument"] == trust
+    assert role["InstanceProfileList"][0]["Roles"][0]["AssumeRolePolicyDocument"] == trust

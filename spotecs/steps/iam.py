@@ -5,18 +5,46 @@ the services name). A role of the same name that spotecs does not own is used re
 from __future__ import annotations
 
 import json
-from functools import partial
 from typing import Any
 
 from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.config.secrets import source as secret_source
 from spotecs.engine.model import Change
+from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step
 
 INSTANCE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
 EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 SECRETS_POLICY = "spotecs-secrets"
+
+
+# Every role of the account in one paginated read per plan, shared through the run's read layer
+# by the IAM steps, the service-linked roles' check and the orphan search: each role comes with
+# its trust policy, attached and inline policies (the documents URL-decoded and parsed by
+# botocore), instance profiles, tags and path
+# (https://docs.aws.amazon.com/IAM/latest/APIReference/API_GetAccountAuthorizationDetails.html).
+ROLES_PAGE = 1000  # the most MaxItems allows
+
+
+def account_roles(ctx: Context) -> dict[str, dict[str, Any]]:
+    """The account's roles by name (RoleDetail), read once per plan whoever asks."""
+    found = ctx.read_pages(
+        "read the account's IAM roles",
+        "iam",
+        "get_account_authorization_details",
+        "RoleDetailList",
+        Filter=["Role"],
+        MaxItems=ROLES_PAGE,
+    )
+    return {r["RoleName"]: r for r in found}
+
+
+def _doc(value: Any) -> dict[str, Any]:
+    """A policy document as botocore gives it: parsed; a string only if it was not JSON-encoded."""
+    if isinstance(value, str):
+        return dict(json.loads(value))
+    return dict(value or {})
 
 
 def _trust(service: str) -> dict[str, Any]:
@@ -53,75 +81,42 @@ class Role(Step):
         return d
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        iam = ctx.client("iam")
-        got = ctx.call(f"describe IAM role {self.name}", iam.get_role, missing=("NoSuchEntity",), RoleName=self.name)
-        if got is None:
+        role = account_roles(ctx).get(self.name)
+        if role is None:
             return None
-        role = got["Role"]
-        doc = role.get("AssumeRolePolicyDocument", {})
-        doc = json.loads(doc) if isinstance(doc, str) else doc
-        services = [s.get("Principal", {}).get("Service") for s in doc.get("Statement", [])]
-
-        def attached() -> list[dict[str, Any]]:
-            return ctx.paginate(
-                f"list policies of role {self.name}",
-                "iam",
-                "list_attached_role_policies",
-                "AttachedPolicies",
-                RoleName=self.name,
-            )
-
-        def inline_policies() -> dict[str, Any]:
-            pnames = ctx.paginate(
-                f"list inline policies of role {self.name}",
-                "iam",
-                "list_role_policies",
-                "PolicyNames",
-                RoleName=self.name,
-            )
-            bodies = ctx.at_once(
-                *(
-                    partial(
-                        ctx.call,
-                        f"read policy {pname} of role {self.name}",
-                        iam.get_role_policy,
-                        RoleName=self.name,
-                        PolicyName=pname,
-                    )
-                    for pname in pnames
-                )
-            )
-            docs = (b["PolicyDocument"] for b in bodies)
-            return {p: json.loads(d) if isinstance(d, str) else d for p, d in zip(pnames, docs, strict=True)}
-
-        def profile() -> Any:
-            if not self.instance_profile:
-                return None
-            return ctx.call(
-                f"describe instance profile {self.name}",
-                iam.get_instance_profile,
-                missing=("NoSuchEntity",),
-                InstanceProfileName=self.name,
-            )
-
-        # Each needs only the role's name: asked at once.
-        policies, inline, prof = ctx.at_once(attached, inline_policies, profile)
-        # GetRole answers with the role's tags (up to 50, as many as IAM allows on a role).
-        tags = tags_from_list(role.get("Tags"))
+        services = [
+            s.get("Principal", {}).get("Service")
+            for s in _doc(role.get("AssumeRolePolicyDocument")).get("Statement", [])
+        ]
+        inline = {p["PolicyName"]: _doc(p["PolicyDocument"]) for p in role.get("RolePolicyList") or []}
+        # Every profile holding the role: it cannot be deleted while one does.
+        profiles = list(role.get("InstanceProfileList") or [])
         current: dict[str, Any] = {
             "trusted_service": services[0] if len(services) == 1 else services,
-            "managed_policies": sorted(p["PolicyArn"] for p in policies),
+            "managed_policies": sorted(p["PolicyArn"] for p in role.get("AttachedManagedPolicies") or []),
             "inline_policies": inline,
             "inline_policy_names": sorted(inline),
             "arn": role["Arn"],
-            "_owned": ctx.owned(tags),
+            "_owned": ctx.owned(tags_from_list(role.get("Tags"))),
+            "_profiles": profiles,
         }
         if self.instance_profile:
-            if prof and any(r["RoleName"] == self.name for r in prof["InstanceProfile"]["Roles"]):
+            prof = next((p for p in profiles if p["InstanceProfileName"] == self.name), None)
+            if prof is not None:
                 current["instance_profile"] = self.name
-                current["instance_profile_arn"] = prof["InstanceProfile"]["Arn"]
-            # What `delete` needs of the profile, so it does not read it again.
-            current["_profile"] = prof["InstanceProfile"] if prof else None
+                current["instance_profile_arn"] = prof["Arn"]
+            else:
+                # Not holding the role (removed by hand, or deleted): the role's answer cannot
+                # show it, so asked directly, a call made only when not converged.
+                got = ctx.read(
+                    f"describe instance profile {self.name}",
+                    "iam",
+                    "get_instance_profile",
+                    missing=("NoSuchEntity",),
+                    InstanceProfileName=self.name,
+                )
+                if got is not None:
+                    current["_profiles"].append(got["InstanceProfile"])
         return current
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
@@ -172,19 +167,9 @@ class Role(Step):
             )
         out: dict[str, Any] = {}
         if self.instance_profile and not current.get("instance_profile"):
-            prof = ctx.call(
-                f"describe instance profile {self.name}",
-                iam.get_instance_profile,
-                missing=("NoSuchEntity",),
-                InstanceProfileName=self.name,
-            )
+            prof = next((p for p in current.get("_profiles", []) if p["InstanceProfileName"] == self.name), None)
             if prof is None:
-                prof = ctx.call(
-                    f"create instance profile {self.name}",
-                    iam.create_instance_profile,
-                    InstanceProfileName=self.name,
-                    Tags=tag_list(ctx.tags()),
-                )
+                prof = self._create_profile(ctx)
             ctx.call(
                 f"add role {self.name} to its instance profile",
                 iam.add_role_to_instance_profile,
@@ -192,39 +177,61 @@ class Role(Step):
                 RoleName=self.name,
             )
             out["instance_profile"] = self.name
-            out["instance_profile_arn"] = prof["InstanceProfile"]["Arn"]
+            out["instance_profile_arn"] = prof["Arn"]
         return out
+
+    def _create_profile(self, ctx: Context) -> dict[str, Any]:
+        """The role's instance profile, made; one already there (a run that stopped half-way, or
+        one made outside spotecs) is read instead: asked only then, not before every create."""
+        iam = ctx.client("iam")
+        try:
+            made = ctx.call(
+                f"create instance profile {self.name}",
+                iam.create_instance_profile,
+                InstanceProfileName=self.name,
+                Tags=tag_list(ctx.tags()),
+            )
+        except AwsError as e:
+            if e.code != "EntityAlreadyExists":
+                raise
+            made = ctx.call(
+                f"describe instance profile {self.name}", iam.get_instance_profile, InstanceProfileName=self.name
+            )
+        return dict(made["InstanceProfile"])
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
         iam = ctx.client("iam")
         gone = ("NoSuchEntity",)
-        if self.instance_profile:
-            if "_profile" in current:
-                prof = {"InstanceProfile": current["_profile"]} if current["_profile"] else None
-            else:
-                prof = ctx.call(
+        profiles = current.get("_profiles")
+        if profiles is None:  # not from `read`: asked
+            profiles = []
+            if self.instance_profile:
+                got = ctx.call(
                     f"describe instance profile {self.name}",
                     iam.get_instance_profile,
                     missing=gone,
                     InstanceProfileName=self.name,
                 )
-            if prof is not None:
-                if any(r["RoleName"] == self.name for r in prof["InstanceProfile"].get("Roles", [])):
-                    ctx.call(
-                        f"remove role {self.name} from its instance profile",
-                        iam.remove_role_from_instance_profile,
-                        missing=gone,
-                        InstanceProfileName=self.name,
-                        RoleName=self.name,
-                    )
-                # A profile of that name made outside spotecs only loses our role.
-                if ctx.owned(tags_from_list(prof["InstanceProfile"].get("Tags"))):
-                    ctx.call(
-                        f"delete instance profile {self.name}",
-                        iam.delete_instance_profile,
-                        missing=gone,
-                        InstanceProfileName=self.name,
-                    )
+                profiles = [got["InstanceProfile"]] if got else []
+        for prof in profiles:
+            pname = prof["InstanceProfileName"]
+            if any(r["RoleName"] == self.name for r in prof.get("Roles", [])):
+                ctx.call(
+                    f"remove role {self.name} from instance profile {pname}",
+                    iam.remove_role_from_instance_profile,
+                    missing=gone,
+                    InstanceProfileName=pname,
+                    RoleName=self.name,
+                )
+            # spotecs names a role's profile after it; any other, or one made outside spotecs,
+            # only loses the role.
+            if pname == self.name and self._profile_owned(ctx, prof):
+                ctx.call(
+                    f"delete instance profile {pname}",
+                    iam.delete_instance_profile,
+                    missing=gone,
+                    InstanceProfileName=pname,
+                )
         for arn in current.get("managed_policies", []):
             ctx.call(
                 f"detach {arn} from role {self.name}",
@@ -242,6 +249,20 @@ class Role(Step):
                 PolicyName=pname,
             )
         ctx.call(f"delete IAM role {self.name}", iam.delete_role, missing=gone, RoleName=self.name)
+
+    def _profile_owned(self, ctx: Context, prof: dict[str, Any]) -> bool:
+        """Whether the stack owns `prof`. A profile as the role's answer lists it may come without
+        its tags (AWS documents them on the InstanceProfile type, not that every answer carries
+        them): then they are asked."""
+        if "Tags" not in prof:
+            got = ctx.call(
+                f"describe instance profile {prof['InstanceProfileName']}",
+                ctx.client("iam").get_instance_profile,
+                missing=("NoSuchEntity",),
+                InstanceProfileName=prof["InstanceProfileName"],
+            )
+            prof = got["InstanceProfile"] if got else {}
+        return ctx.owned(tags_from_list(prof.get("Tags")))
 
 
 def instance_role(stack: str, region: str) -> Role:

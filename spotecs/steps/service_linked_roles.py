@@ -19,9 +19,11 @@ from typing import Any
 from spotecs.config import Stack
 from spotecs.errors import AwsError
 from spotecs.steps.base import Context, DataSource
+from spotecs.steps.iam import account_roles
 
 KEY = "service-linked-roles"
 PERMISSION = "iam:CreateServiceLinkedRole"
+PATH = "/aws-service-role/"
 DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation")
 
 
@@ -70,11 +72,9 @@ class ServiceLinkedRoles(DataSource):
         self.roles = list(roles)
 
     def read(self, ctx: Context) -> dict[str, Any]:
-        # One call for all of them: every service-linked role lives under this path.
-        listed = ctx.read_pages(
-            "list the account's service-linked roles", "iam", "list_roles", "Roles", PathPrefix="/aws-service-role/"
-        )
-        names = {r["RoleName"] for r in listed}
+        # From the run's one read of the account's roles (the IAM steps'): every service-linked
+        # role lives under this path.
+        names = {n for n, r in account_roles(ctx).items() if r.get("Path", "").startswith(PATH)}
         return {
             "present": [r.name for r in self.roles if r.name in names],
             "missing": [r.name for r in self.roles if r.name not in names],
