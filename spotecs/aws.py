@@ -10,6 +10,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -61,6 +62,12 @@ class Call:
     # a call is what was asked of AWS.
     step: str = field(default="", compare=False)
     started: float = field(default=0.0, compare=False)
+    # Round trips on the longest chain of answers this call had to wait for, itself included: 1
+    # for a call made before any answer came back, 1 + the depth of the last answer its thread
+    # had seen otherwise (Aws._shared: a read the read layer shares counts from the call that
+    # made it). Unlike `started`, independent of timing: what a test of the plan's critical
+    # path asserts.
+    depth: int = field(default=0, compare=False)
 
     @property
     def is_write(self) -> bool:
@@ -99,9 +106,26 @@ class Aws:
     # benchmark needs to tell calls that waited for one another from calls made at once.
     finished: dict[int, float] = field(default_factory=dict)
 
-    def acting_for(self, step: str) -> None:
-        """The calls this thread makes next are made for `step` (see Call.step)."""
+    def acting_for(self, step: str, depth: int = 0, task: object = None) -> None:
+        """The calls this thread makes next are made for `step` (see Call.step). The first time
+        this thread works on `task` (a step's view of the context), it goes on from `depth`, the
+        answers that task followed (Call.depth): a worker thread then forgets its previous task."""
         self._acting.step = step
+        if task is None:
+            return
+        seen = self._acting.__dict__.setdefault("tasks", weakref.WeakSet())
+        if task not in seen:
+            seen.add(task)
+            self._acting.depth = depth
+
+    @property
+    def depth(self) -> int:
+        """The depth of the last answer this thread has seen (Call.depth)."""
+        return int(getattr(self._acting, "depth", None) or 0)
+
+    def at_depth(self, depth: int) -> None:
+        """This thread goes on after answers of that depth (e.g. reads another thread made for it)."""
+        self._acting.depth = depth
 
     @property
     def session(self) -> boto3.Session:
@@ -184,7 +208,7 @@ class Aws:
     def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         # list.append is atomic under the GIL: safe from the engine's worker threads.
         step = getattr(self._acting, "step", "")
-        call = Call(model.service_model.service_name, model.name, dict(params), step, time.monotonic())
+        call = Call(model.service_model.service_name, model.name, dict(params), step, time.monotonic(), self.depth + 1)
         self.calls.append(call)
         self._acting.call = call
         if call.is_write and not call.is_lock:
@@ -202,13 +226,26 @@ class Aws:
     ) -> Any:
         """`call` of a read operation (by its boto3 method name), through the read layer."""
         fetch = getattr(self.client(service), operation)
-        return self.reads.shared(service, operation, params, lambda: call(intent, fetch, missing=missing, **params))
+        return self._shared(service, operation, params, lambda: call(intent, fetch, missing=missing, **params))
 
     def read_pages(self, intent: str, service: str, operation: str, key: str, /, **params: Any) -> list[Any]:
         """`paginate` into a list, through the read layer."""
         client = self.client(service)
         fetch = lambda: list(paginate(intent, client, operation, key, **params))  # noqa: E731
-        return list(self.reads.shared(service, f"{operation}[{key}]", params, fetch))
+        return list(self._shared(service, f"{operation}[{key}]", params, fetch))
+
+    def _shared(self, service: str, operation: str, params: dict[str, Any], fetch: Callable[[], Any]) -> Any:
+        """`reads.shared`, adding to this thread's depth (Call.depth) the round trips the answer
+        took: after the call that made it, or as if this thread had made it, whichever is sooner."""
+        start = self.depth
+
+        def counted() -> tuple[Any, int, int]:
+            value = fetch()
+            return value, self.depth, self.depth - start
+
+        value, came, trips = self.reads.shared(service, operation, params, counted)
+        self.at_depth(max(start, min(came, start + trips)))
+        return value
 
     @property
     def sharing_reads(self) -> bool:
@@ -219,6 +256,7 @@ class Aws:
         call = getattr(self._acting, "call", None)
         if call is not None:
             self.finished[id(call)] = time.monotonic()
+            self.at_depth(max(self.depth, call.depth))
 
     def _gate(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         if self.stopping.is_set():

@@ -15,7 +15,7 @@ from spotecs.render import Env, json_document, notes, plan_doc, plan_text
 from spotecs.steps.access_log_bucket import AccessLogBucket
 from spotecs.steps.base import Node, Timeouts
 from spotecs.steps.log_group import ContainerInsightsLogGroup, LogGroup
-from spotecs.up import Run, RunOptions, confirm, execute, locked, plan_run, prepare, with_orphans
+from spotecs.up import Run, RunOptions, confirm, execute, locked, plan_run, prepare
 
 KEPT_LOGS = "kept (--keep-logs)"
 
@@ -44,7 +44,6 @@ def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: T
         with locked(run, opts, "teardown"):
             with_container_insights(run)
             with run.aws.reading():
-                with_orphans(run, destroy=True)
                 the_plan = plan_run(run, destroy=True)
             # Shown as it will run: dependants first (the plan is in `up` order; apply keys by step).
             the_plan.changes.reverse()

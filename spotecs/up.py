@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from spotecs import config
 from spotecs.aws import Aws, AwsOptions
 from spotecs.engine.apply import Result, apply
 from spotecs.engine.model import Plan
-from spotecs.engine.plan import plan
+from spotecs.engine.plan import plan, read_all, to_read
 from spotecs.errors import ApplyFailed, Cancelled, CheckError, Interrupted, UsageError
 from spotecs.lock import stack_lock
 from spotecs.render import Env, ProgressView, json_document, plan_doc, plan_text, result_doc, result_text
@@ -129,9 +130,17 @@ def with_orphans(run: Run, *, destroy: bool = False) -> None:
 
 
 def plan_run(run: Run, *, destroy: bool = False) -> Plan:
-    """The plan; a problem the steps' checks found names the stack file's line of its field."""
+    """The plan, with what the stack owns but its file no longer names as deletions (`with_orphans`).
+    The orphan search runs beside the steps' reads, not before them: neither waits for the
+    other's answers, and the read layer (Aws.reading) lets them share their listings. A problem
+    the steps' checks found names the stack file's line of its field."""
+    ctx = run.ctx
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="orphans") as search:
+        found = search.submit(orphans.find, ctx.for_step(""), run.steps, destroy=destroy)
+        currents = read_all(to_read(run.steps, destroy=destroy), ctx)
+    run.steps = [*run.steps, *found.result()]
     try:
-        return plan(run.steps, run.ctx, destroy=destroy)
+        return plan(run.steps, ctx, destroy=destroy, currents=currents)
     except CheckError as e:
         raise CheckError([run.stack.cite_problem(p) for p in e.problems]) from None
 
@@ -143,7 +152,6 @@ def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
         doc.update(stack=run.stack.stack, region=run.region)
         with locked(run, opts, "up"):
             with run.aws.reading():
-                with_orphans(run)
                 the_plan = plan_run(run)
             the_plan.warnings = run.stack.warnings()
             if the_plan.has_changes:

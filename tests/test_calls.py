@@ -142,6 +142,20 @@ TEARDOWN: dict[str, int] = {
 }
 
 
+# The no-op plan's longest chain of calls each waiting for the one before (aws.Call.depth): the
+# orphan search beside the steps' reads, every read issued as soon as what it needs is known.
+# Only the listeners need three round trips: their load balancer's ARN, then the listeners, then
+# each listener's rules.
+NO_OP_PLAN_CRITICAL_PATH = {3: ["elbv2.DescribeRules"]}
+
+
+def deepest(runs: Runs) -> dict[int, list[str]]:
+    """The last run's calls of the greatest depth, by that depth."""
+    calls = [c for c in runs.sessions[-1].calls if not c.is_lock]
+    depth = max(c.depth for c in calls)
+    return {depth: sorted(f"{c.service}.{c.operation}" for c in calls if c.depth == depth)}
+
+
 def counted(runs: Runs) -> dict[str, int]:
     """The last run's calls per `service.Operation`, the lock's own left out."""
     return dict(sorted(Counter(f"{c.service}.{c.operation}" for c in runs.sessions[-1].calls if not c.is_lock).items()))
@@ -157,6 +171,7 @@ def test_article_calls_per_operation_up_no_op_plan_and_teardown(runs: Runs, tmp_
     assert cmd("up", "-f", str(path), "--dry-run").code == 0
     assert counted(runs) == NO_OP_PLAN
     assert sum(NO_OP_PLAN.values()) <= 25  # 32 with ownership from the tagging-API read, 25 with IAM in one read
+    assert deepest(runs) == NO_OP_PLAN_CRITICAL_PATH
 
     assert cmd("teardown", "-f", str(path), "--yes").code == 0
     down = counted(runs)

@@ -34,9 +34,13 @@ def order(steps: Sequence[Node]) -> list[str]:
         raise ValueError(f"dependency cycle: {e.args[1]}") from None
 
 
-def read_all(steps: Sequence[Node], ctx: Context, max_workers: int = 8) -> dict[str, dict[str, Any] | None]:
-    """All reads at once: they find resources by deterministic name, so none waits for another."""
-    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="read") as pool:
+def read_all(steps: Sequence[Node], ctx: Context, max_workers: int | None = None) -> dict[str, dict[str, Any] | None]:
+    """All reads at once: they find resources by deterministic name, so none waits for another.
+    One worker per step unless told otherwise: a read spends its time waiting on AWS, and a read
+    queued behind others would add their round trips to its own."""
+    if not steps:
+        return {}
+    with ThreadPoolExecutor(max_workers=max_workers or len(steps), thread_name_prefix="read") as pool:
         futures = {s.key: pool.submit(s.read, ctx.for_step(s.key)) for s in steps}
     for f in futures.values():
         error = f.exception()
@@ -76,15 +80,27 @@ def bound_replacement(step: Resource[Any], replaced: dict[str, str]) -> str:
     return ""
 
 
-def plan(steps: Sequence[Node], ctx: Context, *, destroy: bool = False) -> Plan:
+def to_read(steps: Sequence[Node], *, destroy: bool = False) -> list[Node]:
+    """The steps a plan reads. A teardown reads only what it may delete: data sources (the
+    network, the machine image) feed desired states and their checks, which a teardown has none
+    of. A region that has lost its AMI alias must not keep a stack from being deleted."""
+    return [s for s in steps if isinstance(s, Resource)] if destroy else list(steps)
+
+
+def plan(
+    steps: Sequence[Node],
+    ctx: Context,
+    *,
+    destroy: bool = False,
+    currents: dict[str, dict[str, Any] | None] | None = None,
+) -> Plan:
     """One Change per resource; data sources only feed outputs (and their checks). Every
-    check's problems are collected and raised together, before anything is written."""
+    check's problems are collected and raised together, before anything is written.
+    `currents`: reads already made (`read_all`), by key; the other steps are read here."""
     by_key = {s.key: s for s in steps}
     keys = order(steps)
-    # A teardown reads only what it may delete: data sources (the network, the machine image)
-    # feed desired states and their checks, which a teardown has none of. A region that has
-    # lost its AMI alias must not keep a stack from being deleted.
-    currents = read_all([s for s in steps if isinstance(s, Resource)] if destroy else steps, ctx)
+    known = dict(currents or {})
+    currents = {**known, **read_all([s for s in to_read(steps, destroy=destroy) if s.key not in known], ctx)}
     changes: list[Change] = []
     problems: list[str] = []
     replaced: dict[str, str] = {}  # key -> kind of each step planned for replacement

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,3 +42,26 @@ def backend_for(service: str, account_id: str, region: str) -> Any | None:
     if per_account is None:
         return None
     return dict.get(per_account, region)
+
+
+# One request at a time for moto in-process (mock_aws), as server._Serialized does for its server.
+IN_PROCESS_REQUESTS = threading.RLock()
+
+
+def serialize_in_process_requests() -> None:
+    """moto's backends are not thread-safe (a GetResources iterating SSM's parameters fails with
+    "dictionary changed size during iteration" while a GetParameter adds one), and spotecs makes
+    its reads at once, as AWS lets it. In-process, moto answers from a botocore before-send
+    handler (BotocoreStubber): this makes it answer one request at a time. Idempotent."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    answer = BotocoreStubber.__call__
+    if getattr(answer, "_spotecs_serialized", False):
+        return
+
+    def serialized(self: BotocoreStubber, event_name: str, request: Any, **kwargs: Any) -> Any:
+        with IN_PROCESS_REQUESTS:
+            return answer(self, event_name, request, **kwargs)
+
+    serialized._spotecs_serialized = True  # type: ignore[attr-defined]
+    BotocoreStubber.__call__ = serialized  # type: ignore[method-assign]

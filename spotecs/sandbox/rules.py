@@ -251,8 +251,9 @@ def _wrap(owner: type, name: str, make: Callable[..., Any], *args: Any) -> None:
 def install() -> None:
     """Apply every rule to moto's classes (after the fills, which they wrap); idempotent. How
     strict: `STRICT`."""
-    from spotecs.sandbox import fills, rules_names
+    from spotecs.sandbox import backends, fills, rules_names
 
+    backends.serialize_in_process_requests()
     fills.install()
     from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse
     from moto.ec2.models.security_groups import SecurityGroupBackend

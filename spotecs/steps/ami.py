@@ -135,7 +135,7 @@ class Ami(DataSource):
         self.template = template  # the launch template whose image an alias keeps
 
     def read(self, ctx: Context) -> dict[str, Any]:
-        ctx.aws.acting_for(self.key)  # its calls go through the session (shared with refresh-ami)
+        ctx.act()  # its calls go through the session (shared with refresh-ami)
         facts: dict[str, Any] = {
             "image_id": None,
             "architecture": None,

@@ -66,6 +66,10 @@ class Timeouts:
         return self.default if self.default is not None else UNNAMED_BUDGET
 
 
+class Task:
+    """Tells one piece of work from another for aws.Aws.acting_for (weakly referenced)."""
+
+
 @dataclass
 class Context(Outputs):
     stack: Stack
@@ -75,6 +79,11 @@ class Context(Outputs):
     on_status: Callable[[str, str], None] = lambda key, status: None
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     step_key: str = ""
+    # The depth (aws.Call.depth) of the answers this view's work follows, for a thread that
+    # has seen none: the reads of a plan start after the lock's calls, not before.
+    _depth: int = 0
+    # Set on each view (for_step): the run's own context goes on where its thread is.
+    _task: Task | None = None
     _facts: dict[str, Any] = field(default_factory=dict)
     _fact_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -85,14 +94,20 @@ class Context(Outputs):
         view = Context.__new__(Context)
         view.__dict__.update(self.__dict__)
         view.step_key = key
+        view._depth = self.aws.depth
+        view._task = Task()
         return view
 
     def report(self, status: str) -> None:
         self.on_status(self.step_key, status)
 
     # -- AWS -------------------------------------------------------------------
+    def act(self) -> None:
+        """The calls this thread makes next are made for this view's step (aws.Call.step)."""
+        self.aws.acting_for(self.step_key, self._depth, self._task)
+
     def client(self, service: str) -> Any:
-        self.aws.acting_for(self.step_key)
+        self.act()
         return self.aws.client(service)
 
     @property
@@ -152,12 +167,12 @@ class Context(Outputs):
         self, intent: str, service: str, operation: str, /, *, missing: Collection[str] = (), **kwargs: Any
     ) -> Any:
         """A read call through the run's read layer (Aws.reading): asked once per plan, whoever asks."""
-        self.aws.acting_for(self.step_key)
+        self.act()
         return self.aws.read(intent, service, operation, missing=missing, **kwargs)
 
     def read_pages(self, intent: str, service: str, operation: str, key: str, **kwargs: Any) -> list[Any]:
         """`paginate` through the run's read layer."""
-        self.aws.acting_for(self.step_key)
+        self.act()
         return self.aws.read_pages(intent, service, operation, key, **kwargs)
 
     def wait(self, intent: str, service: str, waiter: Any, *, timeout: float | None = None, **kwargs: Any) -> None:
@@ -190,14 +205,20 @@ class Context(Outputs):
         threads make their calls for this step (Call.step)."""
         if len(reads) <= 1:
             return [read() for read in reads]
+        start = self.aws.depth
 
-        def run(read: Callable[[], Any]) -> Any:
-            self.aws.acting_for(self.step_key)
-            return read()
+        def run(read: Callable[[], Any]) -> tuple[Any, int]:
+            self.aws.acting_for(self.step_key, start, self._task)
+            self.aws.at_depth(start)
+            value = read()
+            return value, self.aws.depth
 
         with ThreadPoolExecutor(max_workers=min(len(reads), AT_ONCE), thread_name_prefix="at-once") as pool:
             futures = [pool.submit(run, read) for read in reads]
-        return [f.result() for f in futures]
+        done = [f.result() for f in futures]
+        # The caller goes on once every answer is in: after the longest chain of them.
+        self.aws.at_depth(max(depth for _, depth in done))
+        return [value for value, _ in done]
 
     def fact(self, name: str, compute: Callable[[], Any]) -> Any:
         """Memoise a run-wide lookup (account id, default VPC, instance types). Computed once,

@@ -148,11 +148,13 @@ class ServiceScaling(Step):
         if not targets:
             return None
         prefix = names.scaling_prefix(self.service_name)
-        policies = [
-            p
-            for p in self._mine(scaling_reads(ctx, "describe_scaling_policies", "ScalingPolicies"))
-            if p["PolicyName"].startswith(prefix)
-        ]
+        # None of these needs another's answer: asked at once, they cost one round trip, not three.
+        all_policies, all_scheduled, service = ctx.at_once(
+            lambda: scaling_reads(ctx, "describe_scaling_policies", "ScalingPolicies"),
+            lambda: scaling_reads(ctx, "describe_scheduled_actions", "ScheduledActions"),
+            lambda: listed_service(ctx, ctx.stack.cluster_name, self.service_name),
+        )
+        policies = [p for p in self._mine(all_policies) if p["PolicyName"].startswith(prefix)]
         step_policies = [p for p in policies if p.get("PolicyType") == "StepScaling"]
         alarms = (
             {
@@ -168,12 +170,7 @@ class ServiceScaling(Step):
             if step_policies
             else {}
         )
-        scheduled = [
-            a
-            for a in self._mine(scaling_reads(ctx, "describe_scheduled_actions", "ScheduledActions"))
-            if a["ScheduledActionName"].startswith(prefix)
-        ]
-        service = listed_service(ctx, ctx.stack.cluster_name, self.service_name)
+        scheduled = [a for a in self._mine(all_scheduled) if a["ScheduledActionName"].startswith(prefix)]
         target = targets[0]
         live = {"min": target["MinCapacity"], "max": target["MaxCapacity"]}
         applied = self._applied_bounds(ctx, target) if scheduled else None
