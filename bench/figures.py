@@ -1,24 +1,34 @@
-"""The performance figures of issue 15, one `name value unit` line each, against the sandbox with
-an injected latency per request (`Sandbox(latency_ms=...)`, as `--sandbox` does with
-SPOTECS_SANDBOX_LATENCY_MS) standing in for AWS's round trip:
+"""The performance figures of issue 15, one `name value unit` line each, against the sandbox
+(`spotecs sandbox` in a process of its own) with an injected latency per request
+(`--latency-ms`, as SPOTECS_SANDBOX_LATENCY_MS does for `--sandbox`) standing in for AWS's
+round trip:
 
     python bench/figures.py [--latency-ms 0 50] [--stack examples/article.yaml ...]
-                            [--no-status] [--help-runs 10]
+                            [--no-status] [--help-runs 10] [--process-runs 5]
 
 For each stack and latency: `up` from nothing (--no-wait), the no-op plan (`up --dry-run` with
-everything in place) and `teardown`: AWS calls in all and per service and operation (the lock's
-own calls apart), wall time, and the critical path: the longest chain of calls that had to wait
-for one another (the lock's calls, then the orphan search's, then the longest chain of one
-step's reads; then, applying, the heaviest path through the step graph, each step's calls one
-after another), in round trips and times the latency. Then `status` on the 300/1,000 fleet
-(bench/bench_status.py) per latency, and the median of `spotecs --help` (bench/startup.py).
-Needs the sandbox extra (moto)."""
+everything in place) and `teardown`, run in this process:
+- calls: AWS calls in all and per service and operation (the lock's own apart);
+- wall; waits: the time the run only waited on AWS conditions (a step sleeping between a
+  retry's, a poll's or a waiter's attempts while no call was in flight); wall_minus_waits;
+- critical_path: the longest chain of calls that had to wait for one another, in round trips
+  (planning, aws.Call.depth; applying, along the step graph), times the latency
+  (critical_path_time) and as the sandbox answered those calls (critical_path_measured), and
+  wall_minus_waits over the latter.
+Then the no-op plan as a user runs it, a process of its own (bench/traced.py), the median of
+--process-runs runs: start_up (process start to first AWS request sent), wall,
+wall_minus_start_up, four_round_trips (4 x the latency), interpreter_exit (the process's own
+end after its last line). Then `status` on the 300/1,000 fleet (bench/bench_status.py) per
+latency, and the median of `spotecs --help` (bench/startup.py). Needs the sandbox extra (moto)."""
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,13 +41,14 @@ from typing import Any
 # The spotecs of this checkout, not an installed one.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import botocore.waiter
 from rich.console import Console
 
+import spotecs.aws
 import spotecs.engine.plan
 import spotecs.up
 from spotecs.aws import Aws, AwsOptions, Call
 from spotecs.render import Env
-from spotecs.sandbox import Sandbox
 from spotecs.steps.base import Timeouts
 from spotecs.teardown import teardown
 from spotecs.up import RunOptions, up
@@ -47,13 +58,14 @@ STACKS = [ROOT / "examples" / "article.yaml", ROOT / "examples" / "production.ya
 
 
 class Recorder:
-    """Every Aws a run opens, the steps it planned, and when its reads and its apply began."""
+    """Every Aws a run opens, the steps it planned, when its apply began, and when it slept
+    waiting on an AWS condition (between a retry's or a poll's attempts, in a botocore waiter)."""
 
     def __init__(self) -> None:
         self.opened: list[Aws] = []
         self.steps: list[Any] = []
-        self.reads_at = 0.0
         self.apply_at: tuple[float, float] | None = None
+        self.sleeps: list[tuple[float, float]] = []
 
     def install(self) -> None:
         recorder = self
@@ -63,11 +75,11 @@ class Recorder:
                 super().__init__(*a, **kw)
                 recorder.opened.append(self)
 
-        real_read_all, real_apply = spotecs.engine.plan.read_all, spotecs.up.apply
+        real_plan, real_apply, real_pause = spotecs.engine.plan.plan, spotecs.up.apply, spotecs.aws.pause
 
-        def read_all(steps: Sequence[Any], ctx: Any, max_workers: int = 8) -> Any:
-            recorder.steps, recorder.reads_at = list(steps), time.monotonic()
-            return real_read_all(steps, ctx, max_workers)
+        def plan(steps: Sequence[Any], *a: Any, **kw: Any) -> Any:
+            recorder.steps = list(steps)
+            return real_plan(steps, *a, **kw)
 
         def apply(*a: Any, **kw: Any) -> Any:
             start = time.monotonic()
@@ -76,20 +88,44 @@ class Recorder:
             finally:
                 recorder.apply_at = (start, time.monotonic())
 
+        def sleep(seconds: float) -> None:
+            start = time.monotonic()
+            try:
+                time.sleep(seconds)
+            finally:
+                recorder.sleeps.append((start, time.monotonic()))
+
+        def pause(seconds: float, stop: Any = None) -> None:
+            start = time.monotonic()
+            try:
+                real_pause(seconds, stop)
+            finally:
+                recorder.sleeps.append((start, time.monotonic()))
+
+        class WaiterClock:
+            """botocore.waiter's `time`, with its sleeps recorded."""
+
+            def __getattr__(self, name: str) -> Any:
+                return sleep if name == "sleep" else getattr(time, name)
+
         spotecs.up.Aws = Recorded  # type: ignore[misc]
-        spotecs.engine.plan.read_all = read_all  # type: ignore[assignment]
+        spotecs.up.plan = plan  # type: ignore[assignment]
         spotecs.up.apply = apply  # type: ignore[assignment]
+        spotecs.aws.pause = pause
+        botocore.waiter.time = WaiterClock()  # type: ignore[assignment]
 
     def reset(self) -> None:
-        self.reads_at, self.apply_at = 0.0, None
+        self.apply_at, self.sleeps = None, []
 
 
-def critical_path(aws: Aws, rec: Recorder) -> int:
-    """Round trips on the longest chain of calls that had to wait for one another. A call waits
-    for an earlier one that had come back before it started when both were made for the same
-    step, or the earlier one for the run itself (the lock, the orphan search), for an upstream
-    of its step, or in an earlier phase (plan, then apply). Reads of different steps, and calls
-    a step makes at once, are not chained."""
+def critical_path(aws: Aws, rec: Recorder) -> tuple[int, float]:
+    """The longest chain of calls that had to wait for one another: (round trips, the seconds
+    those calls took). Planning, a call's depth is what it waited for (aws.Call.depth: the
+    lock's calls, then the reads, the orphan search beside them). Applying, a call waits for an
+    earlier one that had come back before it started when both were made for the same step, or
+    the earlier one for the run itself (the lock, the plan), for an upstream of its step, or in
+    the plan. Calls a step makes at once, and steps that do not depend on each other, are not
+    chained. The time is each call's own, as the sandbox answered it."""
     calls = sorted(aws.calls, key=lambda c: c.started)
     apply_start = rec.apply_at[0] if rec.apply_at else float("inf")
     deps = {s.key: tuple(s.depends_on) for s in rec.steps}
@@ -102,40 +138,145 @@ def critical_path(aws: Aws, rec: Recorder) -> int:
                 upstream[key] |= {d, *ups(d)}
         return upstream[key]
 
-    def phase(c: Call) -> int:
-        return 0 if c.started < rec.reads_at else 1 if c.started < apply_start else 2
+    def took(c: Call) -> float:
+        return max(0.0, aws.finished.get(id(c), c.started) - c.started)
 
     def waited(b: Call, a: Call) -> bool:
         if aws.finished.get(id(a), float("inf")) > b.started:
             return False
-        if phase(a) < phase(b) or not a.step or a.step == b.step:
+        if a.started < apply_start or not a.step or a.step == b.step:
             return True
         # Applying, a step starts once its upstreams are done (deleting, once its dependants are).
-        return phase(b) == 2 and (a.step in ups(b.step) or b.step in ups(a.step))
+        return a.step in ups(b.step) or b.step in ups(a.step)
 
-    depth: list[int] = []
-    for i, b in enumerate(calls):
-        depth.append(1 + max((depth[j] for j in range(i) if waited(b, calls[j])), default=0))
-    return max(depth, default=0)
+    # Planning: a call of depth d follows the calls of depth d - 1 that had come back before it
+    # started (the one it waited for is among them).
+    planned = [c for c in calls if c.started < apply_start]
+    trips: list[int] = []
+    seconds: list[float] = []
+    for i, b in enumerate(planned):
+        before = [j for j in range(i) if planned[j].depth == b.depth - 1 and waited(b, planned[j])]
+        trips.append(b.depth)
+        seconds.append(took(b) + max((seconds[j] for j in before), default=0.0))
+    for i in range(len(planned), len(calls)):
+        b = calls[i]
+        before = [j for j in range(i) if waited(b, calls[j])]
+        trips.append(1 + max((trips[j] for j in before), default=0))
+        seconds.append(took(b) + max((seconds[j] for j in before), default=0.0))
+    return max(trips, default=0), max(seconds, default=0.0)
+
+
+def waiting(aws: Aws, rec: Recorder, start: float, end: float) -> float:
+    """Seconds of [start, end] in which the run only waited on AWS conditions: some step slept
+    between attempts (a retry's, a poll's, a waiter's) while no call was in flight."""
+    asleep = _union(rec.sleeps, start, end)
+    flying = _union([(c.started, aws.finished.get(id(c), end)) for c in aws.calls], start, end)
+    return _length(asleep) - _length(_intersection(asleep, flying))
+
+
+def _union(spans: Sequence[tuple[float, float]], start: float, end: float) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for a, b in sorted((max(a, start), min(b, end)) for a, b in spans):
+        if b <= a:
+            continue
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _intersection(xs: list[tuple[float, float]], ys: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    return [(max(a, c), min(b, d)) for a, b in xs for c, d in ys if min(b, d) > max(a, c)]
+
+
+def _length(spans: list[tuple[float, float]]) -> float:
+    return sum(b - a for a, b in spans)
 
 
 def phase(
     name: str, fn: Callable[[], Any], rec: Recorder, latency_ms: float, out: Callable[[str, float, str], None]
 ) -> None:
     rec.reset()
-    start = time.perf_counter()
+    start = time.monotonic()
     fn()
-    wall = time.perf_counter() - start
-    calls = rec.opened[-1].calls
+    end = time.monotonic()
+    wall = end - start
+    aws = rec.opened[-1]
+    calls = aws.calls
     own = [c for c in calls if not c.is_lock]
-    trips = critical_path(rec.opened[-1], rec)
+    trips, chain = critical_path(aws, rec)
+    waits = waiting(aws, rec, start, end)
     out(f"{name}.calls", len(own), "calls")
     out(f"{name}.lock_calls", len(calls) - len(own), "calls")
     out(f"{name}.wall", round(wall, 2), "s")
+    out(f"{name}.waits", round(waits, 2), "s")
+    out(f"{name}.wall_minus_waits", round(wall - waits, 2), "s")
     out(f"{name}.critical_path", trips, "round_trips")
     out(f"{name}.critical_path_time", round(trips * latency_ms / 1000, 2), "s")
+    out(f"{name}.critical_path_measured", round(chain, 2), "s")
+    if chain:
+        out(f"{name}.wall_minus_waits_over_critical_path", round((wall - waits) / chain, 2), "ratio")
     for (service, op), n in sorted(Counter((c.service, c.operation) for c in own).items()):
         out(f"{name}.calls.{service}.{op}", n, "calls")
+
+
+def process_plan(
+    name: str, path: Path, endpoint: str, latency_ms: float, runs: int, out: Callable[[str, float, str], None]
+) -> None:
+    """The no-op plan as a user runs it, a process of its own (bench/traced.py): start-up is
+    process start to first AWS request sent; the medians of `runs` runs."""
+    figures: list[tuple[float, float, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = Path(tmp) / "trace.json"
+        for _ in range(runs):
+            begun = time.time()
+            argv = ["up", "--dry-run", "-f", str(path), "--endpoint-url", endpoint]
+            subprocess.run(
+                [sys.executable, str(ROOT / "bench" / "traced.py"), str(trace), *argv],
+                stdout=subprocess.DEVNULL,
+                check=True,
+            )
+            ended = time.time()
+            got = json.loads(trace.read_text())
+            figures.append((got["first_request"] - begun, ended - begun, ended - got["exiting"]))
+    start_up = statistics.median(f[0] for f in figures)
+    wall = statistics.median(f[1] for f in figures)
+    out(f"{name}.start_up", round(start_up, 3), "s")
+    out(f"{name}.wall", round(wall, 3), "s")
+    out(f"{name}.wall_minus_start_up", round(wall - start_up, 3), "s")
+    out(f"{name}.four_round_trips", round(4 * latency_ms / 1000, 3), "s")
+    out(f"{name}.interpreter_exit", round(statistics.median(f[2] for f in figures), 3), "s")
+
+
+class ServerSandbox:
+    """`spotecs sandbox` in a process of its own, as AWS is: its work does not compete with the
+    run measured for this process's interpreter lock."""
+
+    def __init__(self, latency_ms: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "spotecs", "sandbox", "--port", "0", "--latency-ms", f"{latency_ms:g}"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("Sandbox listening on "):
+            self.process.kill()
+            raise RuntimeError(f"the sandbox did not start: {line!r}")
+        self.endpoint_url = line.split()[-1]
+
+    def __enter__(self) -> ServerSandbox:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
 def main() -> None:
@@ -144,7 +285,10 @@ def main() -> None:
     ap.add_argument("--stack", type=Path, nargs="+", default=STACKS)
     ap.add_argument("--no-status", action="store_true", help="skip status on the 300/1,000 fleet (slow)")
     ap.add_argument("--help-runs", type=int, default=10)
+    ap.add_argument("--process-runs", type=int, default=5, help="runs of the no-op plan as a process (median)")
     args = ap.parse_args()
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):  # any credentials work in the sandbox
+        os.environ.setdefault(var, "sandbox")
 
     def out(name: str, value: float, unit: str) -> None:
         print(f"{name} {value:g} {unit}", flush=True)
@@ -155,19 +299,16 @@ def main() -> None:
     timeouts = Timeouts(default=300, delay=0.5)
     for latency in args.latency_ms:
         for stack in args.stack:
-            with tempfile.TemporaryDirectory() as tmp, Sandbox(latency_ms=latency) as box:
+            with tempfile.TemporaryDirectory() as tmp, ServerSandbox(latency) as box:
                 path = Path(tmp) / "spotecs.yaml"
                 path.write_text(stack.read_text())
                 opts = RunOptions(file=path, aws=AwsOptions(endpoint_url=box.endpoint_url), yes=True, wait=False)
                 dry = RunOptions(**{**opts.__dict__, "dry_run": True})
                 prefix = f"{stack.stem}.{latency:g}ms"
-                phases: list[tuple[str, Callable[[], Any]]] = [
-                    ("up", lambda o=opts: up(env, o, timeouts)),
-                    ("no_op_plan", lambda o=dry: up(env, o, timeouts)),
-                    ("teardown", lambda o=opts: teardown(env, o, timeouts=timeouts)),
-                ]
-                for name, fn in phases:
-                    phase(f"{prefix}.{name}", fn, rec, latency, out)
+                phase(f"{prefix}.up", lambda o=opts: up(env, o, timeouts), rec, latency, out)
+                phase(f"{prefix}.no_op_plan", lambda o=dry: up(env, o, timeouts), rec, latency, out)
+                process_plan(f"{prefix}.no_op_plan.process", path, box.endpoint_url, latency, args.process_runs, out)
+                phase(f"{prefix}.teardown", lambda o=opts: teardown(env, o, timeouts=timeouts), rec, latency, out)
         if not args.no_status:
             status = subprocess.run(
                 [sys.executable, str(ROOT / "bench" / "bench_status.py")],

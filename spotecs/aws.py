@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import boto3
 import botocore.waiter
+from botocore import xform_name
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -47,6 +48,11 @@ CONNECT_ATTEMPTS = 2
 # refusals of a security group AWS saw a second later.
 RETRY_FIRST = 1.0
 RETRY_CAP = 30.0
+
+# Connections kept open per client: a plan reads a service from up to ~20 threads at once, and
+# past botocore's 10 each call after them would open (on AWS: a TCP and a TLS handshake, one or
+# two round trips more) and drop a connection of its own.
+MAX_POOL_CONNECTIONS = 32
 
 # Read calls by prefix; everything else changes AWS. Used to prove a re-run writes nothing.
 READ_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search")
@@ -173,6 +179,7 @@ class Aws:
                     retries={"mode": "adaptive", "max_attempts": self.options.max_attempts},
                     connect_timeout=CONNECT_TIMEOUT,
                     user_agent_extra=f"spotecs/{__version__}",
+                    max_pool_connections=MAX_POOL_CONNECTIONS,
                 )
                 endpoint = self.options.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
                 try:
@@ -190,6 +197,19 @@ class Aws:
                 client.meta.events.register("after-call-error", self._finished)
                 self._clients[key] = client
             return client
+
+    def prepare_clients(self, services: Collection[str]) -> None:
+        """Make these services' clients, with their pagination models, before the run's first
+        call. Made by the first reader that needs one instead, each would hold up every read
+        waiting for it: botocore loads the service's API model, and the run's first pagination
+        model scans the folder of every service it knows (400 of them), in each thread that
+        gets there before the first has finished."""
+        for service in services:
+            client = self.client(service)
+            client.can_paginate(xform_name(client.meta.service_model.operation_names[0]))
+        # urllib3 checks each host it connects to as IDNA: the codec's first use imports it, and
+        # every thread that connects before the import is done waits for it.
+        "amazonaws.com".encode("idna")
 
     def streaming_client(self, service: str) -> Any:
         """A client for a long-lived streaming call (CloudWatch Logs live tail): one attempt, so a

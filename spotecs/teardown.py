@@ -15,7 +15,7 @@ from spotecs.render import Env, json_document, notes, plan_doc, plan_text
 from spotecs.steps.access_log_bucket import AccessLogBucket
 from spotecs.steps.base import Node, Timeouts
 from spotecs.steps.log_group import ContainerInsightsLogGroup, LogGroup
-from spotecs.up import Run, RunOptions, confirm, execute, locked, plan_run, prepare
+from spotecs.up import PLAN_SERVICES, Run, RunOptions, confirm, execute, locked, plan_run, prepare
 
 KEPT_LOGS = "kept (--keep-logs)"
 
@@ -39,7 +39,7 @@ def with_container_insights(run: Run) -> None:
 def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: Timeouts | None = None) -> Plan:
     with json_document(env, opts.output == "json", command="teardown") as doc:
         console = env.human(opts.output)
-        run = prepare(opts, timeouts)
+        run = prepare(opts, timeouts, PLAN_SERVICES)
         doc.update(stack=run.stack.stack, region=run.region)
         with locked(run, opts, "teardown"):
             with_container_insights(run)

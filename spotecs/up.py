@@ -48,8 +48,24 @@ class Run:
         return self.aws.region
 
 
-def prepare(opts: RunOptions, timeouts: Timeouts | None = None) -> Run:
-    """Everything before the first AWS call: a bad stack file fails here, with exit 2."""
+# The services every plan reads (tests/test_calls.py): their clients are made before the run's
+# first call (Aws.prepare_clients), not by the plan's readers, which would wait for them.
+PLAN_SERVICES = (
+    "ecs",
+    "ec2",
+    "elbv2",
+    "iam",
+    "logs",
+    "autoscaling",
+    "application-autoscaling",
+    "resourcegroupstaggingapi",
+    "ssm",
+)
+
+
+def prepare(opts: RunOptions, timeouts: Timeouts | None = None, services: Sequence[str] = ()) -> Run:
+    """Everything before the first AWS call: a bad stack file fails here, with exit 2. The
+    clients of `services` are made here too."""
     stack = config.load(opts.file)
     aws_opts = opts.aws
     if aws_opts.region is None and stack.region:
@@ -57,6 +73,7 @@ def prepare(opts: RunOptions, timeouts: Timeouts | None = None) -> Run:
     aws = Aws(aws_opts)
     aws.check_options()
     config.check_region(stack, aws.region)
+    aws.prepare_clients(services)
     ctx = Context(stack=stack, aws=aws, timeouts=timeouts or Timeouts(), wait_for_services=opts.wait)
     return Run(stack, aws, ctx, build(stack, aws.region))
 
@@ -148,7 +165,7 @@ def plan_run(run: Run, *, destroy: bool = False) -> Plan:
 def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
     with json_document(env, opts.output == "json", command="up") as doc:
         console = env.human(opts.output)
-        run = prepare(opts, timeouts)
+        run = prepare(opts, timeouts, PLAN_SERVICES)
         doc.update(stack=run.stack.stack, region=run.region)
         with locked(run, opts, "up"):
             with run.aws.reading():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from spotecs.up import PLAN_SERVICES
 from tests.helpers import Runs, article, cmd
 
 pytestmark = pytest.mark.usefixtures("moto")
@@ -172,6 +173,8 @@ def test_article_calls_per_operation_up_no_op_plan_and_teardown(runs: Runs, tmp_
     assert counted(runs) == NO_OP_PLAN
     assert sum(NO_OP_PLAN.values()) <= 25  # 32 with ownership from the tagging-API read, 25 with IAM in one read
     assert deepest(runs) == NO_OP_PLAN_CRITICAL_PATH
+    # Every client the plan calls through was made before its first call (up.PLAN_SERVICES).
+    assert {c.service for c in runs.sessions[-1].calls} <= set(PLAN_SERVICES)
 
     assert cmd("teardown", "-f", str(path), "--yes").code == 0
     down = counted(runs)

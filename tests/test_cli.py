@@ -440,8 +440,8 @@ def test_stack_region_used_and_region_and_endpoint_flags_win(
     seen: list[AwsOptions] = []
     real_prepare = spotecs.up.prepare
 
-    def spy(opts: spotecs.up.RunOptions, timeouts: Any = None) -> Any:
-        run = real_prepare(opts, timeouts)
+    def spy(opts: spotecs.up.RunOptions, timeouts: Any = None, services: Any = ()) -> Any:
+        run = real_prepare(opts, timeouts, services)
         seen.append(run.aws.options)
         raise AwsError("stop here", "test")
 
