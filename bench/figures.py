@@ -9,12 +9,14 @@ round trip:
 For each stack and latency: `up` from nothing (--no-wait), the no-op plan (`up --dry-run` with
 everything in place) and `teardown`, run in this process:
 - calls: AWS calls in all and per service and operation (the lock's own apart);
-- wall; waits: the time the run only waited on AWS conditions (a step sleeping between a
-  retry's, a poll's or a waiter's attempts while no call was in flight); wall_minus_waits;
+- wall, and wall_from_first_call (start-up apart); waits: the time the run only waited on AWS
+  conditions (a step sleeping between a retry's, a poll's or a waiter's attempts while no call
+  was in flight); wall_from_first_call_minus_waits;
 - critical_path: the longest chain of calls that had to wait for one another, in round trips
   (planning, aws.Call.depth; applying, along the step graph), times the latency
-  (critical_path_time) and as the sandbox answered those calls (critical_path_measured), and
-  wall_minus_waits over the latter.
+  (critical_path_time) and as the sandbox answered those calls (critical_path_measured: the
+  sandbox answers one request at a time, so calls made at once queue there), and
+  wall_from_first_call_minus_waits over the latter.
 Then the no-op plan as a user runs it, a process of its own (bench/traced.py), the median of
 --process-runs runs: start_up (process start to first AWS request sent), wall,
 wall_minus_start_up, four_round_trips (4 x the latency), interpreter_exit (the process's own
@@ -207,16 +209,20 @@ def phase(
     own = [c for c in calls if not c.is_lock]
     trips, chain = critical_path(aws, rec)
     waits = waiting(aws, rec, start, end)
+    # From the first call on: what comes before it (loading the stack file, making the clients)
+    # is start-up, measured on its own by process_plan.
+    calling = end - min((c.started for c in calls), default=end)
     out(f"{name}.calls", len(own), "calls")
     out(f"{name}.lock_calls", len(calls) - len(own), "calls")
     out(f"{name}.wall", round(wall, 2), "s")
+    out(f"{name}.wall_from_first_call", round(calling, 2), "s")
     out(f"{name}.waits", round(waits, 2), "s")
-    out(f"{name}.wall_minus_waits", round(wall - waits, 2), "s")
+    out(f"{name}.wall_from_first_call_minus_waits", round(calling - waits, 2), "s")
     out(f"{name}.critical_path", trips, "round_trips")
     out(f"{name}.critical_path_time", round(trips * latency_ms / 1000, 2), "s")
     out(f"{name}.critical_path_measured", round(chain, 2), "s")
     if chain:
-        out(f"{name}.wall_minus_waits_over_critical_path", round((wall - waits) / chain, 2), "ratio")
+        out(f"{name}.wall_from_first_call_minus_waits_over_critical_path", round((calling - waits) / chain, 2), "ratio")
     for (service, op), n in sorted(Counter((c.service, c.operation) for c in own).items()):
         out(f"{name}.calls.{service}.{op}", n, "calls")
 

@@ -36,10 +36,15 @@ def with_container_insights(run: Run) -> None:
             return
 
 
+# A teardown's plan also looks for the drill's experiment template and role and the access-log
+# bucket, and deleting scaling reads its alarms (up.PLAN_SERVICES).
+TEARDOWN_SERVICES = (*PLAN_SERVICES, "fis", "sts", "s3", "cloudwatch")
+
+
 def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: Timeouts | None = None) -> Plan:
     with json_document(env, opts.output == "json", command="teardown") as doc:
         console = env.human(opts.output)
-        run = prepare(opts, timeouts, PLAN_SERVICES)
+        run = prepare(opts, timeouts, TEARDOWN_SERVICES)
         doc.update(stack=run.stack.stack, region=run.region)
         with locked(run, opts, "teardown"):
             with_container_insights(run)

@@ -143,6 +143,18 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
     def add(make: Callable[..., Step], *depends_on: str) -> None:
         candidates.append((make, depends_on))
 
+    # Teardown's candidates that no listing names (the bucket, the drill's template and role) are
+    # probed with the listings, not after them.
+    unlisted: list[Candidate] = []
+    if destroy and "access-log-bucket" not in keys:
+        unlisted.append((partial(OrphanAccessLogBucket, name), ()))
+    if destroy:  # made by `spotecs drill`, never by `up`: only teardown removes them
+        unlisted.append((partial(OrphanFisTemplate, name), (f"{PREFIX}{fis.ROLE_KEY}",)))
+        unlisted.append((partial(OrphanFisRole, name, ctx.region), ()))
+    early = [
+        probe for make, deps in unlisted if not _named(probe := make(depends_on=deps), named) and probe.key not in keys
+    ]
+    tagged_reads = orphans_tagged.reads(ctx)
     # The search's listings at once: it waits for the longest of them, not for their sum.
     found = ctx.at_once(
         lambda: _services(ctx, set(services)),
@@ -151,9 +163,12 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
         lambda: _families(ctx, set(services)),
         lambda: _target_groups(ctx, web),
         lambda: _log_groups(ctx, {names.log_group(name, s) for s in stack.services}),
-        *orphans_tagged.reads(ctx),
+        *tagged_reads,
+        *(partial(_owned, ctx, probe) for probe in early),
     )
     listed_services, scaled_services, other_clusters, families, target_groups, log_groups = found[:6]
+    probes = found[6 + len(tagged_reads) :]
+    probed = {probe.key: mine for probe, mine in zip(early, probes, strict=True)}
     for svc in listed_services:
         short = names.service_of(name, svc)
         add(
@@ -212,11 +227,7 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
             f"{PREFIX}access-log-bucket",
         )
         add(partial(OrphanListeners, name, [], https=False), f"{PREFIX}load-balancer", *orphan_tgs)
-    if destroy and "access-log-bucket" not in keys:
-        add(partial(OrphanAccessLogBucket, name))
-    if destroy:  # made by `spotecs drill`, never by `up`: only teardown removes them
-        add(partial(OrphanFisTemplate, name), f"{PREFIX}{fis.ROLE_KEY}")
-        add(partial(OrphanFisRole, name, ctx.region))
+    candidates += unlisted
     orphans_tagged.find(ctx, add, Gone, other_clusters, [names.service_of(name, f) for f in families])
     # Candidates found by name prefix are kept only if they exist and carry our tags.
     unnamed = [
@@ -224,8 +235,9 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
         for make, deps in candidates
         if not _named(probe := make(depends_on=deps), named) and probe.key not in keys
     ]
-    owned = ctx.at_once(*(partial(_owned, ctx, probe) for _, _, probe in unnamed))
-    kept = [(make, deps) for (make, deps, _), mine in zip(unnamed, owned, strict=True) if mine]
+    todo = [probe for _, _, probe in unnamed if probe.key not in probed]
+    probed |= dict(zip((p.key for p in todo), ctx.at_once(*(partial(_owned, ctx, p) for p in todo)), strict=True))
+    kept = [(make, deps) for make, deps, probe in unnamed if probed[probe.key]]
     present = keys | {make(depends_on=deps).key for make, deps in kept}
     return [make(depends_on=tuple(d for d in deps if d in present)) for make, deps in kept]
 
