@@ -146,14 +146,17 @@ def critical_path(aws: Aws, rec: Recorder) -> tuple[int, float]:
     def waited(b: Call, a: Call) -> bool:
         if aws.finished.get(id(a), float("inf")) > b.started:
             return False
-        if a.started < apply_start or not a.step or a.step == b.step:
+        if a.started < apply_start <= b.started or not a.step or a.step == b.step:
             return True
+        if b.started < apply_start:  # planning, steps read at once
+            return False
         # Applying, a step starts once its upstreams are done (deleting, once its dependants are).
         return a.step in ups(b.step) or b.step in ups(a.step)
 
     # Planning: a call of depth d follows the calls of depth d - 1 that had come back before it
-    # started (the one it waited for is among them).
-    planned = [c for c in calls if c.started < apply_start]
+    # started (the one it waited for is among them). A spotecs that records no depth (before
+    # issue 15's third part: to measure the code before a change) is timed as applying.
+    planned = [c for c in calls if c.started < apply_start and hasattr(c, "depth")]
     trips: list[int] = []
     seconds: list[float] = []
     for i, b in enumerate(planned):
