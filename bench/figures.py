@@ -20,8 +20,11 @@ everything in place) and `teardown`, run in this process:
 Then the no-op plan as a user runs it, a process of its own (bench/traced.py), the median of
 --process-runs runs: start_up (process start to first AWS request sent), wall,
 wall_minus_start_up, four_round_trips (4 x the latency), interpreter_exit (the process's own
-end after its last line). Then `status` on the 300/1,000 fleet (bench/bench_status.py) per
-latency, and the median of `spotecs --help` (bench/startup.py). Needs the sandbox extra (moto)."""
+end after its last line); against the sandbox (no_op_plan.process) and against the same
+answers replayed after exactly the latency, all at once (no_op_plan.replayed, bench/replay.py:
+the sandbox answers one request at a time, AWS does not). Then `status` on the 300/1,000
+fleet (bench/bench_status.py) per latency, and the median of `spotecs --help`
+(bench/startup.py). Needs the sandbox extra (moto)."""
 
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ from rich.console import Console
 import spotecs.aws
 import spotecs.engine.plan
 import spotecs.up
+from bench.replay import Replay
 from spotecs.aws import Aws, AwsOptions, Call
 from spotecs.render import Env
 from spotecs.steps.base import Timeouts
@@ -231,14 +235,21 @@ def phase(
 
 
 def process_plan(
-    name: str, path: Path, endpoint: str, latency_ms: float, runs: int, out: Callable[[str, float, str], None]
+    name: str,
+    path: Path,
+    endpoint: str,
+    latency_ms: float,
+    runs: int,
+    out: Callable[[str, float, str], None],
+    warm: int = 0,
 ) -> None:
     """The no-op plan as a user runs it, a process of its own (bench/traced.py): start-up is
-    process start to first AWS request sent; the medians of `runs` runs."""
-    figures: list[tuple[float, float, float]] = []
+    process start to first AWS request sent; the medians of `runs` runs, after `warm` runs not
+    counted."""
+    figures: list[tuple[float, float, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         trace = Path(tmp) / "trace.json"
-        for _ in range(runs):
+        for i in range(warm + runs):
             begun = time.time()
             argv = ["up", "--dry-run", "-f", str(path), "--endpoint-url", endpoint]
             subprocess.run(
@@ -248,14 +259,15 @@ def process_plan(
             )
             ended = time.time()
             got = json.loads(trace.read_text())
-            figures.append((got["first_request"] - begun, ended - begun, ended - got["exiting"]))
-    start_up = statistics.median(f[0] for f in figures)
-    wall = statistics.median(f[1] for f in figures)
-    out(f"{name}.start_up", round(start_up, 3), "s")
-    out(f"{name}.wall", round(wall, 3), "s")
-    out(f"{name}.wall_minus_start_up", round(wall - start_up, 3), "s")
+            start_up = got["first_request"] - begun
+            if i >= warm:
+                figures.append((start_up, ended - begun, ended - begun - start_up, ended - got["exiting"]))
+    median = [statistics.median(f[i] for f in figures) for i in range(4)]
+    out(f"{name}.start_up", round(median[0], 3), "s")
+    out(f"{name}.wall", round(median[1], 3), "s")
+    out(f"{name}.wall_minus_start_up", round(median[2], 3), "s")
     out(f"{name}.four_round_trips", round(4 * latency_ms / 1000, 3), "s")
-    out(f"{name}.interpreter_exit", round(statistics.median(f[2] for f in figures), 3), "s")
+    out(f"{name}.interpreter_exit", round(median[3], 3), "s")
 
 
 class ServerSandbox:
@@ -317,6 +329,11 @@ def main() -> None:
                 phase(f"{prefix}.up", lambda o=opts: up(env, o, timeouts), rec, latency, out)
                 phase(f"{prefix}.no_op_plan", lambda o=dry: up(env, o, timeouts), rec, latency, out)
                 process_plan(f"{prefix}.no_op_plan.process", path, box.endpoint_url, latency, args.process_runs, out)
+                # The same reads from an AWS that answers each in exactly the latency, all at once
+                # (bench/replay.py): the sandbox's one-request-at-a-time processing apart.
+                with Replay(box.endpoint_url, latency) as aws:
+                    replayed = f"{prefix}.no_op_plan.replayed"
+                    process_plan(replayed, path, aws.endpoint_url, latency, args.process_runs, out, warm=1)
                 phase(f"{prefix}.teardown", lambda o=opts: teardown(env, o, timeouts=timeouts), rec, latency, out)
         if not args.no_status:
             status = subprocess.run(
