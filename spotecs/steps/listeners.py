@@ -102,19 +102,28 @@ class Listeners(Step):
             LoadBalancerArn=lb_arn,
         )
         by_port = {listener["Port"]: listener for listener in listeners}
+        ours = [(role, port) for role, port in PORTS.items() if port in by_port]
+        # Each listener's rules at once: the HTTP and the HTTPS listener's cost one round trip.
+        listed = ctx.at_once(
+            *(
+                lambda port=port: ctx.paginate(
+                    f"list rules of listener :{port}",
+                    "elbv2",
+                    "describe_rules",
+                    "Rules",
+                    ListenerArn=by_port[port]["ListenerArn"],
+                )
+                for _, port in ours
+            )
+        )
+        rules_of = {port: rules for (_, port), rules in zip(ours, listed, strict=True)}
         out: dict[str, Any] = {"listener_arns": {}, "rule_arns": {}}
         for role, port in PORTS.items():
             listener = by_port.get(port)
             if listener is None:
                 out[role] = None
                 continue
-            rules = ctx.paginate(
-                f"list rules of listener :{port}",
-                "elbv2",
-                "describe_rules",
-                "Rules",
-                ListenerArn=listener["ListenerArn"],
-            )
+            rules = rules_of[port]
             certs = listener.get("Certificates") or [{}]
             out[role] = {
                 "certificate": certs[0].get("CertificateArn"),
