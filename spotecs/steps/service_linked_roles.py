@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from spotecs.config import Stack
@@ -96,22 +97,22 @@ def plan_notes(ctx: Context) -> list[str]:
 
 
 def ensure(ctx: Context) -> list[str]:
-    """Create the absent roles, before any other write. "has been taken" means it exists (made
-    meanwhile by AWS itself or another run): success. A caller that may not create one stops the
-    run here, so nothing is half-built. Returns the names created."""
+    """Create the absent roles, before any other write, all at once (one round trip, not one
+    each). "has been taken" means it exists (made meanwhile by AWS itself or another run):
+    success. A caller that may not create one stops the run here, so nothing is half-built.
+    Returns the names created."""
     iam = ctx.client("iam")
-    created = []
-    for role in missing_roles(ctx):
+
+    def create(role: LinkedRole) -> str | None:
         try:
             ctx.call(
                 f"create the service-linked role {role.name}",
                 iam.create_service_linked_role,
                 AWSServiceName=role.service,
             )
-            created.append(role.name)
         except AwsError as e:
             if e.code == "InvalidInput" and "has been taken" in e.detail:
-                continue
+                return None
             if e.code in DENIED:
                 raise AwsError(
                     f"create the service-linked role {role.name}",
@@ -121,4 +122,7 @@ def ensure(ctx: Context) -> list[str]:
                     e.code,
                 ) from None
             raise
-    return created
+        return role.name
+
+    made = ctx.at_once(*(partial(create, role) for role in missing_roles(ctx)))
+    return [name for name in made if name is not None]
