@@ -108,25 +108,28 @@ class AccessLogBucket(Step):
             and ctx.call(f"look up bucket {bucket}", s3.head_bucket, missing=gone, Bucket=bucket) is None
         ):
             return None
-        rules = (
-            ctx.call(
+        # The bucket exists: its four settings at once, one round trip instead of four.
+        lifecycle, policy, blocked, algorithm = ctx.at_once(
+            lambda: ctx.call(
                 f"read lifecycle of bucket {bucket}",
                 s3.get_bucket_lifecycle_configuration,
                 missing=("NoSuchLifecycleConfiguration",),
                 Bucket=bucket,
-            )
-            or {}
+            ),
+            lambda: ctx.call(
+                f"read policy of bucket {bucket}", s3.get_bucket_policy, missing=("NoSuchBucketPolicy",), Bucket=bucket
+            ),
+            lambda: public_access_blocked(ctx, bucket),
+            lambda: encryption(ctx, bucket),
         )
+        rules = lifecycle or {}
         rule: dict[str, Any] = next((r for r in rules.get("Rules", []) if r.get("ID") == EXPIRY_RULE), {})
-        policy = ctx.call(
-            f"read policy of bucket {bucket}", s3.get_bucket_policy, missing=("NoSuchBucketPolicy",), Bucket=bucket
-        )
         return {
             "expire_days": rule.get("Expiration", {}).get("Days"),
             "prefix": rule.get("Filter", {}).get("Prefix", "").strip("/"),
             "policy": json.loads(policy["Policy"]) if policy else None,
-            "public_access_blocked": public_access_blocked(ctx, bucket),
-            "encryption": encryption(ctx, bucket),
+            "public_access_blocked": blocked,
+            "encryption": algorithm,
             "bucket": bucket,
             "_owned": ctx.owned(tags_from_list((tagging or {}).get("TagSet"))),
         }
