@@ -56,9 +56,14 @@ class Listeners(Step):
         problems: list[str] = []
         cfg = ctx.stack.load_balancer
         if cfg.certificate_arn:
-            status = self._certificate_status(ctx, cfg.certificate_arn)
-            problems += checks.certificate_problems(cfg.certificate_arn, ctx.region, status)
-            problems += self._ssl_policy_problems(ctx, cfg.ssl_policy)
+            arn = cfg.certificate_arn
+            # Neither needs the other: one round trip after the plan's reads, not two.
+            status, policy_problems = ctx.at_once(
+                lambda: self._certificate_status(ctx, arn),
+                lambda: self._ssl_policy_problems(ctx, cfg.ssl_policy),
+            )
+            problems += checks.certificate_problems(arn, ctx.region, status)
+            problems += policy_problems
         return problems
 
     @staticmethod
