@@ -72,7 +72,8 @@ class Call:
     # for a call made before any answer came back, 1 + the depth of the last answer its thread
     # had seen otherwise (Aws._shared: a read the read layer shares counts from the call that
     # made it). Unlike `started`, independent of timing: what a test of the plan's critical
-    # path asserts.
+    # path asserts. Followed through a plan's reads (Context.for_step, at_once); applying, a
+    # worker thread goes on from its previous step's depth: there, time the calls instead.
     depth: int = field(default=0, compare=False)
 
     @property

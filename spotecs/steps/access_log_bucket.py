@@ -253,7 +253,7 @@ def named_bucket_problems(ctx: Context, bucket: str) -> list[str]:
         return []
     why_not = f"or state why not under {OPT_OUT}"
     try:
-        blocked, algorithm = public_access_blocked(ctx, bucket), encryption(ctx, bucket)
+        blocked, algorithm = ctx.at_once(lambda: public_access_blocked(ctx, bucket), lambda: encryption(ctx, bucket))
     except AwsError as e:
         if e.code == "NoSuchBucket":
             return [f"{field}: bucket {bucket} does not exist; create it, or leave bucket out for spotecs to make one"]
