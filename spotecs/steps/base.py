@@ -43,9 +43,10 @@ BUDGETS: dict[str, float] = {
     "service stable": 1800,
 }
 UNNAMED_BUDGET = 600.0
-# Reads one step issues at once (Context.at_once), on top of the engine's own workers: as many
-# as the orphan search's first listings (9), so none waits for a worker.
-AT_ONCE = 12
+# Reads one step issues at once (Context.at_once), on top of the engine's own workers: more than
+# any one call asks for (the orphan search's first reads: 9, and 3 more in a teardown), so none
+# waits for a worker, which would add a round trip to it; bounded for a call that would ask more.
+AT_ONCE = 32
 
 
 @dataclass
