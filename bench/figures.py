@@ -32,7 +32,6 @@ import argparse
 import io
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -293,7 +292,8 @@ class ServerSandbox:
         return self
 
     def __exit__(self, *_: Any) -> None:
-        self.process.send_signal(signal.SIGINT)
+        # Not SIGINT: a bench started in the background by a shell inherits it ignored.
+        self.process.terminate()
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
