@@ -400,3 +400,49 @@ def _assert_look_alikes_only(balancers: list[str], target_groups: list[str]) -> 
     assert sorted(g["TargetGroupName"] for g in elbv2.describe_target_groups()["TargetGroups"]) == target_groups
     groups = logs.describe_log_groups(logGroupNamePrefix="/earlier/")["logGroups"]
     assert [g["logGroupName"] for g in groups] == ["/earlier/demo-lookalike"]
+
+
+TRUST = '{"Version":"2012-10-17","Statement":[]}'
+
+
+def test_roles_tagged_as_the_stack_s_under_names_the_file_does_not_give_are_planned_gone_and_torn_down(
+    moto: None, runs: Runs, tmp_path: Path
+) -> None:
+    """From the plan's one read of the account's roles: a removed service's task role, the task
+    role of a service that stays but drops `task_role`, and an earlier file's role with its
+    instance profile go; a role of a matching name not tagged as ours, the stack's roles in
+    another region and the drill's role stay (teardown, with the current file, removes the
+    drill's too)."""
+    task_role = {"task_role": {"managed_policies": [READ_ONLY]}}
+    path = stack_file(tmp_path, deep_merge(TWO, {"services": {"api": task_role, "old": task_role}}))
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    iam = boto3.client("iam", region_name=REGION)
+    legacy, theirs = f"demo-{REGION}-legacy", f"demo-{REGION}-theirs"
+    elsewhere, drill = "demo-eu-west-1-legacy", f"demo-{REGION}-fis-drill"
+    for role, tags in ((legacy, OWNED), (theirs, {}), (elsewhere, OWNED), (drill, OWNED)):
+        iam.create_role(RoleName=role, AssumeRolePolicyDocument=TRUST, Tags=tag_list(tags))
+    iam.attach_role_policy(RoleName=legacy, PolicyArn=READ_ONLY)
+    iam.create_instance_profile(InstanceProfileName=legacy, Tags=tag_list(OWNED))
+    iam.add_role_to_instance_profile(InstanceProfileName=legacy, RoleName=legacy)
+
+    def roles() -> list[str]:
+        return sorted(r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("demo-"))
+
+    stack_file(tmp_path, MINIMAL)  # `old` removed, `api` without its task role
+    plan = cmd("up", "-f", str(path), "--dry-run")
+    gone = [f"demo-{REGION}-api-task", legacy, f"demo-{REGION}-old-task"]
+    for role in gone:
+        assert f"- IAM role {role}" in plan.text, role
+    assert theirs not in plan.text and elsewhere not in plan.text and drill not in plan.text
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    mine = [f"demo-{REGION}-ecs-execution", f"demo-{REGION}-ecs-instance"]
+    assert roles() == sorted([*mine, elsewhere, drill, theirs])
+    assert [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]] == [mine[1]]
+    assert "No changes." in cmd("up", "-f", str(path), "--dry-run").text
+
+    iam.create_role(RoleName=legacy, AssumeRolePolicyDocument=TRUST, Tags=tag_list(OWNED))
+    out = cmd("teardown", "-f", str(path), "--yes")
+    assert out.code == 0, out.text
+    assert f"- IAM role {legacy}" in out.text and f"- IAM role {drill}" in out.text
+    assert roles() == sorted([elsewhere, theirs])
+    assert iam.list_instance_profiles()["InstanceProfiles"] == []

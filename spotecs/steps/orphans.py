@@ -228,7 +228,7 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
         )
         add(partial(OrphanListeners, name, [], https=False), f"{PREFIX}load-balancer", *orphan_tgs)
     candidates += unlisted
-    orphans_tagged.find(ctx, add, Gone, other_clusters, [names.service_of(name, f) for f in families])
+    orphans_tagged.find(ctx, add, Gone, other_clusters)
     # Candidates found by name prefix are kept only if they exist and carry our tags.
     unnamed = [
         (make, deps, probe)

@@ -1,13 +1,14 @@
 """Orphans beyond what orphans.py finds under the file's own names, at no extra call when there
-are none: the task role of a service the file no longer names (probed only for a task definition
-family that is itself an orphan), the Container Insights log group of a cluster the file no
-longer names, and what carries the stack's tags under a name or id the file does not give (an
-earlier file's or an earlier spotecs's): launch templates, auto scaling groups with their
-capacity providers, load balancers (their listeners go with them), target groups, security
-groups and log groups.
+are none: the Container Insights log group of a cluster the file no longer names, and what
+carries the stack's tags under a name or id the file does not give (an earlier file's or an
+earlier spotecs's): launch templates, auto scaling groups with their capacity providers, load
+balancers (their listeners go with them), target groups, security groups, log groups, and IAM
+roles with their instance profiles (the task role of a removed service or of a service that
+dropped `task_role`, an earlier file's role).
 
 They come from reads the plan makes anyway: the tagging-API read that gives the steps their
-ownership tags (steps.base.stack_tagged) and the tag-filtered listing of the stack's groups that
+ownership tags (steps.base.stack_tagged), the plan's one read of the account's roles that the
+IAM steps read from (iam.account_roles), and the tag-filtered listing of the stack's groups that
 the group step reads from (auto_scaling_group.stack_groups); the tagging API covers no group
 (https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/supported-services.html).
 A resource the file names is told by the id its own step reads. Each orphan reuses its kind's
@@ -23,11 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from spotecs import names
+from spotecs.aws import tags_from_list
 from spotecs.steps.auto_scaling_group import AutoScalingGroup, stack_groups
 from spotecs.steps.base import Context, Step, arn_resource, stack_tagged
 from spotecs.steps.capacity_provider import CapacityProvider, services_using
 from spotecs.steps.cluster import describe_cluster
-from spotecs.steps.iam import Role
+from spotecs.steps.iam import Role, account_roles
 from spotecs.steps.launch_template import NOT_FOUND as TEMPLATE_NOT_FOUND
 from spotecs.steps.launch_template import LaunchTemplate
 from spotecs.steps.load_balancer import LoadBalancer
@@ -169,21 +171,17 @@ def reads(ctx: Context) -> list[Callable[[], Any]]:
         lambda: stack_groups(ctx),
         lambda: named_group(ctx, names.security_group(ctx.name, ROLES[0])),
         lambda: _own_template_ids(ctx),
+        lambda: account_roles(ctx),
     ]
 
 
-def find(ctx: Context, add: Add, gone: type, other_clusters: list[str], orphan_services: list[str]) -> None:
-    """Add these orphans through `add`; `gone` is orphans.Gone (the mixin they take).
-    `orphan_services`: short names of services whose task definition family is an orphan."""
-    stack, region = ctx.stack, ctx.region
-    name = stack.stack
+def find(ctx: Context, add: Add, gone: type, other_clusters: list[str]) -> None:
+    """Add these orphans through `add`; `gone` is orphans.Gone (the mixin they take)."""
+    name = ctx.stack.stack
     for cluster in other_clusters:
         add(_make(gone, ContainerInsightsLogGroup, (cluster,), None, insights_key(cluster)))
-    for short in orphan_services:
-        if short in stack.services and stack.services[short].task_role:
-            continue
-        role = names.task_role(name, region, short)
-        add(_make(gone, Role, (role, role, "ecs-tasks.amazonaws.com", []), role, task_role_key(name, region, short)))
+    for role, profiled in _stack_roles(ctx):
+        add(_make(gone, Role, (role, role, "", []), role, key("iam:role", role), instance_profile=profiled))
     tagged = list(stack_tagged(ctx))
     group_keys = _security_groups(ctx, add, gone, tagged)
     target_keys = []
@@ -202,6 +200,27 @@ def find(ctx: Context, add: Add, gone: type, other_clusters: list[str], orphan_s
             add(_make(gone, TaggedLogGroup, (name, ""), group, key("log-group", group)))
     template_keys = _launch_templates(ctx, add, gone, tagged, group_keys)
     _auto_scaling_groups(ctx, add, gone, template_keys, other_clusters)
+
+
+def _stack_roles(ctx: Context) -> list[tuple[str, bool]]:
+    """Roles of the stack in this region the file does not name, each with whether it holds an
+    instance profile of its own name. IAM is global: the stack's roles in another region carry
+    the same tags, so only names under `<stack>-<region>-` are this region's (a long task role
+    name keeps that head). The drill's role is `spotecs drill`'s: `up` leaves it, teardown
+    deletes it by its own name (orphans.OrphanFisRole)."""
+    stack, region = ctx.stack, ctx.region
+    prefix = f"{stack.stack}-{region}-"
+    named = {
+        names.instance_role(stack.stack, region),
+        names.execution_role(stack.stack, region),
+        names.fis_role(stack.stack, region),
+        *(names.task_role(stack.stack, region, s) for s, cfg in stack.services.items() if cfg.task_role),
+    }
+    return [
+        (role, any(p["InstanceProfileName"] == role for p in detail.get("InstanceProfileList") or []))
+        for role, detail in sorted(account_roles(ctx).items())
+        if role.startswith(prefix) and role not in named and ctx.owned(tags_from_list(detail.get("Tags")))
+    ]
 
 
 def _named(arns: list[str], kind: str) -> dict[str, str]:
