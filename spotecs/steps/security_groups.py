@@ -106,16 +106,20 @@ class SecurityGroup(Step):
         )
         group_id = out["GroupId"]
         if desired["ingress"]:
-            # A group created a moment ago may be unknown to this call for a few seconds.
-            ctx.retry(
-                f"allow ingress to {self.name}",
-                ec2.authorize_security_group_ingress,
-                codes=("InvalidGroup.NotFound",),
-                timeout=ctx.timeouts.budget("eventual consistency"),
-                GroupId=group_id,
-                IpPermissions=[_ip_permission(r) for r in desired["ingress"]],
-            )
+            self._grant(ctx, group_id, [_ip_permission(r) for r in desired["ingress"]])
         return {"group_id": group_id}
+
+    def _grant(self, ctx: Context, group_id: str, permissions: list[dict[str, Any]]) -> None:
+        # The group created a moment ago, or one its rule names (the load balancer's, when the
+        # file gains its first web service), may be unknown to this call for a few seconds.
+        ctx.retry(
+            f"allow ingress to {self.name}",
+            ctx.client("ec2").authorize_security_group_ingress,
+            codes=("InvalidGroup.NotFound",),
+            timeout=ctx.timeouts.budget("eventual consistency"),
+            GroupId=group_id,
+            IpPermissions=permissions,
+        )
 
     def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         ec2 = ctx.client("ec2")
@@ -129,16 +133,7 @@ class SecurityGroup(Step):
                 f"revoke ingress from {self.name}", ec2.revoke_security_group_ingress, GroupId=gid, IpPermissions=revoke
             )
         if grant:
-            # The rule may name a group created a moment ago (the load balancer's, when the
-            # file gains its first web service): unknown to this call for a few seconds.
-            ctx.retry(
-                f"allow ingress to {self.name}",
-                ec2.authorize_security_group_ingress,
-                codes=("InvalidGroup.NotFound",),
-                timeout=ctx.timeouts.budget("eventual consistency"),
-                GroupId=gid,
-                IpPermissions=grant,
-            )
+            self._grant(ctx, gid, grant)
         return {"group_id": gid}
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
