@@ -12,7 +12,8 @@ from typing import Any
 from spotecs import aws, names
 from spotecs.aws import Aws
 from spotecs.config import AMI_ALIASES, Stack
-from spotecs.steps.ami import TEMPLATE_MISSING, AmiRelease, describe_images, latest_ami, release
+from spotecs.steps.ami import AmiRelease, describe_images, latest_ami, release
+from spotecs.steps.launch_template import NOT_FOUND as TEMPLATE_MISSING
 
 # Instance refresh statuses in which the refresh still acts on the group (AWS's list).
 ACTIVE_REFRESH = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")

@@ -20,13 +20,9 @@ from spotecs import aws
 from spotecs.aws import Aws
 from spotecs.config import AMI_ALIASES
 from spotecs.steps.base import Context, DataSource
+from spotecs.steps.launch_template import default_version
 
 IMAGE_MISSING = ("InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable")
-TEMPLATE_MISSING = (
-    "InvalidLaunchTemplateName.NotFoundException",
-    "InvalidLaunchTemplateId.NotFound",
-    "InvalidLaunchTemplateId.NotFoundException",
-)
 
 
 @dataclass(frozen=True)
@@ -109,16 +105,8 @@ def same_family(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def template_image(session: Aws, template: str) -> str | None:
     """The AMI of the default version of launch template `template`, or None if it is absent."""
-    got = session.read(
-        f"describe the default version of launch template {template}",
-        "ec2",
-        "describe_launch_template_versions",
-        missing=TEMPLATE_MISSING,
-        LaunchTemplateName=template,
-        Versions=["$Default"],
-    )
-    versions = (got or {}).get("LaunchTemplateVersions") or []
-    image = versions[0].get("LaunchTemplateData", {}).get("ImageId") if versions else None
+    version = default_version(session, template)
+    image = version.get("LaunchTemplateData", {}).get("ImageId") if version else None
     return str(image) if image else None
 
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spotecs import checks, names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change, Unknown
 from spotecs.steps.base import Context, Step, retry_iam_propagation, stack_read_tags
+
+if TYPE_CHECKING:
+    from spotecs.aws import Aws
 
 ECS_CONFIG = "/etc/ecs/ecs.config"
 NOT_FOUND = (
@@ -27,6 +30,22 @@ NOT_FOUND = (
 # the host network, still can. 2 only when the file opts out with a reason.
 IMDS_HOP_LIMIT = 1
 IMDS_HOP_LIMIT_FOR_CONTAINERS = 2
+
+
+def default_version(reader: Aws | Context, name: str) -> dict[str, Any] | None:
+    """The default version of launch template `name`, None when there is no such template. Asked
+    by name, one read per plan through the read layer, whoever asks: the template's step, the
+    AMI data source and the orphan search (which tells the file's template by its id)."""
+    got = reader.read(
+        f"describe the default version of launch template {name}",
+        "ec2",
+        "describe_launch_template_versions",
+        missing=NOT_FOUND,
+        LaunchTemplateName=name,
+        Versions=["$Default"],
+    )
+    versions = (got or {}).get("LaunchTemplateVersions") or []
+    return versions[0] if versions else None
 
 
 def user_data_script(cluster: str, stop_timeout: int, extra: dict[str, str]) -> str:
@@ -209,21 +228,11 @@ class LaunchTemplate(Step):
         )
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        # The default version by name, as the AMI data source asks it: one read serves both, and
-        # a template that does not exist answers NotFound. Its tags come from the stack's
-        # tagging-API read; only a template missing there is described for them.
-        got = ctx.read(
-            f"describe the default version of launch template {self.name}",
-            "ec2",
-            "describe_launch_template_versions",
-            missing=NOT_FOUND,
-            LaunchTemplateName=self.name,
-            Versions=["$Default"],
-        )
-        versions = (got or {}).get("LaunchTemplateVersions") or []
-        if not versions:
+        # Its tags come from the stack's tagging-API read; only a template missing there is
+        # described for them.
+        version = default_version(ctx, self.name)
+        if version is None:
             return None
-        version = versions[0]
         lt_id = version["LaunchTemplateId"]
         tags = stack_read_tags(ctx, f"launch-template/{lt_id}")
         if tags is None:

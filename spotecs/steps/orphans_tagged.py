@@ -31,7 +31,7 @@ from spotecs.steps.capacity_provider import CapacityProvider, services_using
 from spotecs.steps.cluster import describe_cluster
 from spotecs.steps.iam import Role, account_roles
 from spotecs.steps.launch_template import NOT_FOUND as TEMPLATE_NOT_FOUND
-from spotecs.steps.launch_template import LaunchTemplate
+from spotecs.steps.launch_template import LaunchTemplate, default_version
 from spotecs.steps.load_balancer import LoadBalancer
 from spotecs.steps.log_group import ContainerInsightsLogGroup, LogGroup
 from spotecs.steps.security_groups import ROLES, SecurityGroup, named_group
@@ -263,15 +263,8 @@ def _security_groups(ctx: Context, add: Add, gone: type, tagged: list[str]) -> l
 
 def _own_template_ids(ctx: Context) -> set[str]:
     """The id of the file's launch template, from the read its step makes."""
-    own = ctx.read(
-        f"describe the default version of launch template {names.launch_template(ctx.name)}",
-        "ec2",
-        "describe_launch_template_versions",
-        missing=TEMPLATE_NOT_FOUND,
-        LaunchTemplateName=names.launch_template(ctx.name),
-        Versions=["$Default"],
-    )
-    return {v["LaunchTemplateId"] for v in (own or {}).get("LaunchTemplateVersions") or []}
+    own = default_version(ctx, names.launch_template(ctx.name))
+    return {own["LaunchTemplateId"]} if own else set()
 
 
 def _launch_templates(ctx: Context, add: Add, gone: type, tagged: list[str], group_keys: list[str]) -> list[str]:
