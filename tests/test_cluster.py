@@ -159,3 +159,21 @@ def test_an_instance_ecs_deregisters_meanwhile_is_not_a_failure(
     else:
         with pytest.raises(AwsError, match=r"^Failed to deregister container instance .*: try again"):
             cluster.delete(ctx, cluster.read(ctx) or {})
+
+
+def test_cluster_tag_edit_converges_with_tag_calls_only() -> None:
+    steps, _ = up(make_stack(tags={"team": "payments", "cost-center": "cc-17"}), only(*COMPUTE))
+    edited = make_stack(tags={"team": "billing", "owner": "ops"})
+    the_plan = replan(steps, edited)
+    ch = the_plan.get("cluster")
+    assert ch.action is Action.UPDATE and ch.changed_fields() == {"tags"}
+    ctx = fresh(edited)
+    converge(steps, ctx)
+    assert writes(ctx, "ecs") == ["TagResource", "UntagResource"]  # no UpdateCluster
+    (untag,) = sent(ctx, "UntagResource")
+    assert untag["tagKeys"] == ["cost-center"]
+    held = ctx.client("ecs").list_tags_for_resource(resourceArn=cluster(ctx)["clusterArn"])["tags"]
+    tags = {t["key"]: t["value"] for t in held}
+    assert tags["team"] == "billing" and tags["owner"] == "ops" and "cost-center" not in tags
+    assert tags["spotecs:stack"] == "demo"
+    assert not replan(steps, edited).get("cluster").is_change

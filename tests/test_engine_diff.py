@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from spotecs.engine.diff import choose_action, diff
-from spotecs.engine.model import Action, Unknown, has_unknown
+from spotecs.engine.model import Action, Unknown, Whole, has_unknown
 
 U = Unknown("x.id")
 
@@ -86,3 +86,20 @@ def test_choose_action(
     got, diffs = choose_action(desired, current, replace_on, versioned)
     assert got is action
     assert [d.path for d in diffs if d.forces_replace] == forced
+
+
+def test_whole_dict_reports_a_key_only_aws_holds() -> None:
+    want = {"tags": Whole({"team": "billing"})}
+    have = {"tags": {"team": "billing", "cost-center": "cc-17"}}
+    assert [(d.path, d.old, d.new) for d in diff(want, have)] == [("tags", have["tags"], want["tags"])]
+    # a plain nested dict is compared by the file's keys only: AWS's extra facts are no change
+    assert diff({"hc": {"path": "/"}}, {"hc": {"path": "/", "matcher": "200"}}) == []
+    assert diff(want, {"tags": {"team": "billing"}}) == []
+
+
+def test_versioned_step_changes_only_its_tags_in_place() -> None:
+    have = {"image": "nginx:1", "tags": {"team": "payments"}}
+    tags_only = {"image": "nginx:1", "tags": Whole({"team": "billing"})}
+    assert choose_action(tags_only, have, versioned=True)[0] is Action.UPDATE
+    both = {"image": "nginx:2", "tags": Whole({"team": "billing"})}
+    assert choose_action(both, have, versioned=True)[0] is Action.NEW_VERSION

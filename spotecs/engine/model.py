@@ -26,6 +26,12 @@ class Unknown:
         return id(self)
 
 
+class Whole(dict[str, Any]):
+    """A dict the diff compares as a whole, so that a key the file dropped is a change too (a
+    resource's tags). Other nested dicts are compared by the file's keys only: AWS's answers
+    carry facts the file does not set."""
+
+
 class Outputs:
     """Steps' outputs shared between the apply's threads: `output` / `set_output` of the
     engine's Context protocol. The holder provides `outputs` and `_lock`."""

@@ -9,6 +9,7 @@ from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step
+from spotecs.steps.tagging import desired_tags, held_tags, retag
 
 # ECS answers these while services, tasks or instances are still being wound down.
 NOT_EMPTY_YET = (
@@ -82,7 +83,10 @@ class Cluster(Step):
         super().__init__("cluster", name)
 
     def desired(self, ctx: Context) -> dict[str, Any]:
-        return {"container_insights": "enabled" if ctx.stack.cluster.container_insights else "disabled"}
+        return {
+            "container_insights": "enabled" if ctx.stack.cluster.container_insights else "disabled",
+            "tags": desired_tags(ctx),
+        }
 
     def _settings(self, desired: dict[str, Any]) -> list[dict[str, str]]:
         return [{"name": "containerInsights", "value": desired["container_insights"]}]
@@ -92,11 +96,13 @@ class Cluster(Step):
         if c is None:
             return None
         settings = {s["name"]: s["value"] for s in c.get("settings", [])}
+        tags = tags_from_list(c.get("tags"))
         return {
             "container_insights": settings.get("containerInsights", "disabled"),
+            "tags": held_tags(tags),
             "name": self.name,
             "arn": c["clusterArn"],
-            "_owned": ctx.owned(tags_from_list(c.get("tags"))),
+            "_owned": ctx.owned(tags),
         }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
@@ -105,17 +111,19 @@ class Cluster(Step):
             ctx.client("ecs").create_cluster,
             clusterName=self.name,
             settings=self._settings(desired),
-            tags=tag_list(ctx.tags(), "key", "value"),
+            tags=tag_list(desired["tags"], "key", "value"),
         )["cluster"]
         return {"name": self.name, "arn": c["clusterArn"]}
 
     def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
-        ctx.call(
-            f"update settings of ECS cluster {self.name}",
-            ctx.client("ecs").update_cluster,
-            cluster=self.name,
-            settings=self._settings(desired),
-        )
+        if "container_insights" in change.changed_fields():
+            ctx.call(
+                f"update settings of ECS cluster {self.name}",
+                ctx.client("ecs").update_cluster,
+                cluster=self.name,
+                settings=self._settings(desired),
+            )
+        retag(ctx, "ecs", f"ECS cluster {self.name}", current["arn"], desired["tags"], current.get("tags"))
         return {"name": self.name, "arn": current["arn"]}
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:

@@ -1,0 +1,142 @@
+"""A resource's tags as a converging field: what the file gives (`desired_tags`), what AWS holds
+(`held_tags`), and the tag and untag calls of each API that bring one to the other (`retag`).
+
+Every resource spotecs creates carries the stack's tags plus the file's `tags:`; an edit of
+`tags:` must reach every one of them, and a tag the file dropped must go (as Terraform removes
+a tag no longer configured). Tags that AWS itself sets are never ours to change: `aws:*` keys
+(AWS refuses to write them: https://docs.aws.amazon.com/tag-editor/latest/userguide/best-practices-and-strats.html)
+and the ones services add, such as the `AmazonECSManaged` tag ECS puts on an auto scaling group
+with managed termination protection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from spotecs.aws import tag_list
+from spotecs.engine.model import Change, Whole
+from spotecs.steps.base import Context
+
+# Keys a service adds to resources it manages, never set nor removed by spotecs.
+AWS_ADDED = frozenset({"AmazonECSManaged"})
+
+
+def ours(key: str) -> bool:
+    return not key.startswith("aws:") and key not in AWS_ADDED
+
+
+def desired_tags(ctx: Context, **extra: str) -> Whole:
+    """The tags the file gives a resource: the stack's own, the file's `tags:`, and `extra`
+    (e.g. Name), exactly as the create call sends them."""
+    return Whole(ctx.tags(**extra))
+
+
+def held_tags(tags: dict[str, str]) -> Whole:
+    """What AWS holds of the tags spotecs manages (without AWS's own)."""
+    return Whole({k: v for k, v in tags.items() if ours(k)})
+
+
+def tags_changed(change: Change) -> bool:
+    return "tags" in change.changed_fields()
+
+
+# How each API tags and untags one resource: (ctx, what, identifier, tags to put, keys to drop).
+Tagger = Callable[[Context, str, str, dict[str, str], list[str]], None]
+
+
+def _ecs(ctx: Context, what: str, arn: str, put: dict[str, str], drop: list[str]) -> None:
+    ecs = ctx.client("ecs")
+    if put:
+        ctx.call(f"tag {what}", ecs.tag_resource, resourceArn=arn, tags=tag_list(put, "key", "value"))
+    if drop:
+        ctx.call(f"untag {what}", ecs.untag_resource, resourceArn=arn, tagKeys=drop)
+
+
+def _elbv2(ctx: Context, what: str, arn: str, put: dict[str, str], drop: list[str]) -> None:
+    elb = ctx.client("elbv2")
+    if put:
+        ctx.call(f"tag {what}", elb.add_tags, ResourceArns=[arn], Tags=tag_list(put))
+    if drop:
+        ctx.call(f"untag {what}", elb.remove_tags, ResourceArns=[arn], TagKeys=drop)
+
+
+def _ec2(ctx: Context, what: str, resource_id: str, put: dict[str, str], drop: list[str]) -> None:
+    ec2 = ctx.client("ec2")
+    if put:
+        ctx.call(f"tag {what}", ec2.create_tags, Resources=[resource_id], Tags=tag_list(put))
+    if drop:
+        ctx.call(f"untag {what}", ec2.delete_tags, Resources=[resource_id], Tags=[{"Key": k} for k in drop])
+
+
+def _logs(ctx: Context, what: str, arn: str, put: dict[str, str], drop: list[str]) -> None:
+    logs = ctx.client("logs")
+    arn = arn.removesuffix(":*")  # DescribeLogGroups' `arn` ends in ":*"; the tagging calls refuse it
+    if put:
+        ctx.call(f"tag {what}", logs.tag_resource, resourceArn=arn, tags=put)
+    if drop:
+        ctx.call(f"untag {what}", logs.untag_resource, resourceArn=arn, tagKeys=drop)
+
+
+def _iam_role(ctx: Context, what: str, name: str, put: dict[str, str], drop: list[str]) -> None:
+    iam = ctx.client("iam")
+    if put:
+        ctx.call(f"tag {what}", iam.tag_role, RoleName=name, Tags=tag_list(put))
+    if drop:
+        ctx.call(f"untag {what}", iam.untag_role, RoleName=name, TagKeys=drop)
+
+
+def _iam_instance_profile(ctx: Context, what: str, name: str, put: dict[str, str], drop: list[str]) -> None:
+    iam = ctx.client("iam")
+    if put:
+        ctx.call(f"tag {what}", iam.tag_instance_profile, InstanceProfileName=name, Tags=tag_list(put))
+    if drop:
+        ctx.call(f"untag {what}", iam.untag_instance_profile, InstanceProfileName=name, TagKeys=drop)
+
+
+def _scaling(ctx: Context, what: str, arn: str, put: dict[str, str], drop: list[str]) -> None:
+    aas = ctx.client("application-autoscaling")
+    if put:
+        ctx.call(f"tag {what}", aas.tag_resource, ResourceARN=arn, Tags=put)
+    if drop:
+        ctx.call(f"untag {what}", aas.untag_resource, ResourceARN=arn, TagKeys=drop)
+
+
+def _cloudwatch(ctx: Context, what: str, arn: str, put: dict[str, str], drop: list[str]) -> None:
+    cw = ctx.client("cloudwatch")
+    if put:
+        ctx.call(f"tag {what}", cw.tag_resource, ResourceARN=arn, Tags=tag_list(put))
+    if drop:
+        ctx.call(f"untag {what}", cw.untag_resource, ResourceARN=arn, TagKeys=drop)
+
+
+def _fis(ctx: Context, what: str, arn: str, put: dict[str, str], drop: list[str]) -> None:
+    fis = ctx.client("fis")
+    if put:
+        ctx.call(f"tag {what}", fis.tag_resource, resourceArn=arn, tags=put)
+    if drop:
+        ctx.call(f"untag {what}", fis.untag_resource, resourceArn=arn, tagKeys=drop)
+
+
+TAGGERS: dict[str, Tagger] = {
+    "ecs": _ecs,
+    "elbv2": _elbv2,
+    "ec2": _ec2,
+    "logs": _logs,
+    "iam role": _iam_role,
+    "iam instance profile": _iam_instance_profile,
+    "application-autoscaling": _scaling,
+    "cloudwatch": _cloudwatch,
+    "fis": _fis,
+}
+
+
+def retag(ctx: Context, api: str, what: str, ident: str, want: dict[str, Any], have: dict[str, Any] | None) -> None:
+    """Bring the tags AWS holds on `ident` (an ARN, an id or a name, as `api` takes it) from
+    `have` to `want`: put what is new or changed, then remove what the file dropped. AWS's own
+    tags are left alone. S3 buckets take their tags whole: see access_log_bucket."""
+    have = held_tags(dict(have or {}))
+    put = {k: v for k, v in want.items() if ours(k) and have.get(k) != v}
+    drop = sorted(k for k in have if k not in want)
+    if put or drop:
+        TAGGERS[api](ctx, what, ident, put, drop)
