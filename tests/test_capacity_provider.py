@@ -250,3 +250,23 @@ def test_each_wait_has_its_own_documented_budget() -> None:
     assert Timeouts(default=5).budget("service stable") == 5
     with pytest.raises(ValueError, match="no budget for a wait named 'capacity provider delted'"):
         budgets.budget("capacity provider delted")
+
+
+def test_capacity_provider_tag_edit_converges_with_tag_calls_only() -> None:
+    steps, first = up(make_stack(tags={"team": "payments", "cost-center": "cc-17"}), only(*COMPUTE))
+    arn = first.outputs["capacity-provider"]["arn"]
+    edited = make_stack(tags={"team": "billing", "owner": "ops"})
+    ch = replan(steps, edited).get("capacity-provider")
+    assert ch.action is Action.UPDATE and ch.changed_fields() == {"tags"}
+    ctx = fresh(edited)
+    converge(steps, ctx)
+    # the cluster is retagged too; no UpdateCapacityProvider nor PutClusterCapacityProviders
+    assert sorted(writes(ctx, "ecs")) == ["TagResource", "TagResource", "UntagResource", "UntagResource"]
+    (tag,) = [r for r in sent(ctx, "TagResource") if r["resourceArn"] == arn]
+    assert {t["key"]: t["value"] for t in tag["tags"]} == {"team": "billing", "owner": "ops"}
+    (untag,) = [r for r in sent(ctx, "UntagResource") if r["resourceArn"] == arn]
+    assert untag["tagKeys"] == ["cost-center"]
+    held = {t["key"]: t["value"] for t in ctx.client("ecs").list_tags_for_resource(resourceArn=arn)["tags"]}
+    assert held["team"] == "billing" and held["owner"] == "ops" and "cost-center" not in held
+    assert held["spotecs:stack"] == "demo"
+    assert not replan(steps, edited).get("capacity-provider").is_change

@@ -20,6 +20,7 @@ from spotecs.steps.auto_scaling_group import describe_group
 from spotecs.steps.base import Context, Step
 from spotecs.steps.cluster import cluster_services, describe_cluster
 from spotecs.steps.service_linked_roles import NOT_USABLE_YET
+from spotecs.steps.tagging import desired_tags, held_tags, retag
 
 # ECS is still applying a previous change, or a service still uses the provider being removed.
 CLUSTER_BUSY = ("UpdateInProgressException", "ResourceInUseException")
@@ -65,6 +66,7 @@ class CapacityProvider(Step):
             "cluster": self.cluster,
             # The cluster's default: tasks without a strategy of their own land on these instances.
             "default_strategy": [{"capacity_provider": name, "base": 0, "weight": 1}],
+            "tags": desired_tags(ctx),
         }
 
     def _provider(self, d: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +112,7 @@ class CapacityProvider(Step):
         asg = p.get("autoScalingGroupProvider", {})
         m = asg.get("managedScaling", {})
         strategy = (cluster or {}).get("defaultCapacityProviderStrategy", [])
+        tags = tags_from_list(p.get("tags"))
         return {
             "name": p["name"],
             "auto_scaling_group_arn": asg.get("autoScalingGroupArn"),
@@ -127,8 +130,9 @@ class CapacityProvider(Step):
                 {"capacity_provider": s["capacityProvider"], "base": s.get("base", 0), "weight": s.get("weight", 0)}
                 for s in strategy
             ],
+            "tags": held_tags(tags),
             "arn": p["capacityProviderArn"],
-            "_owned": ctx.owned(tags_from_list(p.get("tags"))),
+            "_owned": ctx.owned(tags),
         }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
@@ -145,7 +149,7 @@ class CapacityProvider(Step):
                 "autoScalingGroupArn": desired["auto_scaling_group_arn"],
                 **self._provider(desired),
             },
-            tags=tag_list(ctx.tags(), "key", "value"),
+            tags=tag_list(desired["tags"], "key", "value"),
         )["capacityProvider"]
         self._attach(ctx, name)
         return {"name": name, "arn": p["capacityProviderArn"]}
@@ -164,6 +168,7 @@ class CapacityProvider(Step):
             )
         if changed & {"cluster", "default_strategy"}:
             self._attach(ctx, name)
+        retag(ctx, "ecs", f"capacity provider {name}", current["arn"], desired["tags"], current.get("tags"))
         return {"name": name, "arn": current["arn"]}
 
     def _put_cluster_providers(self, ctx: Context, providers: list[str], strategy: list[dict[str, Any]]) -> None:
