@@ -10,6 +10,7 @@ import pytest
 from botocore.stub import Stubber
 
 from spotecs.config import Stack
+from spotecs.engine.model import Action
 from spotecs.engine.plan import plan
 from spotecs.errors import AwsError, WaitTimeout
 from spotecs.steps import workload
@@ -108,6 +109,28 @@ def test_a_new_capacity_provider_strategy_forces_a_new_deployment(compute: dict[
     (update,) = sent(ctx, "UpdateService")
     assert update["forceNewDeployment"] is True
     assert update["capacityProviderStrategy"] == [{"capacityProvider": f"{PROVIDER}-2", "weight": 1, "base": 0}]
+
+
+def test_service_tag_edit_converges_with_tag_calls_only_and_no_deployment(compute: dict[str, StandIn]) -> None:
+    tagged = make_stack(tags={"team": "payments", "cost-center": "cc-17"})
+    converge(workload_steps(tagged, compute, lambda s: s.key == "service:api"), fresh(tagged))
+    ecs = boto3.client("ecs", region_name=REGION)
+    arn = ecs.describe_services(cluster=CLUSTER, services=["demo-api"])["services"][0]["serviceArn"]
+    edited = make_stack(tags={"team": "billing", "owner": "ops"})
+    steps = workload_steps(edited, compute, lambda s: s.key == "service:api")
+    ch = replan(steps, edited).get("service:api")
+    assert ch.action is Action.UPDATE and ch.changed_fields() == {"tags"}
+    ctx = fresh(edited)
+    converge(steps, ctx)
+    assert not sent(ctx, "UpdateService") and not sent(ctx, "CreateService")
+    (tag,) = [r for r in sent(ctx, "TagResource") if r["resourceArn"] == arn]
+    assert {t["key"]: t["value"] for t in tag["tags"]} == {"team": "billing", "owner": "ops"}
+    (untag,) = [r for r in sent(ctx, "UntagResource") if r["resourceArn"] == arn]
+    assert untag["tagKeys"] == ["cost-center"]
+    held = {t["key"]: t["value"] for t in ecs.list_tags_for_resource(resourceArn=arn)["tags"]}
+    assert held["team"] == "billing" and held["owner"] == "ops" and "cost-center" not in held
+    assert held["spotecs:stack"] == "demo"
+    assert not replan(steps, edited).get("service:api").is_change
 
 
 def test_with_scaling_the_desired_count_is_set_only_at_creation(compute: dict[str, StandIn]) -> None:

@@ -14,6 +14,7 @@ from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step
 from spotecs.steps.cluster import listed_service
 from spotecs.steps.service_linked_roles import NOT_USABLE_YET
+from spotecs.steps.tagging import desired_tags, held_tags, retag
 
 GONE = ("ServiceNotFoundException", "ServiceNotActiveException", "ClusterNotFoundException")
 MAX_EVENTS = 5
@@ -71,6 +72,7 @@ class Service(Step):
             "health_check_grace_period": svc.health_check_grace_period if svc.is_web else 0,
             "ecs_managed_tags": True,
             "propagate_tags": "SERVICE",
+            "tags": desired_tags(ctx),
         }
         # With auto scaling, the desired count belongs to it: set once, at creation.
         if svc.scaling is None:
@@ -94,6 +96,7 @@ class Service(Step):
             return None
         dc = s.get("deploymentConfiguration", {})
         cb = dc.get("deploymentCircuitBreaker", {})
+        tags = tags_from_list(s.get("tags"))
         return {
             "cluster": s["clusterArn"].rsplit("/", 1)[-1],
             "task_definition": s.get("taskDefinition"),
@@ -122,6 +125,7 @@ class Service(Step):
             "health_check_grace_period": (s.get("healthCheckGracePeriodSeconds") or 0) if s.get("loadBalancers") else 0,
             "ecs_managed_tags": s.get("enableECSManagedTags", False),
             "propagate_tags": s.get("propagateTags", "NONE"),
+            "tags": held_tags(tags),
             "desired_count": s.get("desiredCount"),
             # Live facts, never diffed: `status` shows them from this same read.
             "running_count": s.get("runningCount", 0),
@@ -130,7 +134,7 @@ class Service(Step):
             "events": s.get("events", [])[:EVENTS_KEPT],
             "arn": s["serviceArn"],
             "name": self.name,
-            "_owned": ctx.owned(tags_from_list(s.get("tags"))),
+            "_owned": ctx.owned(tags),
         }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +148,7 @@ class Service(Step):
             "desiredCount": count,
             "schedulingStrategy": "REPLICA",
             "deploymentController": {"type": "ECS"},
-            "tags": tag_list(ctx.tags(), "key", "value"),
+            "tags": tag_list(desired["tags"], "key", "value"),
             **_settings(desired, svc.is_web),
         }
         # Without a token, a create retried after a lost response is refused ("Creation of service
@@ -162,6 +166,11 @@ class Service(Step):
         return {"arn": s["serviceArn"], "name": self.name, "desired_count": count}
 
     def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
+        retag(ctx, "ecs", f"ECS service {self.name}", current["arn"], desired["tags"], current.get("tags"))
+        changed = change.changed_fields()
+        if changed == {"tags"}:
+            # Tags are not a deployment: the running tasks keep theirs (propagated at launch).
+            return {}
         svc = ctx.stack.services[self.service]
         settings = _settings(desired, svc.is_web)
         # Sent only when changed (this also unwires a service that lost its container_port).
