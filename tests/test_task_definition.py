@@ -126,6 +126,42 @@ def test_rerun_registers_no_revision_and_an_image_change_exactly_one(compute: di
     assert changes(replan(steps, bumped)) == {}
 
 
+def test_task_definition_tag_edit_retags_the_current_revision_in_place(compute: dict[str, StandIn]) -> None:
+    tagged = make_stack(tags={"team": "payments", "cost-center": "cc-17"})
+    converge(workload_steps(tagged, compute, lambda s: s.key == "service:api"), fresh(tagged))
+    edited = make_stack(tags={"team": "billing", "owner": "ops"})
+    steps = workload_steps(edited, compute, lambda s: s.key == "service:api")
+    p = replan(steps, edited)
+    ch = p.get("task-definition:api")
+    assert ch.action is Action.UPDATE and ch.changed_fields() == {"tags"}  # not a new version
+    assert p.get("service:api").changed_fields() == {"tags"}  # still on revision 1
+    ctx = fresh(edited)
+    converge(steps, ctx)
+    assert not sent(ctx, "RegisterTaskDefinition") and not sent(ctx, "UpdateService")
+    arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/demo-api:1"
+    (tag,) = [r for r in sent(ctx, "TagResource") if r["resourceArn"] == arn]
+    assert {t["key"]: t["value"] for t in tag["tags"]} == {"team": "billing", "owner": "ops"}
+    (untag,) = [r for r in sent(ctx, "UntagResource") if r["resourceArn"] == arn]
+    assert untag["tagKeys"] == ["cost-center"]
+    ecs = boto3.client("ecs", region_name=REGION)
+    held = {t["key"]: t["value"] for t in ecs.list_tags_for_resource(resourceArn=arn)["tags"]}
+    assert held["team"] == "billing" and held["owner"] == "ops" and "cost-center" not in held
+    assert held["spotecs:stack"] == "demo"
+    assert ecs.list_task_definitions(familyPrefix="demo-api")["taskDefinitionArns"] == [arn]
+    assert changes(replan(steps, edited)) == {}
+
+    # With the content changed too, the one new revision is registered with the file's tags.
+    bumped = make_stack(tags={"team": "search"}, services={"api": {"image": "bitnami/node-example:0.0.2"}})
+    steps = workload_steps(bumped, compute, lambda s: s.key == "service:api")
+    assert replan(steps, bumped).get("task-definition:api").action is Action.NEW_VERSION
+    ctx = fresh(bumped)
+    converge(steps, ctx)
+    (register,) = sent(ctx, "RegisterTaskDefinition")
+    tags = {t["key"]: t["value"] for t in register["tags"]}
+    assert tags["team"] == "search" and "owner" not in tags
+    assert changes(replan(steps, bumped)) == {}
+
+
 def test_teardown_deregisters_every_active_revision(compute: dict[str, StandIn]) -> None:
     stack = make_stack()
     steps = workload_steps(stack, compute, lambda s: s.key == "task-definition:api")

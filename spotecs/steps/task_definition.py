@@ -8,8 +8,9 @@ from typing import Any
 
 from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
-from spotecs.engine.model import Change
+from spotecs.engine.model import Action, Change
 from spotecs.steps.base import Context, Step
+from spotecs.steps.tagging import desired_tags, held_tags, retag
 
 HEALTH_CHECK_DEFAULTS = {"interval": 30, "timeout": 5, "retries": 3, "startPeriod": 0}
 
@@ -119,6 +120,8 @@ class TaskDefinition(Step):
             "network_mode": "bridge",
             "requires_compatibilities": ["EC2"],
             "container": normalise_container(c),
+            # Tagged on the revision: a tags-only edit retags the current one (diff.IN_PLACE).
+            "tags": desired_tags(ctx),
         }
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
@@ -136,6 +139,7 @@ class TaskDefinition(Step):
             return None
         td = got["taskDefinition"]
         containers = td.get("containerDefinitions", [])
+        tags = tags_from_list(got.get("tags"))
         return {
             "execution_role": td.get("executionRoleArn"),
             "task_role": td.get("taskRoleArn"),
@@ -146,7 +150,8 @@ class TaskDefinition(Step):
             "arn": td["taskDefinitionArn"],
             "family": self.name,
             "revision": td["revision"],
-            "_owned": ctx.owned(tags_from_list(got.get("tags"))),
+            "tags": held_tags(tags),
+            "_owned": ctx.owned(tags),
         }
 
     def create(self, ctx: Context, desired: dict[str, Any], after: int = 0) -> dict[str, Any]:
@@ -160,7 +165,7 @@ class TaskDefinition(Step):
             networkMode=desired["network_mode"],
             requiresCompatibilities=desired["requires_compatibilities"],
             containerDefinitions=[container],
-            tags=tag_list(ctx.tags(), "key", "value"),
+            tags=tag_list(desired["tags"], "key", "value"),
         )
         td = got["taskDefinition"]
         if got.get("ResponseMetadata", {}).get("RetryAttempts"):
@@ -170,6 +175,16 @@ class TaskDefinition(Step):
         return {"arn": td["taskDefinitionArn"], "family": self.name, "revision": td["revision"]}
 
     def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
+        if change.action is Action.UPDATE:  # only tags changed: the current revision keeps serving
+            retag(
+                ctx,
+                "ecs",
+                f"task definition {_family_revision(current['arn'])}",
+                current["arn"],
+                desired["tags"],
+                current.get("tags"),
+            )
+            return {"arn": current["arn"], "family": self.name, "revision": current["revision"]}
         # A new revision; older ones stay ACTIVE so a circuit-breaker rollback can use them.
         return self.create(ctx, desired, after=int(current.get("revision") or 0))
 
@@ -216,6 +231,10 @@ class TaskDefinition(Step):
         )
         # familyPrefix is a prefix on some APIs: keep exactly this family.
         return [a for a in arns if a.rsplit("/", 1)[-1].rsplit(":", 1)[0] == self.name]
+
+
+def _family_revision(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
 
 
 def _revision(arn: str) -> int:
