@@ -20,6 +20,8 @@ from tests.helpers import (
     steps_for,
 )
 
+TAGS = {"spotecs:stack": "demo", "spotecs:managed": "true"}
+
 
 def _log_group(logs: Any, name: str) -> dict[str, Any] | None:
     groups = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
@@ -34,8 +36,8 @@ def test_log_group_absent_plan_create(moto: None) -> None:
     stack = make_stack(services={"worker": {"image": "busybox"}})
     p = plan(_lg_steps(stack), make_ctx(stack))
     assert {c.key: (c.action, c.name, c.desired) for c in p.changes} == {
-        "log-group:api": (Action.CREATE, "/ecs/demo/api", {"retention_days": 30}),
-        "log-group:worker": (Action.CREATE, "/ecs/demo/worker", {"retention_days": 30}),
+        "log-group:api": (Action.CREATE, "/ecs/demo/api", {"retention_days": 30, "tags": TAGS}),
+        "log-group:worker": (Action.CREATE, "/ecs/demo/worker", {"retention_days": 30, "tags": TAGS}),
     }
 
 
@@ -77,6 +79,26 @@ def test_log_group_retention_change_is_an_update(moto: None, logs: Any, retentio
     g = _log_group(logs, "/ecs/demo/api")
     assert g is not None and g.get("retentionInDays") == retention
     assert not replan(_lg_steps(changed), changed).has_changes
+
+
+def test_log_group_tag_edit_converges_with_tag_calls_only(moto: None, logs: Any) -> None:
+    tagged = make_stack(tags={"team": "payments", "cost-center": "cc-17"})
+    converge(_lg_steps(tagged), make_ctx(tagged))
+    edited = make_stack(tags={"team": "billing", "owner": "ops"})
+    ch = replan(_lg_steps(edited), edited).get("log-group:api")
+    assert ch.action is Action.UPDATE and ch.changed_fields() == {"tags"}
+    ctx = make_ctx(edited)
+    converge(_lg_steps(edited), ctx)
+    assert [c.operation for c in ctx.aws.writes()] == ["TagResource", "UntagResource"]  # no PutRetentionPolicy
+    (tag,) = sent(ctx, "TagResource")
+    assert tag["tags"] == {"team": "billing", "owner": "ops"}
+    (untag,) = sent(ctx, "UntagResource")
+    assert untag["tagKeys"] == ["cost-center"]
+    arn = ctx.outputs["log-group:api"]["arn"]
+    assert tag["resourceArn"] == untag["resourceArn"] == arn and not arn.endswith(":*")
+    held = logs.list_tags_for_resource(resourceArn=arn)["tags"]
+    assert held == {**TAGS, "team": "billing", "owner": "ops"}
+    assert not replan(_lg_steps(edited), edited).has_changes
 
 
 def test_log_group_created_without_retention(moto: None, logs: Any) -> None:

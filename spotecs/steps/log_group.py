@@ -10,6 +10,7 @@ from spotecs.aws import tags_from_list
 from spotecs.engine.model import Change
 from spotecs.steps.base import Context, Step, arn_resource, stack_read_tags
 from spotecs.steps.cluster import describe_clusters
+from spotecs.steps.tagging import desired_tags, held_tags, retag
 
 
 def stack_log_groups(ctx: Context) -> list[dict[str, Any]]:
@@ -32,7 +33,7 @@ class LogGroup(Step):
         self.service = service
 
     def desired(self, ctx: Context) -> dict[str, Any]:
-        return {"retention_days": ctx.stack.services[self.service].log_retention_days}
+        return {"retention_days": ctx.stack.services[self.service].log_retention_days, "tags": desired_tags(ctx)}
 
     def describe(self, ctx: Context) -> dict[str, Any] | None:
         return next((g for g in stack_log_groups(ctx) if g["logGroupName"] == self.name), None)
@@ -50,6 +51,7 @@ class LogGroup(Step):
             ).get("tags", {})
         return {
             "retention_days": group.get("retentionInDays"),
+            "tags": held_tags(tags),
             "arn": arn,
             "log_group": self.name,
             "_owned": ctx.owned(tags),
@@ -57,7 +59,7 @@ class LogGroup(Step):
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         logs = ctx.client("logs")
-        ctx.call(f"create log group {self.name}", logs.create_log_group, logGroupName=self.name, tags=ctx.tags())
+        ctx.call(f"create log group {self.name}", logs.create_log_group, logGroupName=self.name, tags=desired["tags"])
         self._retention(ctx, desired["retention_days"])
         # Dependants need the ARN too, and create_log_group does not return it; the describe that
         # follows a create may not list the group yet.
@@ -78,7 +80,9 @@ class LogGroup(Step):
         return {"log_group": self.name, "arn": str(found["arn"]).removesuffix(":*")}
 
     def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
-        self._retention(ctx, desired["retention_days"])
+        if "retention_days" in change.changed_fields():
+            self._retention(ctx, desired["retention_days"])
+        retag(ctx, "logs", f"log group {self.name}", current["arn"], desired["tags"], current.get("tags"))
         return {}
 
     def _retention(self, ctx: Context, days: int | None) -> None:
