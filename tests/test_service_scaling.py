@@ -22,6 +22,7 @@ from tests.helpers import (
     sent,
     up,
     workload_steps,
+    writes,
 )
 
 
@@ -324,3 +325,36 @@ def test_scaling_goes_first_policies_alarms_actions_target(moto: None) -> None:
     assert aas.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"] == []
     assert aas.describe_scheduled_actions(ServiceNamespace="ecs")["ScheduledActions"] == []
     assert [a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]] == ["demo-api-step-theirs"]
+
+
+def test_scaling_tag_edit_retags_the_target_and_alarms_only_keeping_the_bounds_memo(
+    compute: dict[str, StandIn],
+) -> None:
+    burst = {"name": "newsletter", "schedule": "cron(0 9 ? * TUE *)", "min": 3, "max": 12}
+    scaling = deep_merge(STEP_SCALING, {"services": {"api": {"scaling": {"scheduled": [burst]}}}})
+    tagged = make_stack(**scaling, tags={"team": "payments", "cost-center": "cc-17"})
+    steps = workload_steps(tagged, compute, lambda s: s.key == "scaling:api")
+    converge(steps, fresh(tagged))
+    edited = make_stack(**scaling, tags={"team": "billing", "owner": "ops"})
+    ch = replan(steps, edited).get("scaling:api")
+    assert ch.action is Action.UPDATE and ch.changed_fields() == {"tags", "alarm_tags"}
+    ctx = fresh(edited)
+    converge(steps, ctx)
+    # (the service, its task definition and log group are retagged too: their own tests)
+    assert writes(ctx, "application-autoscaling") == writes(ctx, "cloudwatch") == ["TagResource", "UntagResource"]
+    aas = boto3.client("application-autoscaling", region_name=REGION)
+    cw = boto3.client("cloudwatch", region_name=REGION)
+    query = {"ServiceNamespace": "ecs", "ResourceIds": [f"service/{CLUSTER}/demo-api"]}
+    target = aas.describe_scalable_targets(**query)["ScalableTargets"][0]["ScalableTargetARN"]
+    (untag_target,) = [c.params for c in ctx.aws.writes() if c.service == "application-autoscaling"][1:]
+    (untag_alarm,) = [c.params for c in ctx.aws.writes() if c.service == "cloudwatch"][1:]
+    assert untag_target == {"ResourceARN": target, "TagKeys": ["cost-center"]}  # never spotecs:bounds
+    held = aas.list_tags_for_resource(ResourceARN=target)["Tags"]
+    assert held["team"] == "billing" and held["owner"] == "ops" and "cost-center" not in held
+    assert held[STACK_TAG] == "demo" and held["spotecs:bounds"] == "min=2,max=10"
+    alarm = cw.describe_alarms(AlarmNames=["demo-api-step-pushes"])["MetricAlarms"][0]["AlarmArn"]
+    assert untag_alarm == {"ResourceARN": alarm, "TagKeys": ["cost-center"]}
+    held = {t["Key"]: t["Value"] for t in cw.list_tags_for_resource(ResourceARN=alarm)["Tags"]}
+    assert held["team"] == "billing" and held["owner"] == "ops" and "cost-center" not in held
+    assert held[STACK_TAG] == "demo"
+    assert changes(replan(steps, edited)) == {}

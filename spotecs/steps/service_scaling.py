@@ -13,6 +13,7 @@ from spotecs.engine.model import Change, Unknown
 from spotecs.steps.base import Context, Step
 from spotecs.steps.cluster import listed_service
 from spotecs.steps.scaling_policies import (
+    BOUNDS_TAG,
     bounds_note,
     bounds_of_tags,
     bounds_tag,
@@ -25,6 +26,7 @@ from spotecs.steps.scaling_policies import (
     tracking_request,
 )
 from spotecs.steps.service_linked_roles import NOT_USABLE_YET
+from spotecs.steps.tagging import desired_tags, held_tags, retag
 
 NAMESPACE = "ecs"
 DIMENSION = "ecs:service:DesiredCount"
@@ -133,6 +135,10 @@ class ServiceScaling(Step):
             "target_tracking": by_name(tracking),
             "step_scaling": by_name(steps),
             "scheduled": by_name(scheduled),
+            # The scalable target's; spotecs:bounds, a memo of the bounds applied, is never one of them.
+            "tags": desired_tags(ctx),
+            # Each step policy's alarm is tagged too (a policy itself takes no tags).
+            "alarm_tags": {s["name"]: desired_tags(ctx) for s in steps},
         }
 
     def _label(self, ctx: Context) -> Any:
@@ -148,11 +154,13 @@ class ServiceScaling(Step):
         if not targets:
             return None
         prefix = names.scaling_prefix(self.service_name)
-        # None of these needs another's answer: asked at once, they cost one round trip, not three.
-        all_policies, all_scheduled, service = ctx.at_once(
+        target = targets[0]
+        # None of these needs another's answer: asked at once, they cost one round trip, not four.
+        all_policies, all_scheduled, service, target_tags = ctx.at_once(
             lambda: scaling_reads(ctx, "describe_scaling_policies", "ScalingPolicies"),
             lambda: scaling_reads(ctx, "describe_scheduled_actions", "ScheduledActions"),
             lambda: listed_service(ctx, ctx.stack.cluster_name, self.service_name),
+            lambda: self._target_tags(ctx, target),
         )
         policies = [p for p in self._mine(all_policies) if p["PolicyName"].startswith(prefix)]
         step_policies = [p for p in policies if p.get("PolicyType") == "StepScaling"]
@@ -170,10 +178,10 @@ class ServiceScaling(Step):
             if step_policies
             else {}
         )
+        alarm_tags = self._alarm_tags(ctx, list(alarms.values()))
         scheduled = [a for a in self._mine(all_scheduled) if a["ScheduledActionName"].startswith(prefix)]
-        target = targets[0]
         live = {"min": target["MinCapacity"], "max": target["MaxCapacity"]}
-        applied = self._applied_bounds(ctx, target) if scheduled else None
+        applied = bounds_of_tags(target_tags or {}) if scheduled else None
         return {
             **(applied or live),
             # Live facts, never diffed: the bounds in force, and whether the tag was read.
@@ -185,6 +193,9 @@ class ServiceScaling(Step):
             ),
             "step_scaling": by_name([step_policy_of(p, alarms.get(p["PolicyName"])) for p in step_policies]),
             "scheduled": by_name([scheduled_of(a) for a in scheduled]),
+            "tags": held_tags({k: v for k, v in (target_tags or {}).items() if k != BOUNDS_TAG}),
+            "alarm_tags": {name: held_tags(tags) for name, tags in alarm_tags.items()},
+            "alarm_arns": {name: a["AlarmArn"] for name, a in alarms.items()},
             # Live facts, never diffed: `status` shows each policy's alarms from this same read.
             "policy_alarms": {p["PolicyName"]: sorted(a["AlarmName"] for a in p.get("Alarms", [])) for p in policies},
             # Scalable targets carry no tags spotecs can read back everywhere: they belong to the
@@ -192,7 +203,9 @@ class ServiceScaling(Step):
             "_owned": service is None or ctx.owned(tags_from_list(service.get("tags"))),
         }
 
-    def _applied_bounds(self, ctx: Context, target: dict[str, Any]) -> dict[str, int] | None:
+    def _target_tags(self, ctx: Context, target: dict[str, Any]) -> dict[str, str] | None:
+        """Every tag of the scalable target (DescribeScalableTargets gives none), or None when it
+        has no ARN or is gone meanwhile."""
         arn = target.get("ScalableTargetARN")
         got = arn and ctx.call(
             f"list tags of scalable target {self.resource_id}",
@@ -200,7 +213,23 @@ class ServiceScaling(Step):
             missing=("ResourceNotFoundException",),
             ResourceARN=arn,
         )
-        return bounds_of_tags(got.get("Tags", {})) if got else None
+        return dict(got.get("Tags", {})) if got else None
+
+    def _alarm_tags(self, ctx: Context, alarms: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+        """The tags of each step policy's alarm (DescribeAlarms gives none), asked at once."""
+        cw = ctx.client("cloudwatch")
+
+        def tags_of(alarm: dict[str, Any]) -> dict[str, str]:
+            got = ctx.call(
+                f"list tags of alarm {alarm['AlarmName']}",
+                cw.list_tags_for_resource,
+                missing=("ResourceNotFound", "ResourceNotFoundException"),
+                ResourceARN=alarm["AlarmArn"],
+            )
+            return tags_from_list((got or {}).get("Tags"))
+
+        found = ctx.at_once(*(lambda a=a: tags_of(a) for a in alarms))
+        return {a["AlarmName"]: tags for a, tags in zip(alarms, found, strict=True)}
 
     def notes(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
         return bounds_note(desired, current)
@@ -233,7 +262,7 @@ class ServiceScaling(Step):
                 timeout=ctx.timeouts.budget("service-linked role"),
                 MinCapacity=desired["min"],
                 MaxCapacity=desired["max"],
-                **({"Tags": {**ctx.tags(), **remember}} if current is None else {}),
+                **({"Tags": {**desired["tags"], **remember}} if current is None else {}),
                 **self._target(),
             )
         if (
@@ -289,7 +318,8 @@ class ServiceScaling(Step):
                     Threshold=a["threshold"],
                     ComparisonOperator=a["comparison"],
                     AlarmActions=[arn],
-                    Tags=tag_list(ctx.tags()),
+                    # Taken by a new alarm only: an existing one's are changed below.
+                    Tags=tag_list(desired["alarm_tags"][name]),
                 )
         wanted = {a["name"]: a for a in desired["scheduled"]}
         existing = {a["name"]: a for a in have["scheduled"]}
@@ -313,7 +343,21 @@ class ServiceScaling(Step):
                     ScalableTargetAction=bounds,
                     **self._target(),
                 )
+        if current is not None:
+            self._retag(ctx, desired, current)
         return {"resource_id": self.resource_id}
+
+    def _retag(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any]) -> None:
+        """The scalable target's tags and those of each alarm that was there before (a new one was
+        created with the file's). RegisterScalableTarget and PutMetricAlarm ignore `Tags` on
+        an existing resource: only the tagging calls change them."""
+        if current.get("target_arn"):
+            what = f"scalable target {self.resource_id}"
+            retag(ctx, "application-autoscaling", what, current["target_arn"], desired["tags"], current.get("tags"))
+        arns, held = current.get("alarm_arns", {}), current.get("alarm_tags", {})
+        for name, want in desired["alarm_tags"].items():
+            if name in arns:
+                retag(ctx, "cloudwatch", f"alarm {name}", arns[name], want, held.get(name))
 
     def _delete_policy(self, ctx: Context, name: str, *, with_alarm: bool) -> None:
         if with_alarm:  # the alarm first: it would otherwise fire into a deleted policy
@@ -363,19 +407,6 @@ class ServiceScaling(Step):
             "MetricAlarms",
             AlarmNamePrefix=names.step_policy_prefix(self.service_name),
         )
-        for a in alarms:
-            if a["AlarmName"] in done:
-                continue
-            tags = ctx.call(
-                f"list tags of alarm {a['AlarmName']}",
-                cw.list_tags_for_resource,
-                missing=("ResourceNotFound", "ResourceNotFoundException"),
-                ResourceARN=a["AlarmArn"],
-            )
-            if tags is not None and ctx.owned(tags_from_list(tags.get("Tags"))):
-                ctx.call(
-                    f"delete alarm {a['AlarmName']}",
-                    cw.delete_alarms,
-                    missing=("ResourceNotFound",),
-                    AlarmNames=[a["AlarmName"]],
-                )
+        stray = self._alarm_tags(ctx, [a for a in alarms if a["AlarmName"] not in done])
+        for name in (n for n, tags in stray.items() if ctx.owned(tags)):
+            ctx.call(f"delete alarm {name}", cw.delete_alarms, missing=("ResourceNotFound",), AlarmNames=[name])
