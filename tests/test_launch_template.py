@@ -107,6 +107,32 @@ def test_stop_timeout_change_is_a_new_version_and_the_group_is_untouched() -> No
     assert not replan(steps, changed).has_changes
 
 
+def test_a_dropped_tag_leaves_the_volumes_of_new_instances_and_the_group() -> None:
+    steps, first = up(make_stack(tags={"team": "payments", "cost-center": "cc-17"}), only(*COMPUTE))
+    lt_id = first.outputs["launch-template"]["id"]
+    dropped = make_stack(tags={"team": "payments"})
+    the_plan = replan(steps, dropped)
+    assert the_plan.get("launch-template").action is Action.NEW_VERSION
+    assert [d.path for d in the_plan.get("launch-template").diffs] == ["volume_tags"]
+    assert the_plan.get("auto-scaling-group").changed_fields() == {"tags"}
+    ctx = fresh(dropped)
+    converge(steps, ctx)
+    (req,) = sent(ctx, "CreateLaunchTemplateVersion")
+    (volumes,) = req["LaunchTemplateData"]["TagSpecifications"]
+    assert {t["Key"]: t["Value"] for t in volumes["Tags"]} == {
+        "Name": "demo-instances",
+        "team": "payments",
+        "spotecs:stack": "demo",
+        "spotecs:managed": "true",
+    }
+    (version,) = ctx.client("ec2").describe_launch_template_versions(LaunchTemplateId=lt_id, Versions=["$Default"])[
+        "LaunchTemplateVersions"
+    ]
+    (held,) = version["LaunchTemplateData"]["TagSpecifications"]
+    assert "cost-center" not in {t["Key"] for t in held["Tags"]} and version["VersionNumber"] == 2
+    assert not replan(steps, dropped).has_changes
+
+
 def test_launch_template_delete_twice() -> None:
     stack = make_stack()
     steps, ctx = up(stack, only(*COMPUTE))

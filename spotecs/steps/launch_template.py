@@ -15,6 +15,7 @@ from spotecs import checks, names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change, Unknown
 from spotecs.steps.base import Context, Step, retry_iam_propagation, stack_read_tags
+from spotecs.steps.tagging import desired_tags
 
 if TYPE_CHECKING:
     from spotecs.aws import Aws
@@ -187,7 +188,8 @@ class LaunchTemplate(Step):
             # T4g launch unlimited by default anyway; this makes it explicit (and covers T2).
             "cpu_credits": "unlimited" if known and all(f["burstable"] for f in known) else None,
             "user_data": user_data_script(ctx.stack.cluster_name, cfg.container_stop_timeout, cfg.ecs_agent),
-            "volume_tags": ctx.tags(Name=self.name),
+            # Whole: a tag the file dropped must leave new instances' volumes too.
+            "volume_tags": desired_tags(ctx, Name=self.name),
         }
 
     def _type_facts(self, ctx: Context) -> dict[str, Any]:
