@@ -1,0 +1,106 @@
+"""An edit of the stack file's `tags:` reaches every resource of the stack (issue 10): the plan
+of the running article shows each kind's tags changed in place, `up` applies it with tagging
+calls only, AWS holds the file's tags and the next plan is empty."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.helpers import REGION, Runs, article, cmd
+
+pytestmark = pytest.mark.usefixtures("moto")
+
+# Every kind whose tags converge in place, as the plan names it (the auto scaling group's tags are
+# a list, the launch template's volume tags a new version's content).
+IN_PLACE = (
+    "ECS cluster",
+    "capacity provider",
+    "ECS service",
+    "task definition",
+    "log group",
+    "service auto scaling",
+)
+
+
+def planned(text: str) -> dict[str, list[str]]:
+    """`~ <kind> <name>` -> the field lines under it, from `up --dry-run`'s text plan."""
+    out: dict[str, list[str]] = {}
+    lines: list[str] = []
+    for line in text.splitlines():
+        if m := re.match(r"\s+[~+-]+ (.+)$", line):
+            lines = out.setdefault(m.group(1), [])
+        elif line.startswith("        ") and line.strip():
+            lines.append(line.strip())
+    return out
+
+
+def held(arn: str) -> dict[str, str]:
+    """A resource's tags read back from AWS, not by the steps."""
+    service = arn.split(":")[2]
+    if service == "ecs":
+        tags = boto3.client("ecs", region_name=REGION).list_tags_for_resource(resourceArn=arn)["tags"]
+        return {t["key"]: t["value"] for t in tags}
+    if service == "logs":
+        return dict(boto3.client("logs", region_name=REGION).list_tags_for_resource(resourceArn=arn)["tags"])
+    return dict(boto3.client(service, region_name=REGION).list_tags_for_resource(ResourceARN=arn)["Tags"])
+
+
+def the_stack_s_arns() -> list[str]:
+    ecs = boto3.client("ecs", region_name=REGION)
+    cluster = ecs.describe_clusters(clusters=["DemoApiClusterProd"])["clusters"][0]
+    (service,) = ecs.describe_services(cluster="DemoApiClusterProd", services=["article-demo-api"])["services"]
+    (provider,) = cluster["capacityProviders"]
+    aas = boto3.client("application-autoscaling", region_name=REGION)
+    (target,) = aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    (group,) = boto3.client("logs", region_name=REGION).describe_log_groups(logGroupNamePrefix="/ecs/article/")[
+        "logGroups"
+    ]
+    return [
+        cluster["clusterArn"],
+        ecs.describe_capacity_providers(capacityProviders=[provider])["capacityProviders"][0]["capacityProviderArn"],
+        service["serviceArn"],
+        service["taskDefinition"],
+        group["arn"].removesuffix(":*"),
+        target["ScalableTargetARN"],
+    ]
+
+
+def test_article_tags_edit_is_planned_on_every_kind_and_converges(runs: Runs, tmp_path: Path) -> None:
+    path = article(tmp_path)
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    file = path.read_text()
+    path.write_text(file + "\ntags: {team: payments, cost-center: cc-17}\n")
+    plan = planned(cmd("up", "-f", str(path), "--dry-run").stdout)
+    by_kind = {kind: fields for kind in IN_PLACE for line, fields in plan.items() if line.startswith(f"{kind} ")}
+    assert set(by_kind) == set(IN_PLACE)
+    for kind, fields in by_kind.items():
+        assert sorted(fields) == ['tags.cost-center: null → "cc-17"', 'tags.team: null → "payments"'], kind
+    (group,) = [f for line, f in plan.items() if line.startswith("auto scaling group ")]
+    assert group[0].startswith("tags: [")
+    (template,) = [f for line, f in plan.items() if line.startswith("launch template ")]
+    assert 'volume_tags.team: null → "payments"' in template
+
+    # One tag changed, one added, one dropped: each resource gets exactly that.
+    path.write_text(file + "\ntags: {team: billing, owner: ops}\n")
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    for arn in the_stack_s_arns():
+        tags = held(arn)
+        assert (tags.get("team"), tags.get("owner"), tags.get("spotecs:stack")) == ("billing", "ops", "article"), arn
+        assert "cost-center" not in tags, arn
+    # The auto scaling group's (propagated to instances) and the new instances' volumes' agree.
+    asg = boto3.client("autoscaling", region_name=REGION)
+    (g,) = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["article-instances"])["AutoScalingGroups"]
+    ec2 = boto3.client("ec2", region_name=REGION)
+    (version,) = ec2.describe_launch_template_versions(LaunchTemplateName="article-instances", Versions=["$Default"])[
+        "LaunchTemplateVersions"
+    ]
+    (volumes,) = version["LaunchTemplateData"]["TagSpecifications"]
+    for tags in ({t["Key"]: t["Value"] for t in g["Tags"]}, {t["Key"]: t["Value"] for t in volumes["Tags"]}):
+        assert (tags.get("team"), tags.get("owner"), tags.get("Name")) == ("billing", "ops", "article-instances")
+        assert "cost-center" not in tags
+    again = cmd("up", "-f", str(path), "--dry-run", "--detailed-exitcode")
+    assert again.code == 0, again.stdout
