@@ -25,6 +25,12 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"}
 
 
+class Server(ThreadingHTTPServer):
+    # A plan opens some 30 connections at once: past socketserver's backlog of 5, a connection
+    # refused is tried again by the client's TCP after a second, which AWS does not make it do.
+    request_queue_size = 128
+
+
 class Replay:
     def __init__(self, upstream: str, latency_ms: float) -> None:
         self.upstream = urlsplit(upstream)
@@ -36,6 +42,9 @@ class Replay:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two sends: with Nagle's algorithm the body would wait
+            # for the client's delayed acknowledgement of the headers (up to 40 ms on Linux).
+            disable_nagle_algorithm = True
 
             def log_message(self, *_: Any) -> None:
                 pass
@@ -53,7 +62,7 @@ class Replay:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _answer
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.endpoint_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -51,3 +51,12 @@ def test_a_bad_latency_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.Mo
     result, io_ = invoke(["up", "--sandbox", "-f", str(write_stack(tmp_path, MINIMAL)), "--yes"])
     assert result.exit_code == 2
     assert io_.stderr == f"Error: {LATENCY_ENV}: 'soon' is not a number of milliseconds from 0 to 60000\n"
+
+
+def test_answers_are_sent_without_nagle_delay() -> None:
+    # werkzeug sends an answer's headers and body apart: with Nagle's algorithm the body would wait
+    # up to 40 ms for the client's delayed acknowledgement, a delay AWS does not add.
+    with Sandbox(agent_interval=None, latency_ms=0) as box:
+        handler = box._server._server.RequestHandlerClass  # type: ignore[attr-defined]
+        assert handler.disable_nagle_algorithm is True
+        assert box.client("sts").get_caller_identity()["Account"]

@@ -142,6 +142,7 @@ class Sandbox:
         self._server = ThreadedMotoServer(ip_address=host, port=port or 0, verbose=False)
         self._server.start()
         self._serialize_requests()
+        self._answer_without_delay()
         bound_host, bound_port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{bound_host}:{bound_port}"
         self._running = True
@@ -157,6 +158,17 @@ class Sandbox:
 
             app: Any = PricingApi(_Serialized(wsgi_server.app, self.agent.lock))
             wsgi_server.app = _Delayed(app, self.latency_ms) if self.latency_ms else app
+
+    def _answer_without_delay(self) -> None:
+        # werkzeug writes an answer's headers and its body in two sends. With Nagle's algorithm on
+        # (the socket default) the body waits for the client to acknowledge the headers, which
+        # Linux delays by up to 40 ms: 40 ms added to some answers, at random, that AWS (one TLS
+        # record per answer, TCP_NODELAY) does not add. A latency benchmark would count it as the
+        # client's (bench/figures.py, --latency-ms).
+        wsgi_server: Any = getattr(self._server, "_server", None)
+        handler = getattr(wsgi_server, "RequestHandlerClass", None)
+        if handler is not None:
+            wsgi_server.RequestHandlerClass = type("NoDelayHandler", (handler,), {"disable_nagle_algorithm": True})
 
     def client(self, service: str, region_name: str = "us-east-1") -> Any:
         """A boto3 client for this sandbox; one attempt only, as moto's 500s are final."""
