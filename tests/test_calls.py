@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from spotecs.steps.listeners import Listeners
 from spotecs.up import PLAN_SERVICES
 from tests.helpers import Runs, article, cmd
 
@@ -177,6 +178,9 @@ def test_article_calls_per_operation_up_no_op_plan_and_teardown(runs: Runs, tmp_
     # target's tags (issue 10: DescribeScalableTargets gives none)
     assert sum(NO_OP_PLAN.values()) <= 26
     assert deepest(runs) == NO_OP_PLAN_CRITICAL_PATH
+    # That chain is started before every other read (engine.plan.read_all), by the step making it.
+    assert {c.step for c in runs.sessions[-1].calls if c.depth == 3} == {"listeners"}
+    assert callable(getattr(Listeners, "first_read", None))
     # Every client the plan calls through was made before its first call (up.PLAN_SERVICES).
     assert {c.service for c in runs.sessions[-1].calls} <= set(PLAN_SERVICES)
 

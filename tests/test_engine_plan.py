@@ -13,7 +13,7 @@ import pytest
 from spotecs.engine.apply import apply
 from spotecs.engine.contract import Node
 from spotecs.engine.model import Action, FieldDiff, Unknown
-from spotecs.engine.plan import NOT_OWNED, order, plan
+from spotecs.engine.plan import NOT_OWNED, order, plan, read_all
 from spotecs.errors import CheckError
 from tests.helpers import Cloud, Data, FakeContext, Thing, actions, run
 
@@ -73,6 +73,46 @@ def test_plan_reads_run_in_parallel() -> None:
     steps: list[Node] = [Thing("a", cloud, hooks={"read": meet}), Thing("b", cloud, uses=["a"], hooks={"read": meet})]
     p = plan(steps, FakeContext())
     assert len(p.changes) == 2
+
+
+class Chained(Thing):
+    """A step whose read is a longer chain of round trips than the others', started by `first_read`."""
+
+    def __init__(self, key: str, cloud: Cloud, log: list[str], fail: str = "") -> None:
+        super().__init__(key, cloud, hooks={"read": lambda: log.append(key)})
+        self.log, self.fail = log, fail
+
+    def first_read(self, ctx: FakeContext) -> None:
+        self.log.append(f"first read of {self.key}")
+        if self.fail:
+            raise RuntimeError(self.fail)
+
+
+def test_the_first_read_of_the_longest_chain_is_asked_before_every_other_read() -> None:
+    # One worker: the reads run in the order they were asked. The step's own read keeps its place.
+    cloud, log = Cloud(), []
+    steps: list[Node] = [
+        Thing("a", cloud, hooks={"read": lambda: log.append("a")}),
+        Chained("chain", cloud, log),
+        Thing("b", cloud, hooks={"read": lambda: log.append("b")}),
+    ]
+    got = read_all(steps, FakeContext(), max_workers=1)
+    assert log == ["first read of chain", "a", "chain", "b"]
+    assert list(got) == ["a", "chain", "b"]
+    assert plan(steps, FakeContext()).get("chain").action is Action.CREATE
+
+
+def test_a_read_error_comes_before_a_first_read_error() -> None:
+    def boom() -> None:
+        raise RuntimeError("describe failed")
+
+    log: list[str] = []
+    chained = [Chained("chain", Cloud(), log, fail="first read failed")]
+    with pytest.raises(RuntimeError, match=r"^first read failed$"):
+        read_all(chained, FakeContext())
+    steps: list[Node] = [*chained, Thing("a", Cloud(), hooks={"read": boom})]
+    with pytest.raises(RuntimeError, match=r"^describe failed$"):
+        read_all(steps, FakeContext())
 
 
 def test_plan_read_error_propagates() -> None:

@@ -37,12 +37,25 @@ def order(steps: Sequence[Node]) -> list[str]:
 def read_all(steps: Sequence[Node], ctx: Context, max_workers: int | None = None) -> dict[str, dict[str, Any] | None]:
     """All reads at once: they find resources by deterministic name, so none waits for another.
     One worker per step unless told otherwise: a read spends its time waiting on AWS, and a read
-    queued behind others would add their round trips to its own."""
+    queued behind others would add their round trips to its own.
+
+    A step whose read is a chain of round trips longer than the others' may say which read starts
+    it (optional `first_read(ctx)`, outside the Node protocol: the listeners' load balancer, before
+    the listeners and their rules): that read is asked before every other, through the run's read
+    layer, and the step's own read finds it made or under way. A plan's first requests leave one
+    after another (each costs the client a few milliseconds under one interpreter lock), and the
+    plan ends when its longest chain does: that chain must not start last. The step's read itself
+    keeps its place, so the reads it shares with others are asked in the same order as before."""
     if not steps:
         return {}
-    with ThreadPoolExecutor(max_workers=max_workers or len(steps), thread_name_prefix="read") as pool:
+    first_reads = [(s.key, read) for s in steps if callable(read := getattr(s, "first_read", None))]
+    with ThreadPoolExecutor(
+        max_workers=max_workers or len(steps) + len(first_reads), thread_name_prefix="read"
+    ) as pool:
+        started = [pool.submit(read, ctx.for_step(key)) for key, read in first_reads]
         futures = {s.key: pool.submit(s.read, ctx.for_step(s.key)) for s in steps}
-    for f in futures.values():
+    # The first error in the steps' order; a first read's error the step's read would have met too.
+    for f in [*futures.values(), *started]:
         error = f.exception()
         if error is not None:
             raise error

@@ -93,6 +93,11 @@ class Listeners(Step):
             "(see `aws elbv2 describe-ssl-policies`)"
         ]
 
+    def first_read(self, ctx: Context) -> None:
+        """The read that starts the plan's longest chain (engine.plan.read_all): the load
+        balancer's ARN, then the listeners, then their rules, three round trips."""
+        find_load_balancer(ctx, names.load_balancer(ctx.name))
+
     def read(self, ctx: Context) -> dict[str, Any] | None:
         lb_name = names.load_balancer(ctx.name)
         lb = find_load_balancer(ctx, lb_name)
