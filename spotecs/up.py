@@ -21,7 +21,16 @@ from spotecs.engine.model import Plan
 from spotecs.engine.plan import plan, read_all, to_read
 from spotecs.errors import ApplyFailed, Cancelled, CheckError, Interrupted, UsageError
 from spotecs.lock import stack_lock
-from spotecs.render import Env, ProgressView, json_document, plan_doc, plan_text, result_doc, result_text
+from spotecs.render import (
+    Env,
+    ProgressView,
+    json_document,
+    plan_doc,
+    plan_text,
+    result_doc,
+    result_text,
+    warm_up,
+)
 from spotecs.steps import build, orphans, service_linked_roles
 from spotecs.steps.base import Context, Node, Timeouts
 
@@ -154,6 +163,8 @@ def plan_run(run: Run, *, destroy: bool = False) -> Plan:
     ctx = run.ctx
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="orphans") as search:
         found = search.submit(orphans.find, ctx.for_step(""), run.steps, destroy=destroy)
+        # On the same thread once the search is done: while the plan waits for its longest chain.
+        search.submit(warm_up)
         currents = read_all(to_read(run.steps, destroy=destroy), ctx)
     run.steps = [*run.steps, *found.result()]
     try:
