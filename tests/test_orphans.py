@@ -446,3 +446,210 @@ def test_roles_tagged_as_the_stack_s_under_names_the_file_does_not_give_are_plan
     assert f"- IAM role {legacy}" in out.text and f"- IAM role {drill}" in out.text
     assert roles() == sorted([elsewhere, theirs])
     assert iam.list_instance_profiles()["InstanceProfiles"] == []
+
+
+# ----------------------------------------------------- kinds left under names the file would not give
+THEIRS = {STACK_TAG: "demo-api", "spotecs:managed": "true"}  # another stack's, named alike
+
+
+def _plant_unnamed(kinds: tuple[str, ...]) -> dict[str, str]:
+    """What an earlier file (or spotecs) of stack demo may have left under names the current file
+    would not give, tagged as demo's, and beside each a look-alike of stack demo-api's and an
+    untagged one: a task definition family (two ACTIVE revisions), a capacity provider whose
+    group is gone, a step-scaling alarm, a scalable target of a service of a deleted cluster, an
+    access-log bucket (with objects), and the instance role's profile without its role."""
+    ecs, aas = boto3.client("ecs", region_name=REGION), boto3.client("application-autoscaling", region_name=REGION)
+    cw, s3 = boto3.client("cloudwatch", region_name=REGION), boto3.client("s3", region_name=REGION)
+    asg, ec2 = boto3.client("autoscaling", region_name=REGION), boto3.client("ec2", region_name=REGION)
+    iam = boto3.client("iam", region_name=REGION)
+    planted = {}
+    for tags, who in ((OWNED, "earlier"), (THEIRS, "theirs"), ({}, "untagged")):
+        if "family" in kinds:
+            for memory in (96, 160):  # two revisions
+                ecs.register_task_definition(
+                    family=f"{who}-web",
+                    containerDefinitions=[{"name": "web", "image": "nginx", "memory": memory}],
+                    **({"tags": tag_list(tags, "key", "value")} if tags else {}),
+                )
+        if "provider" in kinds:
+            subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+            template = ec2.describe_launch_templates(LaunchTemplateNames=["demo-instances"])["LaunchTemplates"][0]
+            asg.create_auto_scaling_group(
+                AutoScalingGroupName=f"{who}-group",
+                LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"], "Version": "$Default"},
+                MinSize=0,
+                MaxSize=2,
+                VPCZoneIdentifier=subnet,
+            )
+            arn = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[f"{who}-group"])["AutoScalingGroups"][0][
+                "AutoScalingGroupARN"
+            ]
+            planted[f"provider-{who}"] = provider = names.capacity_provider(f"{who}-group", arn)
+            ecs.create_capacity_provider(
+                name=provider,
+                autoScalingGroupProvider={"autoScalingGroupArn": arn},
+                **({"tags": tag_list(tags, "key", "value")} if tags else {}),
+            )
+            asg.delete_auto_scaling_group(AutoScalingGroupName=f"{who}-group", ForceDelete=True)
+        if "alarm" in kinds:
+            cw.put_metric_alarm(
+                AlarmName=f"{who}-queue-step-deep",
+                Namespace="Custom",
+                MetricName="Depth",
+                Statistic="Average",
+                Period=60,
+                EvaluationPeriods=3,
+                Threshold=17.0,
+                ComparisonOperator="GreaterThanThreshold",
+                **({"Tags": tag_list(tags)} if tags else {}),
+            )
+        if "target" in kinds:
+            # Stack demo's services are named demo-*: each look-alike's too (only tags tell).
+            resource = f"service/{who}-cluster/demo-worker"
+            ecs.create_cluster(clusterName=f"{who}-cluster")
+            ecs.create_service(
+                cluster=f"{who}-cluster", serviceName="demo-worker", taskDefinition="demo-api", desiredCount=0
+            )
+            aas.register_scalable_target(
+                ServiceNamespace="ecs",
+                ResourceId=resource,
+                ScalableDimension="ecs:service:DesiredCount",
+                MinCapacity=1,
+                MaxCapacity=7,
+                **({"Tags": tags} if tags else {}),
+            )
+            aas.put_scheduled_action(
+                ServiceNamespace="ecs",
+                ResourceId=resource,
+                ScalableDimension="ecs:service:DesiredCount",
+                ScheduledActionName="demo-worker-nightly",
+                Schedule="cron(0 3 * * ? *)",
+                ScalableTargetAction={"MinCapacity": 2, "MaxCapacity": 5},
+            )
+            ecs.delete_service(cluster=f"{who}-cluster", service="demo-worker", force=True)
+            ecs.delete_cluster(cluster=f"{who}-cluster")  # its service's scaling left behind
+        if "bucket" in kinds:
+            bucket = f"{who}-alb-logs-7"
+            s3.create_bucket(Bucket=bucket)
+            s3.put_object(Bucket=bucket, Key="AWSLogs/1/log.gz", Body=b"GET / 200")
+            if tags:
+                s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_list(tags)})
+    if "profile" in kinds:
+        role = f"demo-{REGION}-ecs-instance"
+        iam.remove_role_from_instance_profile(InstanceProfileName=role, RoleName=role)
+        for policy in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+            iam.detach_role_policy(RoleName=role, PolicyArn=policy["PolicyArn"])
+        iam.delete_role(RoleName=role)  # by hand: its profile stays
+        iam.create_instance_profile(InstanceProfileName=f"demo-{REGION}-theirs", Tags=tag_list(THEIRS))
+    return planted
+
+
+def _families() -> list[str]:
+    ecs = boto3.client("ecs", region_name=REGION)
+    return sorted(a.rsplit("/", 1)[-1] for a in ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"])
+
+
+def _providers(planted: dict[str, str]) -> list[str]:
+    """Which of the planted providers are still ACTIVE."""
+    ecs = boto3.client("ecs", region_name=REGION)
+    got = ecs.describe_capacity_providers(capacityProviders=sorted(planted.values()))["capacityProviders"]
+    return sorted(p["name"] for p in got if p["status"] == "ACTIVE")
+
+
+def _alarms() -> list[str]:
+    return sorted(
+        a["AlarmName"] for a in boto3.client("cloudwatch", region_name=REGION).describe_alarms()["MetricAlarms"]
+    )
+
+
+def _targets() -> list[str]:
+    aas = boto3.client("application-autoscaling", region_name=REGION)
+    return sorted(t["ResourceId"] for t in aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"])
+
+
+def _scheduled() -> list[str]:
+    aas = boto3.client("application-autoscaling", region_name=REGION)
+    got = aas.describe_scheduled_actions(ServiceNamespace="ecs")["ScheduledActions"]
+    return sorted(a["ResourceId"] for a in got)
+
+
+def test_families_providers_alarms_and_targets_left_under_other_names_are_planned_gone_and_deleted_by_up(
+    moto: None, runs: Runs, tmp_path: Path
+) -> None:
+    path = stack_file(tmp_path, MINIMAL)
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    assert "No changes." in cmd("up", "-f", str(path), "--dry-run").text
+    no_op = Counter((c.service, c.operation) for c in runs.sessions[-1].calls)
+    planted = _plant_unnamed(("family", "provider", "alarm", "target"))
+
+    plan = cmd("up", "-f", str(path), "--dry-run")
+    for line in (
+        "- task definition earlier-web",
+        f"- capacity provider {planted['provider-earlier']}",
+        "- CloudWatch alarm earlier-queue-step-deep",
+        "- service auto scaling service/earlier-cluster/demo-worker",
+    ):
+        assert line in plan.text, line
+    assert "theirs" not in plan.text and "untagged" not in plan.text, plan.text
+    assert "Plan: 0 to add, 0 to change, 0 to replace, 4 to destroy." in plan.text
+
+    out = cmd("up", "-f", str(path), "--yes", "--no-wait")
+    assert out.code == 0, out.text
+    assert _families() == ["demo-api:1", "theirs-web:1", "theirs-web:2", "untagged-web:1", "untagged-web:2"]
+    assert _providers(planted) == sorted([planted["provider-theirs"], planted["provider-untagged"]])
+    assert _alarms() == ["theirs-queue-step-deep", "untagged-queue-step-deep"]
+    assert _targets() == ["service/theirs-cluster/demo-worker", "service/untagged-cluster/demo-worker"]
+    assert _scheduled() == ["service/theirs-cluster/demo-worker", "service/untagged-cluster/demo-worker"]
+    # The family's revisions are deleted too, so no later plan finds (and describes) it again.
+    again = cmd("up", "-f", str(path), "--dry-run")
+    assert "No changes." in again.text, again.text
+    calls = Counter((c.service, c.operation) for c in runs.sessions[-1].calls)
+    # Only the look-alike targets of another stack's cluster are asked their tags (named demo-*).
+    assert calls - no_op == Counter({("application-autoscaling", "ListTagsForResource"): 2}), calls - no_op
+
+
+def test_teardown_with_the_current_file_removes_every_kind_left_under_other_names(
+    moto: None, runs: Runs, tmp_path: Path
+) -> None:
+    path = stack_file(tmp_path, MINIMAL)
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    providers = providers_of("demo")
+    planted = _plant_unnamed(("family", "provider", "alarm", "target", "bucket", "profile"))
+    out = cmd("teardown", "-f", str(path), "--yes")
+    assert out.code == 0, out.text
+    for line in (
+        "- task definition earlier-web",
+        f"- capacity provider {planted['provider-earlier']}",
+        "- CloudWatch alarm earlier-queue-step-deep",
+        "- service auto scaling service/earlier-cluster/demo-worker",
+        "- S3 bucket earlier-alb-logs-7",
+        f"- IAM instance profile demo-{REGION}-ecs-instance",
+    ):
+        assert line in out.text, line
+    assert "theirs" not in out.text and "untagged" not in out.text, out.text
+    assert leftovers("demo", "demo", providers) == []
+    assert _families() == ["theirs-web:1", "theirs-web:2", "untagged-web:1", "untagged-web:2"]
+    assert _providers(planted) == sorted([planted["provider-theirs"], planted["provider-untagged"]])
+    assert _alarms() == ["theirs-queue-step-deep", "untagged-queue-step-deep"]
+    assert _targets() == ["service/theirs-cluster/demo-worker", "service/untagged-cluster/demo-worker"]
+    s3, iam = boto3.client("s3", region_name=REGION), boto3.client("iam", region_name=REGION)
+    assert sorted(b["Name"] for b in s3.list_buckets()["Buckets"]) == ["theirs-alb-logs-7", "untagged-alb-logs-7"]
+    assert [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]] == [
+        f"demo-{REGION}-theirs"
+    ]
+    assert "Nothing to delete" in cmd("teardown", "-f", str(path), "--yes").text
+
+
+def test_an_access_log_bucket_of_another_name_is_kept_by_up_and_by_teardown_keep_logs(
+    moto: None, runs: Runs, tmp_path: Path
+) -> None:
+    """Like the stack's own bucket: `up` never deletes logs, teardown does unless told to keep them."""
+    path = stack_file(tmp_path, MINIMAL)
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    _plant_unnamed(("bucket",))
+    assert "No changes." in cmd("up", "-f", str(path), "--dry-run").text
+    out = cmd("teardown", "-f", str(path), "--yes", "--keep-logs")
+    assert out.code == 0, out.text
+    assert "S3 bucket earlier-alb-logs-7: kept (--keep-logs)" in out.text, out.text
+    s3 = boto3.client("s3", region_name=REGION)
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="earlier-alb-logs-7")["Contents"]] == ["AWSLogs/1/log.gz"]

@@ -726,3 +726,23 @@ def test_the_tagging_api_lists_launch_templates_and_log_groups_under_aws_s_resou
     ]
     ec2.delete_launch_template(LaunchTemplateId=lt_id)
     assert found("ec2:launch-template") == []
+
+
+def test_the_tagging_api_lists_capacity_providers_as_ecs_capacity_provider(moto: None) -> None:
+    """fills_tagging: moto's ECS lists clusters, services, tasks and task definitions, no provider."""
+    ecs, tagging = boto3.client("ecs", region_name=REGION), boto3.client("resourcegroupstaggingapi", region_name=REGION)
+    group = f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:0ab1:autoScalingGroupName/g"
+    for name, value in (("demo-cp", "demo"), ("other-cp", "other")):
+        ecs.create_capacity_provider(
+            name=name,
+            autoScalingGroupProvider={"autoScalingGroupArn": group},
+            tags=[{"key": "spotecs:stack", "value": value}],
+        )
+    got = tagging.get_resources(
+        TagFilters=[{"Key": "spotecs:stack", "Values": ["demo"]}], ResourceTypeFilters=["ecs:capacity-provider"]
+    )["ResourceTagMappingList"]
+    assert [r["ResourceARN"] for r in got] == [f"arn:aws:ecs:{REGION}:{ACCOUNT}:capacity-provider/demo-cp"]
+    ecs.delete_capacity_provider(capacityProvider="demo-cp")
+    assert tagging.get_resources(ResourceTypeFilters=["ecs:capacity-provider"])["ResourceTagMappingList"][0][
+        "ResourceARN"
+    ].endswith("/other-cp")

@@ -2,12 +2,14 @@
 
 AWS's GetResources covers EC2 launch templates (`ec2:launch-template`, ARN
 `arn:aws:ec2:<region>:<account>:launch-template/<id>`) and CloudWatch Logs log groups
-(`logs:log-group`, ARN `arn:aws:logs:<region>:<account>:log-group:<name>`)
+(`logs:log-group`, ARN `arn:aws:logs:<region>:<account>:log-group:<name>`), and ECS capacity
+providers (`ecs:capacity-provider`, ARN `arn:aws:ecs:<region>:<account>:capacity-provider/<name>`)
 (https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/supported-services.html,
 https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/API_GetResources.html).
-moto lists no launch template at all, and files log groups under `logs:loggroup`, so a
-`ResourceTypeFilters=["logs:log-group"]` finds none. Both are added here, from moto's own
-templates and log groups with their tags; nothing else of moto's answer changes.
+moto lists no launch template and no capacity provider at all, and files log groups under
+`logs:loggroup`, so a `ResourceTypeFilters=["logs:log-group"]` finds none. They are added here,
+from moto's own templates, providers and log groups with their tags; nothing else of moto's
+answer changes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 LAUNCH_TEMPLATE = "ec2:launch-template"
 LOG_GROUP = "logs:log-group"
+CAPACITY_PROVIDER = "ecs:capacity-provider"
 MOTO_LOG_GROUP = "logs:loggroup"
 
 
@@ -47,9 +50,27 @@ def logs_log_group_resource_type(original: Callable[[Any], Iterator[Any]]) -> Ca
     return iter_tagged_resources
 
 
+def ecs_capacity_providers_tagged(original: Callable[[Any], Iterator[Any]]) -> Callable[[Any], Iterator[Any]]:
+    from moto.core.resource_tagging import TaggedResource
+
+    def iter_tagged_resources(self: Any) -> Iterator[Any]:
+        yield from original(self)
+        for provider in list(self.capacity_providers.values()):
+            yield TaggedResource(
+                arn=provider.capacity_provider_arn,
+                tags={t["key"]: t["value"] for t in (provider.tags or [])},
+                resource_type=CAPACITY_PROVIDER,
+            )
+
+    iter_tagged_resources.__wrapped__ = original  # type: ignore[attr-defined]
+    return iter_tagged_resources
+
+
 def install(wrap: Callable[[type, str, Callable[[Any], Any]], None]) -> None:
     from moto.ec2.models import EC2Backend
+    from moto.ecs.models import EC2ContainerServiceBackend
     from moto.logs.models import LogsBackend
 
     wrap(EC2Backend, "iter_tagged_resources", ec2_launch_templates_tagged)
     wrap(LogsBackend, "iter_tagged_resources", logs_log_group_resource_type)
+    wrap(EC2ContainerServiceBackend, "iter_tagged_resources", ecs_capacity_providers_tagged)

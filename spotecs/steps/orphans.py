@@ -17,9 +17,9 @@ from typing import Any
 
 from spotecs import names
 from spotecs.errors import AwsError
-from spotecs.steps import fis, orphans_tagged
+from spotecs.steps import fis, orphans_tagged, orphans_unnamed
 from spotecs.steps.access_log_bucket import AccessLogBucket
-from spotecs.steps.base import Context, Node, Step, stack_tagged
+from spotecs.steps.base import Context, Node, Step, arn_resource, stack_tagged
 from spotecs.steps.cluster import Cluster, cluster_services, describe_cluster
 from spotecs.steps.listeners import Listeners
 from spotecs.steps.load_balancer import LoadBalancer, stack_target_groups
@@ -186,6 +186,8 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
             service_key(svc),
         )
     held = orphans_tagged.orphan_groups(ctx, other_clusters)
+    # The scalable targets deleted with the scaling found here (their alarms go with them).
+    scaled_ids = {names.scalable_target(stack.cluster_name, svc) for svc in scaled_services}
     for cluster in other_clusters:
         # In reverse order: after its own services and their scaling, and before the capacity
         # providers and the groups (its deletion deregisters their instances, which releases the
@@ -197,6 +199,7 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
         for svc in sorted(s["serviceName"] for s in cluster_services(ctx, cluster) if s.get("status") == "ACTIVE"):
             short = names.service_of(name, svc)
             add(partial(OrphanService, name, short, web=False, name=svc, cluster=cluster), f"{PREFIX}cluster:{cluster}")
+            scaled_ids.add(names.scalable_target(cluster, svc))
             add(
                 partial(OrphanScaling, name, short, cluster=cluster, service_name=svc, keyed_by_cluster=True),
                 f"{PREFIX}service:{cluster}/{svc}",
@@ -229,6 +232,7 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
         add(partial(OrphanListeners, name, [], https=False), f"{PREFIX}load-balancer", *orphan_tgs)
     candidates += unlisted
     orphans_tagged.find(ctx, add, Gone, other_clusters)
+    orphans_unnamed.find(ctx, add, Gone, destroy=destroy, other_clusters=other_clusters, held=held, scaled=scaled_ids)
     # Candidates found by name prefix are kept only if they exist and carry our tags.
     unnamed = [
         (make, deps, probe)
@@ -253,7 +257,11 @@ def _named(step: Step, named: set[tuple[str, str]]) -> bool:
 def _other_clusters(ctx: Context) -> list[str]:
     """Clusters tagged as the stack's other than the one the file names: found with the
     Resource Groups Tagging API (ECS lists clusters by name only)."""
-    found = {arn.rsplit("/", 1)[-1] for arn in stack_tagged(ctx) if arn.split(":")[2:3] == ["ecs"]}
+    found = {
+        arn_resource(arn).removeprefix("cluster/")
+        for arn in stack_tagged(ctx)
+        if arn.split(":")[2:3] == ["ecs"] and arn_resource(arn).startswith("cluster/")
+    }
     return sorted(c for c in found - {ctx.stack.cluster_name} if describe_cluster(ctx, c) is not None)
 
 
