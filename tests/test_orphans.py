@@ -591,6 +591,7 @@ def test_families_providers_alarms_and_targets_left_under_other_names_are_planne
     ):
         assert line in plan.text, line
     assert "theirs" not in plan.text and "untagged" not in plan.text, plan.text
+    assert "- task definition earlier-web (delete: tagged as the stack's, no longer in its file)" in plan.text
     assert "Plan: 0 to add, 0 to change, 0 to replace, 4 to destroy." in plan.text
 
     out = cmd("up", "-f", str(path), "--yes", "--no-wait")

@@ -145,6 +145,8 @@ def plan(
             reason = bound_replacement(step, replaced) if current is not None and desired is not None else ""
             if reason:
                 action = Action.REPLACE
+            elif desired is None and current is not None:  # an orphan: why it goes (optional, as `note`)
+                reason = str(getattr(step, "gone_reason", ""))
             change = Change(key, step.kind, name, action, diffs, current, desired, note, reason=reason)
         if change.action is Action.REPLACE:
             replaced[key] = step.kind

@@ -38,6 +38,8 @@ class Gone(Step):
     state is "absent". Keyed `orphan:<key>`, with the dependencies `find` gives it."""
 
     key_prefix = PREFIX
+    # Shown in the plan beside its `-`: why a resource of the stack goes.
+    gone_reason = "tagged as the stack's, no longer in its file"
 
     def __init__(self, *args: Any, depends_on: Collection[str] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
