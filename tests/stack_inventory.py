@@ -28,6 +28,9 @@ def inventory(client: Client, stack: str) -> set[str]:
                 continue  # the fleet and the tasks: counted by their group and service
             if ":launch-template/" in arn:
                 continue  # listed by name below
+            if ":capacity-provider/" in arn:  # kept below if ACTIVE (ECS keeps a deleted one INACTIVE)
+                found.add(f"capacity-provider-candidate:{arn.rsplit('/', 1)[-1]}")
+                continue
             found.add(f"tagged:{arn}")
     # moto lists task definitions in the tagging API even once deregistered.
     ecs = client("ecs")
@@ -48,7 +51,7 @@ def inventory(client: Client, stack: str) -> set[str]:
             found.discard(arn)
         else:
             for cp in described[0].get("capacityProviders", []):
-                found.add(f"capacity-provider-attached:{cp}")
+                found.add(f"capacity-provider-candidate:{cp}")
     ec2 = client("ec2")
     for t in ec2.describe_launch_templates(Filters=[{"Name": f"tag:{STACK_TAG}", "Values": [stack]}])[
         "LaunchTemplates"
@@ -59,11 +62,11 @@ def inventory(client: Client, stack: str) -> set[str]:
         for g in page["AutoScalingGroups"]:
             if _tags(g.get("Tags")).get(STACK_TAG) == stack:
                 found.add(f"auto-scaling-group:{g['AutoScalingGroupName']}")
-    names = [n.split(":", 1)[1] for n in found if n.startswith("capacity-provider-attached:")]
+    names = sorted(n.split(":", 1)[1] for n in found if n.startswith("capacity-provider-candidate:"))
     for cp in ecs.describe_capacity_providers(capacityProviders=names)["capacityProviders"] if names else []:
         if cp["status"] == "ACTIVE" and _tags(cp.get("tags")).get(STACK_TAG) == stack:
             found.add(f"capacity-provider:{cp['name']}")
-    found = {f for f in found if not f.startswith("capacity-provider-attached:")}
+    found = {f for f in found if not f.startswith("capacity-provider-candidate:")}
     elbv2 = client("elbv2")
     for lb in elbv2.describe_load_balancers()["LoadBalancers"]:
         tags = elbv2.describe_tags(ResourceArns=[lb["LoadBalancerArn"]])["TagDescriptions"][0]["Tags"]
