@@ -654,3 +654,37 @@ def test_an_access_log_bucket_of_another_name_is_kept_by_up_and_by_teardown_keep
     assert "S3 bucket earlier-alb-logs-7: kept (--keep-logs)" in out.text, out.text
     s3 = boto3.client("s3", region_name=REGION)
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="earlier-alb-logs-7")["Contents"]] == ["AWSLogs/1/log.gz"]
+
+
+STEP = {
+    "name": "busy",
+    "alarm": {"namespace": "AWS/ECS", "metric": "CPUUtilization", "threshold": 65},
+    "steps": [{"lower": 0, "change": 2}],
+}
+
+
+def test_an_alarm_whose_policy_is_gone_is_an_orphan_and_one_of_a_policy_the_file_dropped_is_its_scaling_s(
+    moto: None, runs: Runs, tmp_path: Path
+) -> None:
+    tracking = {"metric": "cpu", "target": 60}
+    both = {"min": 1, "max": 4, "step_scaling": [STEP, {**STEP, "name": "queue"}], "target_tracking": [tracking]}
+    path = stack_file(tmp_path, deep_merge(MINIMAL, {"services": {"api": {"scaling": both}}}))
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    mine = [a for a in _alarms() if not a.startswith("TargetTracking-")]  # those are AWS's own
+    assert mine == ["demo-api-step-busy", "demo-api-step-queue"]
+    aas = boto3.client("application-autoscaling", region_name=REGION)
+    aas.delete_scaling_policy(  # by hand: its alarm stays, firing into nothing
+        PolicyName="demo-api-step-queue",
+        ServiceNamespace="ecs",
+        ResourceId="service/demo/demo-api",
+        ScalableDimension="ecs:service:DesiredCount",
+    )
+    one = {"min": 1, "max": 4, "target_tracking": [tracking]}  # and the file drops both policies
+    stack_file(tmp_path, deep_merge(MINIMAL, {"services": {"api": {"scaling": one}}}))
+    plan = cmd("up", "-f", str(path), "--dry-run")
+    assert "- CloudWatch alarm demo-api-step-queue" in plan.text and "alarm demo-api-step-busy" not in plan.text
+    assert "~ service auto scaling service/demo/demo-api" in plan.text
+    assert "Plan: 0 to add, 1 to change, 0 to replace, 1 to destroy." in plan.text, plan.text
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    assert [a for a in _alarms() if not a.startswith("TargetTracking-")] == []
+    assert "No changes." in cmd("up", "-f", str(path), "--dry-run").text

@@ -242,8 +242,9 @@ def _providers(
 
 
 def _alarms(ctx: Context, add: Add, gone: type, tagged: list[str], scaled: Collection[str]) -> None:
-    """Alarms of the stack but those the file's step policies name, and those of the scaling
-    orphans.py deletes (that deletion removes its alarms: not planned twice)."""
+    """Alarms of the stack but those the file's step policies name, those of the scaling orphans.py
+    deletes, and those of a policy the file dropped from a service it still scales: that scaling's
+    step deletes the policy with its alarm (not planned twice)."""
     stack = ctx.stack
     named = {
         names.step_policy(names.service(stack.stack, svc), s.name)
@@ -252,8 +253,17 @@ def _alarms(ctx: Context, add: Add, gone: type, tagged: list[str], scaled: Colle
         for s in cfg.scaling.step_scaling
     }
     theirs = tuple(names.step_policy_prefix(r.rsplit("/", 1)[-1]) for r in scaled)
-    for alarm in _of_kind(tagged, "alarm:"):
-        if alarm not in named and not (theirs and alarm.startswith(theirs)):
+    found = [a for a in _of_kind(tagged, "alarm:") if a not in named and not (theirs and a.startswith(theirs))]
+    if found:  # the policies' read is the scaling steps' (shared): asked here only for a candidate
+        targets = {
+            names.scalable_target(stack.cluster_name, names.service(stack.stack, svc))
+            for svc, cfg in stack.services.items()
+            if cfg.scaling is not None
+        }
+        policies = scaling_reads(ctx, "describe_scaling_policies", "ScalingPolicies")
+        named |= {p["PolicyName"] for p in policies if p.get("ResourceId") in targets}
+    for alarm in found:
+        if alarm not in named:
             add(_make(gone, Alarm, (alarm,), alarm, key("alarm", alarm)))
 
 
