@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import boto3
+import pytest
 
 from spotecs import names
 from spotecs.aws import tag_list
@@ -23,7 +24,9 @@ from tests.helpers import (
     fresh,
     leftovers,
     make_stack,
+    patch_client,
     providers_of,
+    refuse,
     stack_file,
     up,
 )
@@ -688,3 +691,32 @@ def test_an_alarm_whose_policy_is_gone_is_an_orphan_and_one_of_a_policy_the_file
     assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
     assert [a for a in _alarms() if not a.startswith("TargetTracking-")] == []
     assert "No changes." in cmd("up", "-f", str(path), "--dry-run").text
+
+
+def test_a_bucket_of_another_name_spotecs_may_not_read_is_left_and_the_teardown_plan_still_made(
+    moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README's S3 permissions cover `<stack>-alb-logs-*` only."""
+    stack = make_stack()
+    steps, _ = up(stack)
+    _plant_unnamed(("bucket",))
+    ctx = fresh(stack)
+    assert [s.name for s in find(ctx, steps, destroy=True) if s.kind == "S3 bucket"] == ["earlier-alb-logs-7"]
+    ctx = fresh(stack)
+    patch_client(monkeypatch, ctx, "s3", "get_bucket_location", refuse("AccessDenied"))
+    assert [s.name for s in find(ctx, steps, destroy=True) if s.kind == "S3 bucket"] == []
+
+
+def test_a_family_is_deregistered_even_where_its_revisions_may_not_be_deleted(
+    moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = make_stack()
+    steps, _ = up(stack)
+    _plant_unnamed(("family",))
+    ctx = fresh(stack)
+    (family,) = [s for s in find(ctx, steps) if s.kind == "task definition"]
+    patch_client(monkeypatch, ctx, "ecs", "delete_task_definitions", refuse("AccessDeniedException"))
+    current = family.read(ctx)
+    assert current is not None and current["revision"] == 2
+    family.delete(ctx, current)
+    assert _families() == ["demo-api:1", "theirs-web:1", "theirs-web:2", "untagged-web:1", "untagged-web:2"]

@@ -20,6 +20,7 @@ from typing import Any
 
 from spotecs import names
 from spotecs.aws import tags_from_list
+from spotecs.errors import AwsError
 from spotecs.steps.access_log_bucket import AccessLogBucket
 from spotecs.steps.auto_scaling_group import stack_groups
 from spotecs.steps.base import Context, Step, arn_resource, stack_read_tags, stack_tagged
@@ -30,6 +31,7 @@ from spotecs.steps.service_scaling import DIMENSION, ServiceScaling, scaling_rea
 from spotecs.steps.task_definition import TaskDefinition
 
 GONE_ALARM = ("ResourceNotFound", "ResourceNotFoundException")
+DENIED = ("AccessDenied", "AccessDeniedException")
 
 
 class FamilyTaskDefinition(TaskDefinition):
@@ -41,11 +43,18 @@ class FamilyTaskDefinition(TaskDefinition):
         revisions = sorted(self._active_revisions(ctx), key=lambda a: int(a.rsplit(":", 1)[-1]))
         super().delete(ctx, current)
         for i in range(0, len(revisions), 10):  # DeleteTaskDefinitions takes at most 10
-            ctx.call(
-                f"delete task definitions of family {self.name}",
-                ctx.client("ecs").delete_task_definitions,
-                taskDefinitions=revisions[i : i + 10],
-            )
+            try:
+                ctx.call(
+                    f"delete task definitions of family {self.name}",
+                    ctx.client("ecs").delete_task_definitions,
+                    taskDefinitions=revisions[i : i + 10],
+                )
+            except AwsError as e:
+                # Deregistered, the family is gone for ECS: without this permission it only stays
+                # listed (INACTIVE), and each plan describes it once.
+                if e.code not in DENIED:
+                    raise
+                return
 
 
 class NamedCapacityProvider(TaggedCapacityProvider):
@@ -121,12 +130,19 @@ class NamedBucket(AccessLogBucket):
         return self.found
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        where = ctx.call(
-            f"look up the region of bucket {self.found}",
-            ctx.client("s3").get_bucket_location,
-            missing=("NoSuchBucket", "404"),
-            Bucket=self.found,
-        )
+        try:
+            where = ctx.call(
+                f"look up the region of bucket {self.found}",
+                ctx.client("s3").get_bucket_location,
+                missing=("NoSuchBucket", "404"),
+                Bucket=self.found,
+            )
+        except AwsError as e:
+            # The permissions README gives cover `<stack>-alb-logs-*` only: a bucket of another
+            # name spotecs may not read is left, not a failed teardown.
+            if e.code in DENIED:
+                return None
+            raise
         # S3 names us-east-1 with no constraint (and eu-west-1 with the legacy "EU").
         region = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(
             (where or {}).get("LocationConstraint"), (where or {}).get("LocationConstraint")
