@@ -720,3 +720,28 @@ def test_a_family_is_deregistered_even_where_its_revisions_may_not_be_deleted(
     assert current is not None and current["revision"] == 2
     family.delete(ctx, current)
     assert _families() == ["demo-api:1", "theirs-web:1", "theirs-web:2", "untagged-web:1", "untagged-web:2"]
+
+
+def test_the_scaling_of_a_service_gone_from_a_cluster_of_an_earlier_name_that_remains_is_an_orphan(
+    moto: None,
+) -> None:
+    stack = make_stack()
+    steps, _ = up(stack)
+    ecs, aas = boto3.client("ecs", region_name=REGION), boto3.client("application-autoscaling", region_name=REGION)
+    ecs.create_cluster(clusterName="demo-previous", tags=tag_list(OWNED, "key", "value"))
+    for service, tags in (("demo-gone", OWNED), ("demo-theirs", THEIRS)):
+        ecs.create_service(cluster="demo-previous", serviceName=service, taskDefinition="demo-api", desiredCount=0)
+        aas.register_scalable_target(
+            ServiceNamespace="ecs",
+            ResourceId=f"service/demo-previous/{service}",
+            ScalableDimension="ecs:service:DesiredCount",
+            MinCapacity=2,
+            MaxCapacity=6,
+            Tags=tags,
+        )
+        ecs.delete_service(cluster="demo-previous", service=service, force=True)
+    found = {s.key: s for s in find(fresh(stack), steps)}
+    assert sorted(found) == ["orphan:cluster:demo-previous", "orphan:scaling:service/demo-previous/demo-gone"]
+    _, result = converge([*steps, *found.values()], fresh(stack))
+    assert "orphan:scaling:service/demo-previous/demo-gone" in result.applied
+    assert _targets() == ["service/demo-previous/demo-theirs"]

@@ -1,7 +1,7 @@
 """Orphans of kinds the stack names only one way, left under a name the current file would not
 give: task definition families outside `<stack>-`, capacity providers no group of the file has
 (an older group's, a deleted group's), CloudWatch alarms no scaling policy of the file names,
-the scalable targets of the stack's services in a cluster that no longer exists, access-log
+the scalable targets of the stack's services gone from another cluster (or with it), access-log
 buckets of another name (teardown only, like the file's own bucket), and the instance profile
 left when its role was deleted by hand (teardown only: `up` takes it back for the role).
 
@@ -212,7 +212,7 @@ def find(
     _families(ctx, add, gone, tagged)
     _providers(ctx, add, gone, tagged, other_clusters, held)
     _alarms(ctx, add, gone, tagged, scaled)
-    _targets(ctx, add, gone, other_clusters, scaled)
+    _targets(ctx, add, gone, scaled)
     if destroy:
         _buckets(ctx, add, gone, tagged)
         _profile(ctx, add, gone)
@@ -283,17 +283,17 @@ def _alarms(ctx: Context, add: Add, gone: type, tagged: list[str], scaled: Colle
             add(_make(gone, Alarm, (alarm,), alarm, key("alarm", alarm)))
 
 
-def _targets(ctx: Context, add: Add, gone: type, clusters: list[str], scaled: Collection[str]) -> None:
-    """Scalable targets of services named like the stack's in a cluster neither the file nor the
-    tagging API knows (deleted with its services, the targets left): probed for their tags."""
-    known = {ctx.stack.cluster_name, *clusters}
+def _targets(ctx: Context, add: Add, gone: type, scaled: Collection[str]) -> None:
+    """Scalable targets of services named like the stack's outside the file's cluster (orphans.py
+    reads that one) that orphans.py does not delete with a service: the service is gone, in a
+    cluster of the stack's or one deleted since (the targets left). Probed for their tags."""
     prefix = names.service_prefix(ctx.name)
     for t in scaling_reads(ctx, "describe_scalable_targets", "ScalableTargets"):
         parts = t["ResourceId"].split("/")
         if t.get("ScalableDimension") != DIMENSION or len(parts) != 3 or t["ResourceId"] in scaled:
             continue
         _, cluster, service = parts
-        if cluster in known or not service.startswith(prefix):
+        if cluster == ctx.stack.cluster_name or not service.startswith(prefix):
             continue
         short = names.service_of(ctx.name, service)
         args = (ctx.name, short)
