@@ -746,3 +746,56 @@ def test_the_tagging_api_lists_capacity_providers_as_ecs_capacity_provider(moto:
     assert tagging.get_resources(ResourceTypeFilters=["ecs:capacity-provider"])["ResourceTagMappingList"][0][
         "ResourceARN"
     ].endswith("/other-cp")
+
+
+def test_the_tagging_api_offers_the_same_tagged_parameters_as_moto_without_the_untagged_ones(moto: None) -> None:
+    """speed.ssm_tagged_only: moto offered each of its ~5,500 public parameters to every
+    GetResources (~30 ms a call, every request behind it waiting); the answer is the same."""
+    from moto.backends import get_backend
+
+    ssm = boto3.client("ssm", region_name=REGION)
+    tagging = boto3.client("resourcegroupstaggingapi", region_name=REGION)
+    # The ECS-optimized AMI aliases a plan reads: moto loads them all at the first such read.
+    ssm.get_parameters_by_path(Path="/aws/service/ecs/optimized-ami/amazon-linux-2023", Recursive=False)
+    ssm.put_parameter(Name="/demo/lock", Value="x", Type="String", Tags=[{"Key": "spotecs:stack", "Value": "demo"}])
+    ssm.put_parameter(Name="/demo/untagged", Value="x", Type="String")
+    ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId="/demo/untagged", Tags=[{"Key": "k", "Value": "v"}])
+    ssm.remove_tags_from_resource(ResourceType="Parameter", ResourceId="/demo/untagged", TagKeys=["k"])
+    got = tagging.get_resources(ResourceTypeFilters=["ssm:parameter"])["ResourceTagMappingList"]
+    assert [(r["ResourceARN"], r["Tags"]) for r in got] == [
+        (f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/demo/lock", [{"Key": "spotecs:stack", "Value": "demo"}])
+    ]
+
+    backend = get_backend("ssm")[ACCOUNT][REGION]
+    assert len(backend._parameters) > 1000  # the public parameters: what made it slow
+
+    def offered(resources: Iterator[Any]) -> list[tuple[str, dict[str, str], str]]:
+        return [(r.arn, r.tags, r.resource_type) for r in resources if r.tags]
+
+    moto_own = type(backend).iter_tagged_resources.__wrapped__  # type: ignore[attr-defined]
+    assert offered(backend.iter_tagged_resources()) == offered(moto_own(backend))
+    assert all(r.tags for r in backend.iter_tagged_resources() if r.resource_type == "ssm:parameter")
+
+
+def test_moto_s_package_folder_is_listed_once_not_at_every_request(moto: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """speed.moto_modules_listed_once: the server told a service from a host name by listing
+    moto's folder twice per request."""
+    import os
+
+    import moto.backends
+
+    listed = list(moto.backends.list_of_moto_modules.__wrapped__())  # type: ignore[attr-defined]
+    assert "ecs" in listed and "elbv2" in listed
+
+    def refuse(path: Any) -> list[str]:
+        raise AssertionError(f"listed {path}")
+
+    with Sandbox(agent_interval=None, latency_ms=0) as box:
+        sts, ecs = box.client("sts"), box.client("ecs")
+        sts.get_caller_identity()  # each service's first request loads its models: listings
+        ecs.list_clusters()
+        monkeypatch.setattr(os, "listdir", refuse)
+        for _ in range(3):
+            assert sts.get_caller_identity()["Account"] == ACCOUNT
+            assert ecs.list_clusters()["clusterArns"] == []
+    assert list(moto.backends.list_of_moto_modules()) == listed

@@ -347,7 +347,7 @@ def install() -> None:
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.logs.responses import LogsResponse
 
-    from spotecs.sandbox import drill_fills, fills_aas, fills_ecs, fills_elbv2, fills_iam, fills_tagging, refresh
+    from spotecs.sandbox import drill_fills, fills_aas, fills_ecs, fills_elbv2, fills_iam, fills_tagging, refresh, speed
 
     _wrap(
         EC2ContainerServiceResponse,
@@ -380,6 +380,7 @@ def install() -> None:
         ApplicationAutoScalingResponse.describe_scaling_activities = aas_describe_scaling_activities  # type: ignore[attr-defined]
 
     drill_fills.install(_wrap_again)  # create_load_balancer is fills_elbv2's too
+    speed.install(_wrap)
 
 
 # -- prices and scaling activities (moto: constant spot prices, no activities) --------------
