@@ -60,3 +60,21 @@ def test_answers_are_sent_without_nagle_delay() -> None:
         handler = box._server._server.RequestHandlerClass  # type: ignore[attr-defined]
         assert handler.disable_nagle_algorithm is True
         assert box.client("sts").get_caller_identity()["Account"]
+
+
+def test_half_the_latency_is_spent_before_the_request_is_handled_and_half_after() -> None:
+    # As a round trip is spent: all of it before the answer made the sandbox (one request at a
+    # time) handle a round of requests just as the next round arrived. Lower bounds only.
+    from spotecs.sandbox.server import _Delayed
+
+    handled: list[float] = []
+
+    def app(environ: dict[str, object], start_response: object) -> list[bytes]:
+        handled.append(time.monotonic())
+        return [b"answer"]
+
+    start = time.monotonic()
+    assert _Delayed(app, 300)({}, None) == [b"answer"]
+    end = time.monotonic()
+    assert handled[0] - start >= 0.15
+    assert end - handled[0] >= 0.15
