@@ -19,9 +19,12 @@ from tests.helpers import (
     converge,
     fresh,
     make_stack,
+    replan,
     sent,
     workload_steps,
+    writes,
 )
+from tests.tag_edits import AFTER, BEFORE, holds_the_edit, planned_as_tags_only
 from tests.test_access_log_bucket import private_bucket
 
 
@@ -140,3 +143,43 @@ def test_load_balancer_needs_one_subnet_in_each_of_two_zones(compute: dict[str, 
         plan(steps, fresh(stack))
     assert any("one subnet per Availability Zone" in p and "us-east-1a" in p for p in e.value.problems)
     assert any("at least two Availability Zones" in p for p in e.value.problems)
+
+
+def _elb_tags(arn: str) -> dict[str, str]:
+    described = boto3.client("elbv2", region_name=REGION).describe_tags(ResourceArns=[arn])["TagDescriptions"]
+    return {t["Key"]: t["Value"] for t in described[0]["Tags"]}
+
+
+@pytest.mark.parametrize(
+    ("key", "arn_of"),
+    [
+        pytest.param(
+            "load-balancer",
+            lambda elbv2: elbv2.describe_load_balancers(Names=["demo"])["LoadBalancers"][0]["LoadBalancerArn"],
+            id="load-balancer",
+        ),
+        pytest.param(
+            "target-group:api",
+            lambda elbv2: elbv2.describe_target_groups(Names=["demo-api"])["TargetGroups"][0]["TargetGroupArn"],
+            id="target-group",
+        ),
+    ],
+)
+def test_elb_tag_edit_converges_with_tag_calls_only(compute: dict[str, StandIn], key: str, arn_of: Any) -> None:
+    stack = make_stack(tags=BEFORE)
+    converge(workload_steps(stack, compute, lambda s: s.key == key), fresh(stack))
+    edited = make_stack(tags=AFTER)
+    steps = workload_steps(edited, compute, lambda s: s.key == key)
+    planned_as_tags_only(replan(steps, edited), key)
+
+    ctx = fresh(edited)
+    converge(steps, ctx)
+    arn = arn_of(boto3.client("elbv2", region_name=REGION))
+    assert writes(ctx, "elbv2") == ["AddTags", "RemoveTags"]  # no Modify*, no new resource
+    (add,) = sent(ctx, "AddTags")
+    (remove,) = sent(ctx, "RemoveTags")
+    assert add["ResourceArns"] == remove["ResourceArns"] == [arn]
+    assert add["Tags"] == [{"Key": "owner", "Value": "ops"}, {"Key": "team", "Value": "billing"}]
+    assert remove["TagKeys"] == ["cost-center"]
+    holds_the_edit(_elb_tags(arn))
+    assert not replan(steps, edited).get(key).is_change

@@ -13,6 +13,7 @@ from spotecs.engine.model import Change
 from spotecs.errors import AwsError
 from spotecs.steps.access_log_bucket import named_bucket_problems
 from spotecs.steps.base import Context, Step, stack_tagged
+from spotecs.steps.tagging import desired_tags, held_tags, retag
 
 # ELB's answer while it cannot yet write to the bucket (a policy put seconds ago).
 BUCKET_POLICY_NOT_YET = ("InvalidConfigurationRequest", "Access Denied for bucket")
@@ -44,6 +45,21 @@ def elb_tags(ctx: Context, arn: str, what: str) -> dict[str, str]:
     found = ctx.read(f"list tags of {what}", "elbv2", "describe_tags", ResourceArns=batch)
     described: list[dict[str, Any]] = found.get("TagDescriptions", [])
     return tags_from_list(next((d.get("Tags") for d in described if d.get("ResourceArn") == arn), None))
+
+
+def elb_tags_of(ctx: Context, arns: list[str], what: str) -> dict[str, dict[str, str]]:
+    """ARN -> tags of several ELBv2 resources (a load balancer's listeners and rules). While a
+    plan shares its reads, from the stack's tagging-API read; what it lacks (indexed late) in one
+    call per 20."""
+    out: dict[str, dict[str, str]] = {}
+    if ctx.aws.sharing_reads:
+        tagged = stack_tagged(ctx)
+        out = {arn: tagged[arn] for arn in arns if arn in tagged}
+    rest = [arn for arn in arns if arn not in out]
+    for i in range(0, len(rest), 20):
+        found = ctx.read(f"list tags of {what}", "elbv2", "describe_tags", ResourceArns=rest[i : i + 20])
+        out.update({d["ResourceArn"]: tags_from_list(d.get("Tags")) for d in found.get("TagDescriptions", [])})
+    return out
 
 
 def stack_target_groups(ctx: Context) -> list[dict[str, Any]]:
@@ -98,6 +114,7 @@ class LoadBalancer(Step):
                 # Requests with malformed headers are dropped, not passed to the app (AWS advice).
                 "routing.http.drop_invalid_header_fields.enabled": "true",
             },
+            "tags": desired_tags(ctx),
         }
 
     def check(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
@@ -145,17 +162,19 @@ class LoadBalancer(Step):
         )["Attributes"]
         live = {a["Key"]: a["Value"] for a in attrs}
         https = bool(ctx.stack.load_balancer.certificate_arn)
+        tags = elb_tags(ctx, arn, f"load balancer {self.name}")
         return {
             "scheme": lb["Scheme"],
             "subnets": sorted(z["SubnetId"] for z in lb.get("AvailabilityZones", [])),
             "security_groups": sorted(lb.get("SecurityGroups", [])),
             # AWS omits some attributes it has never been told; "" reads as unset.
             "attributes": {k: live.get(k, "") for k in ATTRIBUTES},
+            "tags": held_tags(tags),
             "arn": arn,
             "dns_name": lb["DNSName"],
             "full_name": full_name(arn),
             "url": f"{'https' if https else 'http'}://{lb['DNSName']}",
-            "_owned": ctx.owned(elb_tags(ctx, arn, f"load balancer {self.name}")),
+            "_owned": ctx.owned(tags),
         }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
@@ -169,7 +188,7 @@ class LoadBalancer(Step):
             IpAddressType="ipv4",
             Subnets=desired["subnets"],
             SecurityGroups=desired["security_groups"],
-            Tags=tag_list(ctx.tags()),
+            Tags=tag_list(desired["tags"]),
         )["LoadBalancers"][0]
         arn = lb["LoadBalancerArn"]
         ctx.wait(
@@ -206,6 +225,7 @@ class LoadBalancer(Step):
             )
         changed = {k: v for k, v in desired["attributes"].items() if current["attributes"].get(k) != v}
         self._attributes(ctx, arn, changed)
+        retag(ctx, "elbv2", f"load balancer {self.name}", arn, desired["tags"], current.get("tags"))
         return {}
 
     def _attributes(self, ctx: Context, arn: str, attributes: dict[str, Any]) -> None:

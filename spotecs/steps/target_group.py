@@ -12,6 +12,7 @@ from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step
 from spotecs.steps.load_balancer import elb_tags, stack_target_groups
 from spotecs.steps.load_balancer import full_name as lb_name
+from spotecs.steps.tagging import desired_tags, held_tags, retag
 
 # Only a default for targets registered without a port; ECS always passes the task's host port.
 NOMINAL_PORT = 80
@@ -61,6 +62,7 @@ class TargetGroup(Step):
                 "success_codes": hc.success_codes,
             },
             "deregistration_delay": ctx.stack.services[self.service].deregistration_delay,
+            "tags": desired_tags(ctx),
         }
 
     def describe(self, ctx: Context) -> dict[str, Any] | None:
@@ -76,6 +78,7 @@ class TargetGroup(Step):
             f"read attributes of target group {self.name}", elbv2.describe_target_group_attributes, TargetGroupArn=arn
         )["Attributes"]
         delay = next((a["Value"] for a in attrs if a["Key"] == "deregistration_delay.timeout_seconds"), None)
+        tags = elb_tags(ctx, arn, f"target group {self.name}")
         return {
             "vpc_id": tg.get("VpcId"),
             "protocol": tg.get("Protocol"),
@@ -90,10 +93,11 @@ class TargetGroup(Step):
                 "success_codes": tg.get("Matcher", {}).get("HttpCode"),
             },
             "deregistration_delay": int(delay) if delay is not None else None,
+            "tags": held_tags(tags),
             "arn": arn,
             "name": self.name,
             "full_name": full_name(arn),
-            "_owned": ctx.owned(elb_tags(ctx, arn, f"target group {self.name}")),
+            "_owned": ctx.owned(tags),
         }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +113,7 @@ class TargetGroup(Step):
             HealthCheckPort="traffic-port",
             HealthCheckEnabled=True,
             **_health_check(desired["health_check"]),
-            Tags=tag_list(ctx.tags()),
+            Tags=tag_list(desired["tags"]),
         )["TargetGroups"][0]
         arn = tg["TargetGroupArn"]
         self._delay(ctx, arn, desired["deregistration_delay"])
@@ -126,6 +130,7 @@ class TargetGroup(Step):
             )
         if desired["deregistration_delay"] != current["deregistration_delay"]:
             self._delay(ctx, arn, desired["deregistration_delay"])
+        retag(ctx, "elbv2", f"target group {self.name}", arn, desired["tags"], current.get("tags"))
         return {}
 
     def _delay(self, ctx: Context, arn: str, seconds: int) -> None:
