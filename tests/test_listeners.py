@@ -20,7 +20,9 @@ from tests.helpers import (
     sent,
     target_group_arn,
     workload_steps,
+    writes,
 )
+from tests.tag_edits import AFTER, BEFORE, holds_the_edit, planned_as_tags_only
 
 ROUTED: dict[str, Any] = {
     "services": {
@@ -129,3 +131,51 @@ def test_adding_a_certificate_adds_https_and_turns_http_into_a_redirect(compute:
     assert len(sent(ctx, "CreateListener")) == 1 and len(sent(ctx, "ModifyListener")) == 1
     assert _listeners()[80]["DefaultActions"][0]["Type"] == "redirect"
     assert changes(replan(steps, secure)) == {}
+
+
+def _tags(arn: str) -> dict[str, str]:
+    described = boto3.client("elbv2", region_name=REGION).describe_tags(ResourceArns=[arn])["TagDescriptions"]
+    return {t["Key"]: t["Value"] for t in described[0]["Tags"]}
+
+
+def _ours(listeners: dict[int, dict[str, Any]]) -> list[str]:
+    """The ARNs of the listeners and of the rules spotecs made (a default rule is no resource)."""
+    rules = [r["RuleArn"] for listener in listeners.values() for p, r in listener["rules"].items() if p != "default"]
+    return sorted([listener["ListenerArn"] for listener in listeners.values()] + rules)
+
+
+def test_listener_and_rule_tag_edit_converges_with_tag_calls_only(compute: dict[str, StandIn]) -> None:
+    https = {"load_balancer": {"certificate_arn": _certificate()}}
+    stack = make_stack(**deep_merge(ROUTED, {**https, "tags": BEFORE}))
+    converge(workload_steps(stack, compute, lambda s: s.key == "listeners"), fresh(stack))
+    arns = _ours(_listeners())
+    assert len(arns) == 4  # :80 and :443, the two rules on :443
+    edited = make_stack(**deep_merge(ROUTED, {**https, "tags": AFTER}))
+    steps = workload_steps(edited, compute, lambda s: s.key == "listeners")
+    planned_as_tags_only(replan(steps, edited), "listeners")
+
+    ctx = fresh(edited)
+    converge(steps, ctx)
+    assert set(writes(ctx, "elbv2")) == {"AddTags", "RemoveTags"}  # the load balancer's and groups' too
+    (add,) = [c for c in sent(ctx, "AddTags") if ":listener" in c["ResourceArns"][0]]
+    (remove,) = [c for c in sent(ctx, "RemoveTags") if ":listener" in c["ResourceArns"][0]]
+    assert sorted(add["ResourceArns"]) == sorted(remove["ResourceArns"]) == arns  # one call for all
+    assert add["Tags"] == [{"Key": "owner", "Value": "ops"}, {"Key": "team", "Value": "billing"}]
+    assert remove["TagKeys"] == ["cost-center"]
+    assert _ours(_listeners()) == arns  # tagged in place: nothing made again
+    for arn in arns:
+        holds_the_edit(_tags(arn))
+    assert not replan(steps, edited).get("listeners").is_change
+
+    # One rule's tags changed by hand: the plan shows it, and only that rule is tagged again.
+    odd = arns[-1]
+    boto3.client("elbv2", region_name=REGION).remove_tags(ResourceArns=[odd], TagKeys=["team"])
+    change = replan(steps, edited).get("listeners")
+    assert change.action is Action.UPDATE and change.changed_fields() == {"tags"}
+    ctx = fresh(edited)
+    converge(steps, ctx)
+    assert [(c["ResourceArns"], c["Tags"]) for c in sent(ctx, "AddTags")] == [
+        ([odd], [{"Key": "team", "Value": "billing"}])
+    ]
+    holds_the_edit(_tags(odd))
+    assert not replan(steps, edited).get("listeners").is_change

@@ -257,10 +257,10 @@ class Context(Outputs):
 
 
 # What one Resource Groups Tagging API read per plan finds by the stack's tag: the clusters of the
-# stack, its load balancers, target groups, launch templates, security groups and log groups,
-# task definitions, capacity providers, alarms and buckets. It gives their ownership tags to the
-# steps (no tag call per resource) and the orphan search the ones the file no longer names
-# (steps/orphans*.py). The resource types as AWS names them:
+# stack, its load balancers, their listeners and rules, target groups, launch templates, security
+# groups and log groups, task definitions, capacity providers, alarms and buckets. It gives their
+# ownership tags to the steps (no tag call per resource) and the orphan search the ones the file
+# no longer names (steps/orphans*.py). The resource types as AWS names them:
 # https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/supported-services.html
 TAGGED_TYPES = (
     "ecs:cluster",
@@ -269,6 +269,8 @@ TAGGED_TYPES = (
     "cloudwatch:alarm",
     "s3:bucket",
     "elasticloadbalancing:loadbalancer",
+    "elasticloadbalancing:listener",
+    "elasticloadbalancing:listener-rule",
     "elasticloadbalancing:targetgroup",
     "ec2:launch-template",
     "ec2:security-group",

@@ -9,12 +9,16 @@ from typing import Any
 
 from spotecs import checks, names
 from spotecs.aws import tag_list
-from spotecs.engine.model import Change
+from spotecs.engine.model import Change, Whole
 from spotecs.steps.base import Context, Step
-from spotecs.steps.load_balancer import elb_tags, find_load_balancer
+from spotecs.steps.load_balancer import elb_tags, elb_tags_of, find_load_balancer
+from spotecs.steps.tagging import desired_tags, held_tags, retag_elb
 
 PORTS = {"http": 80, "https": 443}
 REDIRECT = {"type": "redirect", "protocol": "HTTPS", "port": "443", "status": "HTTP_301"}
+# How `tags` reads a key the listeners and rules do not all hold alike: never a value the file
+# gives, so the plan shows the change that makes them agree.
+DIFFERS = "(differs between the listeners and rules)"
 
 
 class Listeners(Step):
@@ -46,11 +50,13 @@ class Listeners(Step):
             key=lambda r: r["priority"],
         )
         routed = {"certificate": None, "ssl_policy": None, "default": forward, "rules": rules}
+        # One set of tags for every listener and rule: they are the stack's like the rest.
+        tags = desired_tags(ctx)
         if not cfg.certificate_arn:
-            return {"http": routed, "https": None}
+            return {"http": routed, "https": None, "tags": tags}
         https = {**routed, "certificate": cfg.certificate_arn, "ssl_policy": cfg.ssl_policy}
         http = {**routed, "default": dict(REDIRECT), "rules": []} if cfg.redirect_http else routed
-        return {"http": http, "https": https}
+        return {"http": http, "https": https, "tags": tags}
 
     def check(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
         problems: list[str] = []
@@ -148,12 +154,16 @@ class Listeners(Step):
             }
         if not out["listener_arns"]:
             return None
+        arns = [*out["listener_arns"].values(), *(a for by_prio in out["rule_arns"].values() for a in by_prio.values())]
+        found = elb_tags_of(ctx, arns, f"the listeners of load balancer {lb_name}")
+        out["held_tags"] = {arn: held_tags(found.get(arn, {})) for arn in arns}
+        out["tags"] = _agreed(list(out["held_tags"].values()))
         out["_owned"] = ctx.owned(elb_tags(ctx, lb_arn, f"load balancer {lb_name}"))
         out["load_balancer_arn"] = lb_arn
         return out
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
-        empty: dict[str, Any] = {"http": None, "https": None, "listener_arns": {}, "rule_arns": {}}
+        empty: dict[str, Any] = {"http": None, "https": None, "listener_arns": {}, "rule_arns": {}, "held_tags": {}}
         return self._converge(ctx, desired, empty, ctx.output("load-balancer", "arn"))
 
     def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
@@ -162,6 +172,8 @@ class Listeners(Step):
     def _converge(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], lb_arn: str) -> dict[str, Any]:
         elbv2 = ctx.client("elbv2")
         listener_arns = dict(current["listener_arns"])
+        # What stays of the listeners and rules AWS holds, whose tags are brought to the file's last.
+        kept = dict(current.get("held_tags") or {})
         for role, port in PORTS.items():
             want, have, arn = desired[role], current.get(role), listener_arns.get(role)
             if want is None:
@@ -173,6 +185,8 @@ class Listeners(Step):
                         ListenerArn=arn,
                     )
                     del listener_arns[role]
+                    for gone in (arn, *current["rule_arns"].get(role, {}).values()):  # its rules go with it
+                        kept.pop(gone, None)
                 continue
             settings = _listener_request(role, want)
             if arn is None or have is None:
@@ -181,15 +195,19 @@ class Listeners(Step):
                     elbv2.create_listener,
                     LoadBalancerArn=lb_arn,
                     Port=port,
-                    Tags=tag_list(ctx.tags()),
+                    Tags=tag_list(desired["tags"]),
                     **settings,
                 )["Listeners"][0]["ListenerArn"]
                 listener_arns[role] = arn
-                self._rules(ctx, port, arn, want["rules"], [], {})
+                self._rules(ctx, port, arn, want["rules"], [], {}, desired["tags"])
                 continue
             if any(want[k] != have.get(k) for k in ("certificate", "ssl_policy", "default")):
                 ctx.call(f"update listener :{port}", elbv2.modify_listener, ListenerArn=arn, Port=port, **settings)
-            self._rules(ctx, port, arn, want["rules"], have["rules"], current["rule_arns"].get(role, {}))
+            arns = current["rule_arns"].get(role, {})
+            deleted = self._rules(ctx, port, arn, want["rules"], have["rules"], arns, desired["tags"])
+            for gone in deleted:
+                kept.pop(gone, None)
+        retag_elb(ctx, f"the listeners and rules of {self.name}", desired["tags"], kept)
         return {"listener_arns": listener_arns, "load_balancer_arn": lb_arn}
 
     def _rules(
@@ -200,11 +218,14 @@ class Listeners(Step):
         want: list[dict[str, Any]],
         have: list[dict[str, Any]],
         arns: dict[str, str],
-    ) -> None:
-        """Rules are matched by priority: a priority's content is modified in place."""
+        tags: dict[str, str],
+    ) -> list[str]:
+        """Rules are matched by priority: a priority's content is modified in place. Returns the
+        ARNs of the rules deleted."""
         elbv2 = ctx.client("elbv2")
         wanted = {str(r["priority"]): r for r in want}
         existing = {str(r["priority"]): r for r in have}
+        deleted = []
         for prio in sorted(set(existing) - set(wanted), key=int):
             ctx.call(
                 f"delete rule {prio} of listener :{port}",
@@ -212,6 +233,7 @@ class Listeners(Step):
                 missing=("RuleNotFound",),
                 RuleArn=arns[prio],
             )
+            deleted.append(arns[prio])
         for prio, rule in sorted(wanted.items(), key=lambda kv: int(kv[0])):
             body: dict[str, Any] = {
                 "Conditions": _conditions(rule),
@@ -223,11 +245,12 @@ class Listeners(Step):
                     elbv2.create_rule,
                     ListenerArn=listener_arn,
                     Priority=int(prio),
-                    Tags=tag_list(ctx.tags()),
+                    Tags=tag_list(tags),
                     **body,
                 )
             elif existing[prio] != rule:
                 ctx.call(f"update rule {prio} of listener :{port}", elbv2.modify_rule, RuleArn=arns[prio], **body)
+        return deleted
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
         # Deleting a listener deletes its rules.
@@ -238,6 +261,13 @@ class Listeners(Step):
                 missing=("ListenerNotFound",),
                 ListenerArn=arn,
             )
+
+
+def _agreed(held: list[dict[str, str]]) -> Whole:
+    """The tags the listeners and rules hold, when they agree; a key they do not all hold alike
+    reads as DIFFERS."""
+    keys = sorted({k for tags in held for k in tags})
+    return Whole({k: held[0][k] if all(t.get(k) == held[0].get(k) for t in held) else DIFFERS for k in keys})
 
 
 def _listener_request(role: str, want: dict[str, Any]) -> dict[str, Any]:

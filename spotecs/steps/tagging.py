@@ -131,12 +131,40 @@ TAGGERS: dict[str, Tagger] = {
 }
 
 
+def delta(want: dict[str, Any], have: dict[str, Any] | None) -> tuple[dict[str, str], list[str]]:
+    """The tags to put (new or changed) and the keys to remove (dropped by the file) to bring
+    `have` to `want`; AWS's own tags are left alone."""
+    held = held_tags(dict(have or {}))
+    put = {k: v for k, v in want.items() if ours(k) and held.get(k) != v}
+    return put, sorted(k for k in held if k not in want)
+
+
 def retag(ctx: Context, api: str, what: str, ident: str, want: dict[str, Any], have: dict[str, Any] | None) -> None:
     """Bring the tags AWS holds on `ident` (an ARN, an id or a name, as `api` takes it) from
     `have` to `want`: put what is new or changed, then remove what the file dropped. AWS's own
     tags are left alone. S3 buckets take their tags whole: see access_log_bucket."""
-    have = held_tags(dict(have or {}))
-    put = {k: v for k, v in want.items() if ours(k) and have.get(k) != v}
-    drop = sorted(k for k in have if k not in want)
+    put, drop = delta(want, have)
     if put or drop:
         TAGGERS[api](ctx, what, ident, put, drop)
+
+
+# ELB's AddTags and RemoveTags take several resources (DescribeTags up to 20, the same here).
+ELB_BATCH = 20
+
+
+def retag_elb(ctx: Context, what: str, want: dict[str, Any], held: dict[str, dict[str, str]]) -> None:
+    """`retag` for several ELB resources at once (a load balancer's listeners and rules, `held`
+    by ARN): those needing the same change share one AddTags and one RemoveTags."""
+    together: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], list[str]] = {}
+    for arn, have in sorted(held.items()):
+        put, drop = delta(want, have)
+        if put or drop:
+            together.setdefault((tuple(sorted(put.items())), tuple(drop)), []).append(arn)
+    elb = ctx.client("elbv2")
+    for (put_items, drop_keys), arns in together.items():
+        for i in range(0, len(arns), ELB_BATCH):
+            batch = arns[i : i + ELB_BATCH]
+            if put_items:
+                ctx.call(f"tag {what}", elb.add_tags, ResourceArns=batch, Tags=tag_list(dict(put_items)))
+            if drop_keys:
+                ctx.call(f"untag {what}", elb.remove_tags, ResourceArns=batch, TagKeys=list(drop_keys))
