@@ -31,6 +31,8 @@ def inventory(client: Client, stack: str) -> set[str]:
             if ":capacity-provider/" in arn:  # kept below if ACTIVE (ECS keeps a deleted one INACTIVE)
                 found.add(f"capacity-provider-candidate:{arn.rsplit('/', 1)[-1]}")
                 continue
+            if ":listener/" in arn or ":listener-rule/" in arn:
+                continue  # listed by their load balancer and port below; a rule goes with its listener
             found.add(f"tagged:{arn}")
     # moto lists task definitions in the tagging API even once deregistered.
     ecs = client("ecs")

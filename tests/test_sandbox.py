@@ -799,3 +799,31 @@ def test_moto_s_package_folder_is_listed_once_not_at_every_request(moto: None, m
             assert sts.get_caller_identity()["Account"] == ACCOUNT
             assert ecs.list_clusters()["clusterArns"] == []
     assert list(moto.backends.list_of_moto_modules()) == listed
+
+
+def test_the_tagging_api_lists_listeners_and_their_rules(moto: None) -> None:
+    """fills_tagging: moto lists no listener nor rule; AWS's GetResources covers every type."""
+    ec2, elbv2 = boto3.client("ec2", region_name=REGION), boto3.client("elbv2", region_name=REGION)
+    tagging = boto3.client("resourcegroupstaggingapi", region_name=REGION)
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"][:2]]
+    lb = elbv2.create_load_balancer(Name="demo", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+    vpc = ec2.describe_subnets(SubnetIds=subnets[:1])["Subnets"][0]["VpcId"]
+    tg = elbv2.create_target_group(Name="demo-api", Protocol="HTTP", Port=80, VpcId=vpc)["TargetGroups"][0]
+    forward = [{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}]
+    ours = [{"Key": "spotecs:stack", "Value": "demo"}]
+    listener = elbv2.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80, DefaultActions=forward, Tags=ours)
+    listener_arn = listener["Listeners"][0]["ListenerArn"]
+    path = [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/admin/*"]}}]
+    rule = elbv2.create_rule(ListenerArn=listener_arn, Priority=7, Conditions=path, Actions=forward, Tags=ours)
+    elbv2.create_rule(ListenerArn=listener_arn, Priority=9, Conditions=path, Actions=forward)  # not the stack's
+
+    def found(kind: str) -> list[str]:
+        got = tagging.get_resources(
+            TagFilters=[{"Key": "spotecs:stack", "Values": ["demo"]}], ResourceTypeFilters=[kind]
+        )["ResourceTagMappingList"]
+        return [r["ResourceARN"] for r in got]
+
+    assert found("elasticloadbalancing:listener") == [listener_arn]
+    assert found("elasticloadbalancing:listener-rule") == [rule["Rules"][0]["RuleArn"]]
+    elbv2.delete_listener(ListenerArn=listener_arn)
+    assert found("elasticloadbalancing:listener") == found("elasticloadbalancing:listener-rule") == []
