@@ -28,7 +28,9 @@ from tests.helpers import (
     steps_for,
     touching,
     up,
+    writes,
 )
+from tests.tag_edits import AFTER, BEFORE, holds_the_edit, planned_as_tags_only
 
 SG_KEYS = ("security-group:lb", "security-group:instances")
 
@@ -331,3 +333,26 @@ def test_the_load_balancer_opens_443_only_while_it_serves_https(ec2: Any) -> Non
     assert p.get("security-group:lb").action is Action.UPDATE
     lb = _group(ec2, "demo-lb")
     assert lb is not None and not {p for p in _perms(lb) if p[1] == 443}
+
+
+def test_security_group_tag_edit_converges_with_tag_calls_only(moto: None, ec2: Any) -> None:
+    steps, _ = up(make_stack(tags=BEFORE), only(*SG_KEYS))
+    edited = make_stack(tags=AFTER)
+    the_plan = replan(steps, edited)
+    for key in SG_KEYS:
+        planned_as_tags_only(the_plan, key)
+
+    ctx = fresh(edited)
+    converge(steps, ctx)
+    assert sorted(writes(ctx)) == ["CreateTags", "CreateTags", "DeleteTags", "DeleteTags"]  # no ingress call
+    for name in ("demo-lb", "demo-instances"):
+        group = _group(ec2, name)
+        assert group is not None
+        (put,) = [
+            c for c in ctx.aws.writes() if c.operation == "CreateTags" and c.params["Resources"] == [group["GroupId"]]
+        ]
+        assert put.params["Tags"] == [{"Key": "owner", "Value": "ops"}, {"Key": "team", "Value": "billing"}]
+        tags = {t["Key"]: t["Value"] for t in group["Tags"]}
+        holds_the_edit(tags)
+        assert tags["Name"] == name  # the console's name stays
+    assert not replan(steps, edited).has_changes

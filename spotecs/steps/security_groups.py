@@ -11,6 +11,7 @@ from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.steps.base import Context, Step
+from spotecs.steps.tagging import desired_tags, held_tags, retag
 
 
 def _rule(protocol: str, from_port: int, to_port: int, *, cidr: str = "", group: Any = "") -> dict[str, Any]:
@@ -76,6 +77,8 @@ class SecurityGroup(Step):
             "vpc_id": ctx.output("network", "vpc_id"),
             "description": self.description,
             "ingress": sorted(self.ingress(ctx), key=_sort_key),
+            # Name: how the console lists the group (GroupName is not shown there).
+            "tags": desired_tags(ctx, Name=self.name),
         }
 
     def describe(self, ctx: Context) -> dict[str, Any] | None:
@@ -90,6 +93,7 @@ class SecurityGroup(Step):
             "vpc_id": g["VpcId"],
             "description": g.get("Description", ""),
             "ingress": _rules_of(g.get("IpPermissions", [])),
+            "tags": held_tags(tags),
             "group_id": g["GroupId"],
             "_owned": ctx.owned(tags),
         }
@@ -102,7 +106,7 @@ class SecurityGroup(Step):
             GroupName=self.name,
             Description=desired["description"],
             VpcId=desired["vpc_id"],
-            TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list(ctx.tags(Name=self.name))}],
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list(desired["tags"])}],
         )
         group_id = out["GroupId"]
         if desired["ingress"]:
@@ -134,6 +138,7 @@ class SecurityGroup(Step):
             )
         if grant:
             self._grant(ctx, gid, grant)
+        retag(ctx, "ec2", f"security group {self.name}", gid, desired["tags"], current.get("tags"))
         return {"group_id": gid}
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
