@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,7 @@ from tests.helpers import (
     up,
     writes,
 )
+from tests.tag_edits import AFTER, BEFORE, holds_the_edit, planned_as_tags_only
 
 pytestmark = pytest.mark.usefixtures("moto")
 
@@ -235,3 +237,53 @@ def test_a_template_of_the_stack_s_name_but_not_its_tags_is_not_owned(tags: list
         current = step(compute_steps(stack), "launch-template").read(ctx)
     assert current is not None and current["version"] == 3 and current["id"] == lt_id
     assert current["_owned"] is False
+
+
+def _template_tags(ctx: base.Context, lt_id: str) -> dict[str, str]:
+    lt = ctx.client("ec2").describe_launch_templates(LaunchTemplateIds=[lt_id])["LaunchTemplates"][0]
+    return {t["Key"]: t["Value"] for t in lt.get("Tags", [])}
+
+
+def _on(ctx: base.Context, operation: str, resource: str) -> list[dict[str, Any]]:
+    return [c for c in sent(ctx, operation) if c.get("Resources") == [resource]]
+
+
+def test_template_tag_edit_tags_it_in_place_and_its_volumes_in_a_new_version() -> None:
+    steps, first = up(make_stack(tags=BEFORE), only(*COMPUTE))
+    lt_id = first.outputs["launch-template"]["id"]
+    edited = make_stack(tags=AFTER)
+    change = replan(steps, edited).get("launch-template")
+    # The volumes' tags are launch data (a new version); the template's own are tagged in place.
+    assert change.action is Action.NEW_VERSION and change.changed_fields() == {"tags", "volume_tags"}
+
+    ctx = fresh(edited)
+    converge(steps, ctx)
+    (put,) = _on(ctx, "CreateTags", lt_id)
+    (drop,) = _on(ctx, "DeleteTags", lt_id)
+    assert put["Tags"] == [{"Key": "owner", "Value": "ops"}, {"Key": "team", "Value": "billing"}]
+    assert drop["Tags"] == [{"Key": "cost-center"}]
+    (version,) = sent(ctx, "CreateLaunchTemplateVersion")
+    assert version["VersionDescription"] == "spotecs: volume_tags"
+    holds_the_edit(_template_tags(ctx, lt_id))
+    assert not replan(steps, edited).has_changes
+
+
+def test_template_tags_changed_by_hand_are_put_back_without_a_new_version() -> None:
+    stack = make_stack(tags=AFTER)
+    steps, first = up(stack, only(*COMPUTE))
+    lt_id = first.outputs["launch-template"]["id"]
+    ec2 = first.client("ec2")
+    ec2.create_tags(
+        Resources=[lt_id], Tags=[{"Key": "team", "Value": "payments"}, {"Key": "cost-center", "Value": "cc-17"}]
+    )
+    ec2.delete_tags(Resources=[lt_id], Tags=[{"Key": "owner"}])
+    planned_as_tags_only(replan(steps, stack), "launch-template")
+
+    ctx = fresh(stack)
+    converge(steps, ctx)
+    assert writes(ctx) == ["CreateTags", "DeleteTags"]  # no new version, nothing else
+    assert _on(ctx, "CreateTags", lt_id) and _on(ctx, "DeleteTags", lt_id)
+    holds_the_edit(_template_tags(ctx, lt_id))
+    lt = ec2.describe_launch_templates(LaunchTemplateIds=[lt_id])["LaunchTemplates"][0]
+    assert lt["LatestVersionNumber"] == lt["DefaultVersionNumber"] == 1
+    assert not replan(steps, stack).has_changes

@@ -347,7 +347,17 @@ def install() -> None:
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.logs.responses import LogsResponse
 
-    from spotecs.sandbox import drill_fills, fills_aas, fills_ecs, fills_elbv2, fills_iam, fills_tagging, refresh, speed
+    from spotecs.sandbox import (
+        drill_fills,
+        fills_aas,
+        fills_ec2,
+        fills_ecs,
+        fills_elbv2,
+        fills_iam,
+        fills_tagging,
+        refresh,
+        speed,
+    )
 
     _wrap(
         EC2ContainerServiceResponse,
@@ -375,6 +385,7 @@ def install() -> None:
     fills_iam.install(_wrap)
     fills_ecs.install(_wrap)
     fills_tagging.install(_wrap)
+    fills_ec2.install()
     fills_aas.install(_wrap_again)
     if not hasattr(ApplicationAutoScalingResponse, "describe_scaling_activities"):
         ApplicationAutoScalingResponse.describe_scaling_activities = aas_describe_scaling_activities  # type: ignore[attr-defined]

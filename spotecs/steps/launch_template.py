@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from spotecs import checks, names
 from spotecs.aws import tag_list, tags_from_list
+from spotecs.engine.diff import IN_PLACE
 from spotecs.engine.model import Change, Unknown
 from spotecs.steps.base import Context, Step, retry_iam_propagation, stack_read_tags
-from spotecs.steps.tagging import desired_tags
+from spotecs.steps.tagging import desired_tags, held_tags, retag
 
 if TYPE_CHECKING:
     from spotecs.aws import Aws
@@ -190,6 +191,8 @@ class LaunchTemplate(Step):
             "user_data": user_data_script(ctx.stack.cluster_name, cfg.container_stop_timeout, cfg.ecs_agent),
             # Whole: a tag the file dropped must leave new instances' volumes too.
             "volume_tags": desired_tags(ctx, Name=self.name),
+            # The template's own: changed in place (diff.IN_PLACE), never a new version.
+            "tags": desired_tags(ctx),
         }
 
     def _type_facts(self, ctx: Context) -> dict[str, Any]:
@@ -247,6 +250,7 @@ class LaunchTemplate(Step):
             "id": lt_id,
             "name": self.name,
             "version": version["VersionNumber"],
+            "tags": held_tags(tags),
             "_owned": ctx.owned(tags),
         }
 
@@ -256,7 +260,7 @@ class LaunchTemplate(Step):
             "LaunchTemplateName": self.name,
             "VersionDescription": "created by spotecs",
             "LaunchTemplateData": template_data(desired),
-            "TagSpecifications": [{"ResourceType": "launch-template", "Tags": tag_list(ctx.tags())}],
+            "TagSpecifications": [{"ResourceType": "launch-template", "Tags": tag_list(desired["tags"])}],
         }
         # botocore's own token is new on each run; this one is the same on a re-run.
         lt = retry_iam_propagation(
@@ -269,11 +273,18 @@ class LaunchTemplate(Step):
         return {"id": lt["LaunchTemplateId"], "name": self.name, "version": lt["DefaultVersionNumber"]}
 
     def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
-        ec2 = ctx.client("ec2")
         lt_id = current["id"]
+        retag(ctx, "ec2", f"launch template {self.name}", lt_id, desired["tags"], current.get("tags"))
+        versioned = change.changed_fields() - IN_PLACE
+        if not versioned:
+            return {"id": lt_id, "name": self.name, "version": current["version"]}
+        return {"id": lt_id, "name": self.name, "version": self._new_version(ctx, lt_id, desired, versioned)}
+
+    def _new_version(self, ctx: Context, lt_id: str, desired: dict[str, Any], fields: set[str]) -> int:
+        ec2 = ctx.client("ec2")
         # The full data, not SourceVersion + changes: simpler to reason about, and moto ignores
         # SourceVersion.
-        what = ", ".join(sorted(change.changed_fields()))[:255]
+        what = ", ".join(sorted(fields))[:255]
         request: dict[str, Any] = {
             "LaunchTemplateId": lt_id,
             "VersionDescription": f"spotecs: {what}",
@@ -294,7 +305,7 @@ class LaunchTemplate(Step):
             LaunchTemplateId=lt_id,
             DefaultVersion=str(version),
         )
-        return {"id": lt_id, "name": self.name, "version": version}
+        return int(version)
 
     def delete(self, ctx: Context, current: dict[str, Any]) -> None:
         if _describe(ctx, self.name) is None:  # deleted since: nothing to write
