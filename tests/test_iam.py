@@ -27,7 +27,9 @@ from tests.helpers import (
     steps_for,
     touching,
     up,
+    writes,
 )
+from tests.tag_edits import AFTER, BEFORE, holds_the_edit, planned_as_tags_only
 
 SECRET_A = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
 
@@ -425,8 +427,11 @@ def test_an_instance_profile_deleted_by_hand_is_made_again(iam_steps: list[Step]
     iam.delete_instance_profile(InstanceProfileName=INSTANCE_ROLE)
     ctx = make_ctx()
     p, _ = converge(iam_steps, ctx)
-    assert [d.path for d in p.get("iam:instance-role").diffs] == ["instance_profile"]
+    # The profile made again carries the stack's tags: shown as such.
+    assert [d.path for d in p.get("iam:instance-role").diffs] == ["instance_profile", "instance_profile_tags"]
     assert [c.operation for c in ctx.aws.writes()] == ["CreateInstanceProfile", "AddRoleToInstanceProfile"]
+    (made,) = [c for c in ctx.aws.writes() if c.operation == "CreateInstanceProfile"]
+    assert {"Key": "spotecs:stack", "Value": "demo"} in made.params["Tags"]
     profile = iam.get_instance_profile(InstanceProfileName=INSTANCE_ROLE)["InstanceProfile"]
     assert [r["RoleName"] for r in profile["Roles"]] == [INSTANCE_ROLE]
     assert ctx.outputs["iam:instance-role"]["instance_profile_arn"] == profile["Arn"]
@@ -475,3 +480,51 @@ def test_the_sandbox_sends_trust_policies_url_encoded_as_aws_does(iam: Any) -> N
     ]
     assert role["AssumeRolePolicyDocument"] == trust
     assert role["InstanceProfileList"][0]["Roles"][0]["AssumeRolePolicyDocument"] == trust
+
+
+def _tags_of(items: list[dict[str, str]]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in items}
+
+
+def test_role_and_instance_profile_tag_edit_converges_with_tag_calls_only(moto: None, iam: Any) -> None:
+    steps, _ = up(make_stack(tags=BEFORE), only(*IAM_KEYS))
+    edited = make_stack(tags=AFTER)
+    the_plan = replan(steps, edited)
+    planned_as_tags_only(the_plan, "iam:execution-role")
+    change = the_plan.get("iam:instance-role")
+    assert change.action is Action.UPDATE and change.changed_fields() == {"tags", "instance_profile_tags"}
+
+    ctx = fresh(edited)
+    converge(steps, ctx)
+    assert sorted(writes(ctx)) == sorted(["TagRole", "UntagRole"] * 2 + ["TagInstanceProfile", "UntagInstanceProfile"])
+    (profile_tagged,) = [c for c in ctx.aws.writes() if c.operation == "TagInstanceProfile"]
+    assert profile_tagged.params["InstanceProfileName"] == INSTANCE_ROLE
+    for role in (INSTANCE_ROLE, EXECUTION_ROLE):
+        holds_the_edit(_tags_of(iam.list_role_tags(RoleName=role)["Tags"]))
+    holds_the_edit(_tags_of(iam.get_instance_profile(InstanceProfileName=INSTANCE_ROLE)["InstanceProfile"]["Tags"]))
+    assert not replan(steps, edited).has_changes
+
+
+def test_instance_profile_tags_the_roles_read_leaves_out_are_asked(
+    moto: None, iam: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS documents Tags on InstanceProfile without saying every answer carries them."""
+    from spotecs.steps import iam as iam_module
+
+    steps, _ = up(make_stack(tags=AFTER), only(*IAM_KEYS))
+    iam.untag_instance_profile(InstanceProfileName=INSTANCE_ROLE, TagKeys=["owner"])
+    read = iam_module.account_roles
+
+    def without_profile_tags(ctx: Any) -> dict[str, dict[str, Any]]:
+        roles = read(ctx)
+        for detail in roles.values():
+            for prof in detail.get("InstanceProfileList") or []:
+                prof.pop("Tags", None)
+        return roles
+
+    monkeypatch.setattr(iam_module, "account_roles", without_profile_tags)
+    ctx = fresh(make_stack(tags=AFTER))
+    with ctx.aws.reading():
+        change = plan(steps, ctx).get("iam:instance-role")
+    assert change.changed_fields() == {"instance_profile_tags"}
+    assert _iam_reads(ctx) == ["GetAccountAuthorizationDetails", "GetInstanceProfile"]

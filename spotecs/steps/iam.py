@@ -13,6 +13,7 @@ from spotecs.config.secrets import source as secret_source
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step
+from spotecs.steps.tagging import desired_tags, held_tags, retag
 
 INSTANCE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
 EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
@@ -75,9 +76,11 @@ class Role(Step):
             "managed_policies": sorted(self.managed),
             "inline_policies": inline,
             "inline_policy_names": sorted(inline),
+            "tags": desired_tags(ctx),
         }
         if self.instance_profile:
             d["instance_profile"] = self.name
+            d["instance_profile_tags"] = desired_tags(ctx)
         return d
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
@@ -96,6 +99,7 @@ class Role(Step):
             "managed_policies": sorted(p["PolicyArn"] for p in role.get("AttachedManagedPolicies") or []),
             "inline_policies": inline,
             "inline_policy_names": sorted(inline),
+            "tags": held_tags(tags_from_list(role.get("Tags"))),
             "arn": role["Arn"],
             "_owned": ctx.owned(tags_from_list(role.get("Tags"))),
             "_profiles": profiles,
@@ -105,6 +109,7 @@ class Role(Step):
             if prof is not None:
                 current["instance_profile"] = self.name
                 current["instance_profile_arn"] = prof["Arn"]
+                current["instance_profile_tags"] = held_tags(self._profile_tags(ctx, prof))
             else:
                 # Not holding the role (removed by hand, or deleted): the role's answer cannot
                 # show it, so asked directly, a call made only when not converged.
@@ -117,7 +122,23 @@ class Role(Step):
                 )
                 if got is not None:
                     current["_profiles"].append(got["InstanceProfile"])
+                    current["instance_profile_tags"] = held_tags(self._profile_tags(ctx, got["InstanceProfile"]))
         return current
+
+    def _profile_tags(self, ctx: Context, prof: dict[str, Any]) -> dict[str, str]:
+        """The tags of the role's instance profile: in the roles' read (InstanceProfile.Tags),
+        or, where an answer leaves them out, asked (a call made only then; the same read as
+        that of a profile that lost its role)."""
+        if "Tags" in prof:
+            return tags_from_list(prof["Tags"])
+        got = ctx.read(
+            f"describe instance profile {self.name}",
+            "iam",
+            "get_instance_profile",
+            missing=("NoSuchEntity",),
+            InstanceProfileName=self.name,
+        )
+        return tags_from_list((got or {}).get("InstanceProfile", {}).get("Tags"))
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         iam = ctx.client("iam")
@@ -127,7 +148,7 @@ class Role(Step):
             RoleName=self.name,
             AssumeRolePolicyDocument=json.dumps(_trust(self.service)),
             Description=f"spotecs stack {ctx.name}",
-            Tags=tag_list(ctx.tags()),
+            Tags=tag_list(desired["tags"]),
         )["Role"]
         out = {"arn": role["Arn"]}
         out.update(self._converge(ctx, desired, {"managed_policies": [], "inline_policies": {}}))
@@ -141,7 +162,12 @@ class Role(Step):
                 RoleName=self.name,
                 PolicyDocument=json.dumps(_trust(self.service)),
             )
-        return self._converge(ctx, desired, current)
+        retag(ctx, "iam role", f"IAM role {self.name}", self.name, desired["tags"], current.get("tags"))
+        out = self._converge(ctx, desired, current)
+        if self.instance_profile and "instance_profile_tags" in current:  # one made just now has them
+            want, have = desired["instance_profile_tags"], current["instance_profile_tags"]
+            retag(ctx, "iam instance profile", f"instance profile {self.name}", self.name, want, have)
+        return out
 
     def _converge(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
         iam = ctx.client("iam")
@@ -169,7 +195,7 @@ class Role(Step):
         if self.instance_profile and not current.get("instance_profile"):
             prof = next((p for p in current.get("_profiles", []) if p["InstanceProfileName"] == self.name), None)
             if prof is None:
-                prof = self._create_profile(ctx)
+                prof = self._create_profile(ctx, desired["instance_profile_tags"])
             ctx.call(
                 f"add role {self.name} to its instance profile",
                 iam.add_role_to_instance_profile,
@@ -180,7 +206,7 @@ class Role(Step):
             out["instance_profile_arn"] = prof["Arn"]
         return out
 
-    def _create_profile(self, ctx: Context) -> dict[str, Any]:
+    def _create_profile(self, ctx: Context, tags: dict[str, str]) -> dict[str, Any]:
         """The role's instance profile, made; one already there (a run that stopped half-way, or
         one made outside spotecs) is read instead: asked only then, not before every create."""
         iam = ctx.client("iam")
@@ -189,7 +215,7 @@ class Role(Step):
                 f"create instance profile {self.name}",
                 iam.create_instance_profile,
                 InstanceProfileName=self.name,
-                Tags=tag_list(ctx.tags()),
+                Tags=tag_list(tags),
             )
         except AwsError as e:
             if e.code != "EntityAlreadyExists":
