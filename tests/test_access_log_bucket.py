@@ -8,7 +8,8 @@ import boto3
 from spotecs.engine.model import Action
 from spotecs.engine.plan import plan
 from spotecs.errors import CheckError
-from tests.helpers import ACCOUNT, REGION, StandIn, converge, fresh, make_stack, workload_steps
+from tests.helpers import ACCOUNT, REGION, StandIn, converge, fresh, make_stack, replan, sent, workload_steps, writes
+from tests.tag_edits import AFTER, BEFORE, holds_the_edit, planned_as_tags_only
 
 BLOCKS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 OWN = f"demo-alb-logs-{ACCOUNT}"
@@ -100,3 +101,21 @@ def test_a_named_bucket_elb_could_not_write_to_is_refused(moto: None) -> None:
     private_bucket("kms-logs", encryption="aws:kms")
     (problem,) = named("kms-logs")
     assert "encrypted with aws:kms, under which ELB cannot write access logs" in problem
+
+
+def test_bucket_tag_edit_writes_the_file_s_whole_set_once(compute: dict[str, StandIn]) -> None:
+    logs = {"load_balancer": {"access_logs": {}}}
+    stack = make_stack(**logs, tags=BEFORE)
+    converge(workload_steps(stack, compute, lambda s: s.key == "access-log-bucket"), fresh(stack))
+    edited = make_stack(**logs, tags=AFTER)
+    steps = workload_steps(edited, compute, lambda s: s.key == "access-log-bucket")
+    planned_as_tags_only(replan(steps, edited), "access-log-bucket")
+
+    ctx = fresh(edited)
+    converge(steps, ctx)
+    assert writes(ctx, "s3") == ["PutBucketTagging"]  # nothing else of the bucket is written again
+    (put,) = sent(ctx, "PutBucketTagging")
+    assert {t["Key"] for t in put["Tagging"]["TagSet"]} == {"owner", "team", "spotecs:stack", "spotecs:managed"}
+    held = boto3.client("s3", region_name=REGION).get_bucket_tagging(Bucket=OWN)["TagSet"]
+    holds_the_edit({t["Key"]: t["Value"] for t in held})
+    assert not replan(steps, edited).get("access-log-bucket").is_change

@@ -12,6 +12,7 @@ from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step
+from spotecs.steps.tagging import delta, desired_tags, held_tags
 
 # Regions opened before August 2022 deliver access logs from a regional ELB account; newer
 # regions use the log-delivery service principal instead (AWS "Enable access logs" guide).
@@ -95,6 +96,7 @@ class AccessLogBucket(Step):
             "policy": policy,
             "public_access_blocked": True,
             "encryption": SSE_S3,
+            "tags": desired_tags(ctx),
         }
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
@@ -124,27 +126,43 @@ class AccessLogBucket(Step):
         )
         rules = lifecycle or {}
         rule: dict[str, Any] = next((r for r in rules.get("Rules", []) if r.get("ID") == EXPIRY_RULE), {})
+        tags = tags_from_list((tagging or {}).get("TagSet"))
         return {
             "expire_days": rule.get("Expiration", {}).get("Days"),
             "prefix": rule.get("Filter", {}).get("Prefix", "").strip("/"),
             "policy": json.loads(policy["Policy"]) if policy else None,
             "public_access_blocked": blocked,
             "encryption": algorithm,
+            "tags": held_tags(tags),
             "bucket": bucket,
-            "_owned": ctx.owned(tags_from_list((tagging or {}).get("TagSet"))),
+            "_owned": ctx.owned(tags),
         }
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         s3, bucket = ctx.client("s3"), self.bucket(ctx)
         extra = {} if ctx.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": ctx.region}}
         ctx.call(f"create bucket {bucket}", s3.create_bucket, Bucket=bucket, **extra)
-        ctx.call(f"tag bucket {bucket}", s3.put_bucket_tagging, Bucket=bucket, Tagging={"TagSet": tag_list(ctx.tags())})
+        self._tag(ctx, desired["tags"])
         self._converge(ctx, desired, {})
         return {"bucket": bucket}
 
     def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
+        put, drop = delta(desired["tags"], current.get("tags"))
+        if put or drop:
+            self._tag(ctx, desired["tags"])
         self._converge(ctx, desired, current)
         return {"bucket": self.bucket(ctx)}
+
+    def _tag(self, ctx: Context, tags: dict[str, str]) -> None:
+        """PutBucketTagging replaces the bucket's whole set: the file's set is written, which drops
+        what the file dropped. AWS's own `aws:` tags are never in it (S3 refuses to write them)."""
+        bucket = self.bucket(ctx)
+        ctx.call(
+            f"tag bucket {bucket}",
+            ctx.client("s3").put_bucket_tagging,
+            Bucket=bucket,
+            Tagging={"TagSet": tag_list(tags)},
+        )
 
     def _converge(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any]) -> None:
         """Set what differs: privacy first, so the bucket is never public, not even for a call."""
