@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+import pytest
 
 from spotecs.engine.model import Action
+from spotecs.engine.plan import plan
 from tests.helpers import (
     REGION,
     StandIn,
@@ -179,3 +181,23 @@ def test_listener_and_rule_tag_edit_converges_with_tag_calls_only(compute: dict[
     ]
     holds_the_edit(_tags(odd))
     assert not replan(steps, edited).get("listeners").is_change
+
+
+def test_listener_tags_the_tagging_read_lacks_are_asked_in_one_call(
+    compute: dict[str, StandIn], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where AWS's tagging index has no listener or rule yet, one DescribeTags asks for them all."""
+    from spotecs.steps import load_balancer
+
+    stack = make_stack(**deep_merge(ROUTED, {"tags": AFTER}))
+    steps = workload_steps(stack, compute, lambda s: s.key == "listeners")
+    converge(steps, fresh(stack))
+    read = load_balancer.stack_tagged
+    monkeypatch.setattr(
+        load_balancer, "stack_tagged", lambda ctx: {a: t for a, t in read(ctx).items() if ":listener" not in a}
+    )
+    ctx = fresh(stack)
+    with ctx.aws.reading():
+        assert not plan(steps, ctx).get("listeners").is_change
+    (asked,) = [c.params["ResourceArns"] for c in ctx.aws.calls if c.operation == "DescribeTags"]
+    assert sorted(asked) == _ours(_listeners())  # the listener and its two rules, at once
