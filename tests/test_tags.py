@@ -104,3 +104,62 @@ def test_article_tags_edit_is_planned_on_every_kind_and_converges(runs: Runs, tm
         assert "cost-center" not in tags
     again = cmd("up", "-f", str(path), "--dry-run", "--detailed-exitcode")
     assert again.code == 0, again.stdout
+
+
+# The kinds tagged through their own service's calls (ELB, EC2, IAM), as the plan names them.
+ALSO_IN_PLACE = ("IAM role", "security group", "target group", "load balancer", "listeners")
+
+
+def held_elsewhere() -> dict[str, dict[str, str]]:
+    """The tags of the load balancer, its listener, the target group, the security groups, the
+    launch template itself, the roles and the instance profile, read back from AWS."""
+
+    def tags(items: list[dict[str, str]]) -> dict[str, str]:
+        return {t["Key"]: t["Value"] for t in items}
+
+    elbv2, ec2 = boto3.client("elbv2", region_name=REGION), boto3.client("ec2", region_name=REGION)
+    iam = boto3.client("iam", region_name=REGION)
+    (lb,) = elbv2.describe_load_balancers(Names=["article"])["LoadBalancers"]
+    (listener,) = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    (group,) = elbv2.describe_target_groups(Names=["article-demo-api"])["TargetGroups"]
+    arns = [lb["LoadBalancerArn"], listener["ListenerArn"], group["TargetGroupArn"]]
+    out = {d["ResourceArn"]: tags(d["Tags"]) for d in elbv2.describe_tags(ResourceArns=arns)["TagDescriptions"]}
+    for sg in ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": ["article-lb", "article-instances"]}]
+    )["SecurityGroups"]:
+        out[sg["GroupName"]] = tags(sg["Tags"])
+    (template,) = ec2.describe_launch_templates(LaunchTemplateNames=["article-instances"])["LaunchTemplates"]
+    out["launch template"] = tags(template["Tags"])
+    for role in (f"article-{REGION}-ecs-instance", f"article-{REGION}-ecs-execution"):
+        out[role] = tags(iam.list_role_tags(RoleName=role)["Tags"])
+    profile = iam.get_instance_profile(InstanceProfileName=f"article-{REGION}-ecs-instance")["InstanceProfile"]
+    out["instance profile"] = tags(profile["Tags"])
+    return out
+
+
+def test_article_tags_edit_reaches_the_load_balancer_groups_template_and_roles(runs: Runs, tmp_path: Path) -> None:
+    path = article(tmp_path)
+    file = path.read_text()
+    path.write_text(file + "\ntags: {team: payments, cost-center: cc-17}\n")
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    path.write_text(file + "\ntags: {team: billing, owner: ops}\n")
+    plan = planned(cmd("up", "-f", str(path), "--dry-run").stdout)
+    edit = ['tags.cost-center: "cc-17" → null', 'tags.owner: null → "ops"', 'tags.team: "payments" → "billing"']
+    by_name = {line: fields for line, fields in plan.items() if line.startswith(ALSO_IN_PLACE)}
+    assert len(by_name) == 7, plan  # two roles, two security groups, the target group, the balancer, the listeners
+    for line, fields in by_name.items():
+        assert sorted(f for f in fields if f.startswith("tags.")) == edit, line
+        assert sorted(fields) == sorted(
+            edit + [f"instance_profile_{f}" for f in edit] if "ecs-instance" in line else edit
+        ), line
+    (template,) = [f for line, f in plan.items() if line.startswith("launch template ")]
+    assert set(edit) <= set(template)
+
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    held = held_elsewhere()
+    assert len(held) == 9
+    for what, tags in held.items():
+        assert (tags.get("team"), tags.get("owner"), tags.get("spotecs:stack")) == ("billing", "ops", "article"), what
+        assert "cost-center" not in tags, what
+    again = cmd("up", "-f", str(path), "--dry-run", "--detailed-exitcode")
+    assert again.code == 0, again.stdout
