@@ -183,3 +183,20 @@ def test_elb_tag_edit_converges_with_tag_calls_only(compute: dict[str, StandIn],
     assert remove["TagKeys"] == ["cost-center"]
     holds_the_edit(_elb_tags(arn))
     assert not replan(steps, edited).get(key).is_change
+
+
+def test_an_edit_to_many_tags_is_taken_as_aws_takes_it(compute: dict[str, StandIn]) -> None:
+    """fills_elbv2: an ALB takes 50 tags; moto refused an 11th once it held 10."""
+    many = {f"cost-{n:02}": f"cc-{n}" for n in range(30)}
+    stack = make_stack(tags=many)
+    converge(workload_steps(stack, compute, lambda s: s.key == "load-balancer"), fresh(stack))
+    edited = make_stack(tags={**many, "owner": "ops"})
+    ctx = fresh(edited)
+    converge(workload_steps(edited, compute, lambda s: s.key == "load-balancer"), ctx)
+    assert [c["Tags"] for c in sent(ctx, "AddTags")] == [[{"Key": "owner", "Value": "ops"}]]
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    arn = elbv2.describe_load_balancers(Names=["demo"])["LoadBalancers"][0]["LoadBalancerArn"]
+    tags = _elb_tags(arn)
+    assert len(tags) == 33 and tags["owner"] == "ops"
+    with pytest.raises(ClientError, match="TooManyTags"):  # AWS's own limit still holds
+        elbv2.add_tags(ResourceArns=[arn], Tags=[{"Key": f"more-{n}", "Value": "x"} for n in range(18)])

@@ -15,6 +15,11 @@ CreateListener (https://docs.aws.amazon.com/elasticloadbalancing/latest/APIRefer
 settings, each call succeeds"; another listener on a port in use fails with DuplicateListener.
 moto checks the port against listener ARNs, so it never matches: a resent create (its answer
 lost) made a second listener on the same port (found by the fault property).
+
+AddTags (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-tags.html):
+an Application Load Balancer, its listeners, rules and target groups take up to 50 tags each,
+`aws:` ones not counted. moto refuses an 11th (the Classic Load Balancer's old quota of 10), so
+an edit of a stack's tags that AWS takes failed in the sandbox with TooManyTags.
 """
 
 from __future__ import annotations
@@ -88,9 +93,30 @@ def create_listener_idempotent(original: Callable[..., Any]) -> Callable[..., An
     return create_listener
 
 
+ELB_MAX_TAGS = 50
+
+
+def add_tags_up_to_50(original: Callable[..., Any]) -> Callable[..., Any]:
+    from moto.elbv2.exceptions import TooManyTagsError
+
+    def add_tags(self: Any, resource_arns: list[str], tags: list[dict[str, str]]) -> None:
+        adding = set(self.tagging_service.flatten_tag_list(tags))
+        for arn in resource_arns:
+            self._get_resource_by_arn(arn)
+            held = set(self.tagging_service.get_tag_dict_for_resource(arn))
+            if len({k for k in held | adding if not k.startswith("aws:")}) > ELB_MAX_TAGS:
+                raise TooManyTagsError()
+        for arn in resource_arns:
+            self.tagging_service.tag_resource(arn, tags)
+
+    add_tags.__wrapped__ = original  # type: ignore[attr-defined]
+    return add_tags
+
+
 def install(wrap: Callable[[type, str, Callable[[Any], Any]], None]) -> None:
     from moto.elbv2.models import ELBv2Backend
 
     wrap(ELBv2Backend, "create_load_balancer", create_load_balancer_idempotent)
     wrap(ELBv2Backend, "create_target_group", create_target_group_idempotent)
     wrap(ELBv2Backend, "create_listener", create_listener_idempotent)
+    wrap(ELBv2Backend, "add_tags", add_tags_up_to_50)
