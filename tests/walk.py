@@ -359,6 +359,69 @@ def mismatches(sandbox: Sandbox, doc: Doc) -> list[str]:
         out += _service_mismatches(sandbox, doc, stack, name)
     if web:
         out += _load_balancer_mismatches(sandbox, stack)
+    return out + tag_mismatches(sandbox, stack)
+
+
+# Keys that are not the file's `tags:`: the stack's own (spotecs:*, including the bounds a
+# scalable target remembers), AWS's (aws:*, AmazonECSManaged) and the Name some kinds carry.
+def _file_tags(tags: dict[str, str]) -> dict[str, str]:
+    return {
+        k: v
+        for k, v in tags.items()
+        if not k.startswith(("spotecs:", "aws:")) and k not in ("Name", "AmazonECSManaged")
+    }
+
+
+def tag_mismatches(sandbox: Sandbox, stack: Stack) -> list[str]:
+    """Each resource of the stack whose tags (beyond the stack's own and a Name) are not the
+    file's `tags:`, read with plain calls: the tagging API for what it indexes, the per-service
+    tag reads for listeners, rules, IAM, scalable targets and alarms, and each service's
+    current task definition revision (older revisions keep the tags they were made with)."""
+    want, out = dict(stack.tags), []
+    held: dict[str, dict[str, str]] = {}
+    tagging = _client(sandbox, "resourcegroupstaggingapi")
+    for page in tagging.get_paginator("get_resources").paginate(
+        TagFilters=[{"Key": "spotecs:stack", "Values": [stack.stack]}]
+    ):
+        for r in page["ResourceTagMappingList"]:
+            if not re.search(r":(instance|task|container-instance|task-definition)/", r["ResourceARN"]):
+                held[r["ResourceARN"]] = {t["Key"]: t["Value"] for t in r.get("Tags", [])}
+    ecs, elbv2, iam = (_client(sandbox, s) for s in ("ecs", "elbv2", "iam"))
+    for arn in [a for a in held if ":service/" in a]:  # the tagging API keeps deleted services
+        found = ecs.describe_services(cluster=_cluster(stack), services=[arn])["services"]
+        if not found or found[0]["status"] != "ACTIVE":
+            del held[arn]
+    [cluster] = ecs.describe_clusters(clusters=[_cluster(stack)])["clusters"]
+    providers = cluster.get("capacityProviders", [])
+    for p in ecs.describe_capacity_providers(capacityProviders=providers, include=["TAGS"])["capacityProviders"]:
+        held[p["capacityProviderArn"]] = {t["key"]: t["value"] for t in p.get("tags", [])}
+    for name in stack.services:
+        found = ecs.describe_services(cluster=_cluster(stack), services=[f"{stack.stack}-{name}"])["services"]
+        if found and found[0]["status"] == "ACTIVE":
+            td = ecs.describe_task_definition(taskDefinition=found[0]["taskDefinition"], include=["TAGS"])
+            held[td["taskDefinition"]["taskDefinitionArn"]] = {t["key"]: t["value"] for t in td.get("tags", [])}
+    lbs = [a for a in held if ":loadbalancer/app/" in a]
+    for lb in lbs:
+        for ln in elbv2.describe_listeners(LoadBalancerArn=lb)["Listeners"]:
+            rules = [r["RuleArn"] for r in elbv2.describe_rules(ListenerArn=ln["ListenerArn"])["Rules"]]
+            arns = [ln["ListenerArn"], *(r for r in rules if ":listener-rule/" in r)]
+            for d in elbv2.describe_tags(ResourceArns=arns)["TagDescriptions"]:
+                if d["Tags"]:  # a default rule carries no tags of its own
+                    held[d["ResourceArn"]] = {t["Key"]: t["Value"] for t in d["Tags"]}
+    region = stack.region
+    for role in ("ecs-instance", "ecs-execution"):
+        name = f"{stack.stack}-{region}-{role}"
+        held[f"iam role {name}"] = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=name)["Tags"]}
+    profile = f"{stack.stack}-{region}-ecs-instance"
+    tags = iam.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"].get("Tags", [])
+    held[f"instance profile {profile}"] = {t["Key"]: t["Value"] for t in tags}
+    aas = _client(sandbox, "application-autoscaling")
+    for t in aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]:
+        if t["ResourceId"].split("/")[1] == _cluster(stack):
+            held[t["ScalableTargetARN"]] = aas.list_tags_for_resource(ResourceARN=t["ScalableTargetARN"])["Tags"]
+    for what, tags in sorted(held.items()):
+        if _file_tags(tags) != want:
+            out.append(f"tags of {what}: {_file_tags(tags)}")
     return out
 
 
