@@ -224,3 +224,42 @@ def test_a_group_not_listed_yet_right_after_its_create_is_waited_for(monkeypatch
     converge(steps, ctx)
     assert ctx.outputs["auto-scaling-group"]["arn"].startswith("arn:aws:autoscaling:")
     assert len(created) == 3
+
+
+def test_group_tags_converge_key_by_key_and_propagate_again() -> None:
+    steps, _ = up(make_stack(tags={"team": "payments", "cost-center": "cc-17"}), only(*COMPUTE))
+    edited = make_stack(tags={"team": "billing", "owner": "ops"})
+    ch = replan(steps, edited).get("auto-scaling-group")
+    assert [(d.path, d.old, d.new) for d in ch.diffs] == [
+        ("tags", ch.current["tags"], ch.desired["tags"])  # type: ignore[index]
+    ]
+    ctx = fresh(edited)
+    converge(steps, ctx)
+    assert "UpdateAutoScalingGroup" not in writes(ctx)
+    (put,) = sent(ctx, "CreateOrUpdateTags")
+    assert {t["Key"]: t["Value"] for t in put["Tags"]} == {"team": "billing", "owner": "ops"}
+    (drop,) = sent(ctx, "DeleteTags")
+    assert [t["Key"] for t in drop["Tags"]] == ["cost-center"]
+    # Someone turns propagation off by hand: instances launched now would lack the tag.
+    ctx.client("autoscaling").create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": "demo-instances",
+                "ResourceType": "auto-scaling-group",
+                "Key": "owner",
+                "Value": "ops",
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+    again = replan(steps, edited).get("auto-scaling-group")
+    assert again.changed_fields() == {"tags_propagate_at_launch"}
+    ctx = fresh(edited)
+    converge(steps, ctx)
+    g = group(ctx)
+    assert g is not None
+    assert all(t["PropagateAtLaunch"] for t in g["Tags"])
+    assert {t["Key"]: t["Value"] for t in g["Tags"]}.get("owner") == "ops" and "cost-center" not in {
+        t["Key"] for t in g["Tags"]
+    }
+    assert not replan(steps, edited).get("auto-scaling-group").is_change

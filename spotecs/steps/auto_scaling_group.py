@@ -13,23 +13,14 @@ from spotecs import names, waiters
 from spotecs.aws import STACK_TAG, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError
+from spotecs.steps import tagging
 from spotecs.steps.base import Context, Step, retry_iam_propagation
+from spotecs.steps.tagging import desired_tags, held_tags
 
-ECS_MANAGED_TAG = "AmazonECSManaged"
 DELETING = "Delete in progress"
 # Auto Scaling's "the group is busy" answers, while a scaling activity or deletion runs.
 BUSY = ("ScalingActivityInProgress", "ResourceInUse")
 PROTECTION_BATCH = 50  # SetInstanceProtection takes at most 50 instance ids
-
-
-def _foreign_tag(key: str) -> bool:
-    """Tags other services own on our group: AWS-reserved ones and ECS' marker."""
-    return key == ECS_MANAGED_TAG or key.startswith("aws:")
-
-
-def _tags(tags: dict[str, str]) -> list[dict[str, Any]]:
-    # Propagated, so instances carry the Name (console) and the stack tags (cost allocation).
-    return [{"key": k, "value": v, "propagate": True} for k, v in sorted(tags.items())]
 
 
 def stack_groups(ctx: Context) -> list[dict[str, Any]]:
@@ -85,7 +76,10 @@ class AutoScalingGroup(Step):
             "new_instances_protected": cfg.scale_in_protection,
             "termination_policies": list(cfg.termination_policies),
             "capacity_rebalance": cfg.capacity_rebalance,
-            "tags": _tags(ctx.tags(Name=self.name)),
+            "tags": desired_tags(ctx, Name=self.name),
+            # Every tag propagated, so instances carry the Name (console) and the stack tags
+            # (cost allocation): apart from the values, so that the plan shows tags key by key.
+            "tags_propagate_at_launch": True,
         }
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
@@ -96,7 +90,7 @@ class AutoScalingGroup(Step):
         spec = policy.get("LaunchTemplate", {}).get("LaunchTemplateSpecification", {})
         dist = policy.get("InstancesDistribution", {})
         all_tags = g.get("Tags", [])
-        ours = [t for t in all_tags if not _foreign_tag(t["Key"])]
+        ours = [t for t in all_tags if tagging.ours(t["Key"])]
         return {
             "launch_template": {"id": spec.get("LaunchTemplateId"), "version": spec.get("Version")},
             "instance_types": [o.get("InstanceType") for o in policy.get("LaunchTemplate", {}).get("Overrides", [])],
@@ -109,10 +103,8 @@ class AutoScalingGroup(Step):
             "new_instances_protected": bool(g.get("NewInstancesProtectedFromScaleIn")),
             "termination_policies": list(g.get("TerminationPolicies", [])),
             "capacity_rebalance": bool(g.get("CapacityRebalance")),
-            "tags": sorted(
-                ({"key": t["Key"], "value": t["Value"], "propagate": bool(t.get("PropagateAtLaunch"))} for t in ours),
-                key=lambda t: t["key"],
-            ),
+            "tags": held_tags(tags_from_list(ours)),
+            "tags_propagate_at_launch": all(t.get("PropagateAtLaunch") for t in ours),
             "name": self.name,
             "arn": g["AutoScalingGroupARN"],
             "desired_capacity": g.get("DesiredCapacity"),
@@ -157,16 +149,16 @@ class AutoScalingGroup(Step):
             "CapacityRebalance": desired["capacity_rebalance"],
         }
 
-    def _tag_params(self, tags: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _tag_params(self, tags: dict[str, str]) -> list[dict[str, Any]]:
         return [
             {
                 "ResourceId": self.name,
                 "ResourceType": "auto-scaling-group",
-                "Key": t["key"],
-                "Value": t["value"],
-                "PropagateAtLaunch": t["propagate"],
+                "Key": k,
+                "Value": v,
+                "PropagateAtLaunch": True,
             }
-            for t in tags
+            for k, v in sorted(tags.items())
         ]
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
@@ -206,7 +198,7 @@ class AutoScalingGroup(Step):
     def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
         asg = ctx.client("autoscaling")
         changed = change.changed_fields()
-        if changed - {"tags"}:
+        if changed - {"tags", "tags_propagate_at_launch"}:
             retry_iam_propagation(
                 ctx,
                 f"update auto scaling group {self.name}",
@@ -214,11 +206,12 @@ class AutoScalingGroup(Step):
                 AutoScalingGroupName=self.name,
                 **self._settings(desired),
             )
-        if "tags" in changed:
-            want = {t["key"]: t for t in desired["tags"]}
-            put = [t for t in desired["tags"] if t not in current["tags"]]
+        if changed & {"tags", "tags_propagate_at_launch"}:
+            want, have = desired["tags"], current["tags"]
+            # A tag not propagated is put again, propagated: AWS keeps no other flag per key.
+            put = {k: v for k, v in want.items() if have.get(k) != v or not current["tags_propagate_at_launch"]}
             # current["tags"] never holds AmazonECSManaged or aws:* tags: they are never removed.
-            drop = [t for t in current["tags"] if t["key"] not in want]
+            drop = {k: v for k, v in have.items() if k not in want}
             if put:
                 ctx.call(f"tag auto scaling group {self.name}", asg.create_or_update_tags, Tags=self._tag_params(put))
             if drop:
