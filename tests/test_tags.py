@@ -14,8 +14,8 @@ from tests.helpers import REGION, Runs, article, cmd
 
 pytestmark = pytest.mark.usefixtures("moto")
 
-# Every kind whose tags converge in place, as the plan names it (the auto scaling group's tags are
-# a list, the launch template's volume tags a new version's content).
+# Every kind whose tags converge in place, as the plan names it (the auto scaling group is checked
+# on its own below, the launch template's volume tags are a new version's content).
 IN_PLACE = (
     "ECS cluster",
     "capacity provider",
