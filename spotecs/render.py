@@ -42,12 +42,14 @@ PRESENT = {
 
 def _console(*, stderr: bool) -> Console:
     """Off a terminal lines are never wrapped (a CI log keeps them whole). NO_COLOR removes every
-    style, bold and dim included (rich's own no_color keeps those): no-color.org."""
+    style, bold and dim included (rich's own no_color keeps those): no-color.org. No emoji codes:
+    every Secrets Manager ARN holds ":secret:", which rich would print as an emoji."""
     stream = sys.stderr if stderr else sys.stdout
     plain = bool(os.environ.get("NO_COLOR"))
     return Console(
         stderr=stderr,
         highlight=False,
+        emoji=False,
         soft_wrap=not stream.isatty(),
         color_system=None if plain else "auto",
         no_color=plain,

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 
 from spotecs.engine.model import Action, Change, FieldDiff, Plan
-from spotecs.render import plan_json, plan_text
+from spotecs.render import Env, plan_json, plan_text
 
 
 def test_the_reason_is_shown_in_the_plan() -> None:
@@ -61,3 +62,18 @@ def test_plan_shows_notes_of_values_aws_owns_with_or_without_changes() -> None:
     assert f"ECS service demo-api: note: {note}" in _plan_out(quiet)
     busy = Change("service:api", "ECS service", "demo-api", Action.UPDATE, [FieldDiff("x", 1, 2)], notes=[note])
     assert f"# note: {note}" in _plan_out(busy)
+
+
+def test_the_commands_consoles_print_a_secret_arn_as_written_not_as_an_emoji(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # rich turns ":secret:" (every Secrets Manager ARN has it) into an emoji unless told not to;
+    # escape() does not protect from that, only the console's emoji=False does.
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop/db-AbCdEf"
+    change = Change("iam:execution-role", "IAM role", "demo-exec", Action.CREATE, desired={"resource": arn})
+    env = Env()
+    plan_text(env.console, Plan([change]), "demo", "us-east-1")
+    env.err.print(f"Error: cannot read {arn} :thumbs_up:")
+    out, err = capsys.readouterr()
+    assert f'resource = "{arn}"' in out
+    assert f"{arn} :thumbs_up:" in err
