@@ -377,12 +377,26 @@ ERRORS = [
     ),
     (
         "too-many-tags",
-        BASE + "tags: {" + ", ".join(f"t{i}: v" for i in range(48)) + "}\n",
+        BASE + "tags: {" + ", ".join(f"t{i}: v" for i in range(47)) + "}\n",
         "tags",
-        "48 tags, but AWS allows 50 per resource and spotecs adds 3: at most 47",
+        "47 tags, but AWS allows 50 per resource and spotecs and ECS add 4 of their own (spotecs:stack, "
+        "spotecs:managed, Name, AmazonECSManaged): at most 46",
         9,
     ),
-    ("tag-key-length", BASE + f"tags: {{{'k' * 129}: v}}\n", "tags", "a tag key has 1 to 128 characters", 9),
+    ("tag-key-length", BASE + f"tags: {{{'k' * 128}: v}}\n", "tags", "a tag key has 1 to 127 characters", 9),
+    ("tag-ecs", BASE + "tags: {AmazonECSManaged: 'true'}\n", "tags", "reserved for the tag ECS sets", 9),
+    ("tag-spotecs-case", BASE + "tags: {'SPOTECS:stack': y}\n", "tags", "reserved for the tags spotecs sets", 9),
+    (
+        "tag-keys-differ-in-case",
+        BASE + "tags: {Team: a, team: b}\n",
+        "tags",
+        "'team' and 'Team': IAM takes tag keys without their case, keep one of them",
+        9,
+    ),
+    ("tag-value-tab", BASE + 'tags: {team: "a\\tb"}\n', "tags", "'team': a tag value has letters, digits, spaces", 9),
+    ("tag-value-line-break", BASE + "tags:\n  team: |\n    two\n    lines\n", "tags", "only, not '\\n'", 9),
+    ("tag-key-tab", BASE + 'tags: {"a\\tb": x}\n', "tags", "'a\\tb': a tag key has letters, digits", 9),
+    ("tag-value-comma", BASE + "tags: {team: 'a,b'}\n", "tags", "only, not ','", 9),
     ("tag-value-length", BASE + f"tags: {{k: {'v' * 257}}}\n", "tags", "a tag value has at most 256 characters", 9),
     ("tag-aws", BASE + "tags: {'AWS:x': y}\n", "tags", "reserved by AWS", 9),
     ("tag-name", BASE + "tags: {Name: y}\n", "tags", "reserved for the tags spotecs sets itself", 9),
@@ -878,9 +892,15 @@ def test_alarm_periods_cloudwatch_accepts(period: int) -> None:
     parse(_svc(STEP.format(period=period)))
 
 
-def test_47_tags_fit_beside_spotecs_own() -> None:
-    s = parse(BASE + "tags: {" + ", ".join(f"t{i}: v" for i in range(47)) + "}\n")
-    assert len(s.tags) == 47
+def test_46_tags_fit_beside_spotecs_and_ecs_own() -> None:
+    s = parse(BASE + "tags: {" + ", ".join(f"t{i}: v" for i in range(46)) + "}\n")
+    assert len(s.tags) == 46
+
+
+def test_tags_aws_accepts() -> None:
+    # Unicode letters and digits, spaces, the punctuation AWS allows, an empty value, a key of 127.
+    tags = {"équipe": "paiements", "Cost Center": "cc 17", "a_b.c:d/e=f+g-h@i": "", "k" * 127: "v" * 256}
+    assert formats.tag_problems(tags) == []
 
 
 def test_every_policy_name_is_elbs_form() -> None:

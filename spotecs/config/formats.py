@@ -6,7 +6,9 @@ environment variable names (and those that say they hold a secret) and TLS polic
 
 from __future__ import annotations
 
+import json
 import re
+import unicodedata
 import zoneinfo
 from collections.abc import Iterable
 from functools import cache
@@ -157,39 +159,69 @@ def path_problems(path: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- tags
-# "Tagging your AWS resources": at most 50 tags per resource, keys up to 128 characters, values
-# up to 256, `aws:` reserved. spotecs adds its own (spotecs:stack, spotecs:managed, Name).
+# "Tagging your AWS resources" (https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html):
+# at most 50 tags per resource, values up to 256 characters, `aws:` reserved; the services'
+# own patterns admit letters, digits, separators (\p{L}\p{Z}\p{N}) and _ . : / = + - @ only, so
+# no tab or line break. Keys up to 127 characters: EC2's limit, below the others' 128
+# (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Tag.html), and the stack's
+# groups, templates and instances are EC2's. IAM takes a role's keys without their case
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_tags.html#case-sensitivity): two keys
+# differing in case only, or one spelling spotecs:stack in other letters, fail its TagRole.
+# spotecs adds its own (spotecs:stack, spotecs:managed, Name), and ECS adds AmazonECSManaged
+# to the auto scaling group of a capacity provider with managed scaling (as spotecs's are).
 
 MAX_TAGS = 50
 SPOTECS_TAGS = ("spotecs:stack", "spotecs:managed", "Name")
-TAG_KEY_MAX, TAG_VALUE_MAX = 128, 256
+SERVICE_TAGS = ("AmazonECSManaged",)
+TAG_KEY_MAX, TAG_VALUE_MAX = 127, 256
+_TAG_PUNCTUATION = "_.:/=+-@"
 
 
-def _tag_text_ok(text: str) -> bool:
-    return all(c.isalnum() or c.isspace() or c in "_.:/=+-@" for c in text)
+def _tag_refused(text: str) -> str | None:
+    """The first character AWS refuses in a tag key or value, or None."""
+    return next((c for c in text if c not in _TAG_PUNCTUATION and unicodedata.category(c)[0] not in "LNZ"), None)
+
+
+def _shown(text: str) -> str:
+    """A key in a one-line message: cut, with a tab or a line break written as an escape."""
+    return json.dumps(text[:40], ensure_ascii=False)[1:-1]
 
 
 def tag_problems(tags: dict[str, str]) -> list[str]:
     problems = []
-    room = MAX_TAGS - len(SPOTECS_TAGS)
+    theirs = (*SPOTECS_TAGS, *SERVICE_TAGS)
+    room = MAX_TAGS - len(theirs)
     if len(tags) > room:
-        ours = len(SPOTECS_TAGS)
         problems.append(
-            f"{len(tags)} tags, but AWS allows {MAX_TAGS} per resource and spotecs adds {ours}: at most {room}"
+            f"{len(tags)} tags, but AWS allows {MAX_TAGS} per resource and spotecs and ECS add {len(theirs)} "
+            f"of their own ({', '.join(theirs)}): at most {room}"
         )
+    seen: dict[str, str] = {}
     for key, value in tags.items():
+        shown = _shown(key)
         if key.lower().startswith("aws:"):
-            problems.append(f"'{key}': tag keys starting with aws: are reserved by AWS")
-        elif key.startswith("spotecs:") or key == "Name":
-            problems.append(f"'{key}': reserved for the tags spotecs sets itself (spotecs:*, Name)")
+            problems.append(f"'{shown}': tag keys starting with aws: are reserved by AWS")
+        elif key.lower().startswith("spotecs:") or key == "Name":
+            problems.append(f"'{shown}': reserved for the tags spotecs sets itself (spotecs:*, Name)")
+        elif key in SERVICE_TAGS:
+            problems.append(f"'{shown}': reserved for the tag ECS sets on the auto scaling group itself")
         elif not key or len(key) > TAG_KEY_MAX:
-            problems.append(f"'{key[:40]}': a tag key has 1 to {TAG_KEY_MAX} characters")
-        elif not _tag_text_ok(key):
-            problems.append(f"'{key}': a tag key has letters, digits, spaces and _ . : / = + - @ only")
+            problems.append(f"'{shown}': a tag key has 1 to {TAG_KEY_MAX} characters")
+        elif (bad := _tag_refused(key)) is not None:
+            problems.append(
+                f"'{shown}': a tag key has letters, digits, spaces and _ . : / = + - @ only, not '{_shown(bad)}'"
+            )
+        elif key.lower() in seen:
+            problems.append(
+                f"'{shown}' and '{_shown(seen[key.lower()])}': IAM takes tag keys without their case, keep one of them"
+            )
+        seen.setdefault(key.lower(), key)
         if len(value) > TAG_VALUE_MAX:
-            problems.append(f"'{key[:40]}': a tag value has at most {TAG_VALUE_MAX} characters")
-        elif not _tag_text_ok(value):
-            problems.append(f"'{key[:40]}': a tag value has letters, digits, spaces and _ . : / = + - @ only")
+            problems.append(f"'{shown}': a tag value has at most {TAG_VALUE_MAX} characters")
+        elif (bad := _tag_refused(value)) is not None:
+            problems.append(
+                f"'{shown}': a tag value has letters, digits, spaces and _ . : / = + - @ only, not '{_shown(bad)}'"
+            )
     return problems
 
 
