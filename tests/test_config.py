@@ -88,6 +88,16 @@ ERRORS = [
     ("wrong-type-fraction", _svc("cpu: 1.5"), "services.api.cpu", "fractional part", 9),
     ("wrong-type-str", BASE.replace("stack: demo", "stack: 5"), "stack", "valid string", 1),
     (
+        "tag-value-number",
+        BASE + "tags: {cost-center: 1234}\n",
+        "tags.cost-center",
+        "input should be a valid string: YAML reads this unquoted value as the number 1234; write it in quotes",
+        9,
+    ),
+    ("tag-value-float", BASE + "tags: {version: 1.10}\n", "tags.version", "as the number 1.1; write it in quotes", 9),
+    ("tag-value-yes", BASE + "tags: {billable: yes}\n", "tags.billable", "as the boolean true; write it in quotes", 9),
+    ("tag-value-empty", BASE + "tags: {team: }\n", "tags.team", "as empty (null); write it in quotes", 9),
+    (
         "bad-literal",
         _with_instances("spot_allocation_strategy: cheapest"),
         "instances.spot_allocation_strategy",

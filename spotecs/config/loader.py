@@ -170,6 +170,14 @@ def _message(err: ErrorDetails, loc: tuple[str | int, ...]) -> str:
         msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     elif kind == "string_pattern_mismatch":
         msg = f"'{err.get('input')}' is not valid here (expected {err['ctx']['pattern']})"
+    elif kind == "string_type" and isinstance(err.get("input"), bool | int | float | None):
+        # `cost-center: 1234`, `billable: yes`, `version: 1.10` (read as 1.1): text only when quoted.
+        value = err.get("input")
+        if value is None:
+            what = "empty (null)"
+        else:
+            what = f"the boolean {str(value).lower()}" if isinstance(value, bool) else f"the number {value}"
+        msg = f"{msg}: YAML reads this unquoted value as {what}; write it in quotes"
     return msg[:1].lower() + msg[1:] if not msg[:2].isupper() else msg
 
 
