@@ -387,8 +387,13 @@ def tag_mismatches(sandbox: Sandbox, stack: Stack) -> list[str]:
             if not re.search(r":(instance|task|container-instance|task-definition)/", r["ResourceARN"]):
                 held[r["ResourceARN"]] = {t["Key"]: t["Value"] for t in r.get("Tags", [])}
     ecs, elbv2, iam = (_client(sandbox, s) for s in ("ecs", "elbv2", "iam"))
-    for arn in [a for a in held if ":service/" in a]:  # the tagging API keeps deleted services
-        found = ecs.describe_services(cluster=_cluster(stack), services=[arn])["services"]
+    # moto's tagging API keeps deleted clusters and services (a renamed cluster's, say)
+    for arn in [a for a in held if ":service/" in a]:
+        found = ecs.describe_services(cluster=arn.split("/")[-2], services=[arn])["services"]
+        if not found or found[0]["status"] != "ACTIVE":
+            del held[arn]
+    for arn in [a for a in held if ":cluster/" in a]:
+        found = ecs.describe_clusters(clusters=[arn])["clusters"]
         if not found or found[0]["status"] != "ACTIVE":
             del held[arn]
     [cluster] = ecs.describe_clusters(clusters=[_cluster(stack)])["clusters"]
