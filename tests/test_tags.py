@@ -6,11 +6,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
-from tests.helpers import REGION, Runs, article, cmd
+from spotecs.aws import Aws, tag_list
+from spotecs.config import Stack
+from spotecs.engine.contract import Node
+from spotecs.engine.model import Action, Plan
+from spotecs.engine.plan import plan
+from spotecs.steps.base import Context
+from tests.helpers import REGION, Runs, article, cmd, fresh, make_stack, only, target_group_arn, up
+from tests.tag_edits import AFTER, BEFORE
 
 pytestmark = pytest.mark.usefixtures("moto")
 
@@ -163,3 +171,91 @@ def test_article_tags_edit_reaches_the_load_balancer_groups_template_and_roles(r
         assert "cost-center" not in tags, what
     again = cmd("up", "-f", str(path), "--dry-run", "--detailed-exitcode")
     assert again.code == 0, again.stdout
+
+
+# The kinds whose tags come from the stack's tagging-API read (steps.base.stack_tagged).
+FROM_THE_INDEX = ("load-balancer", "target-group:api", "listeners", "launch-template", "log-group:api")
+
+
+def _index_answers(monkeypatch: pytest.MonkeyPatch, tags: dict[str, str]) -> None:
+    """The tagging API's index still holds `tags` (and the stack's own) for every resource: what
+    it answers right after `up` re-tagged them, as it is eventually consistent."""
+    real = Aws.read_pages
+
+    def stale(self: Aws, intent: str, service: str, operation: str, key: str, /, **params: Any) -> list[Any]:
+        found = real(self, intent, service, operation, key, **params)
+        if operation != "get_resources":
+            return found
+        return [
+            {**r, "Tags": [t for t in r["Tags"] if t["Key"].startswith("spotecs:")] + tag_list(tags)} for r in found
+        ]
+
+    monkeypatch.setattr(Aws, "read_pages", stale)
+
+
+def _plan(steps: list[Node], stack: Stack) -> tuple[Plan, Context]:
+    ctx = fresh(stack)
+    with ctx.aws.reading():
+        return plan(steps, ctx), ctx
+
+
+def _asked(ctx: Context) -> list[tuple[str, list[str]]]:
+    """The resources' own tag reads: (operation, what each asked)."""
+    out = []
+    for c in ctx.aws.calls:
+        if c.operation == "DescribeTags":
+            out.append((c.operation, sorted(c.params["ResourceArns"])))
+        elif c.operation in ("ListTagsLogGroup", "DescribeLaunchTemplates"):
+            out.append((c.operation, [c.params.get("logGroupName") or c.params["LaunchTemplateNames"][0]]))
+    return sorted(out)
+
+
+def test_old_tags_in_the_tagging_index_are_confirmed_on_the_resource_not_planned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stack = make_stack(tags=AFTER)
+    steps, _ = up(stack, only(*FROM_THE_INDEX))
+    # The index agrees with the file: no resource is asked for its tags.
+    agreed, ctx = _plan(steps, stack)
+    assert not agreed.has_changes and _asked(ctx) == []
+    calls = list(ctx.aws.calls)
+
+    _index_answers(monkeypatch, BEFORE)
+    the_plan, ctx = _plan(steps, stack)
+    assert {c.key: c.action for c in the_plan.changes if c.key in FROM_THE_INDEX} == dict.fromkeys(
+        FROM_THE_INDEX, Action.NOOP
+    )
+    assert not the_plan.has_changes, the_plan.summary()
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    (lb,) = elbv2.describe_load_balancers(Names=["demo"])["LoadBalancers"]
+    (listener,) = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    # One DescribeTags for the balancer and its target group, one for the listener; one read each
+    # of the template and the log group: nothing else added to the plan.
+    assert _asked(ctx) == sorted(
+        [
+            ("DescribeLaunchTemplates", ["demo-instances"]),
+            ("DescribeTags", sorted([lb["LoadBalancerArn"], target_group_arn("demo-api")])),
+            ("DescribeTags", [listener["ListenerArn"]]),
+            ("ListTagsLogGroup", ["/ecs/demo/api"]),
+        ]
+    )
+    assert len(ctx.aws.calls) == len(calls) + 4
+
+
+def test_tags_changed_on_the_resources_themselves_are_still_planned() -> None:
+    stack = make_stack(tags=AFTER)
+    steps, _ = up(stack, only(*FROM_THE_INDEX))
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    (lb,) = elbv2.describe_load_balancers(Names=["demo"])["LoadBalancers"]
+    (listener,) = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    arns = [lb["LoadBalancerArn"], target_group_arn("demo-api"), listener["ListenerArn"]]
+    elbv2.add_tags(ResourceArns=arns, Tags=[{"Key": "team", "Value": "rogue"}])
+    ec2 = boto3.client("ec2", region_name=REGION)
+    (lt,) = ec2.describe_launch_templates(LaunchTemplateNames=["demo-instances"])["LaunchTemplates"]
+    ec2.create_tags(Resources=[lt["LaunchTemplateId"]], Tags=[{"Key": "team", "Value": "rogue"}])
+    boto3.client("logs", region_name=REGION).tag_log_group(logGroupName="/ecs/demo/api", tags={"team": "rogue"})
+
+    the_plan, _ = _plan(steps, stack)
+    for key in FROM_THE_INDEX:
+        change = the_plan.get(key)
+        assert change.action is Action.UPDATE and change.changed_fields() == {"tags"}, (key, change.diffs)

@@ -16,7 +16,7 @@ from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.diff import IN_PLACE
 from spotecs.engine.model import Change, Unknown
 from spotecs.steps.base import Context, Step, retry_iam_propagation, stack_read_tags
-from spotecs.steps.tagging import desired_tags, held_tags, retag
+from spotecs.steps.tagging import confirmed, desired_tags, held_tags, retag
 
 if TYPE_CHECKING:
     from spotecs.aws import Aws
@@ -233,18 +233,19 @@ class LaunchTemplate(Step):
         )
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        # Its tags come from the stack's tagging-API read; only a template missing there is
-        # described for them.
+        # Its tags come from the stack's tagging-API read; only a template missing there, or
+        # whose tags there are not the file's (tagging.confirmed), is described for them.
         version = default_version(ctx, self.name)
         if version is None:
             return None
         lt_id = version["LaunchTemplateId"]
-        tags = stack_read_tags(ctx, f"launch-template/{lt_id}")
-        if tags is None:
-            lt = _describe(ctx, self.name)
-            if lt is None:  # deleted between the two reads
-                return None
-            tags = tags_from_list(lt.get("Tags"))
+        tags = confirmed(
+            ctx,
+            {lt_id: stack_read_tags(ctx, f"launch-template/{lt_id}")},
+            lambda _: {lt_id: tags_from_list(lt.get("Tags")) if (lt := _describe(ctx, self.name)) else None},
+        )[lt_id]
+        if tags is None:  # deleted between the two reads
+            return None
         return {
             **normalise(version.get("LaunchTemplateData") or {}),
             "id": lt_id,

@@ -13,7 +13,7 @@ from spotecs.engine.model import Change
 from spotecs.errors import AwsError
 from spotecs.steps.access_log_bucket import named_bucket_problems
 from spotecs.steps.base import Context, Step, stack_tagged
-from spotecs.steps.tagging import desired_tags, held_tags, retag
+from spotecs.steps.tagging import confirmed, desired_tags, held_tags, retag, suspected
 
 # ELB's answer while it cannot yet write to the bucket (a policy put seconds ago).
 BUCKET_POLICY_NOT_YET = ("InvalidConfigurationRequest", "Access Denied for bucket")
@@ -30,36 +30,46 @@ ATTRIBUTES = (
 
 def elb_tags(ctx: Context, arn: str, what: str) -> dict[str, str]:
     """Tags of one ELBv2 resource (load balancer, target group). While a plan shares its reads,
-    from the stack's tagging-API read (steps.base.stack_tagged); for what it lacks, those of
-    the stack's load balancer and target groups come in one call (up to 20 per call)."""
+    from the stack's tagging-API read (steps.base.stack_tagged) when they are the file's; the
+    others (missing there, or differing: tagging.confirmed) of the stack's load balancer and
+    target groups come in one call (up to 20 per call) that their steps share."""
+    indexed = stack_tagged(ctx).get(arn) if ctx.aws.sharing_reads else None
+    return confirmed(ctx, {arn: indexed}, lambda _: _described_with_the_stack_s(ctx, arn, what))[arn] or {}
+
+
+def _described_with_the_stack_s(ctx: Context, arn: str, what: str) -> dict[str, dict[str, str] | None]:
     batch = [arn]
     if ctx.aws.sharing_reads:
-        tagged = stack_tagged(ctx).get(arn)
-        if tagged is not None:  # the stack's tagging-API read has them already
-            return tagged
+        tagged = stack_tagged(ctx)
         lb = find_load_balancer(ctx, names.load_balancer(ctx.name))
         known = sorted([lb["LoadBalancerArn"]] if lb else []) + sorted(
             g["TargetGroupArn"] for g in stack_target_groups(ctx)
         )
-        batch = next((chunk for i in range(0, len(known), 20) if arn in (chunk := known[i : i + 20])), batch)
-    found = ctx.read(f"list tags of {what}", "elbv2", "describe_tags", ResourceArns=batch)
-    described: list[dict[str, Any]] = found.get("TagDescriptions", [])
-    return tags_from_list(next((d.get("Tags") for d in described if d.get("ResourceArn") == arn), None))
+        # Every step asks for the same list: the read layer makes it one call.
+        asked = suspected(ctx, {a: tagged.get(a) for a in known})
+        batch = next((chunk for i in range(0, len(asked), 20) if arn in (chunk := asked[i : i + 20])), batch)
+    return _describe_tags(ctx, batch, what)
+
+
+def _describe_tags(ctx: Context, arns: list[str], what: str) -> dict[str, dict[str, str] | None]:
+    found = ctx.read(f"list tags of {what}", "elbv2", "describe_tags", ResourceArns=arns)
+    return {d["ResourceArn"]: tags_from_list(d.get("Tags")) for d in found.get("TagDescriptions", [])}
 
 
 def elb_tags_of(ctx: Context, arns: list[str], what: str) -> dict[str, dict[str, str]]:
     """ARN -> tags of several ELBv2 resources (a load balancer's listeners and rules). While a
-    plan shares its reads, from the stack's tagging-API read; what it lacks (indexed late) in one
-    call per 20."""
-    out: dict[str, dict[str, str]] = {}
-    if ctx.aws.sharing_reads:
-        tagged = stack_tagged(ctx)
-        out = {arn: tagged[arn] for arn in arns if arn in tagged}
-    rest = [arn for arn in arns if arn not in out]
-    for i in range(0, len(rest), 20):
-        found = ctx.read(f"list tags of {what}", "elbv2", "describe_tags", ResourceArns=rest[i : i + 20])
-        out.update({d["ResourceArn"]: tags_from_list(d.get("Tags")) for d in found.get("TagDescriptions", [])})
-    return out
+    plan shares its reads, from the stack's tagging-API read when they are the file's; the
+    others (missing there, or differing: tagging.confirmed) in one call per 20."""
+    tagged = stack_tagged(ctx) if ctx.aws.sharing_reads else {}
+
+    def ask(rest: list[str]) -> dict[str, dict[str, str] | None]:
+        out: dict[str, dict[str, str] | None] = {}
+        for i in range(0, len(rest), 20):
+            out.update(_describe_tags(ctx, rest[i : i + 20], what))
+        return out
+
+    found = confirmed(ctx, {arn: tagged.get(arn) for arn in arns}, ask)
+    return {arn: tags for arn, tags in found.items() if tags is not None}
 
 
 def stack_target_groups(ctx: Context) -> list[dict[str, Any]]:

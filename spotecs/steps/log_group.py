@@ -10,7 +10,7 @@ from spotecs.aws import tags_from_list
 from spotecs.engine.model import Change
 from spotecs.steps.base import Context, Step, arn_resource, stack_read_tags
 from spotecs.steps.cluster import describe_clusters
-from spotecs.steps.tagging import desired_tags, held_tags, retag
+from spotecs.steps.tagging import confirmed, desired_tags, held_tags, retag
 
 
 def stack_log_groups(ctx: Context) -> list[dict[str, Any]]:
@@ -43,12 +43,16 @@ class LogGroup(Step):
         if group is None:
             return None
         arn = group["arn"].removesuffix(":*")
-        # From the stack's tagging-API read; a group missing there is asked directly.
-        tags = stack_read_tags(ctx, arn_resource(arn))
-        if tags is None:
-            tags = ctx.call(
-                f"list tags of log group {self.name}", ctx.client("logs").list_tags_log_group, logGroupName=self.name
-            ).get("tags", {})
+        # From the stack's tagging-API read; a group missing there, or whose tags there are not
+        # the file's (tagging.confirmed), is asked directly.
+        tags = (
+            confirmed(
+                ctx,
+                {arn: stack_read_tags(ctx, arn_resource(arn))},
+                lambda _: {arn: self._own_tags(ctx)},
+            )[arn]
+            or {}
+        )
         return {
             "retention_days": group.get("retentionInDays"),
             "tags": held_tags(tags),
@@ -56,6 +60,14 @@ class LogGroup(Step):
             "log_group": self.name,
             "_owned": ctx.owned(tags),
         }
+
+    def _own_tags(self, ctx: Context) -> dict[str, str]:
+        logs = ctx.client("logs")
+        return dict(
+            ctx.call(f"list tags of log group {self.name}", logs.list_tags_log_group, logGroupName=self.name).get(
+                "tags", {}
+            )
+        )
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         logs = ctx.client("logs")

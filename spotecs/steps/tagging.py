@@ -11,8 +11,8 @@ with managed termination protection.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from spotecs.aws import tag_list
 from spotecs.engine.model import Change, Whole
@@ -35,6 +35,40 @@ def desired_tags(ctx: Context, **extra: str) -> Whole:
 def held_tags(tags: dict[str, str]) -> Whole:
     """What AWS holds of the tags spotecs manages (without AWS's own)."""
     return Whole({k: v for k, v in tags.items() if ours(k)})
+
+
+K = TypeVar("K")
+
+
+def suspected(ctx: Context, indexed: Mapping[K, dict[str, str] | None]) -> list[K]:
+    """The keys of `indexed` whose tags `confirmed` asks of the resource: missing from the
+    tagging read, or not what the file wants."""
+    want = ctx.tags()
+    return [k for k, tags in indexed.items() if tags is None or dict(held_tags(tags)) != want]
+
+
+def confirmed(
+    ctx: Context,
+    indexed: Mapping[K, dict[str, str] | None],
+    ask: Callable[[list[K]], Mapping[K, dict[str, str] | None]],
+) -> dict[K, dict[str, str] | None]:
+    """The tags of each resource of `indexed` (by the key its step knows it by), as the stack's
+    Resource Groups Tagging API read (steps.base.stack_tagged) gives them when they are what the
+    file wants (`ctx.tags()`), else as the resource itself answers: `ask` gets every key to
+    confirm at once (ELB's DescribeTags takes 20 ARNs) and returns key -> tags (None: gone).
+
+    That read answers from the tagging API's index, kept apart from the resources (GetResources
+    returns the "tagged or previously tagged" resources:
+    https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/API_GetResources.html;
+    https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/overview.html), and
+    that index is eventually consistent: right after `up` re-tags a resource it may still give
+    the old tags, and a plan trusting it would show a `~ tags` change after "Apply complete!".
+    A difference it shows is only a suspicion until the resource confirms it. A resource the
+    read lacks (indexed late, or outside a plan: None) is asked too. When the index agrees with
+    the file, as in every no-op plan, nothing is asked."""
+    suspects = suspected(ctx, indexed)
+    answered = ask(suspects) if suspects else {}
+    return {k: answered.get(k) if k in suspects else tags for k, tags in indexed.items()}
 
 
 def tags_changed(change: Change) -> bool:
