@@ -8,21 +8,24 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from rich.markup import escape
-
 from spotecs.engine.model import Action, Plan
 from spotecs.render import Env, json_document, notes, plan_doc, plan_text
-from spotecs.steps.access_log_bucket import AccessLogBucket
-from spotecs.steps.base import Node, Timeouts
-from spotecs.steps.log_group import ContainerInsightsLogGroup, LogGroup
-from spotecs.up import PLAN_SERVICES, Run, RunOptions, confirm, execute, locked, plan_run, prepare
+from spotecs.steps.base import Timeouts
+from spotecs.steps.log_group import ContainerInsightsLogGroup
+from spotecs.up import (
+    PLAN_SERVICES,
+    Run,
+    RunOptions,
+    confirm,
+    execute,
+    holds_logs,
+    locked,
+    plan_run,
+    prepare,
+    warn_deleted_logs,
+)
 
 KEPT_LOGS = "kept (--keep-logs)"
-
-
-def holds_logs(step: Node) -> bool:
-    """The only data a stack keeps: its services' log groups and its load balancer's access logs."""
-    return isinstance(step, LogGroup | AccessLogBucket)
 
 
 def with_container_insights(run: Run) -> None:
@@ -68,12 +71,7 @@ def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: T
                 return the_plan
             if opts.output != "json":
                 plan_text(console, the_plan, run.stack.stack, run.region)
-            doomed = [f"{c.kind} {c.name}" for c in the_plan.changes if c.key in logs and c.action is Action.DELETE]
-            if doomed:
-                console.print(
-                    f"[yellow]The logs in {escape(', '.join(doomed))} will be deleted[/] (--keep-logs keeps them).",
-                    highlight=False,
-                )
+            warn_deleted_logs(console, run, the_plan, "--keep-logs keeps them")
             if opts.dry_run:
                 return the_plan
             confirm(env, opts, f"\nDelete stack {run.stack.stack} in {run.region}?", "Teardown", "delete")

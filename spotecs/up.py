@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from spotecs import config
 from spotecs.aws import Aws, AwsOptions
 from spotecs.engine.apply import Result, apply
-from spotecs.engine.model import Plan
+from spotecs.engine.model import Action, Plan
 from spotecs.engine.plan import plan, read_all, to_read
 from spotecs.errors import ApplyFailed, Cancelled, CheckError, Interrupted, UsageError
 from spotecs.lock import stack_lock
@@ -32,7 +33,9 @@ from spotecs.render import (
     warm_up,
 )
 from spotecs.steps import build, orphans, service_linked_roles
+from spotecs.steps.access_log_bucket import AccessLogBucket
 from spotecs.steps.base import Context, Node, Timeouts
+from spotecs.steps.log_group import LogGroup
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,8 @@ def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
             doc.update(plan_doc(the_plan), result=None)
             if opts.output != "json":
                 plan_text(console, the_plan, run.stack.stack, run.region)
+            # A service the file dropped or renamed takes its log group with it.
+            warn_deleted_logs(console, run, the_plan, "copy them first, or keep the service in the file")
             if opts.dry_run:
                 return the_plan
             if the_plan.has_changes:
@@ -199,3 +204,16 @@ def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
             doc["url"] = url
             console.print(f"Load balancer: {url}", markup=False)
         return the_plan
+
+
+def holds_logs(step: Node) -> bool:
+    """The only data a stack keeps: its services' log groups and its load balancer's access logs."""
+    return isinstance(step, LogGroup | AccessLogBucket)
+
+
+def warn_deleted_logs(console: Console, run: Run, the_plan: Plan, hint: str) -> None:
+    """Say which logs the plan deletes, before the question: they are the stack's only data."""
+    logs = {s.key for s in run.steps if holds_logs(s)}
+    doomed = [f"{c.kind} {c.name}" for c in the_plan.changes if c.key in logs and c.action is Action.DELETE]
+    if doomed:
+        console.print(f"[yellow]The logs in {escape(', '.join(doomed))} will be deleted[/] ({hint}).", highlight=False)

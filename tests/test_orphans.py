@@ -89,6 +89,11 @@ def test_up_deletes_what_a_service_removed_from_the_file_left(moto: None, runs: 
     ):
         assert line in out.text, line
     assert "Plan: 0 to add, 1 to change, 0 to replace, 5 to destroy." in out.text
+    # The stack's only data goes too: said before the question, as teardown says it.
+    assert (
+        "The logs in log group /ecs/demo/old will be deleted (copy them first, or keep the service in the file)."
+        in out.text
+    )
     assert old_left() == [] and rules() == []
     assert "ECS service demo-api" in leftovers("demo", "demo")  # the one still named is untouched
     again = cmd("up", "-f", str(path), "--yes", "--no-wait")
