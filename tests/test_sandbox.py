@@ -827,3 +827,54 @@ def test_the_tagging_api_lists_listeners_and_their_rules(moto: None) -> None:
     assert found("elasticloadbalancing:listener-rule") == [rule["Rules"][0]["RuleArn"]]
     elbv2.delete_listener(ListenerArn=listener_arn)
     assert found("elasticloadbalancing:listener") == found("elasticloadbalancing:listener-rule") == []
+
+
+def test_the_tagging_api_refuses_a_resource_type_filter_aws_does_not_know(moto: None) -> None:
+    """fills_tagging: AWS refuses the whole GetResources for one ResourceTypeFilters value it does
+    not know (moto took anything), and ResourcesPerPage outside 1-100."""
+    from spotecs.steps.base import TAGGED_TYPES
+
+    tagging = boto3.client("resourcegroupstaggingapi", region_name=REGION)
+    logs = boto3.client("logs", region_name=REGION)
+    logs.create_log_group(logGroupName="/ecs/demo/api", tags={"spotecs:stack": "demo"})
+
+    def refusal(**params: Any) -> tuple[str, str]:
+        with pytest.raises(ClientError) as caught:
+            tagging.get_resources(**params)
+        return caught.value.response["Error"]["Code"], caught.value.response["Error"]["Message"]
+
+    got = tagging.get_resources(ResourceTypeFilters=[*TAGGED_TYPES, "s3", "ec2:instance"], ResourcesPerPage=100)
+    assert [r["ResourceARN"] for r in got["ResourceTagMappingList"]] == [
+        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ecs/demo/api"
+    ]
+    assert refusal(ResourceTypeFilters=["logs:log-group", "ecs:taskdefinition"]) == (
+        "InvalidParameterException",
+        "Unsupported resourceType=taskdefinition in ResourceTypeFilter - ecs:taskdefinition",
+    )
+    assert refusal(ResourceTypeFilters=["elbv2:loadbalancer"]) == (
+        "InvalidParameterException",
+        "Unsupported service=elbv2 in ResourceTypeFilter - elbv2:loadbalancer",
+    )
+    assert refusal(ResourceTypeFilters=["logs:log-group"] * 101)[0] == "InvalidParameterException"
+    for outside in (0, 101):
+        assert refusal(ResourcesPerPage=outside) == (
+            "InvalidParameterException",
+            "ResourcesPerPage must be between 1 and 100",
+        )
+
+
+def test_the_tagging_api_bounds_a_page_by_tags_only_when_asked(moto: None) -> None:
+    """fills_tagging: moto bounded every page by 100 tags, so 2-tag resources came 49 a page
+    whatever ResourcesPerPage said; TagsPerPage, when sent, still bounds it."""
+    logs = boto3.client("logs", region_name=REGION)
+    tagging = boto3.client("resourcegroupstaggingapi", region_name=REGION)
+    for n in range(70):
+        logs.create_log_group(logGroupName=f"/ecs/demo/{n}", tags={"spotecs:stack": "demo", "team": "a"})
+
+    def pages(**params: Any) -> list[int]:
+        paginator = tagging.get_paginator("get_resources")
+        return [len(p["ResourceTagMappingList"]) for p in paginator.paginate(ResourceTypeFilters=["logs"], **params)]
+
+    assert pages(ResourcesPerPage=100) == [70]
+    assert pages(ResourcesPerPage=30) == [30, 30, 10]
+    assert pages(ResourcesPerPage=100, TagsPerPage=100) == [49, 21]

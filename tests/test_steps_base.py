@@ -126,3 +126,29 @@ def test_iam_retry_is_bounded() -> None:
         retry_iam_propagation(ctx, "create launch template demo-instances", never_ready)
     # AWS's own code, not one made up for the retry
     assert "Invalid IAM Instance Profile name (ValidationError)" in str(info.value)
+
+
+def test_the_stack_s_tagging_read_asks_aws_s_most_resources_a_page(moto: None) -> None:
+    """Every task definition revision counts towards the tagging read's pages: 120 of them take
+    2 pages of 100, not the 3 of moto's (and AWS's undocumented) default."""
+    from spotecs import aws
+    from spotecs.steps.base import RESOURCES_PER_PAGE, stack_tagged
+
+    ctx = make_ctx()
+    ecs = ctx.aws.client("ecs")
+    tags = aws.tag_list(ctx.tags(), "key", "value")
+    for family in ("web", "worker", "cron"):
+        for _ in range(40):
+            ecs.register_task_definition(
+                family=f"{ctx.name}-{family}",
+                containerDefinitions=[{"name": "app", "image": "nginx", "memory": 128}],
+                tags=tags,
+            )
+    ctx.aws.calls.clear()
+
+    found = stack_tagged(ctx)
+
+    assert len([arn for arn in found if ":task-definition/" in arn]) == 120
+    reads = [c for c in ctx.aws.calls if c.operation == "GetResources"]
+    assert len(reads) == 2
+    assert {c.params.get("ResourcesPerPage") for c in reads} == {RESOURCES_PER_PAGE}

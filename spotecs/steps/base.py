@@ -260,8 +260,14 @@ class Context(Outputs):
 # stack, its load balancers, their listeners and rules, target groups, launch templates, security
 # groups and log groups, task definitions, capacity providers, alarms and buckets. It gives their
 # ownership tags to the steps (no tag call per resource) and the orphan search the ones the file
-# no longer names (steps/orphans*.py). The resource types as AWS names them:
-# https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/supported-services.html
+# no longer names (steps/orphans*.py). Each type is `service:resourceType` as in its ARNs, and one
+# AWS does not know fails the whole read (ResourceTypeFilters, at most 100:
+# https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/API_GetResources.html,
+# https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/supported-services.html);
+# each is one of AWS's tag-policy resource types
+# (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_supported-resources-enforcement.html),
+# `s3:bucket` the API reference's own example. Buckets of other regions are not listed ("resources
+# that are located in the specified AWS Region"). The sandbox refuses others (fills_tagging.py).
 TAGGED_TYPES = (
     "ecs:cluster",
     "ecs:task-definition",
@@ -277,6 +283,8 @@ TAGGED_TYPES = (
     "logs:log-group",
 )
 
+RESOURCES_PER_PAGE = 100  # GetResources' maximum (API_GetResources above)
+
 
 def stack_tagged(ctx: Context) -> dict[str, dict[str, str]]:
     """ARN -> every tag, of each resource of TAGGED_TYPES carrying the stack's tag. The tagging
@@ -289,6 +297,8 @@ def stack_tagged(ctx: Context) -> dict[str, dict[str, str]]:
         "ResourceTagMappingList",
         TagFilters=[{"Key": aws.STACK_TAG, "Values": [ctx.name]}],
         ResourceTypeFilters=list(TAGGED_TYPES),
+        # AWS's most per page: each task definition revision and alarm of a long-lived stack counts.
+        ResourcesPerPage=RESOURCES_PER_PAGE,
     )
     return {r["ResourceARN"]: aws.tags_from_list(r.get("Tags")) for r in found}
 
