@@ -41,6 +41,19 @@ def account_roles(ctx: Context) -> dict[str, dict[str, Any]]:
     return {r["RoleName"]: r for r in found}
 
 
+def describe_instance_profile(ctx: Context, name: str) -> dict[str, Any] | None:
+    """GetInstanceProfile's profile (with its roles and tags), None when there is none: one read
+    per run for the role's step and the orphan search alike."""
+    got = ctx.read(
+        f"describe instance profile {name}",
+        "iam",
+        "get_instance_profile",
+        missing=("NoSuchEntity",),
+        InstanceProfileName=name,
+    )
+    return None if got is None else dict(got["InstanceProfile"])
+
+
 def _doc(value: Any) -> dict[str, Any]:
     """A policy document as botocore gives it: parsed; a string only if it was not JSON-encoded."""
     if isinstance(value, str):
@@ -113,16 +126,10 @@ class Role(Step):
             else:
                 # Not holding the role (removed by hand, or deleted): the role's answer cannot
                 # show it, so asked directly, a call made only when not converged.
-                got = ctx.read(
-                    f"describe instance profile {self.name}",
-                    "iam",
-                    "get_instance_profile",
-                    missing=("NoSuchEntity",),
-                    InstanceProfileName=self.name,
-                )
-                if got is not None:
-                    current["_profiles"].append(got["InstanceProfile"])
-                    current["instance_profile_tags"] = held_tags(self._profile_tags(ctx, got["InstanceProfile"]))
+                alone = describe_instance_profile(ctx, self.name)
+                if alone is not None:
+                    current["_profiles"].append(alone)
+                    current["instance_profile_tags"] = held_tags(self._profile_tags(ctx, alone))
         return current
 
     def _profile_tags(self, ctx: Context, prof: dict[str, Any]) -> dict[str, str]:
@@ -131,14 +138,7 @@ class Role(Step):
         that of a profile that lost its role)."""
         if "Tags" in prof:
             return tags_from_list(prof["Tags"])
-        got = ctx.read(
-            f"describe instance profile {self.name}",
-            "iam",
-            "get_instance_profile",
-            missing=("NoSuchEntity",),
-            InstanceProfileName=self.name,
-        )
-        return tags_from_list((got or {}).get("InstanceProfile", {}).get("Tags"))
+        return tags_from_list((describe_instance_profile(ctx, self.name) or {}).get("Tags"))
 
     def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
         iam = ctx.client("iam")

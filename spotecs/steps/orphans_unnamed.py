@@ -25,7 +25,7 @@ from spotecs.steps.access_log_bucket import AccessLogBucket
 from spotecs.steps.auto_scaling_group import stack_groups
 from spotecs.steps.base import Context, Step, arn_resource, stack_read_tags, stack_tagged
 from spotecs.steps.cluster import describe_cluster
-from spotecs.steps.iam import account_roles
+from spotecs.steps.iam import account_roles, describe_instance_profile
 from spotecs.steps.orphans_tagged import Add, OrphanGroup, TaggedCapacityProvider, _make, key
 from spotecs.steps.service_scaling import DIMENSION, ServiceScaling, scaling_reads
 from spotecs.steps.task_definition import TaskDefinition
@@ -162,16 +162,9 @@ class InstanceProfile(Step):
         super().__init__(f"iam:instance-profile:{name}", name)
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        got = ctx.read(
-            f"describe instance profile {self.name}",
-            "iam",
-            "get_instance_profile",
-            missing=("NoSuchEntity",),
-            InstanceProfileName=self.name,
-        )
-        if got is None:
+        profile = describe_instance_profile(ctx, self.name)
+        if profile is None:
             return None
-        profile = got["InstanceProfile"]
         return {
             "roles": sorted(r["RoleName"] for r in profile.get("Roles") or []),
             "arn": profile["Arn"],

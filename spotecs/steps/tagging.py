@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from spotecs.aws import tag_list
-from spotecs.engine.model import Change, Whole
+from spotecs.engine.model import Whole
 from spotecs.steps.base import Context
 
 # Keys a service adds to resources it manages, never set nor removed by spotecs.
@@ -69,10 +69,6 @@ def confirmed(
     suspects = suspected(ctx, indexed)
     answered = ask(suspects) if suspects else {}
     return {k: answered.get(k) if k in suspects else tags for k, tags in indexed.items()}
-
-
-def tags_changed(change: Change) -> bool:
-    return "tags" in change.changed_fields()
 
 
 # How each API tags and untags one resource: (ctx, what, identifier, tags to put, keys to drop).
@@ -144,14 +140,6 @@ def _cloudwatch(ctx: Context, what: str, arn: str, put: dict[str, str], drop: li
         ctx.call(f"untag {what}", cw.untag_resource, ResourceARN=arn, TagKeys=drop)
 
 
-def _fis(ctx: Context, what: str, arn: str, put: dict[str, str], drop: list[str]) -> None:
-    fis = ctx.client("fis")
-    if put:
-        ctx.call(f"tag {what}", fis.tag_resource, resourceArn=arn, tags=put)
-    if drop:
-        ctx.call(f"untag {what}", fis.untag_resource, resourceArn=arn, tagKeys=drop)
-
-
 TAGGERS: dict[str, Tagger] = {
     "ecs": _ecs,
     "elbv2": _elbv2,
@@ -161,7 +149,6 @@ TAGGERS: dict[str, Tagger] = {
     "iam instance profile": _iam_instance_profile,
     "application-autoscaling": _scaling,
     "cloudwatch": _cloudwatch,
-    "fis": _fis,
 }
 
 
