@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import io
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+from rich.console import Console
 
+from spotecs import render_status, scaling_status
 from spotecs.aws import tag_list
+from spotecs.config import Stack
+from spotecs.engine.contract import Node
 from spotecs.engine.model import Action
 from tests.helpers import (
     CLUSTER,
@@ -131,6 +138,9 @@ def test_step_scaling_fires_from_an_alarm_on_any_metric(compute: dict[str, Stand
     )
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": "outgoing-pushes"}]
     assert alarm["AlarmActions"] == [policy["PolicyARN"]]
+    # AWS lists the alarm that acts on a step policy with it (moto listed none: fills_aas).
+    assert policy["Alarms"] == [{"AlarmName": "demo-api-step-pushes", "AlarmARN": alarm["AlarmArn"]}]
+    check_status_shows_the_alarm(stack, steps, alarm["StateValue"])
     assert changes(replan(steps, stack)) == {}
 
     # A new threshold updates the alarm, still wired to the policy.
@@ -155,6 +165,24 @@ def test_step_scaling_fires_from_an_alarm_on_any_metric(compute: dict[str, Stand
     assert alarm["Threshold"] == 20000.0
     assert alarm["AlarmActions"] == [_policies()["demo-api-step-pushes"]["PolicyARN"]]
     assert changes(replan(steps, higher)) == {}
+
+
+def check_status_shows_the_alarm(stack: Stack, steps: list[Node], state: str) -> None:
+    """`status`'s scaling section names the step policy's alarm and its state, not "no alarm"."""
+    ctx = fresh(stack)
+    (scaling,) = (s for s in steps if s.key == "scaling:api")
+    ctx.outputs["scaling:api"] = scaling.read(ctx)
+    with ThreadPoolExecutor(2) as pool:
+        doc = {"scaling": scaling_status.read(ctx, pool, datetime.now(UTC))}
+    (service,) = doc["scaling"]["services"]
+    (policy,) = service["policies"]
+    assert policy["name"] == "demo-api-step-pushes"
+    assert [(a["name"], a["state"]) for a in policy["alarms"]] == [("demo-api-step-pushes", state)]
+    console = Console(width=120, file=io.StringIO(), emoji=False)
+    console.print(render_status.scaling(doc, interactive=False))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert f"policy demo-api-step-pushes: demo-api-step-pushes {state}" in text
+    assert "no alarm" not in text
 
 
 def test_scheduled_actions_with_timezone_and_removal(compute: dict[str, StandIn]) -> None:
