@@ -142,9 +142,33 @@ def notes(console: Console, plan: Plan, indent: str = "  ") -> None:
             console.print(f"{indent}[dim]{escape(ch.kind)} {escape(ch.name)}: note: {escape(note)}[/]")
 
 
+def _tags_field(key: Any) -> bool:
+    return key == "tags" or str(key).endswith("_tags")
+
+
+def _as_created(v: Any) -> Any:
+    """A created resource's settings with the user's tags only: the file's `tags:` and a Name.
+    spotecs's own (spotecs:stack, spotecs:managed: the file cannot set a spotecs: key) go on
+    every resource alike, so a plan listing them would say nothing about this one; a tag map
+    left empty is not shown."""
+    if isinstance(v, dict) and not isinstance(v, Unknown):
+        out = {}
+        for k, x in v.items():
+            if _tags_field(k) and isinstance(x, dict):
+                x = {t: value for t, value in x.items() if not str(t).startswith("spotecs:")}
+                if not x:
+                    continue
+            out[k] = _as_created(x)
+        return out
+    if isinstance(v, list):
+        return [_as_created(x) for x in v]
+    return v
+
+
 def change_lines(ch: Change) -> list[str]:
     if ch.action is Action.CREATE and ch.desired:
-        return [f"{k} = {fmt(v)}" for k, v in ch.desired.items() if not k.startswith("_")]
+        shown = _as_created({k: v for k, v in ch.desired.items() if not k.startswith("_")})
+        return [f"{k} = {fmt(v)}" for k, v in shown.items()]
     lines = []
     for d in ch.diffs:
         suffix = "  # forces replacement" if d.forces_replace else ""

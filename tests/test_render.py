@@ -8,7 +8,7 @@ import io
 import pytest
 from rich.console import Console
 
-from spotecs.engine.model import Action, Change, FieldDiff, Plan
+from spotecs.engine.model import Action, Change, FieldDiff, Plan, Whole
 from spotecs.render import Env, plan_json, plan_text
 
 
@@ -62,6 +62,26 @@ def test_plan_shows_notes_of_values_aws_owns_with_or_without_changes() -> None:
     assert f"ECS service demo-api: note: {note}" in _plan_out(quiet)
     busy = Change("service:api", "ECS service", "demo-api", Action.UPDATE, [FieldDiff("x", 1, 2)], notes=[note])
     assert f"# note: {note}" in _plan_out(busy)
+
+
+def test_a_created_resource_shows_the_users_tags_and_no_field_of_spotecs_own() -> None:
+    own = {"spotecs:stack": "demo", "spotecs:managed": "true"}
+    desired = {
+        "retention_days": 90,
+        "tags": Whole({**own, "team": "payments", "cost-center": "cc-17"}),
+        "volume_tags": Whole({**own, "Name": "demo-instances"}),
+        "step_scaling": [{"name": "demo-api-step-pushes", "alarm": {"threshold": 5.0, "tags": Whole(own)}}],
+        "_owned": True,
+    }
+    out = _plan_out(Change("log:api", "log group", "/ecs/demo/api", Action.CREATE, desired=desired))
+    assert 'tags = {"cost-center": "cc-17", "team": "payments"}' in out
+    assert 'volume_tags = {"Name": "demo-instances"}' in out
+    assert 'step_scaling = [{"alarm": {"threshold": 5.0}, "name": "demo-api-step-pushes"}]' in out
+    assert "spotecs:" not in out and "_owned" not in out
+    # With no `tags:` in the file, a resource shows no tags line at all.
+    bare = {"retention_days": 90, "tags": Whole(own)}
+    out = _plan_out(Change("log:api", "log group", "/ecs/demo/api", Action.CREATE, desired=bare))
+    assert "retention_days = 90" in out and "tags" not in out
 
 
 def test_the_commands_consoles_print_a_secret_arn_as_written_not_as_an_emoji(

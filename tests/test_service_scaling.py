@@ -15,6 +15,7 @@ from spotecs.aws import tag_list
 from spotecs.config import Stack
 from spotecs.engine.contract import Node
 from spotecs.engine.model import Action
+from spotecs.render import leaf_diffs
 from tests.helpers import (
     CLUSTER,
     REGION,
@@ -365,7 +366,11 @@ def test_scaling_tag_edit_retags_the_target_and_alarms_only_keeping_the_bounds_m
     converge(steps, fresh(tagged))
     edited = make_stack(**scaling, tags={"team": "billing", "owner": "ops"})
     ch = replan(steps, edited).get("scaling:api")
-    assert ch.action is Action.UPDATE and ch.changed_fields() == {"tags", "alarm_tags"}
+    assert ch.action is Action.UPDATE and ch.changed_fields() == {"tags", "step_scaling"}
+    # The alarm's tags are its policy's (no field of spotecs's own shows in a plan).
+    assert "step_scaling[0].alarm.tags.team" in {
+        path for d in ch.diffs for path, _, _ in leaf_diffs(d.path, d.old, d.new)
+    }
     ctx = fresh(edited)
     converge(steps, ctx)
     # (the service, its task definition and log group are retagged too: their own tests)

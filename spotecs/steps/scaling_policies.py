@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from spotecs.steps.tagging import held_tags
+
 
 def by_name(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(items, key=lambda i: i["name"])
@@ -63,7 +65,8 @@ def tracking_of(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def step_policy_of(p: dict[str, Any], alarm: dict[str, Any] | None) -> dict[str, Any]:
+def step_policy_of(p: dict[str, Any], alarm: dict[str, Any] | None, tags: dict[str, str] | None) -> dict[str, Any]:
+    """A step policy and its alarm as read; `tags`: the alarm's (ListTagsForResource)."""
     c = p.get("StepScalingPolicyConfiguration", {})
     return {
         "name": p["PolicyName"],
@@ -91,8 +94,15 @@ def step_policy_of(p: dict[str, Any], alarm: dict[str, Any] | None) -> dict[str,
             "comparison": alarm.get("ComparisonOperator"),
             # The alarm must still fire into this policy (a recreated policy gets a new ARN).
             "wired": p["PolicyARN"] in alarm.get("AlarmActions", []),
+            "tags": held_tags(tags or {}),
         },
     }
+
+
+def untagged(p: dict[str, Any]) -> dict[str, Any]:
+    """A step policy without its alarm's tags: what PutScalingPolicy and PutMetricAlarm set."""
+    alarm = p.get("alarm")
+    return {**p, "alarm": {k: v for k, v in alarm.items() if k != "tags"}} if alarm else p
 
 
 def scheduled_of(a: dict[str, Any]) -> dict[str, Any]:

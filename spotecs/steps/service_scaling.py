@@ -24,6 +24,7 @@ from spotecs.steps.scaling_policies import (
     step_request,
     tracking_of,
     tracking_request,
+    untagged,
 )
 from spotecs.steps.service_linked_roles import NOT_USABLE_YET
 from spotecs.steps.tagging import desired_tags, held_tags, retag
@@ -115,6 +116,8 @@ class ServiceScaling(Step):
                     "threshold": float(s.alarm.threshold),
                     "comparison": s.alarm.comparison,
                     "wired": True,
+                    # A policy takes no tags; its alarm is tagged as every resource of the stack.
+                    "tags": desired_tags(ctx),
                 },
             }
             for s in sc.step_scaling
@@ -137,8 +140,6 @@ class ServiceScaling(Step):
             "scheduled": by_name(scheduled),
             # The scalable target's; spotecs:bounds, a memo of the bounds applied, is never one of them.
             "tags": desired_tags(ctx),
-            # Each step policy's alarm is tagged too (a policy itself takes no tags).
-            "alarm_tags": {s["name"]: desired_tags(ctx) for s in steps},
         }
 
     def _label(self, ctx: Context) -> Any:
@@ -191,10 +192,11 @@ class ServiceScaling(Step):
             "target_tracking": by_name(
                 [tracking_of(p) for p in policies if p.get("PolicyType") == "TargetTrackingScaling"]
             ),
-            "step_scaling": by_name([step_policy_of(p, alarms.get(p["PolicyName"])) for p in step_policies]),
+            "step_scaling": by_name(
+                [step_policy_of(p, alarms.get(p["PolicyName"]), alarm_tags.get(p["PolicyName"])) for p in step_policies]
+            ),
             "scheduled": by_name([scheduled_of(a) for a in scheduled]),
             "tags": held_tags({k: v for k, v in (target_tags or {}).items() if k != BOUNDS_TAG}),
-            "alarm_tags": {name: held_tags(tags) for name, tags in alarm_tags.items()},
             "alarm_arns": {name: a["AlarmArn"] for name, a in alarms.items()},
             # Live facts, never diffed: `status` shows each policy's alarms from this same read.
             "policy_alarms": {p["PolicyName"]: sorted(a["AlarmName"] for a in p.get("Alarms", [])) for p in policies},
@@ -283,7 +285,8 @@ class ServiceScaling(Step):
                     self._delete_policy(ctx, old["name"], with_alarm=kind == "step_scaling")
             existing = {p["name"]: p for p in have[kind]}
             for name, policy in wanted.items():
-                if existing.get(name) == policy:
+                # An alarm's tags alone are changed by the tagging calls (_retag), not a new put.
+                if name in existing and untagged(existing[name]) == untagged(policy):
                     continue
                 if kind == "target_tracking":
                     ctx.call(
@@ -319,7 +322,7 @@ class ServiceScaling(Step):
                     ComparisonOperator=a["comparison"],
                     AlarmActions=[arn],
                     # Taken by a new alarm only: an existing one's are changed below.
-                    Tags=tag_list(desired["alarm_tags"][name]),
+                    Tags=tag_list(a["tags"]),
                 )
         wanted = {a["name"]: a for a in desired["scheduled"]}
         existing = {a["name"]: a for a in have["scheduled"]}
@@ -354,10 +357,11 @@ class ServiceScaling(Step):
         if current.get("target_arn"):
             what = f"scalable target {self.resource_id}"
             retag(ctx, "application-autoscaling", what, current["target_arn"], desired["tags"], current.get("tags"))
-        arns, held = current.get("alarm_arns", {}), current.get("alarm_tags", {})
-        for name, want in desired["alarm_tags"].items():
-            if name in arns:
-                retag(ctx, "cloudwatch", f"alarm {name}", arns[name], want, held.get(name))
+        arns = current.get("alarm_arns", {})
+        held = {p["name"]: (p["alarm"] or {}).get("tags") for p in current.get("step_scaling", [])}
+        for p in desired["step_scaling"]:
+            if p["name"] in arns:
+                retag(ctx, "cloudwatch", f"alarm {p['name']}", arns[p["name"]], p["alarm"]["tags"], held.get(p["name"]))
 
     def _delete_policy(self, ctx: Context, name: str, *, with_alarm: bool) -> None:
         if with_alarm:  # the alarm first: it would otherwise fire into a deleted policy
