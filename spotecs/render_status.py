@@ -4,12 +4,13 @@ place until Ctrl-C). The document itself goes out through render.json_document."
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -101,46 +102,124 @@ def resources(doc: dict[str, Any], interactive: bool) -> RenderableType:
     return t
 
 
+NARROW = 110  # below this many columns, an instance's type and zone go under its id
+GAP = 2  # between two columns
+
+
+def _fit(cells: list[list[str]], no_wrap: set[int], room: int) -> list[int | None]:
+    """Column widths that fold no word when `room` holds every column's longest word (the whole
+    line where `no_wrap`): each column starts there and the room left is handed out a character
+    to the columns still short of their longest line, the shortest need first. rich alone would level the
+    widest columns down to the same width, folding "on-demand" or an id long before it must.
+    None for every column when they fit as they are, or when nothing can save a fold."""
+    columns = list(zip(*cells, strict=True))
+    longest = [max(len(line) for c in col for line in c.split("\n")) for col in columns]
+    words = [
+        longest[i] if i in no_wrap else max(len(w) for c in col for w in c.replace("\n", " ").split(" "))
+        for i, col in enumerate(columns)
+    ]
+    room -= GAP * (len(columns) - 1)
+    if sum(longest) <= room or sum(words) > room:
+        return [None] * len(columns)
+    widths, spare = list(words), room - sum(words)
+    # The columns closest to one line each get it first; the others share what is left.
+    for i in sorted(range(len(widths)), key=lambda i: longest[i] - widths[i]):
+        if longest[i] - widths[i] <= spare:
+            spare -= longest[i] - widths[i]
+            widths[i] = longest[i]
+    while spare:
+        for i in range(len(widths)):
+            if spare and widths[i] < longest[i]:
+                widths[i] += 1
+                spare -= 1
+    return list(widths)
+
+
+class _Fleet:
+    """The Fleet table, laid out for the width rich gives it when it draws (a Live redraw too):
+    ids never fold, secondary facts wrap at spaces, and below NARROW columns an instance's type
+    and zone share its id's cell. A template version and AMI the whole fleet shares are said
+    once, under the table (per row only while a refresh mixes them)."""
+
+    def __init__(self, doc: dict[str, Any], interactive: bool) -> None:
+        self.doc, self.interactive = doc, interactive
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield _fleet_table(self.doc, self.interactive, options.max_width)
+
+
 def fleet(doc: dict[str, Any], interactive: bool) -> RenderableType:
-    f = doc["fleet"]
+    return _Fleet(doc, interactive)
+
+
+def _fleet_table(doc: dict[str, Any], interactive: bool, room: int) -> Table:
+    images = sorted({(r["launch_template_version"] or "?", r["ami"] or "?") for r in doc["fleet"]["instances"]})
+    wide = _fleet_cells(doc, wide=True, mixed=len(images) > 1)
+    longest = sum(max(len(line) for c in col for line in c.split("\n")) for col in zip(*wide, strict=True))
+    # Wide while that costs a few wrapped cells at most; else the narrow layout wraps less.
+    if room >= NARROW and longest + GAP * (len(wide[0]) - 1) <= room + 15:
+        return _fleet_layout(doc, interactive, room, wide, {0, 1, 2}, images)
+    return _fleet_layout(doc, interactive, room, _fleet_cells(doc, wide=False, mixed=len(images) > 1), {0}, images)
+
+
+def _fleet_cells(doc: dict[str, Any], *, wide: bool, mixed: bool) -> list[list[str]]:
+    """The header and a row per instance, as text; narrow, the type, zone and (while a refresh
+    mixes them) template version go under the id."""
     price = {i["id"]: i for i in doc["cost"]["instances"]}
-    t = _table(
-        "Fleet",
+    headers = [
         "instance",
-        "type",
-        "zone",
-        "lifecycle",
-        "$/h",
-        "template / AMI",
-        "health",
-        "ECS",
-        "tasks",
-        "free CPU / MiB",
-        "up",
-        interactive=interactive,
-    )
-    for r in f["instances"]:
+        *(("type", "zone") if wide else ()),
+        "lifecycle $/h",
+        *(("template",) if wide and mixed else ()),
+        *("health", "ECS", "tasks", "free CPU/MiB", "up"),
+    ]
+    cells: list[list[str]] = [headers]
+    for r in doc["fleet"]["instances"]:
         ecs = r["ecs_status"] or "not registered"
         if r["agent_connected"] is False:
             ecs += ", agent disconnected"
-        ecs_style = "red" if r["agent_connected"] is False else "yellow" if r["ecs_status"] == "DRAINING" else ""
-        ami = f"v{r['launch_template_version'] or '?'} {r['ami'] or '?'}"
-        ami += " (newer AMI)" if r["ami_outdated"] else ""
-        health = (r["health"] or "?") + (", protected" if r["protected"] else "")
-        free = "-" if r["free_cpu"] is None else f"{r['free_cpu']} / {r['free_memory_mib']}"
-        t.add_row(
-            r["id"],
-            r["type"],
-            r["zone"],
-            Text(r["lifecycle"], style="cyan" if r["lifecycle"] == "spot" else ""),
-            money(price.get(r["id"], {}).get("hourly")),
-            ami,
-            health,
-            Text(ecs, style=ecs_style),
-            ", ".join(f"{n} {s}" for s, n in r["tasks"].items()) or "-",
-            free,
-            duration(r["uptime_s"]),
+        template = f"v{r['launch_template_version'] or '?'}" + (" (old AMI)" if r["ami_outdated"] else "")
+        where = [r["id"], r["type"], r["zone"], *((template,) if mixed else ())]
+        if not wide:  # under the id, on one line if it is no wider
+            sep = " " if len(r["type"]) + len(r["zone"]) < len(r["id"]) else "\n"
+            where = ["\n".join((r["id"], f"{r['type']}{sep}{r['zone']}", *((template,) if mixed else ())))]
+        cells.append(
+            [
+                *where[:3],
+                f"{r['lifecycle']} {money(price.get(r['id'], {}).get('hourly'))}",
+                *where[3:],
+                (r["health"] or "?") + (", protected" if r["protected"] else ""),
+                ecs,
+                ", ".join(f"{n} {s}" for s, n in r["tasks"].items()) or "-",
+                "-" if r["free_cpu"] is None else f"{r['free_cpu']}/{r['free_memory_mib']}",
+                duration(r["uptime_s"]),
+            ]
         )
+    return cells
+
+
+def _fleet_layout(
+    doc: dict[str, Any],
+    interactive: bool,
+    room: int,
+    cells: list[list[str]],
+    no_wrap: set[int],
+    images: list[tuple[str, str]],
+) -> Table:
+    f = doc["fleet"]
+    rows, headers, mixed = f["instances"], cells[0], len(images) > 1
+    t = _table("Fleet", interactive=interactive)
+    t.padding = (0, GAP - 1 if interactive else GAP, 0, 0)  # a box draws a space between columns
+    for i, (header, width) in enumerate(zip(headers, _fit(cells, no_wrap, room), strict=True)):
+        t.add_column(header, no_wrap=i in no_wrap, width=width, overflow="fold")
+    lifecycle_at, ecs_at = headers.index("lifecycle $/h"), headers.index("ECS")
+    for r, row in zip(rows, cells[1:], strict=True):
+        shown: list[str | Text] = list(row)
+        life, _, cost = row[lifecycle_at].partition(" ")
+        shown[lifecycle_at] = Text(life, style="cyan" if r["lifecycle"] == "spot" else "").append(f" {cost}")
+        ecs_style = "red" if r["agent_connected"] is False else "yellow" if r["ecs_status"] == "DRAINING" else ""
+        shown[ecs_at] = Text(row[ecs_at], style=ecs_style)
+        t.add_row(*shown)
     tot = f["totals"]
     if tot["instances"]:
         t.caption = (
@@ -148,6 +227,10 @@ def fleet(doc: dict[str, Any], interactive: bool) -> RenderableType:
             f"({_pct(tot['spot_share'])} spot); configured: on-demand base {tot['configured']['on_demand_base']} "
             f"+ {tot['configured']['on_demand_percent']} % above it, i.e. {_pct(tot['expected_spot_share'])} spot"
         )
+        launched = ", ".join(f"v{version} {ami}" for version, ami in images)
+        t.caption += f"; launch template {launched}" if mixed else f"; every instance from launch template {launched}"
+        if not mixed and rows[0]["ami_outdated"]:
+            t.caption += " (a newer AMI is out)"
         t.caption_justify = "left"
     return t
 
@@ -270,7 +353,8 @@ PLAIN_WIDTH = 200  # off a terminal: columns, not wrapped cells (a pipe has no w
 
 
 def show(env: Env, doc: dict[str, Any]) -> None:
-    if not env.console.is_terminal:
+    # A pipe has no width but the one COLUMNS gives, when given (rich reads it).
+    if not env.console.is_terminal and not os.environ.get("COLUMNS"):
         env.console.width = max(env.console.width, PLAIN_WIDTH)
     env.console.print(screen(doc, env.console.is_terminal))
 

@@ -494,3 +494,92 @@ def test_sandbox_sample_spot_prices_stay_in_the_articles_range_and_move() -> Non
     rows = sample.spot_history(["t3.small"], zones[:2], start, start + timedelta(days=7))
     assert {r["AvailabilityZone"] for r in rows} == set(zones[:2])
     assert rows == sorted(rows, key=lambda r: r["Timestamp"], reverse=True)
+
+
+def _instance(n: int, **over: Any) -> dict[str, Any]:
+    row = {
+        "id": f"i-0{n}23456789abcdef0",
+        "type": "m6i.large",
+        "zone": "eu-west-1c",
+        "lifecycle": "spot",
+        "launch_template_version": "1",
+        "ami": "ami-0fac451d91e95f35c",
+        "ami_outdated": False,
+        "health": "Healthy",
+        "protected": True,
+        "ecs_status": "ACTIVE",
+        "agent_connected": True,
+        "tasks": {"api": 3, "worker": 2},
+        "free_cpu": 1536,
+        "free_memory_mib": 7296,
+        "uptime_s": 552,
+    }
+    return {**row, **over}
+
+
+def _fleet_doc(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    totals = {"instances": len(rows), "spot": 1, "on_demand": len(rows) - 1, "spot_share": 0.25}
+    totals |= {"configured": {"on_demand_base": 1, "on_demand_percent": 20}, "expected_spot_share": 0.4}
+    return {
+        "fleet": {"instances": rows, "totals": totals},
+        "cost": {"instances": [{"id": r["id"], "hourly": 0.0329} for r in rows[1:]]},
+    }
+
+
+@pytest.mark.parametrize("width", [120, 80])
+@pytest.mark.parametrize("refreshing", [False, True])
+def test_the_fleet_table_fits_120_and_80_columns_folding_no_id(width: int, refreshing: bool) -> None:
+    rows = [
+        _instance(1, lifecycle="on-demand"),
+        _instance(2),
+        _instance(3, ecs_status="DRAINING", agent_connected=False, zone="ap-southeast-2a", type="c6gn.16xlarge"),
+    ]
+    if refreshing:  # a refresh under way: two template versions and AMIs
+        rows[0] |= {"ami_outdated": True}
+        rows[2] |= {"launch_template_version": "2", "ami": "ami-0aaaaaaaaaaaaaaaa"}
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=True, color_system=None, emoji=False)
+    console.print(render_status.fleet(_fleet_doc(rows), True))
+    text = out.getvalue()
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= width
+    words = {w for line in lines for w in line.split()}
+    # Ids, types, zones and prices whole; secondary facts wrap at spaces, never inside a word.
+    for r in rows:
+        assert {r["id"], r["type"], r["zone"]} <= words
+    assert {"on-demand", "$0.0329", "protected", "DRAINING,", "disconnected", "1536/7296", "unknown"} <= words
+    if refreshing:
+        assert {"v1", "v2", "(old"} <= words
+        assert all(any(ami in line for line in lines) for ami in ("ami-0fac451d91e95f35c", "ami-0aaaaaaaaaaaaaaaa"))
+    else:  # one version and AMI: said once, under the table
+        assert text.count("ami-0fac451d91e95f35c") == 1 and "v1" in words
+    # Narrow, an instance's type and zone go under its id.
+    if width == 80:
+        id_line = next(line for line in lines if rows[1]["id"] in line)
+        assert rows[1]["zone"] not in id_line and rows[1]["type"] not in id_line
+
+
+def test_a_steady_fleet_is_a_line_per_instance_at_120_columns() -> None:
+    rows = [_instance(1, lifecycle="on-demand", tasks={"api": 3}), _instance(2, tasks={"worker": 2})]
+    out = io.StringIO()
+    console = Console(file=out, width=120, force_terminal=True, color_system=None)
+    console.print(render_status.fleet(_fleet_doc(rows), True))
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 120
+    for r in rows:
+        (line,) = (line for line in lines if r["id"] in line)
+        assert all(fact in line for fact in (r["type"], r["zone"], "Healthy, protected", "1536/7296", "9m"))
+    assert len(lines) == 2 + 1 + len(rows) + 2  # title, header, rule, rows, a caption of two lines
+
+
+def test_status_off_a_terminal_keeps_to_the_width_columns_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = _fleet_doc([_instance(1), _instance(2)])
+    monkeypatch.setattr(render_status, "screen", render_status.fleet)  # the Fleet table is the widest part
+    monkeypatch.setenv("COLUMNS", "120")
+    out = io.StringIO()
+    render_status.show(Env(console=Console(file=out, width=120)), doc)
+    assert max(len(line) for line in out.getvalue().splitlines()) <= 120
+    monkeypatch.delenv("COLUMNS")
+    out = io.StringIO()
+    render_status.show(Env(console=Console(file=out, width=80)), doc)  # a pipe: columns kept whole
+    assert max(len(line) for line in out.getvalue().splitlines()) > 80
