@@ -103,9 +103,13 @@ def leaf_diffs(path: str, old: Any, new: Any) -> list[tuple[str, Any, Any]]:
 
 
 def warm_up() -> None:
-    """A process's first print pays for rich's lazy imports (the emoji table) and compiled
-    patterns, some 4 ms: paid here, where nothing keeps the line, while a plan waits on AWS."""
-    Console(file=io.StringIO()).print("[green]No changes.[/] Stack in :globe:")
+    """A process's first print pays once for what rich caches: each style's parse and ANSI codes,
+    markup's tags, the cell widths of the text. Paid here, on a console set as the commands' are
+    (no emoji codes, no highlighting: the emoji table is never loaded), with the plan's styles,
+    where nothing keeps the line, while a plan waits on AWS."""
+    console = Console(file=io.StringIO(), highlight=False, emoji=False, force_terminal=True, color_system="truecolor")
+    for style in (*COLORS.values(), "bold"):
+        console.print(f"  [{style}]  +[/] log group [bold]/ecs/demo/api[/] (replace: x)")
 
 
 def plan_text(console: Console, plan: Plan, stack: str, region: str) -> None:

@@ -4,6 +4,8 @@ field by field, values whole, notes of values AWS owns)."""
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import pytest
 from rich.console import Console
@@ -97,3 +99,25 @@ def test_the_commands_consoles_print_a_secret_arn_as_written_not_as_an_emoji(
     out, err = capsys.readouterr()
     assert f'resource = "{arn}"' in out
     assert f"{arn} :thumbs_up:" in err
+
+
+WARMED = """
+import sys
+from rich.style import Style
+from spotecs import render
+render.warm_up()
+warmed = Style.parse.cache_info().currsize
+styles = set(render.COLORS.values()) | {"bold"}
+before = Style.parse.cache_info().misses
+for style in styles:
+    Style.parse(style)
+print("rich._emoji_codes" in sys.modules, Style.parse.cache_info().misses - before, warmed >= len(styles))
+"""
+
+
+def test_warm_up_warms_the_plans_styles_and_never_the_emoji_table() -> None:
+    """The commands' consoles print no emoji codes: warming rich's emoji table (~3 ms of a
+    worker's time under the GIL) would pay for nothing; the plan's styles are what the first
+    print parses. A fresh interpreter: this one's caches are warm already."""
+    got = subprocess.run([sys.executable, "-c", WARMED], capture_output=True, text=True, check=True).stdout.split()
+    assert got == ["False", "0", "True"]
