@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from spotecs.engine.model import Action, Plan
-from spotecs.render import Env, json_document, notes, plan_doc, plan_text
+from spotecs.render import Env, json_document
+from spotecs.render_plan import notes, plan_doc, plan_text
 from spotecs.steps.base import Timeouts
 from spotecs.steps.log_group import ContainerInsightsLogGroup
 from spotecs.up import (

@@ -22,16 +22,8 @@ from spotecs.engine.model import Action, Plan
 from spotecs.engine.plan import plan, read_all, to_read
 from spotecs.errors import ApplyFailed, Cancelled, CheckError, Interrupted, UsageError
 from spotecs.lock import stack_lock
-from spotecs.render import (
-    Env,
-    ProgressView,
-    json_document,
-    plan_doc,
-    plan_text,
-    result_doc,
-    result_text,
-    warm_up,
-)
+from spotecs.render import Env, ProgressView, json_document, result_doc, result_text
+from spotecs.render_plan import plan_doc, plan_text, warm_up
 from spotecs.steps import build, orphans, service_linked_roles
 from spotecs.steps.access_log_bucket import AccessLogBucket
 from spotecs.steps.base import Context, Node, Timeouts

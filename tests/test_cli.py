@@ -26,7 +26,8 @@ from spotecs.engine.apply import Event
 from spotecs.engine.apply import Result as ApplyResult
 from spotecs.engine.model import Action, Change, FieldDiff, Plan, Unknown
 from spotecs.errors import AwsError, Cancelled, ConfigError, Outcome
-from spotecs.render import Env, ProgressView, plan_json, plan_text, result_text
+from spotecs.render import Env, ProgressView, result_text
+from spotecs.render_plan import plan_json, plan_text
 from spotecs.steps.base import Step
 from spotecs.steps.log_group import LogGroup
 from tests.helpers import MINIMAL, Runs, core_only

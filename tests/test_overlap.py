@@ -1,6 +1,6 @@
 """Work that needs none of AWS's answers is done while a plan waits for them, not after its last
 answer (issue 15: the no-op plan within start-up plus 4 round trips): rich's first-print cost
-(render.warm_up) on the orphan search's thread once that search is done."""
+(render_plan.warm_up) on the orphan search's thread once that search is done."""
 
 from __future__ import annotations
 

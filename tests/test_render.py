@@ -11,7 +11,8 @@ import pytest
 from rich.console import Console
 
 from spotecs.engine.model import Action, Change, FieldDiff, Plan, Whole
-from spotecs.render import Env, plan_json, plan_text
+from spotecs.render import Env
+from spotecs.render_plan import plan_json, plan_text
 
 
 def test_the_reason_is_shown_in_the_plan() -> None:
@@ -104,10 +105,10 @@ def test_the_commands_consoles_print_a_secret_arn_as_written_not_as_an_emoji(
 WARMED = """
 import sys
 from rich.style import Style
-from spotecs import render
-render.warm_up()
+from spotecs import render_plan
+render_plan.warm_up()
 warmed = Style.parse.cache_info().currsize
-styles = set(render.COLORS.values()) | {"bold"}
+styles = set(render_plan.COLORS.values()) | {"bold"}
 before = Style.parse.cache_info().misses
 for style in styles:
     Style.parse(style)

@@ -15,7 +15,7 @@ from spotecs.aws import tag_list
 from spotecs.config import Stack
 from spotecs.engine.contract import Node
 from spotecs.engine.model import Action
-from spotecs.render import leaf_diffs
+from spotecs.render_plan import leaf_diffs
 from tests.helpers import (
     CLUSTER,
     REGION,
