@@ -97,6 +97,8 @@ def _as_created(v: Any) -> Any:
     if isinstance(v, dict) and not isinstance(v, Unknown):
         out = {}
         for k, x in v.items():
+            if str(k).startswith("_"):  # the step's own, as in a diff
+                continue
             if _tags_field(k) and isinstance(x, dict):
                 x = {t: value for t, value in x.items() if not str(t).startswith("spotecs:")}
                 if not x:
@@ -110,7 +112,7 @@ def _as_created(v: Any) -> Any:
 
 def change_lines(ch: Change) -> list[str]:
     if ch.action is Action.CREATE and ch.desired:
-        shown = _as_created({k: v for k, v in ch.desired.items() if not k.startswith("_")})
+        shown = _as_created(ch.desired)
         return [f"{k} = {fmt(v)}" for k, v in shown.items()]
     lines = []
     for d in ch.diffs:

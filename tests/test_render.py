@@ -73,14 +73,16 @@ def test_a_created_resource_shows_the_users_tags_and_no_field_of_spotecs_own() -
         "retention_days": 90,
         "tags": Whole({**own, "team": "payments", "cost-center": "cc-17"}),
         "volume_tags": Whole({**own, "Name": "demo-instances"}),
-        "step_scaling": [{"name": "demo-api-step-pushes", "alarm": {"threshold": 5.0, "tags": Whole(own)}}],
+        "step_scaling": [
+            {"name": "demo-api-step-pushes", "alarm": {"threshold": 5.0, "tags": Whole(own), "_arn": "arn:..."}}
+        ],
         "_owned": True,
     }
     out = _plan_out(Change("log:api", "log group", "/ecs/demo/api", Action.CREATE, desired=desired))
     assert 'tags = {"cost-center": "cc-17", "team": "payments"}' in out
     assert 'volume_tags = {"Name": "demo-instances"}' in out
     assert 'step_scaling = [{"alarm": {"threshold": 5.0}, "name": "demo-api-step-pushes"}]' in out
-    assert "spotecs:" not in out and "_owned" not in out
+    assert "spotecs:" not in out and "_owned" not in out and "_arn" not in out
     # With no `tags:` in the file, a resource shows no tags line at all.
     bare = {"retention_days": 90, "tags": Whole(own)}
     out = _plan_out(Change("log:api", "log group", "/ecs/demo/api", Action.CREATE, desired=bare))

@@ -1,6 +1,16 @@
 """What the engine needs of the things it plans and applies, and nothing more: a context that
 carries outputs between steps, resources it can create/update/delete, and data sources it only
-reads. `spotecs.steps.base` implements these; the tests use fakes with no AWS at all."""
+reads. `spotecs.steps.base` implements these; the tests use fakes with no AWS at all.
+
+Two optional methods stay outside the protocols (the engine looks them up with getattr, so a
+step without them is still a Node):
+- `first_read(ctx) -> None`: the read that starts the step's chain of round trips, when that
+  chain is longer than the other steps' reads (the listeners: their load balancer, then the
+  listeners, then the rules). `engine.plan.read_all` asks every first read before any step's
+  `read`, through the run's read layer, so the longest chain starts first; the step's `read`
+  then finds that answer made or under way. It returns nothing and changes nothing.
+- `planned_name(ctx) -> str`: the name a resource yet to be created will have when a run-wide
+  fact decides it (the access-log bucket's account id), shown in the plan (`engine.plan`)."""
 
 from __future__ import annotations
 
@@ -55,7 +65,7 @@ class DataSource(InGraph, Protocol[C]):
 
 @runtime_checkable
 class Resource(InGraph, Protocol[C]):
-    """One AWS resource (or a tightly bound group): see DESIGN.md, "The Step contract"."""
+    """One AWS resource (or a tightly bound group): README, "Working on spotecs"."""
 
     @property
     def replace_on(self) -> frozenset[str]:
