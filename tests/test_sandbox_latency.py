@@ -4,6 +4,8 @@ the request lock as a network round trip would be. Bad values are usage errors (
 
 from __future__ import annotations
 
+import socket
+import sys
 import time
 from pathlib import Path
 
@@ -78,3 +80,58 @@ def test_half_the_latency_is_spent_before_the_request_is_handled_and_half_after(
     end = time.monotonic()
     assert handled[0] - start >= 0.15
     assert end - handled[0] >= 0.15
+
+
+@pytest.mark.parametrize("lag", [0, 3])
+def test_the_lag_option_sets_how_long_a_new_resource_stays_unseen(lag: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `spotecs sandbox --lag N` runs until Ctrl-C: the wait is where a user's commands would run,
+    # so the probe runs there, then stops the sandbox as Ctrl-C would.
+    import threading
+
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    refusals: list[int] = []
+
+    real_wait = threading.Event.wait
+
+    def probe(self: threading.Event, timeout: float | None = None) -> bool:
+        if sys._getframe(1).f_code.co_name != "sandbox":  # the server's own waits
+            return real_wait(self, timeout)
+        ec2 = boto3.client(
+            "ec2",
+            endpoint_url="http://127.0.0.1:" + str(port["n"]),
+            region_name="us-east-1",
+            aws_access_key_id="sandbox",
+            aws_secret_access_key="sandbox",
+            config=Config(retries={"max_attempts": 1}),
+        )
+        vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+        group = ec2.create_security_group(GroupName=f"lag-probe-{lag}", Description="probe", VpcId=vpc)["GroupId"]
+        rule = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+        refused = 0
+        for _ in range(lag + 1):
+            try:
+                ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[rule])
+                break
+            except ClientError as e:
+                assert e.response["Error"]["Code"] == "InvalidGroup.NotFound"
+                refused += 1
+        refusals.append(refused)
+        raise KeyboardInterrupt
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = {"n": s.getsockname()[1]}
+    monkeypatch.setattr(threading.Event, "wait", probe)
+    result, io_ = invoke(["sandbox", "--port", str(port["n"]), "--lag", str(lag), "--latency-ms", "0"])
+    assert result.exit_code == 0, result.output
+    assert refusals == [lag]
+    assert "Sandbox stopped." in io_.stdout
+
+
+def test_a_lag_out_of_range_is_one_line_exit_2() -> None:
+    result, io_ = invoke(["sandbox", "--lag", "11"])
+    assert result.exit_code == 2
+    assert "--lag" in result.output and "Sandbox listening" not in io_.stdout
