@@ -1,6 +1,8 @@
 """Everything AWS holds of one stack, read with plain boto3 calls, independently of the steps:
 the Resource Groups Tagging API plus the per-service lists for what moto's tagging API misses
-(launch templates, groups, capacity providers, listeners, IAM, scalable targets). Tests use it
+(launch templates, groups, capacity providers, listeners, IAM, scalable targets). The fleet
+(instances, their attached volumes) and the tasks are counted by their group and service; a
+volume of the stack's attached to nothing is a leftover. Tests use it
 to prove a teardown left nothing and that an `up` orphaned nothing."""
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ def inventory(client: Client, stack: str) -> set[str]:
             arn = r["ResourceARN"]
             if ":instance/" in arn or ":task/" in arn or ":container-instance/" in arn:
                 continue  # the fleet and the tasks: counted by their group and service
+            if ":volume/" in arn:  # kept below unless attached (an instance's: counted by its group)
+                found.add(f"volume-candidate:{arn.rsplit('/', 1)[-1]}")
+                continue
             if ":launch-template/" in arn:
                 continue  # listed by name below
             if ":capacity-provider/" in arn:  # kept below if ACTIVE (ECS keeps a deleted one INACTIVE)
@@ -55,6 +60,11 @@ def inventory(client: Client, stack: str) -> set[str]:
             for cp in described[0].get("capacityProviders", []):
                 found.add(f"capacity-provider-candidate:{cp}")
     ec2 = client("ec2")
+    volumes = sorted(n.split(":", 1)[1] for n in found if n.startswith("volume-candidate:"))
+    found = {f for f in found if not f.startswith("volume-candidate:")}
+    for v in ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": volumes}])["Volumes"] if volumes else []:
+        if v["State"] != "in-use":
+            found.add(f"volume:{v['VolumeId']}")
     for t in ec2.describe_launch_templates(Filters=[{"Name": f"tag:{STACK_TAG}", "Values": [stack]}])[
         "LaunchTemplates"
     ]:

@@ -34,15 +34,16 @@ IN_PLACE = (
 )
 
 
-def planned(text: str) -> dict[str, list[str]]:
-    """`~ <kind> <name>` -> the field lines under it, from `up --dry-run`'s text plan."""
+def planned(text: str, notes: bool = False) -> dict[str, list[str]]:
+    """`~ <kind> <name>` -> the field lines under it (or its `# note:` lines), from
+    `up --dry-run`'s text plan."""
     out: dict[str, list[str]] = {}
     lines: list[str] = []
     for line in text.splitlines():
         if m := re.match(r"\s+[~+-]+ (.+)$", line):
             lines = out.setdefault(m.group(1), [])
-        elif line.startswith("        ") and line.strip():
-            lines.append(line.strip())
+        elif line.startswith("        ") and line.strip() and line.strip().startswith("# note: ") == notes:
+            lines.append(line.strip().removeprefix("# note: "))
     return out
 
 
@@ -82,7 +83,26 @@ def test_article_tags_edit_is_planned_on_every_kind_and_converges(runs: Runs, tm
     assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
     file = path.read_text()
     path.write_text(file + "\ntags: {team: payments, cost-center: cc-17}\n")
-    plan = planned(cmd("up", "-f", str(path), "--dry-run").stdout)
+    text = cmd("up", "-f", str(path), "--dry-run").stdout
+    plan = planned(text)
+    # The plan says the running fleet is re-tagged too (steps/fleet_tags.py), nothing else has notes.
+    (g,) = boto3.client("autoscaling", region_name=REGION).describe_auto_scaling_groups(
+        AutoScalingGroupNames=["article-instances"]
+    )["AutoScalingGroups"]
+    (s,) = boto3.client("ecs", region_name=REGION).describe_services(
+        cluster="DemoApiClusterProd", services=["article-demo-api"]
+    )["services"]
+    instances, tasks = len(g["Instances"]), s["runningCount"] + s["pendingCount"]
+    assert instances > 0 and tasks > 0  # the article runs 2 of each: test_fleet_tags tells them apart
+    assert {line: n for line, n in planned(text, notes=True).items() if n} == {
+        "auto scaling group article-instances": [
+            f"also re-tags the {instances} running instances and their volumes "
+            "(AWS tags them from the group and the launch template only at launch)"
+        ],
+        "ECS service article-demo-api": [
+            f"also re-tags the {tasks} running tasks (ECS propagates the service's tags only at launch)"
+        ],
+    }
     by_kind = {kind: fields for kind in IN_PLACE for line, fields in plan.items() if line.startswith(f"{kind} ")}
     assert set(by_kind) == set(IN_PLACE)
     for kind, fields in by_kind.items():

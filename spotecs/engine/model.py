@@ -101,7 +101,8 @@ class Change:
     # replaced too, whatever its own diff says.
     reason: str = ""
     # Values the file sets that AWS owns once the resource exists (e.g. a desired count under
-    # auto scaling): shown beside the change, never applied.
+    # auto scaling), and what the change does beyond the resource itself (the running instances
+    # a group's tags edit re-tags): shown beside the change, never applied on their own.
     notes: list[str] = field(default_factory=list)
 
     @property

@@ -385,7 +385,7 @@ def install() -> None:
     fills_iam.install(_wrap)
     fills_ecs.install(_wrap)
     fills_tagging.install(_wrap)
-    fills_ec2.install()
+    fills_ec2.install(_wrap_again)  # after refresh.stamp_launched_version, which wraps the same method
     fills_aas.install(_wrap_again)
     if not hasattr(ApplicationAutoScalingResponse, "describe_scaling_activities"):
         ApplicationAutoScalingResponse.describe_scaling_activities = aas_describe_scaling_activities  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from spotecs import names, waiters
 from spotecs.aws import STACK_TAG, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError
-from spotecs.steps import tagging
+from spotecs.steps import fleet_tags, tagging
 from spotecs.steps.base import Context, Step, retry_iam_propagation
 from spotecs.steps.tagging import desired_tags, held_tags
 
@@ -81,6 +81,9 @@ class AutoScalingGroup(Step):
             # (cost allocation): apart from the values, so that the plan shows tags key by key.
             "tags_propagate_at_launch": True,
         }
+
+    def notes(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
+        return fleet_tags.instances_note(current) if _tags_change(desired, current) else []
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
         g = describe_group(ctx, self.name)
@@ -212,6 +215,9 @@ class AutoScalingGroup(Step):
             put = {k: v for k, v in want.items() if have.get(k) != v or not current["tags_propagate_at_launch"]}
             # current["tags"] never holds AmazonECSManaged or aws:* tags: they are never removed.
             drop = {k: v for k, v in have.items() if k not in want}
+            # The running instances first: until the group holds its new tags, every plan shows
+            # them changing, so a failure here is retried by the next `up` (fleet_tags).
+            fleet_tags.retag_instances(ctx, current, want, have)
             if put:
                 ctx.call(f"tag auto scaling group {self.name}", asg.create_or_update_tags, Tags=self._tag_params(put))
             if drop:
@@ -278,3 +284,10 @@ class AutoScalingGroup(Step):
             "Run the same command again to keep waiting; the group is already being deleted.",
             timeout=ctx.timeouts.budget("auto scaling group deleted"),
         )
+
+
+def _tags_change(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """Whether the plan changes the group's tags (their values or their propagation)."""
+    return current is not None and (
+        desired["tags"] != current["tags"] or desired["tags_propagate_at_launch"] != current["tags_propagate_at_launch"]
+    )

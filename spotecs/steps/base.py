@@ -394,8 +394,9 @@ class Step:
         return ""
 
     def notes(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
-        """Values the file sets that something else owns on AWS, each saying who: shown in the
-        plan, never a change (e.g. a desired count under auto scaling)."""
+        """Values the file sets that something else owns on AWS, each saying who (e.g. a desired
+        count under auto scaling), and what the step's change does beyond the resource itself
+        (the running instances a group's tags edit re-tags): shown in the plan, never a change."""
         return []
 
     def __repr__(self) -> str:

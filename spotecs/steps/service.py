@@ -11,11 +11,14 @@ from spotecs import names
 from spotecs.aws import caused_by, tag_list, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError
+from spotecs.steps import fleet_tags
 from spotecs.steps.base import Context, Step
 from spotecs.steps.cluster import listed_service
 from spotecs.steps.service_linked_roles import NOT_USABLE_YET
 from spotecs.steps.tagging import desired_tags, held_tags, retag
 
+# A change of either leaves the running tasks with other tags than the service would give them.
+RETAGS_TASKS = frozenset({"tags", "propagate_tags"})
 GONE = ("ServiceNotFoundException", "ServiceNotActiveException", "ClusterNotFoundException")
 MAX_EVENTS = 5
 EVENTS_KEPT = 10  # the newest service events `status` shows (ECS keeps 100)
@@ -80,13 +83,15 @@ class Service(Step):
         return out
 
     def notes(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
+        out = fleet_tags.tasks_note(current) if _retags_tasks(desired, current) else []
         svc = ctx.stack.services[self.service]
         live = (current or {}).get("desired_count")
         if svc.scaling is None or current is None or live == svc.desired_count:
-            return []
+            return out
         return [
+            *out,
             f"desired_count: {svc.desired_count} in the file, {live} running: owned by service auto scaling "
-            f"(min {svc.scaling.min}, max {svc.scaling.max}) once the service exists; not changed"
+            f"(min {svc.scaling.min}, max {svc.scaling.max}) once the service exists; not changed",
         ]
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
@@ -166,10 +171,14 @@ class Service(Step):
         return {"arn": s["serviceArn"], "name": self.name, "desired_count": count}
 
     def update(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any], change: Change) -> dict[str, Any]:
-        retag(ctx, "ecs", f"ECS service {self.name}", current["arn"], desired["tags"], current.get("tags"))
         changed = change.changed_fields()
+        if changed & RETAGS_TASKS:
+            # The running tasks first: until the service holds its new tags, every plan shows
+            # them changing, so a failure here is retried by the next `up` (fleet_tags).
+            fleet_tags.retag_tasks(ctx, current["cluster"], self.name, desired["tags"], current.get("tags"))
+        retag(ctx, "ecs", f"ECS service {self.name}", current["arn"], desired["tags"], current.get("tags"))
         if changed == {"tags"}:
-            # Tags are not a deployment: the running tasks keep theirs (propagated at launch).
+            # Tags are not a deployment: the running tasks were re-tagged above.
             return {}
         svc = ctx.stack.services[self.service]
         settings = _settings(desired, svc.is_web)
@@ -336,3 +345,12 @@ def _placement_of(p: dict[str, Any]) -> dict[str, Any]:
     if p.get("type") == "binpack" and field:
         field = field.lower()
     return {"type": p.get("type"), "field": field}
+
+
+def _retags_tasks(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """Whether an update of the service in place re-tags its running tasks."""
+    return (
+        current is not None
+        and current.get("cluster") == desired["cluster"]
+        and any(desired[k] != current.get(k) for k in RETAGS_TASKS)
+    )
