@@ -117,12 +117,17 @@ def test_cluster_rename_is_refused_before_any_write_and_teardown_removes_the_old
         Tags=[{"ResourceId": f"{stack}-instances", "ResourceType": "auto-scaling-group", "Key": "team", "Value": "x"}]
     )
     ec2 = sandbox.client("ec2")
+    [instance, *_] = sandbox.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[f"{stack}-instances"]
+    )["AutoScalingGroups"][0]["Instances"]
+    ec2.create_tags(Resources=[instance["InstanceId"]], Tags=[{"Key": "team", "Value": "y"}])
     vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
     stray = ec2.create_security_group(GroupName=f"{stack}-old", Description="an earlier file's", VpcId=vpc)["GroupId"]
     ec2.create_tags(Resources=[stray], Tags=[{"Key": "spotecs:stack", "Value": stack}])
     assert mismatches(sandbox, doc) == [
         "group tags {'Name': 'cv-rename-instances', 'team': 'x'}",
         "service demo-api deregistration delay 7",
+        f"tags of instance {instance['InstanceId']}: {{'team': 'y'}}",
     ]
     assert orphans(sandbox, doc) == [f"security-group:{stack}-old"]
     ec2.delete_security_group(GroupId=stray)

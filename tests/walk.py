@@ -375,8 +375,9 @@ def _file_tags(tags: dict[str, str]) -> dict[str, str]:
 def tag_mismatches(sandbox: Sandbox, stack: Stack) -> list[str]:
     """Each resource of the stack whose tags (beyond the stack's own and a Name) are not the
     file's `tags:`, read with plain calls: the tagging API for what it indexes, the per-service
-    tag reads for listeners, rules, IAM, scalable targets and alarms, and each service's
-    current task definition revision (older revisions keep the tags they were made with)."""
+    tag reads for listeners, rules, IAM, scalable targets and alarms, each service's current task
+    definition revision (older revisions keep the tags they were made with), and the running
+    instances, their volumes and the running tasks."""
     want, out = dict(stack.tags), []
     held: dict[str, dict[str, str]] = {}
     tagging = _client(sandbox, "resourcegroupstaggingapi")
@@ -384,7 +385,8 @@ def tag_mismatches(sandbox: Sandbox, stack: Stack) -> list[str]:
         TagFilters=[{"Key": "spotecs:stack", "Values": [stack.stack]}]
     ):
         for r in page["ResourceTagMappingList"]:
-            if not re.search(r":(instance|task|container-instance|task-definition)/", r["ResourceARN"]):
+            # The running fleet's are read below; the tagging API also lists the gone ones.
+            if not re.search(r":(instance|volume|task|container-instance|task-definition)/", r["ResourceARN"]):
                 held[r["ResourceARN"]] = {t["Key"]: t["Value"] for t in r.get("Tags", [])}
     ecs, elbv2, iam = (_client(sandbox, s) for s in ("ecs", "elbv2", "iam"))
     # moto's tagging API keeps deleted clusters and services (a renamed cluster's, say)
@@ -424,9 +426,38 @@ def tag_mismatches(sandbox: Sandbox, stack: Stack) -> list[str]:
     for t in aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]:
         if t["ResourceId"].split("/")[1] == _cluster(stack):
             held[t["ScalableTargetARN"]] = aas.list_tags_for_resource(ResourceARN=t["ScalableTargetARN"])["Tags"]
+    held.update(_running_fleet_tags(sandbox, stack))
     for what, tags in sorted(held.items()):
         if _file_tags(tags) != want:
             out.append(f"tags of {what}: {_file_tags(tags)}")
+    return out
+
+
+def _running_fleet_tags(sandbox: Sandbox, stack: Stack) -> dict[str, dict[str, str]]:
+    """The tags of the group's running instances, of their volumes and of the services' running
+    tasks (AWS tags them at launch only; `up` re-tags them on a tags edit): one DescribeInstances,
+    one DescribeVolumes, and a ListTasks and DescribeTasks per service."""
+    ec2, ecs, out = _client(sandbox, "ec2"), _client(sandbox, "ecs"), {}
+    reservations = ec2.describe_instances(
+        Filters=[
+            {"Name": "tag:aws:autoscaling:groupName", "Values": [f"{stack.stack}-instances"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ]
+    )["Reservations"]
+    ids = sorted(i["InstanceId"] for r in reservations for i in r["Instances"])
+    for r in reservations:
+        for i in r["Instances"]:
+            out[f"instance {i['InstanceId']}"] = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
+    if ids:
+        for v in ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": ids}])["Volumes"]:
+            out[f"volume {v['VolumeId']}"] = {t["Key"]: t["Value"] for t in v.get("Tags", [])}
+    for name in stack.services:
+        service = f"{stack.stack}-{name}"
+        arns = ecs.list_tasks(cluster=_cluster(stack), serviceName=service, desiredStatus="RUNNING")["taskArns"]
+        for task in ecs.describe_tasks(cluster=_cluster(stack), tasks=arns, include=["TAGS"])["tasks"] if arns else []:
+            out[f"task {task['taskArn'].rsplit('/', 1)[-1]} of {service}"] = {
+                t["key"]: t["value"] for t in task.get("tags", [])
+            }
     return out
 
 
