@@ -64,14 +64,14 @@ def _running(tags: dict[str, str]) -> list[Node]:
     return steps
 
 
-def _fleet_calls(ctx: Context, instances: set[str]) -> list[tuple[str, str]]:
-    """The apply's calls that touch the running fleet, in order: (operation, what)."""
+def _fleet_calls(ctx: Context) -> list[tuple[str, str]]:
+    """The apply's calls that touch the running fleet or tag its source, in order: (operation, what)."""
     out = []
     for c in ctx.aws.calls:
         if (
             c.service == "ec2"
-            and c.operation in ("CreateTags", "DeleteTags")
-            and set(c.params["Resources"]) & instances
+            and c.operation.endswith("Tags")
+            and any(r.startswith("i-") for r in c.params["Resources"])
         ):
             out.append((c.operation, f"{len(c.params['Resources'])} ids"))
         elif c.operation in ("TagResource", "UntagResource") and ":task/" in c.params.get("resourceArn", ""):
@@ -94,7 +94,8 @@ def test_tags_edit_retags_the_running_instances_their_volumes_and_the_tasks() ->
     ec2.create_tags(Resources=[mine], Tags=[{"Key": "backup", "Value": "nightly"}])
 
     stack = make_stack(**FLEET, tags=AFTER)
-    the_plan = plan(steps, fresh(stack))
+    ctx = fresh(stack)
+    the_plan = plan(steps, ctx)
     group, service = the_plan.get("auto-scaling-group"), the_plan.get("service:api")
     assert group.action is Action.UPDATE and group.changed_fields() == {"tags"}
     assert group.notes == [
@@ -104,16 +105,20 @@ def test_tags_edit_retags_the_running_instances_their_volumes_and_the_tasks() ->
     assert service.action is Action.UPDATE and service.changed_fields() == {"tags"}
     assert service.notes == ["also re-tags the 2 running tasks (ECS propagates the service's tags only at launch)"]
 
-    ctx = fresh(stack)
-    converge(steps, ctx)
-    # One read and one call each way for the six ids of the instances and their volumes, before
-    # the group's own tags; one listing and a call each way per task, before the service's.
-    calls = _fleet_calls(ctx, set(instances))
+    # While the plan waits for its yes, the group launches a fourth instance, with the old tags.
+    boto3.client("autoscaling", region_name=REGION).set_desired_capacity(
+        AutoScalingGroupName="demo-instances", DesiredCapacity=4
+    )
+    result = apply(the_plan, steps, ctx)
+    assert not result.failed and not result.skipped, result.failed
+    # One read and one call each way for the twelve ids of the four instances and their volumes,
+    # before the group's own tags; one listing and a call each way per task, before the service's.
+    calls = _fleet_calls(ctx)
     ec2_side = [c for c in calls if c[0] in ("DescribeInstances", "CreateTags", "DeleteTags", "CreateOrUpdateTags")]
     assert ec2_side == [
         ("DescribeInstances", ""),
-        ("CreateTags", "9 ids"),
-        ("DeleteTags", "9 ids"),
+        ("CreateTags", "12 ids"),
+        ("DeleteTags", "12 ids"),
         ("CreateOrUpdateTags", "source"),
     ]
     ecs_side = [c for c in calls if c not in ec2_side]
@@ -127,6 +132,7 @@ def test_tags_edit_retags_the_running_instances_their_volumes_and_the_tasks() ->
     ]
 
     instances, volumes, tasks = running_fleet()
+    assert (len(instances), len(volumes), len(tasks)) == (4, 8, 2)
     for held in [*instances.values(), *volumes.values(), *tasks.values()]:
         holds_the_edit(held)
     for held in instances.values():  # AWS's own and each resource's Name are left as they were
@@ -148,11 +154,14 @@ def test_no_running_fleet_no_note_and_no_fleet_call() -> None:
     assert the_plan.get("auto-scaling-group").notes == [] and the_plan.get("service:api").notes == []
     ctx = fresh(stack)
     converge(steps, ctx)
-    assert [c.operation for c in ctx.aws.calls if c.operation == "DescribeInstances"] == []
-    # The service's tasks are listed (none), never tagged.
-    assert [
-        c.operation for c in ctx.aws.calls if c.operation in ("ListTasks", "TagResource") and ":task/" in str(c.params)
-    ] == []
+    # The group's instances are listed at apply time (one may have launched since the plan).
+    assert [c.operation for c in ctx.aws.calls if c.operation == "DescribeInstances"] == ["DescribeInstances"]
+    assert _fleet_calls(ctx) == [
+        ("DescribeInstances", ""),
+        ("CreateOrUpdateTags", "source"),
+        ("ListTasks", ""),  # none running: none tagged
+        ("TagResource", "source"),
+    ]
 
 
 def _apply_failing(

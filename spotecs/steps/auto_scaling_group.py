@@ -217,7 +217,7 @@ class AutoScalingGroup(Step):
             drop = {k: v for k, v in have.items() if k not in want}
             # The running instances first: until the group holds its new tags, every plan shows
             # them changing, so a failure here is retried by the next `up` (fleet_tags).
-            fleet_tags.retag_instances(ctx, current, want, have)
+            fleet_tags.retag_instances(ctx, self.name, want, have)
             if put:
                 ctx.call(f"tag auto scaling group {self.name}", asg.create_or_update_tags, Tags=self._tag_params(put))
             if drop:

@@ -8,8 +8,10 @@ or a service's tags, the same apply re-tags what runs from it, and the plan says
 Order is what makes a failure half-way repairable without any extra read in a plan: the fleet is
 re-tagged *before* its source (the group, the service) gets its new tags. Until the source holds
 them, every plan still shows its tags change and the next `up` re-tags the fleet again (the tag
-calls are idempotent); once the source holds them, the fleet already does. The one window left:
-an instance or task launched between the fleet's re-tag and its source's, which gets the old tags.
+calls are idempotent); once the source holds them, the fleet already does. The fleet is listed
+at apply time, not taken from the plan's read (a confirmation can take minutes, and instances
+launch meanwhile); the one window left is an instance or task launched between that listing
+and its source's re-tag, a few calls later, which keeps the old tags until it is replaced.
 
 Only the stack's and the file's tags are written, and only keys the file dropped are removed:
 `aws:*` keys (aws:autoscaling:groupName, aws:ecs:*), tags AWS services add and the per-resource
@@ -23,11 +25,11 @@ from spotecs.aws import tag_list
 from spotecs.steps.base import Context
 from spotecs.steps.tagging import delta, held_tags
 
-# DescribeInstances takes at most 200 values per filter; CreateTags and DeleteTags up to 1000
-# resource ids, AWS recommending smaller batches
+# CreateTags and DeleteTags take up to 1000 resource ids, AWS recommending smaller batches
 # (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateTags.html).
-FILTER_VALUES = 200
 TAG_BATCH = 200
+# What AWS tags every instance an auto scaling group launches with (never written by spotecs).
+GROUP_TAG = "aws:autoscaling:groupName"
 # The instances that are (or soon will be) running: a terminating one goes with its old tags.
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 # Each resource has its own Name (the group's on instances, the template's on volumes).
@@ -44,7 +46,8 @@ def fleet_change(want: dict[str, Any], have: dict[str, Any] | None) -> tuple[dic
 
 
 def live_instances(group: dict[str, Any] | None) -> list[str]:
-    """The ids of the group's instances (from the group's read) that are not on their way out."""
+    """The ids of the group's instances that are not on their way out, from the plan's read of
+    the group (for the plan's note; the apply lists them afresh)."""
     return [
         i["id"]
         for i in (group or {}).get("instances", [])
@@ -52,43 +55,39 @@ def live_instances(group: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def _instances_and_volumes(ctx: Context, ids: list[str]) -> list[str]:
-    """The ids of those instances that still live and of their EBS volumes: one DescribeInstances
-    per 200 instances (a filter, not InstanceIds: an instance gone meanwhile is no error)."""
+def _instances_and_volumes(ctx: Context, group: str) -> list[str]:
+    """The ids of the group's live instances and of their EBS volumes, in one paginated
+    DescribeInstances, asked at apply time by the tag AWS puts on every instance a group launches
+    (`aws:autoscaling:groupName`): an instance launched since the plan read the group is found
+    too, where the plan's list of ids would miss it, and one gone meanwhile is no error."""
+    reservations = ctx.paginate(
+        f"find the running instances of {group} and their volumes",
+        "ec2",
+        "describe_instances",
+        "Reservations",
+        Filters=[
+            {"Name": f"tag:{GROUP_TAG}", "Values": [group]},
+            {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
+        ],
+    )
     found: list[str] = []
-    for i in range(0, len(ids), FILTER_VALUES):
-        reservations = ctx.paginate(
-            "find the running instances and their volumes",
-            "ec2",
-            "describe_instances",
-            "Reservations",
-            Filters=[
-                {"Name": "instance-id", "Values": ids[i : i + FILTER_VALUES]},
-                {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
-            ],
-        )
-        for r in reservations:
-            for inst in r.get("Instances", []):
-                found.append(inst["InstanceId"])
-                found += [m["Ebs"]["VolumeId"] for m in inst.get("BlockDeviceMappings", []) if "Ebs" in m]
+    for r in reservations:
+        for inst in r.get("Instances", []):
+            found.append(inst["InstanceId"])
+            found += [m["Ebs"]["VolumeId"] for m in inst.get("BlockDeviceMappings", []) if "Ebs" in m]
     return found
 
 
-def retag_instances(
-    ctx: Context, group: dict[str, Any], want: dict[str, Any], have: dict[str, Any] | None
-) -> list[str]:
+def retag_instances(ctx: Context, group: str, want: dict[str, Any], have: dict[str, Any] | None) -> list[str]:
     """Bring the group's running instances and their volumes to the tags `want` (the group's new
     tags) from `have` (its old): one DescribeInstances, then one CreateTags and (if the file
     dropped a key) one DeleteTags for every id at once. Returns the ids tagged."""
-    ids = live_instances(group)
-    if not ids:
-        return []
     put, drop = fleet_change(want, have)
-    resources = _instances_and_volumes(ctx, ids)
+    resources = _instances_and_volumes(ctx, group)
     ec2 = ctx.client("ec2")
     for i in range(0, len(resources), TAG_BATCH):
         batch = resources[i : i + TAG_BATCH]
-        what = f"the running instances of {group.get('name', 'the group')} and their volumes"
+        what = f"the running instances of {group} and their volumes"
         if put:
             ctx.call(f"tag {what}", ec2.create_tags, Resources=batch, Tags=tag_list(put))
         if drop:
