@@ -222,3 +222,22 @@ def test_a_fleet_retag_failing_half_way_is_finished_by_the_next_up(monkeypatch: 
     for held in [*running_fleet()[2].values(), _group_tags(), _service_tags()]:
         holds_the_edit(held)
     assert not plan(steps, fresh(stack)).has_changes
+
+
+def test_propagation_turned_back_on_retags_the_tasks_launched_without_it() -> None:
+    steps = _running(BEFORE)
+    ecs = boto3.client("ecs", region_name=REGION)
+    # Propagation turned off by hand, and a task launched meanwhile without the service's tags.
+    ecs.update_service(cluster="demo", service="demo-api", propagateTags="NONE")
+    _, _, tasks = running_fleet()
+    bare = sorted(tasks)[0]
+    ecs.untag_resource(resourceArn=bare, tagKeys=["team", "cost-center"])
+
+    stack = make_stack(**FLEET, tags=BEFORE)
+    service = plan(steps, fresh(stack)).get("service:api")
+    assert service.changed_fields() == {"propagate_tags"}
+    assert service.notes == ["also re-tags the 2 running tasks (ECS propagates the service's tags only at launch)"]
+    converge(steps, fresh(stack))
+    _, _, tasks = running_fleet()
+    assert [(t["team"], t["cost-center"]) for t in tasks.values()] == [("payments", "cc-17")] * 2
+    assert not plan(steps, fresh(stack)).has_changes
