@@ -194,10 +194,24 @@ def _maybe_sandbox(enabled: bool, endpoint_url: str | None) -> Iterator[str | No
     help="With --dry-run: exit 0 when there are no changes, 2 when there are, 1 on error.",
 )
 @click.option("--no-wait", is_flag=True, help="Do not wait for services to become healthy.")
+@click.option(
+    "--keep-logs",
+    is_flag=True,
+    help="Keep the logs the plan would delete: the log groups of services the file dropped and the "
+    "access-log buckets it no longer uses (the next plan without it deletes them).",
+)
 @output_option()
 @click.pass_obj
 def up(
-    env: Env, file: Path, aws: AwsOptions, yes: bool, dry_run: bool, detailed_exitcode: bool, no_wait: bool, output: str
+    env: Env,
+    file: Path,
+    aws: AwsOptions,
+    yes: bool,
+    dry_run: bool,
+    detailed_exitcode: bool,
+    no_wait: bool,
+    keep_logs: bool,
+    output: str,
 ) -> Outcome:
     """Create or update the stack so AWS matches the stack file."""
     from spotecs.up import RunOptions
@@ -209,7 +223,8 @@ def up(
         raise click.UsageError(
             "--output json needs --dry-run or --yes (the plan cannot be confirmed interactively in JSON)"
         )
-    plan = run_up(env, RunOptions(file=file, aws=aws, yes=yes, dry_run=dry_run, wait=not no_wait, output=output))
+    opts = RunOptions(file=file, aws=aws, yes=yes, dry_run=dry_run, wait=not no_wait, output=output)
+    plan = run_up(env, opts, keep_logs=keep_logs)
     return Outcome.CHANGES_PRESENT if dry_run and plan.has_changes else Outcome.DONE
 
 

@@ -6,27 +6,24 @@ wait is bounded, so a half-failed teardown (or `up`) is finished by running tear
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from spotecs.engine.model import Action, Plan
+from spotecs.engine.model import Plan
 from spotecs.render import Env, json_document
 from spotecs.render_plan import notes, plan_doc, plan_text
 from spotecs.steps.base import Timeouts
 from spotecs.steps.log_group import ContainerInsightsLogGroup
 from spotecs.up import (
+    KEEP_LOGS_HINT,
     PLAN_SERVICES,
     Run,
     RunOptions,
     confirm,
     execute,
-    holds_logs,
+    keep_the_logs,
     locked,
     plan_run,
     prepare,
     warn_deleted_logs,
 )
-
-KEPT_LOGS = "kept (--keep-logs)"
 
 
 def with_container_insights(run: Run) -> None:
@@ -56,12 +53,8 @@ def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: T
                 the_plan = plan_run(run, destroy=True)
             # Shown as it will run: dependants first (the plan is in `up` order; apply keys by step).
             the_plan.changes.reverse()
-            logs = {s.key for s in run.steps if holds_logs(s)}
             if keep_logs:
-                the_plan.changes = [
-                    replace(c, action=Action.NOOP, note=KEPT_LOGS) if c.key in logs and c.action is Action.DELETE else c
-                    for c in the_plan.changes
-                ]
+                keep_the_logs(run, the_plan)
             doc.update(plan_doc(the_plan), result=None)
             if not the_plan.has_changes:
                 notes(console, the_plan)
@@ -72,7 +65,7 @@ def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: T
                 return the_plan
             if opts.output != "json":
                 plan_text(console, the_plan, run.stack.stack, run.region)
-            warn_deleted_logs(console, run, the_plan, "--keep-logs keeps them")
+            warn_deleted_logs(console, run, the_plan, KEEP_LOGS_HINT)
             if opts.dry_run:
                 return the_plan
             confirm(env, opts, f"\nDelete stack {run.stack.stack} in {run.region}?", "Teardown", "delete")

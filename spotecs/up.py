@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +168,7 @@ def plan_run(run: Run, *, destroy: bool = False) -> Plan:
         raise CheckError([run.stack.cite_problem(p) for p in e.problems]) from None
 
 
-def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
+def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None, *, keep_logs: bool = False) -> Plan:
     with json_document(env, opts.output == "json", command="up") as doc:
         console = env.human(opts.output)
         run = prepare(opts, timeouts, PLAN_SERVICES)
@@ -176,14 +176,17 @@ def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
         with locked(run, opts, "up"):
             with run.aws.reading():
                 the_plan = plan_run(run)
+            if keep_logs:
+                keep_the_logs(run, the_plan)
             the_plan.warnings = run.stack.warnings()
             if the_plan.has_changes:
                 the_plan.warnings += service_linked_roles.plan_notes(run.ctx)
             doc.update(plan_doc(the_plan), result=None)
             if opts.output != "json":
                 plan_text(console, the_plan, run.stack.stack, run.region)
-            # A service the file dropped or renamed takes its log group with it.
-            warn_deleted_logs(console, run, the_plan, "copy them first, or keep the service in the file")
+            # A service the file dropped or renamed takes its log group with it, access logs
+            # turned off their bucket.
+            warn_deleted_logs(console, run, the_plan, KEEP_LOGS_HINT)
             if opts.dry_run:
                 return the_plan
             if the_plan.has_changes:
@@ -201,6 +204,20 @@ def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None) -> Plan:
 def holds_logs(step: Node) -> bool:
     """The only data a stack keeps: its services' log groups and its load balancer's access logs."""
     return isinstance(step, LogGroup | AccessLogBucket)
+
+
+KEPT_LOGS = "kept (--keep-logs)"
+KEEP_LOGS_HINT = "--keep-logs keeps them"
+
+
+def keep_the_logs(run: Run, the_plan: Plan) -> None:
+    """`--keep-logs`: what holds logs is left alone rather than deleted, and said so. Not a change,
+    so a plan keeping them has none; the next plan without the flag deletes them again."""
+    logs = {s.key for s in run.steps if holds_logs(s)}
+    the_plan.changes = [
+        replace(c, action=Action.NOOP, note=KEPT_LOGS) if c.key in logs and c.action is Action.DELETE else c
+        for c in the_plan.changes
+    ]
 
 
 def warn_deleted_logs(console: Console, run: Run, the_plan: Plan, hint: str) -> None:

@@ -90,10 +90,7 @@ def test_up_deletes_what_a_service_removed_from_the_file_left(moto: None, runs: 
         assert line in out.text, line
     assert "Plan: 0 to add, 1 to change, 0 to replace, 5 to destroy." in out.text
     # The stack's only data goes too: said before the question, as teardown says it.
-    assert (
-        "The logs in log group /ecs/demo/old will be deleted (copy them first, or keep the service in the file)."
-        in out.text
-    )
+    assert "The logs in log group /ecs/demo/old will be deleted (--keep-logs keeps them)." in out.text
     assert old_left() == [] and rules() == []
     assert "ECS service demo-api" in leftovers("demo", "demo")  # the one still named is untouched
     again = cmd("up", "-f", str(path), "--yes", "--no-wait")
@@ -649,14 +646,17 @@ def test_teardown_with_the_current_file_removes_every_kind_left_under_other_name
     assert "Nothing to delete" in cmd("teardown", "-f", str(path), "--yes").text
 
 
-def test_an_access_log_bucket_of_another_name_is_kept_by_up_and_by_teardown_keep_logs(
+def test_an_access_log_bucket_of_another_name_is_kept_by_up_and_teardown_keep_logs(
     moto: None, runs: Runs, tmp_path: Path
 ) -> None:
-    """Like the stack's own bucket: `up` never deletes logs, teardown does unless told to keep them."""
+    """Like the stack's log groups: `up` and teardown delete it unless told to keep logs
+    (tests/test_up_logs.py: deleted by `up`)."""
     path = stack_file(tmp_path, MINIMAL)
     assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
     _plant_unnamed(("bucket",))
-    assert "No changes." in cmd("up", "-f", str(path), "--dry-run").text
+    kept = cmd("up", "-f", str(path), "--dry-run", "--detailed-exitcode", "--keep-logs")
+    assert kept.code == 0, kept.text
+    assert "S3 bucket earlier-alb-logs-7: kept (--keep-logs)" in kept.text, kept.text
     out = cmd("teardown", "-f", str(path), "--yes", "--keep-logs")
     assert out.code == 0, out.text
     assert "S3 bucket earlier-alb-logs-7: kept (--keep-logs)" in out.text, out.text

@@ -127,8 +127,9 @@ Candidate = tuple[Callable[..., Step], tuple[str, ...]]
 def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[Step]:
     """Steps deleting what the stack owns but `ctx.stack` no longer names. What the file names is
     decided from the stack file itself, never from `steps` (which a caller may have filtered);
-    `steps` only gives the keys orphans may depend on. With `destroy` (teardown), the access-log
-    bucket is included too: `up` never deletes logs because access logs were switched off."""
+    `steps` only gives the keys orphans may depend on. The stack's own access-log bucket is an
+    orphan once the file no longer has it (access logs off, or a bucket of the file's): `up` finds
+    it in the tagging-API read, teardown asks it (it must go whatever that index holds)."""
     stack = ctx.stack
     name = stack.stack
     services = {names.service(name, s): s for s in stack.services}
@@ -232,6 +233,8 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
             f"{PREFIX}access-log-bucket",
         )
         add(partial(OrphanListeners, name, [], https=False), f"{PREFIX}load-balancer", *orphan_tgs)
+    if not destroy and "access-log-bucket" not in keys and orphans_unnamed.own_bucket_left(ctx):
+        candidates.append((partial(OrphanAccessLogBucket, name), ()))
     candidates += unlisted
     orphans_tagged.find(ctx, add, Gone, other_clusters)
     orphans_unnamed.find(ctx, add, Gone, destroy=destroy, other_clusters=other_clusters, held=held, scaled=scaled_ids)

@@ -2,10 +2,11 @@
 give: task definition families outside `<stack>-`, capacity providers no group of the file has
 (an older group's, a deleted group's), CloudWatch alarms no scaling policy of the file names,
 the scalable targets of the stack's services gone from another cluster (or with it), access-log
-buckets of another name (teardown only, like the file's own bucket), and the instance profile
-left when its role was deleted by hand (teardown only: `up` takes it back for the role).
+buckets of another name (`up` deletes them as it deletes a dropped service's log group, unless
+`--keep-logs`), and the instance profile left when its role was deleted by hand (teardown only:
+`up` takes it back for the role).
 
-All but the last two come from reads the plan makes anyway: the stack's tagging-API read
+All come from reads the plan makes anyway: the stack's tagging-API read
 (steps.base.stack_tagged, which lists task definitions, capacity providers, alarms and buckets:
 https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/supported-services.html),
 the namespace's scalable targets (service_scaling.scaling_reads), the stack's groups and the
@@ -139,7 +140,7 @@ class NamedBucket(AccessLogBucket):
             )
         except AwsError as e:
             # The permissions README gives cover `<stack>-alb-logs-*` only: a bucket of another
-            # name spotecs may not read is left, not a failed teardown.
+            # name spotecs may not read is left, not a failed `up` or teardown.
             if e.code in DENIED:
                 return None
             raise
@@ -206,8 +207,8 @@ def find(
     _providers(ctx, add, gone, tagged, other_clusters, held)
     _alarms(ctx, add, gone, tagged, scaled)
     _targets(ctx, add, gone, scaled)
+    _buckets(ctx, add, gone, tagged, destroy=destroy)
     if destroy:
-        _buckets(ctx, add, gone, tagged)
         _profile(ctx, add, gone)
 
 
@@ -294,12 +295,37 @@ def _targets(ctx: Context, add: Add, gone: type, scaled: Collection[str]) -> Non
         add(_make(gone, TargetScaling, args, t["ResourceId"], key("scaling", t["ResourceId"]), **kw))
 
 
-def _buckets(ctx: Context, add: Add, gone: type, tagged: list[str]) -> None:
-    """Buckets of the stack under another name than its access-log bucket's (orphans.py's)."""
-    own = names.access_log_bucket(ctx.name, ctx.account_id)
-    for arn in sorted(tagged):
-        if arn.split(":")[2:3] == ["s3"] and (bucket := arn_resource(arn)) != own:
+def _buckets(ctx: Context, add: Add, gone: type, tagged: list[str], *, destroy: bool) -> None:
+    """Buckets of the stack under another name than its access-log bucket's (orphans.py's). `up`
+    leaves the bucket the file names for access logs, whatever its tags: the load balancer writes
+    there."""
+    found = tagged_buckets(tagged)
+    if not found:  # the account id is asked only when a bucket is the stack's
+        return
+    logs = ctx.stack.load_balancer.access_logs
+    keep = {names.access_log_bucket(ctx.name, ctx.account_id)}
+    if not destroy and logs is not None and logs.bucket:
+        keep.add(logs.bucket)
+    for bucket in found:
+        if bucket not in keep:
             add(_make(gone, NamedBucket, (ctx.name,), bucket, key("access-log-bucket", bucket), {"found": bucket}))
+
+
+def tagged_buckets(tagged: Collection[str]) -> list[str]:
+    """The buckets in the stack's tagging-API read (of the stack's region only)."""
+    return sorted(arn_resource(a) for a in tagged if a.split(":")[2:3] == ["s3"])
+
+
+def own_bucket_left(ctx: Context) -> bool:
+    """Whether `up` finds the stack's own access-log bucket in the stack's tagging-API read while
+    the file does not name it as its access logs' bucket (orphans.py then plans it gone, unless
+    the file's own bucket step holds it). From that read only: the no-op plan asks nothing more."""
+    found = tagged_buckets(stack_tagged(ctx))
+    if not found:
+        return False
+    own = names.access_log_bucket(ctx.name, ctx.account_id)
+    logs = ctx.stack.load_balancer.access_logs
+    return own in found and not (logs is not None and logs.bucket == own)
 
 
 def _profile(ctx: Context, add: Add, gone: type) -> None:
