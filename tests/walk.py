@@ -138,6 +138,20 @@ def https(doc: Doc, rng: random.Random) -> str:
     return "https on"
 
 
+LOGS_OFF = "access logs off"
+
+
+def access_logs(doc: Doc, rng: random.Random) -> str:
+    """The load balancer's access logs on (into the bucket spotecs makes) or off: the bucket goes
+    with them, after an `up --keep-logs` that keeps it (the walk does both). Without a web
+    service there is no load balancer, so no bucket either way."""
+    lb = doc.setdefault("load_balancer", {})
+    if lb.pop("access_logs", None) is not None:
+        return LOGS_OFF
+    lb["access_logs"] = {"expire_days": rng.choice([3, 9])}
+    return f"access logs on, expiring after {lb['access_logs']['expire_days']} days"
+
+
 def health_check(doc: Doc, rng: random.Random) -> str:
     name = _svc(doc, rng, web=True)
     if not name:
@@ -314,6 +328,7 @@ CATALOGUE: list[Callable[[Doc, random.Random], str]] = [
     cluster_name,
     internal,
     https,
+    access_logs,
     health_check,
     deregistration_delay,
     image,
@@ -596,6 +611,12 @@ def _load_balancer_mismatches(sandbox: Sandbox, stack: Stack) -> list[str]:
         out.append(f"the HTTP listener's action {http}")
     if cert and [c["CertificateArn"] for c in listeners[443].get("Certificates", [])] != [cert]:
         out.append(f"the HTTPS listener's certificates {listeners[443].get('Certificates')}")
+    attributes = elbv2.describe_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]
+    held = {a["Key"]: a["Value"] for a in attributes if a["Key"].startswith("access_logs.s3.")}
+    logs = stack.load_balancer.access_logs
+    want_logs = ("true", logs.bucket or f"{stack.stack}-alb-logs-123456789012") if logs else ("false", "")
+    if (held.get("access_logs.s3.enabled"), held.get("access_logs.s3.bucket", "")) != want_logs:
+        out.append(f"load balancer access logs {held}")
     return out
 
 
@@ -687,6 +708,11 @@ def orphans(sandbox: Sandbox, doc: Doc) -> list[str]:
     allowed += [rf"tagged:.*:log-group:{re.escape(g)}$" for g in logs]
     allowed += [rf"scalable-target:service/{re.escape(cluster)}/{s}$" for s in scaled]
     allowed += [rf"tagged:.*:alarm:{s}-.*" for s in scaled]
+    # The access-log bucket only while the file has access logs (into spotecs's bucket) and a
+    # load balancer: once they are off (or no service is web), `up` deletes it.
+    logs_bucket = (doc.get("load_balancer") or {}).get("access_logs")
+    if web and logs_bucket is not None and not logs_bucket.get("bucket"):
+        allowed += [rf"tagged:arn:aws:s3:::{re.escape(_logs_bucket(doc))}$"]
     if web:
         allowed += [rf"tagged:.*:loadbalancer/app/{stack}/\w+$", rf"listener:{stack}:(80|443)$"]
         allowed += [rf"security-group:{stack}-lb$"]
@@ -727,11 +753,33 @@ def _teardown_keeping_logs(sandbox: Sandbox, path: Path, doc: Doc) -> tuple[str,
     down = spotecs_cli(sandbox, "teardown", "-f", str(path), "--yes", "--keep-logs")
     if down.code != 0:
         return "teardown --keep-logs failed", down.output
-    left = sorted(r for r in inventory(lambda service: _client(sandbox, service), stack) if ":log-group:" not in r)
+    bucket = f"tagged:arn:aws:s3:::{_logs_bucket(doc)}"
+    left = sorted(
+        r for r in inventory(lambda service: _client(sandbox, service), stack) if ":log-group:" not in r and r != bucket
+    )
     if left:
         return f"teardown --keep-logs left {left}", down.output
     lost = _lost_markers(sandbox, doc)
     return (f"teardown --keep-logs lost {lost}", down.output) if lost else None
+
+
+def _logs_bucket(doc: Doc) -> str:
+    """The access-log bucket spotecs makes (names.access_log_bucket; the sandbox's account)."""
+    return f"{doc['stack']}-alb-logs-123456789012"
+
+
+def _up_keeping_logs(sandbox: Sandbox, path: Path, doc: Doc) -> tuple[str, str] | None:
+    """`up --keep-logs` once access logs are off: exit 0, the bucket kept with what it holds, and
+    the next plan with the flag empty (kept is not a change). None when all of that holds."""
+    s3, bucket = _client(sandbox, "s3"), _logs_bucket(doc)
+    s3.put_object(Bucket=bucket, Key=f"AWSLogs/{MARKER}", Body=b"GET / 200")
+    kept = spotecs_cli(sandbox, "up", "-f", str(path), "--yes", "--keep-logs")
+    if kept.code != 0:
+        return f"up --keep-logs exited {kept.code}", kept.output
+    if [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])] != [f"AWSLogs/{MARKER}"]:
+        return "up --keep-logs did not keep the access-log bucket's logs", kept.output
+    again = spotecs_cli(sandbox, "up", "-f", str(path), "--dry-run", "--detailed-exitcode", "--keep-logs")
+    return ("the next plan with --keep-logs is not empty", again.output) if again.code != 0 else None
 
 
 def _lost_markers(sandbox: Sandbox, doc: Doc) -> list[str]:
@@ -800,7 +848,12 @@ def walk(sandbox: Sandbox, tmp: Path, seed: int, edits: int = 25) -> Walk:
         result.steps.append(label)
         result.kinds.append(edit.__name__)
         _write(path, candidate)
+        if label == LOGS_OFF and any("container_port" in svc for svc in doc["services"].values()):
+            kept = _up_keeping_logs(sandbox, path, candidate)
+            if kept:
+                return fail(*kept)
         if edit is not keep_logs:
+            # After access logs are turned off, the bucket `up --keep-logs` kept goes now.
             run = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")
             # A cluster rename is refused before any write; the way out it names is a teardown
             # (keeping the logs), then up.
