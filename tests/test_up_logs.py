@@ -40,6 +40,11 @@ def log_groups() -> list[str]:
     return sorted(g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix="/ecs/demo/")["logGroups"])
 
 
+def bucket_calls(runs: Runs) -> list[str]:
+    """The last run's S3 and STS calls, sorted."""
+    return sorted(f"{c.service}.{c.operation}" for c in runs.sessions[-1].calls if c.service in ("s3", "sts"))
+
+
 def plant_buckets() -> None:
     """Access-log buckets (each holding a log) an earlier file may have left: one tagged as stack
     demo's, one as stack demo-api's, one untagged."""
@@ -57,6 +62,17 @@ def test_up_deletes_the_stack_s_own_bucket_once_access_logs_are_off_and_says_so_
     path = stack_file(tmp_path, LOGS_ON)
     assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
     assert OWN in buckets() and access_logs_enabled() == "true"
+    # Found from the plan's tagging-API read: a plan keeping the bucket asks only the bucket
+    # step's reads (and the account id it is named after), none for the orphan search.
+    assert "No changes." in cmd("up", "-f", str(path), "--dry-run").text
+    assert bucket_calls(runs) == [
+        "s3.GetBucketEncryption",
+        "s3.GetBucketLifecycleConfiguration",
+        "s3.GetBucketPolicy",
+        "s3.GetBucketTagging",
+        "s3.GetPublicAccessBlock",
+        "sts.GetCallerIdentity",
+    ]
     s3().put_object(Bucket=OWN, Key="alb/AWSLogs/x.log.gz", Body=b"GET / 200")  # delivered by ELB
 
     stack_file(tmp_path, MINIMAL)  # access logs off
@@ -83,6 +99,7 @@ def test_up_deletes_the_stack_s_own_bucket_once_access_logs_are_off_and_says_so_
     again = cmd("up", "-f", str(path), "--dry-run", "--detailed-exitcode")
     assert again.code == 0, again.text
     assert "will be deleted" not in again.text
+    assert bucket_calls(runs) == []  # no bucket, no access logs: nothing asked
 
 
 def test_up_deletes_a_bucket_tagged_as_the_stack_s_under_another_name_but_never_the_file_s(
