@@ -159,6 +159,7 @@ class ProgressView:
         )
         self._tasks: dict[str, TaskID] = {}
         self._last: dict[str, str] = {}
+        self._what: dict[str, str] = {}  # a step's kind and name, as the user knows it, by key
         # Off a terminal: the running steps' text, start and last printed line's time.
         self._running: dict[str, tuple[str, float, float]] = {}
         self._lock = threading.Lock()
@@ -206,6 +207,7 @@ class ProgressView:
         what = f"{e.kind} {e.name}"
         with self._lock:
             if e.state == "start":
+                self._what[e.key] = what
                 text = f"{PRESENT[e.action]} {what}"
                 if self.live:
                     self._tasks[e.key] = self._progress.add_task(escape(text), status="")
@@ -250,7 +252,7 @@ class ProgressView:
             self._progress.update(task, status=escape(status))
         elif not self.live:
             with self._out:
-                self.console.print(f"  {key}: {status}", markup=False, soft_wrap=True)
+                self.console.print(f"  {self._what.get(key, key)}: {status}", markup=False, soft_wrap=True)
 
 
 def result_text(console: Console, plan: Plan, result: Result, verb: str = "Apply") -> None:
@@ -278,8 +280,14 @@ def result_text(console: Console, plan: Plan, result: Result, verb: str = "Apply
         c = plan.get(key)
         console.print(f"  [green]applied[/] {c.action.past} {escape(c.kind)} {escape(c.name)}")
     for key, err in result.failed.items():
-        console.print(f"  [red]failed[/]  {key}: {escape(str(err))}", soft_wrap=True)
+        console.print(f"  [red]failed[/]  {_what(plan, key)}: {escape(str(err))}", soft_wrap=True)
     for key in result.stopped:
-        console.print(f"  [yellow]stopped[/] {key} (AWS may show it part-way; the next run finishes it)")
+        console.print(f"  [yellow]stopped[/] {_what(plan, key)} (AWS may show it part-way; the next run finishes it)")
     for key in result.skipped:
-        console.print(f"  [dim]{'not started' if result.interrupted else 'skipped'} {key}[/]")
+        console.print(f"  [dim]{'not started' if result.interrupted else 'skipped'} {_what(plan, key)}[/]")
+
+
+def _what(plan: Plan, key: str) -> str:
+    """A step's kind and name, as the plan showed it (its key only if the plan lacks it)."""
+    c = next((ch for ch in plan.changes if ch.key == key), None)
+    return escape(key if c is None else f"{c.kind} {c.name}")

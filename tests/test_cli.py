@@ -425,8 +425,8 @@ def test_apply_failure_exit_1_reports_failed_and_skipped(
     assert result.exit_code == 1
     out = io_.stdout
     assert "Apply failed. 3 step(s) applied, 1 failed, 1 skipped." in out
-    assert "failed  security-group:lb: Failed to create security group demo-lb: limit exceeded" in out
-    assert "skipped security-group:instances" in out
+    assert "failed  security group demo-lb: Failed to create security group demo-lb: limit exceeded" in out
+    assert "skipped security group demo-instances" in out
     assert "Error: apply did not finish: run the same command again" in io_.stderr
     # Run again without the fault: it converges from where it stopped.
     tweak.clear()
@@ -585,30 +585,33 @@ def test_plan_json_hides_metadata_and_unknowns() -> None:
 def test_result_text_lists_failed_and_skipped() -> None:
     plan = Plan(
         [
-            Change("a", "thing", "a", Action.CREATE),
-            Change("b", "thing", "b", Action.CREATE),
-            Change("c", "thing", "c", Action.UPDATE),
+            Change("service:api", "ECS service", "demo-api", Action.CREATE),
+            Change("scaling:api", "service auto scaling", "service/demo/demo-api", Action.CREATE),
+            Change("orphan:log-group:old", "log group", "/ecs/demo/old", Action.DELETE),
         ]
     )
     console, buf = _console()
-    result_text(console, plan, ApplyResult(applied=["c"], failed={"a": RuntimeError("boom")}, skipped=["b"]))
+    failed = {"service:api": RuntimeError("boom")}
+    result_text(console, plan, ApplyResult(applied=["orphan:log-group:old"], failed=failed, skipped=["scaling:api"]))
+    # The user's names, never the steps' internal keys.
     assert buf.getvalue().splitlines()[1:] == [
         "Apply failed. 1 step(s) applied, 1 failed, 1 skipped.",
-        "  applied updated thing c",
-        "  failed  a: boom",
-        "  skipped b",
+        "  applied deleted log group /ecs/demo/old",
+        "  failed  ECS service demo-api: boom",
+        "  skipped service auto scaling service/demo/demo-api",
     ]
 
 
 def test_result_text_after_an_interruption_says_what_was_applied_and_what_was_not() -> None:
-    plan = Plan([Change(k, "thing", k, Action.CREATE) for k in "abc"])
+    plan = Plan([Change(f"thing:{k}", "thing", k, Action.CREATE) for k in "abc"])
     console, buf = _console()
-    result_text(console, plan, ApplyResult(applied=["a"], stopped=["b"], skipped=["c"], interrupted=True))
+    result = ApplyResult(applied=["thing:a"], stopped=["thing:b"], skipped=["thing:c"], interrupted=True)
+    result_text(console, plan, result)
     assert buf.getvalue().splitlines()[1:] == [
         "Apply interrupted. 1 step(s) applied, 1 stopped part-way, 1 not started.",
         "  applied created thing a",
-        "  stopped b (AWS may show it part-way; the next run finishes it)",
-        "  not started c",
+        "  stopped thing b (AWS may show it part-way; the next run finishes it)",
+        "  not started thing c",
     ]
 
 
@@ -731,7 +734,7 @@ def test_off_a_terminal_a_quiet_step_gets_a_still_line_every_10_seconds() -> Non
     view.heartbeat(now=170.0)  # done: no more lines for it
     assert buf.getvalue().splitlines() == [
         "creating ECS service demo-api…",
-        "  service:api: running 1/2, targets healthy 0/2",
+        "  ECS service demo-api: running 1/2, targets healthy 0/2",  # its name, not the step's key
         "still creating ECS service demo-api, running 1/2, targets healthy 0/2 (40s elapsed)",
         "still creating ECS service demo-api, running 1/2, targets healthy 0/2 (50s elapsed)",
         "✓ created ECS service demo-api (52.0s)",
