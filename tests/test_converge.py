@@ -49,7 +49,11 @@ def test_internal_load_balancer_replaces_it_with_its_listeners_in_one_up(sandbox
     article(path, stack, ("desired_count: 2", "desired_count: 3"))
     code, out, _ = spotecs_cli(sandbox, "up", "-f", str(path), "--dry-run", "--detailed-exitcode")
     assert code == 0, out
-    assert "note: desired_count: 3 in the file, 2 running: owned by service auto scaling (min 1, max 10)" in out
+    # Said of the service that exists (not "once the service exists"), and how the file's value is used.
+    assert (
+        "note: desired_count: 3 in the file, 2 on the service: service auto scaling (min 1, max 10) sets it; "
+        "the file's value only starts a new service\n" in out
+    )
 
     article(path, stack, ("load_balancer: {}", "load_balancer: {internal: true}"))
     code, out, _ = spotecs_cli(sandbox, "up", "-f", str(path), "--yes")

@@ -60,7 +60,7 @@ def test_plan_shows_structured_values_field_by_field_and_long_values_whole() -> 
 
 
 def test_plan_shows_notes_of_values_aws_owns_with_or_without_changes() -> None:
-    note = "desired_count: 4 in the file, 3 running: owned by service auto scaling (min 3, max 30)"
+    note = "desired_count: 4 in the file, 3 on the service: service auto scaling (min 3, max 30) sets it"
     quiet = Change("service:api", "ECS service", "demo-api", Action.NOOP, notes=[note])
     assert f"ECS service demo-api: note: {note}" in _plan_out(quiet)
     busy = Change("service:api", "ECS service", "demo-api", Action.UPDATE, [FieldDiff("x", 1, 2)], notes=[note])

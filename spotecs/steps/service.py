@@ -90,8 +90,8 @@ class Service(Step):
             return out
         return [
             *out,
-            f"desired_count: {svc.desired_count} in the file, {live} running: owned by service auto scaling "
-            f"(min {svc.scaling.min}, max {svc.scaling.max}) once the service exists; not changed",
+            f"desired_count: {svc.desired_count} in the file, {live} on the service: service auto scaling "
+            f"(min {svc.scaling.min}, max {svc.scaling.max}) sets it; the file's value only starts a new service",
         ]
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
