@@ -166,6 +166,15 @@ def _message(err: ErrorDetails, loc: tuple[str | int, ...]) -> str:
     if kind == "missing":
         return "required, but missing"
     msg = str(err["msg"])
+    value = err.get("input")
+    if kind in ("model_type", "dict_type", "list_type"):
+        # pydantic's "valid dictionary or instance of LoadBalancer": the class is ours, not the user's.
+        listed = kind == "list_type"
+        if value is None:  # `load_balancer:` left with nothing under it once its lines were removed
+            return "empty (YAML reads a key with nothing under it as null): write its " + (
+                "items under it (or [] for none)" if listed else "settings under it (or {} for none)"
+            )
+        return f"should be {'a list' if listed else 'a mapping (key: value lines)'}, not {_shape(value)}"
     if kind in ("value_error", "assertion_error"):
         msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     elif kind == "string_pattern_mismatch":
@@ -179,6 +188,16 @@ def _message(err: ErrorDetails, loc: tuple[str | int, ...]) -> str:
             what = f"the boolean {str(value).lower()}" if isinstance(value, bool) else f"the number {value}"
         msg = f"{msg}: YAML reads this unquoted value as {what}; write it in quotes"
     return msg[:1].lower() + msg[1:] if not msg[:2].isupper() else msg
+
+
+def _shape(value: object) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    return "a list" if isinstance(value, list) else "a mapping"
 
 
 def _problems(e: ValidationError) -> Iterator[tuple[tuple[str, ...], str, bool]]:
