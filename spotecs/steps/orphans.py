@@ -102,7 +102,19 @@ class OrphanLoadBalancerGroup(Gone, LoadBalancerGroup):
 
 
 class OrphanAccessLogBucket(Gone, AccessLogBucket):
-    pass
+    def __init__(self, *args: Any, why: str = "", **kwargs: Any) -> None:
+        """`why`: the plan's reason when `up` deletes it (the user never named this bucket)."""
+        super().__init__(*args, **kwargs)
+        self.gone_reason = why or Gone.gone_reason
+
+
+def _own_bucket_gone(ctx: Context) -> str:
+    logs = ctx.stack.load_balancer.access_logs
+    if logs is None:
+        return "access logs are off in the file"
+    if logs.bucket:
+        return f"the file's access logs go to bucket {logs.bucket}"
+    return "the file has no load balancer for access logs"
 
 
 class OrphanFisRole(Gone, fis.FisRole):
@@ -234,7 +246,7 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
         )
         add(partial(OrphanListeners, name, [], https=False), f"{PREFIX}load-balancer", *orphan_tgs)
     if not destroy and "access-log-bucket" not in keys and orphans_unnamed.own_bucket_left(ctx):
-        candidates.append((partial(OrphanAccessLogBucket, name), ()))
+        candidates.append((partial(OrphanAccessLogBucket, name, why=_own_bucket_gone(ctx)), ()))
     candidates += unlisted
     orphans_tagged.find(ctx, add, Gone, other_clusters)
     orphans_unnamed.find(ctx, add, Gone, destroy=destroy, other_clusters=other_clusters, held=held, scaled=scaled_ids)
