@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from spotecs.engine.model import Action, Change, Plan, Unknown
 from spotecs.render import COLORS
@@ -69,10 +70,21 @@ def plan_text(console: Console, plan: Plan, stack: str, region: str) -> None:
             label = f" ({ch.action.verb}: {escape(ch.reason)})"
         console.print(f"  [{color}]{ch.action.symbol:>3}[/] {escape(ch.kind)} [bold]{escape(ch.name)}[/]{label}")
         for line in change_lines(ch):
-            console.print(f"        {escape(line)}")
+            hanging(console, line)
         for note in ch.notes:
-            console.print(f"        [dim]# note: {escape(note)}[/]")
+            hanging(console, f"# note: {note}", style="dim")
     console.print(f"\n[bold]{plan.summary()}[/]")
+
+
+def hanging(console: Console, line: str, indent: int = 8, style: str = "") -> None:
+    """A value's line at `indent`; on a terminal its continuation lines wrap under it, four
+    columns further in, not back at the margin where they would read as lines of their own.
+    Off a terminal (soft wrap) the line stays whole, for logs and grep."""
+    if console.soft_wrap or indent + len(line) <= console.width:
+        console.print(" " * indent + escape(line), style=style)
+        return
+    for i, part in enumerate(Text(line, style=style).wrap(console, max(console.width - indent - 4, 20))):
+        console.print(Text(" " * (indent if i == 0 else indent + 4)) + part)
 
 
 def notes(console: Console, plan: Plan, indent: str = "  ") -> None:

@@ -124,3 +124,32 @@ def test_warm_up_warms_the_plans_styles_and_never_the_emoji_table() -> None:
     print parses. A fresh interpreter: this one's caches are warm already."""
     got = subprocess.run([sys.executable, "-c", WARMED], capture_output=True, text=True, check=True).stdout.split()
     assert got == ["False", "0", "True"]
+
+
+def test_on_a_terminal_a_long_plan_line_wraps_under_its_own_indent_not_at_the_margin() -> None:
+    ingress = [{"cidr": "0.0.0.0/0", "from": p, "protocol": "tcp", "to": p} for p in (80, 443)]
+    arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop-api/40e16ea6df25ef48"
+    created = Change("sg:lb", "security group", "demo-lb", Action.CREATE, desired={"ingress": ingress})
+    changed = Change(
+        "listeners",
+        "listeners",
+        "demo :80",
+        Action.UPDATE,
+        [FieldDiff("http.target_group", None, arn)],
+        notes=["also re-tags the 2 running instances and their volumes (AWS tags them only at launch)"],
+    )
+    out = io.StringIO()
+    console = Console(file=out, width=60, color_system=None, highlight=False, force_terminal=True)
+    plan_text(console, Plan([created, changed]), "demo", "us-east-1")
+    lines = out.getvalue().splitlines()
+    body = [line for line in lines if line and not line.lstrip().startswith(("+", "~", "Plan:", "spotecs will"))]
+    assert len(body) > 3 and all(len(line) <= 60 for line in lines)
+    # Each value starts at 8 columns; its continuation lines at 12: none back at the margin.
+    assert all(line.startswith(" " * 8) for line in body), body
+    assert [line for line in body if line.startswith(" " * 12)]
+    # Folded only where a word must be: the whole value is there once the lines are joined.
+    assert arn in "".join(line.strip() for line in body)
+    # Off a terminal (soft wrap) each line stays whole, for logs and grep.
+    piped = io.StringIO()
+    plan_text(Console(file=piped, width=60, no_color=True, soft_wrap=True), Plan([changed]), "demo", "us-east-1")
+    assert f'        http.target_group: null → "{arn}"' in piped.getvalue().splitlines()
