@@ -283,8 +283,11 @@ def scaling(doc: dict[str, Any], interactive: bool) -> RenderableType:
         how = f" (set by {s['set_by']})" if s["set_by"] else ""
         lines.append(f"service {s['service']}: min {s['min']}, max {s['max']}{how}")
         for p in s["policies"]:
-            alarms = ", ".join(f"{a['name']} {a['state'] or '?'}" for a in p["alarms"]) or "no alarm"
-            lines.append(f"  policy {p['name']}: {alarms}")
+            alarms = [f"{a['name']} {a['state'] or '?'}" for a in p["alarms"]]
+            if len(alarms) > 1:  # target tracking's two, whose names are about 110 characters
+                lines += [f"  policy {p['name']}:", *(f"    {a}" for a in alarms)]
+            else:
+                lines.append(f"  policy {p['name']}: {alarms[0] if alarms else 'no alarm'}")
         for a in s["scheduled"]:
             when = a["next_run"].strftime("%a %Y-%m-%d %H:%M %Z") if a["next_run"] else "not computed"
             size = ", ".join(f"{k} {a[k]}" for k in ("min", "max") if a[k] is not None)
@@ -294,11 +297,29 @@ def scaling(doc: dict[str, Any], interactive: bool) -> RenderableType:
         style = "red" if a["status"] in ("Failed", "Cancelled", "Unfulfilled") else ""
         what = str(a["description"]) + (f" — {a['message']}" if a.get("message") else "")
         t.add_row(a["scaler"], Text(str(a["status"]), style=style), what, _clock(a["start"]))
-    body: list[RenderableType] = [Text("Scaling", style="bold"), Text("\n".join(lines))]
+    body: list[RenderableType] = [Text("Scaling", style="bold"), _Indented(lines)]
     if sc["activities"]:
         t.title = "Recent scaling activities (failed first)"
         body.append(t)
     return Group(*body)
+
+
+class _Indented:
+    """Lines whose continuation, on a terminal, wraps under the line's own indent (an alarm's
+    name is longer than 80 columns) rather than back at the margin; off a terminal (soft wrap)
+    each line is kept whole."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in self.lines:
+            indent = len(line) - len(line.lstrip(" "))
+            if options.no_wrap or len(line) <= options.max_width or options.max_width - indent < 20:
+                yield Text(line)
+                continue
+            for part in Text(line[indent:]).wrap(console, options.max_width - indent):
+                yield Text(" " * indent) + part
 
 
 def cost(doc: dict[str, Any], interactive: bool) -> RenderableType:

@@ -583,3 +583,33 @@ def test_status_off_a_terminal_keeps_to_the_width_columns_gives(monkeypatch: pyt
     out = io.StringIO()
     render_status.show(Env(console=Console(file=out, width=80)), doc)  # a pipe: columns kept whole
     assert max(len(line) for line in out.getvalue().splitlines()) > 80
+
+
+@pytest.mark.parametrize("width", [120, 80])
+def test_a_policy_s_alarms_go_a_line_each_under_it_never_back_at_the_margin(width: int) -> None:
+    high = "TargetTracking-service/DemoApiClusterProd/demo-api-demo-api-AlarmHigh-d3185706-61f5-4236-bb0a-f6de31114ef3"
+    low = "TargetTracking-service/DemoApiClusterProd/demo-api-demo-api-AlarmLow-6b8125c9-906d-4ebf-be1d-9fb8c3ff0016"
+    policies = [
+        {"name": "demo-api-track-cpu", "alarms": [{"name": high, "state": "OK"}, {"name": low, "state": "ALARM"}]},
+        {"name": "demo-worker-step-queue", "alarms": [{"name": "demo-worker-step-queue", "state": "OK"}]},
+    ]
+    doc = {
+        "scaling": {
+            "group": {"name": "demo-instances", "min": 1, "desired": 2, "max": 4, "in_service": 2},
+            "capacity_provider": {"name": "demo-instances-7a919501", "target_capacity": 90, "current_capacity": None},
+            "services": [
+                {"service": "api", "min": 1, "max": 10, "set_by": None, "policies": policies, "scheduled": []}
+            ],
+            "activities": [],
+        }
+    }
+    out = io.StringIO()
+    Console(file=out, width=width, force_terminal=True, color_system=None).print(render_status.scaling(doc, True))
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= width
+    start = lines.index("  policy demo-api-track-cpu:")
+    under = lines[start + 1 : lines.index("  policy demo-worker-step-queue: demo-worker-step-queue OK")]
+    assert under and all(line.startswith("    ") for line in under), lines
+    assert "".join(line.strip() for line in under) == f"{high} OK{low} ALARM"
+    if width == 120:
+        assert under == [f"    {high} OK", f"    {low} ALARM"]
