@@ -260,6 +260,9 @@ def result_text(console: Console, plan: Plan, result: Result, verb: str = "Apply
         counts = {a: 0 for a in Action}
         for key in result.applied:
             counts[plan.get(key).action] += 1
+        if verb == "Teardown":  # deletes only: "0 added, 0 changed, 0 replaced" would say nothing
+            console.print(f"\n[bold green]{verb} complete![/] {counts[Action.DELETE]} destroyed.")
+            return
         console.print(
             f"\n[bold green]{verb} complete![/] {counts[Action.CREATE]} added, "
             f"{counts[Action.UPDATE] + counts[Action.NEW_VERSION]} changed, "
