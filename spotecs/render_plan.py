@@ -92,9 +92,9 @@ def notes(console: Console, plan: Plan, indent: str = "  ") -> None:
     values the file sets that AWS owns (a desired count under auto scaling)."""
     for ch in plan.changes:
         if ch.note:
-            console.print(f"{indent}[dim]{escape(ch.kind)} {escape(ch.name)}: {escape(ch.note)}[/]")
+            hanging(console, f"{ch.kind} {ch.name}: {ch.note}", len(indent), style="dim")
         for note in ch.notes:
-            console.print(f"{indent}[dim]{escape(ch.kind)} {escape(ch.name)}: note: {escape(note)}[/]")
+            hanging(console, f"{ch.kind} {ch.name}: note: {note}", len(indent), style="dim")
 
 
 def _tags_field(key: Any) -> bool:

@@ -130,6 +130,8 @@ def test_on_a_terminal_a_long_plan_line_wraps_under_its_own_indent_not_at_the_ma
     ingress = [{"cidr": "0.0.0.0/0", "from": p, "protocol": "tcp", "to": p} for p in (80, 443)]
     arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop-api/40e16ea6df25ef48"
     created = Change("sg:lb", "security group", "demo-lb", Action.CREATE, desired={"ingress": ingress})
+    owned = "desired_count: 4 in the file, 6 on the service: service auto scaling (min 3, max 30) sets it"
+    quiet = Change("service:api", "ECS service", "demo-api", Action.NOOP, notes=[owned])
     changed = Change(
         "listeners",
         "listeners",
@@ -140,15 +142,23 @@ def test_on_a_terminal_a_long_plan_line_wraps_under_its_own_indent_not_at_the_ma
     )
     out = io.StringIO()
     console = Console(file=out, width=60, color_system=None, highlight=False, force_terminal=True)
-    plan_text(console, Plan([created, changed]), "demo", "us-east-1")
+    plan_text(console, Plan([created, changed, quiet]), "demo", "us-east-1")
     lines = out.getvalue().splitlines()
-    body = [line for line in lines if line and not line.lstrip().startswith(("+", "~", "Plan:", "spotecs will"))]
+    body = [
+        line
+        for line in lines
+        if line and not line.lstrip().startswith(("+", "~", "Plan:", "spotecs will", "ECS service"))
+    ]
     assert len(body) > 3 and all(len(line) <= 60 for line in lines)
     # Each value starts at 8 columns; its continuation lines at 12: none back at the margin.
     assert all(line.startswith(" " * 8) for line in body), body
     assert [line for line in body if line.startswith(" " * 12)]
     # Folded only where a word must be: the whole value is there once the lines are joined.
     assert arn in "".join(line.strip() for line in body)
+    # A note of a resource that does not change wraps under its own indent too.
+    start = next(i for i, line in enumerate(lines) if line.startswith("    ECS service demo-api: note:"))
+    rest = lines[start + 1 : lines.index("", start)]
+    assert rest and all(line.startswith(" " * 8) for line in rest), lines
     # Off a terminal (soft wrap) each line stays whole, for logs and grep.
     piped = io.StringIO()
     plan_text(Console(file=piped, width=60, no_color=True, soft_wrap=True), Plan([changed]), "demo", "us-east-1")
