@@ -764,3 +764,16 @@ def test_every_command_prints_one_json_document_with_the_common_head(
     assert (doc["error"] is None) == (code == 0)
     if code:
         assert doc["error"] in io_.stderr  # the same one line, for people
+
+
+def test_a_new_launch_template_version_reads_as_english_in_progress_and_results() -> None:
+    console, buf = _console()
+    view = ProgressView(console)
+    start = Event("launch-template", "start", Action.NEW_VERSION, "demo-instances", "launch template")
+    view.on_event(start)
+    view.on_event(replace(start, state="done", elapsed=0.2))
+    plan = Plan([Change("launch-template", "launch template", "demo-instances", Action.NEW_VERSION)])
+    result_text(console, plan, ApplyResult(applied=["launch-template"], skipped=["x"]))
+    lines = buf.getvalue().splitlines()
+    assert "✓ new version of launch template demo-instances (0.2s)" in lines  # not "✓ new version launch template"
+    assert "  applied new version of launch template demo-instances" in lines

@@ -68,7 +68,7 @@ class Action(Enum):
     NOOP = ("no-op", " ", "unchanged")
     CREATE = ("create", "+", "created")
     UPDATE = ("update", "~", "updated")
-    NEW_VERSION = ("new version", "~", "new version")
+    NEW_VERSION = ("new version", "~", "new version of")
     REPLACE = ("replace", "-/+", "replaced")
     DELETE = ("delete", "-", "deleted")
 
