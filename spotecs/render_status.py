@@ -377,7 +377,14 @@ def show(env: Env, doc: dict[str, Any]) -> None:
     # A pipe has no width but the one COLUMNS gives, when given (rich reads it).
     if not env.console.is_terminal and not os.environ.get("COLUMNS"):
         env.console.width = max(env.console.width, PLAIN_WIDTH)
-    env.console.print(screen(doc, env.console.is_terminal))
+    if env.console.is_terminal:
+        env.console.print(screen(doc, True))
+        return
+    # Off a terminal, without the tables' padding after each line's last word.
+    with env.console.capture() as drawn:
+        env.console.print(screen(doc, False))
+    for line in drawn.get().splitlines():
+        env.console.out(line.rstrip(), highlight=False)
 
 
 def watch(env: Env, look: Callable[[], dict[str, Any]], seconds: float, sleep: Callable[[float], None]) -> ExitCode:

@@ -613,3 +613,14 @@ def test_a_policy_s_alarms_go_a_line_each_under_it_never_back_at_the_margin(widt
     assert "".join(line.strip() for line in under) == f"{high} OK{low} ALARM"
     if width == 120:
         assert under == [f"    {high} OK", f"    {low} ALARM"]
+
+
+def test_status_off_a_terminal_ends_no_line_with_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = _fleet_doc([_instance(1, tasks={"api": 3, "worker": 2, "cron": 1}), _instance(2, tasks={})])
+    monkeypatch.setattr(render_status, "screen", render_status.fleet)
+    out = io.StringIO()
+    render_status.show(Env(console=Console(file=out, width=80)), doc)
+    lines = out.getvalue().splitlines()
+    # A pipe or a file gets no table padding after the last word (diffs, `grep 'healthy$'`).
+    assert lines and [line for line in lines if line != line.rstrip()] == []
+    assert any("i-0123456789abcdef0" in line for line in lines)
