@@ -13,6 +13,7 @@ from spotecs.steps.base import Timeouts
 from spotecs.steps.log_group import ContainerInsightsLogGroup
 from spotecs.up import (
     KEEP_LOGS_HINT,
+    KEPT_LOGS,
     PLAN_SERVICES,
     Run,
     RunOptions,
@@ -58,8 +59,14 @@ def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: T
             doc.update(plan_doc(the_plan), result=None)
             if not the_plan.has_changes:
                 notes(console, the_plan)
+                kept = " but the logs kept above" if any(c.note == KEPT_LOGS for c in the_plan.changes) else ""
                 console.print(
-                    f"Nothing to delete: stack {run.stack.stack} has no resources of its own in {run.region}.",
+                    f"Nothing to delete: stack {run.stack.stack} has "
+                    + (
+                        f"nothing of its own in {run.region}{kept}."
+                        if kept
+                        else f"no resources of its own in {run.region}."
+                    ),
                     markup=False,
                 )
                 return the_plan
