@@ -14,7 +14,7 @@ from spotecs import names
 from spotecs.errors import AwsError
 from spotecs.schedule import next_run
 from spotecs.steps.base import Context
-from spotecs.steps.service_scaling import DIMENSION, NAMESPACE
+from spotecs.steps.scaling_reads import DIMENSION, NAMESPACE
 
 RECENT = 10  # activities shown per scaler
 FAILED = ("Failed", "Cancelled", "Unfulfilled")

@@ -24,9 +24,10 @@ from spotecs.steps.cluster import Cluster, cluster_services, describe_cluster
 from spotecs.steps.listeners import Listeners
 from spotecs.steps.load_balancer import LoadBalancer, stack_target_groups
 from spotecs.steps.log_group import LogGroup, stack_log_groups
+from spotecs.steps.scaling_reads import DIMENSION, scaling_reads
 from spotecs.steps.security_groups import LoadBalancerGroup
 from spotecs.steps.service import Service
-from spotecs.steps.service_scaling import DIMENSION, ServiceScaling, scaling_reads
+from spotecs.steps.service_scaling import ServiceScaling
 from spotecs.steps.target_group import TargetGroup
 from spotecs.steps.task_definition import TaskDefinition
 

@@ -9,7 +9,7 @@ buckets of another name (`up` deletes them as it deletes a dropped service's log
 All come from reads the plan makes anyway: the stack's tagging-API read
 (steps.base.stack_tagged, which lists task definitions, capacity providers, alarms and buckets:
 https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/supported-services.html),
-the namespace's scalable targets (service_scaling.scaling_reads), the stack's groups and the
+the namespace's scalable targets (scaling_reads.scaling_reads), the stack's groups and the
 account's roles. A probe costs a call only for a candidate found so. Each orphan reuses its
 kind's step (or a small one here), read by its own name and deleted only if it carries the
 stack's ownership tags."""
@@ -28,7 +28,8 @@ from spotecs.steps.base import Context, Step, arn_resource, stack_read_tags, sta
 from spotecs.steps.cluster import describe_cluster
 from spotecs.steps.iam import account_roles, describe_instance_profile
 from spotecs.steps.orphans_tagged import Add, OrphanGroup, TaggedCapacityProvider, _make, key
-from spotecs.steps.service_scaling import DIMENSION, ServiceScaling, scaling_reads
+from spotecs.steps.scaling_reads import DIMENSION, scaling_reads
+from spotecs.steps.service_scaling import ServiceScaling
 from spotecs.steps.task_definition import TaskDefinition
 
 GONE_ALARM = ("ResourceNotFound", "ResourceNotFoundException")

@@ -26,11 +26,17 @@ from spotecs.steps.scaling_policies import (
     tracking_request,
     untagged,
 )
+from spotecs.steps.scaling_reads import (
+    DIMENSION,
+    NAMESPACE,
+    alarm_tags,
+    scaling_reads,
+    step_alarms,
+    target_tags,
+)
 from spotecs.steps.service_linked_roles import NOT_USABLE_YET
 from spotecs.steps.tagging import desired_tags, held_tags, retag
 
-NAMESPACE = "ecs"
-DIMENSION = "ecs:service:DesiredCount"
 PREDEFINED = {
     "cpu": "ECSServiceAverageCPUUtilization",
     "memory": "ECSServiceAverageMemoryUtilization",
@@ -40,15 +46,6 @@ PREDEFINED = {
 GONE = ("ObjectNotFoundException",)
 # Right after CreateService, Application Auto Scaling may not see the service yet.
 SERVICE_NOT_YET = ("ValidationException", "ECS service doesn't exist")
-
-
-def scaling_reads(ctx: Context, operation: str, key: str) -> list[dict[str, Any]]:
-    """Every scalable target, policy or scheduled action (by `operation`) of ECS services, read for
-    the whole namespace once per plan: every service's scaling and the orphan search share it."""
-    what = operation.removeprefix("describe_").replace("_", " ")
-    return ctx.read_pages(
-        f"list the {what} of ECS services", "application-autoscaling", operation, key, ServiceNamespace=NAMESPACE
-    )
 
 
 class ServiceScaling(Step):
@@ -157,32 +154,19 @@ class ServiceScaling(Step):
         prefix = names.scaling_prefix(self.service_name)
         target = targets[0]
         # None of these needs another's answer: asked at once, they cost one round trip, not four.
-        all_policies, all_scheduled, service, target_tags = ctx.at_once(
+        all_policies, all_scheduled, service, on_target = ctx.at_once(
             lambda: scaling_reads(ctx, "describe_scaling_policies", "ScalingPolicies"),
             lambda: scaling_reads(ctx, "describe_scheduled_actions", "ScheduledActions"),
             lambda: listed_service(ctx, ctx.stack.cluster_name, self.service_name),
-            lambda: self._target_tags(ctx, target),
+            lambda: target_tags(ctx, self.resource_id, target),
         )
         policies = [p for p in self._mine(all_policies) if p["PolicyName"].startswith(prefix)]
         step_policies = [p for p in policies if p.get("PolicyType") == "StepScaling"]
-        alarms = (
-            {
-                a["AlarmName"]: a
-                for a in ctx.paginate(
-                    f"describe alarms of {self.resource_id}",
-                    "cloudwatch",
-                    "describe_alarms",
-                    "MetricAlarms",
-                    AlarmNames=[p["PolicyName"] for p in step_policies],
-                )
-            }
-            if step_policies
-            else {}
-        )
-        alarm_tags = self._alarm_tags(ctx, list(alarms.values()))
+        alarms = step_alarms(ctx, self.resource_id, [p["PolicyName"] for p in step_policies])
+        held = alarm_tags(ctx, list(alarms.values()))
         scheduled = [a for a in self._mine(all_scheduled) if a["ScheduledActionName"].startswith(prefix)]
         live = {"min": target["MinCapacity"], "max": target["MaxCapacity"]}
-        applied = bounds_of_tags(target_tags or {}) if scheduled else None
+        applied = bounds_of_tags(on_target or {}) if scheduled else None
         return {
             **(applied or live),
             # Live facts, never diffed: the bounds in force, and whether the tag was read.
@@ -193,10 +177,10 @@ class ServiceScaling(Step):
                 [tracking_of(p) for p in policies if p.get("PolicyType") == "TargetTrackingScaling"]
             ),
             "step_scaling": by_name(
-                [step_policy_of(p, alarms.get(p["PolicyName"]), alarm_tags.get(p["PolicyName"])) for p in step_policies]
+                [step_policy_of(p, alarms.get(p["PolicyName"]), held.get(p["PolicyName"])) for p in step_policies]
             ),
             "scheduled": by_name([scheduled_of(a) for a in scheduled]),
-            "tags": held_tags({k: v for k, v in (target_tags or {}).items() if k != BOUNDS_TAG}),
+            "tags": held_tags({k: v for k, v in (on_target or {}).items() if k != BOUNDS_TAG}),
             "alarm_arns": {name: a["AlarmArn"] for name, a in alarms.items()},
             # Live facts, never diffed: `status` shows each policy's alarms from this same read.
             "policy_alarms": {p["PolicyName"]: sorted(a["AlarmName"] for a in p.get("Alarms", [])) for p in policies},
@@ -204,34 +188,6 @@ class ServiceScaling(Step):
             # service they scale (one left behind by a deleted service is this stack's leftover).
             "_owned": service is None or ctx.owned(tags_from_list(service.get("tags"))),
         }
-
-    def _target_tags(self, ctx: Context, target: dict[str, Any]) -> dict[str, str] | None:
-        """Every tag of the scalable target (DescribeScalableTargets gives none), or None when it
-        has no ARN or is gone meanwhile."""
-        arn = target.get("ScalableTargetARN")
-        got = arn and ctx.call(
-            f"list tags of scalable target {self.resource_id}",
-            ctx.client("application-autoscaling").list_tags_for_resource,
-            missing=("ResourceNotFoundException",),
-            ResourceARN=arn,
-        )
-        return dict(got.get("Tags", {})) if got else None
-
-    def _alarm_tags(self, ctx: Context, alarms: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
-        """The tags of each step policy's alarm (DescribeAlarms gives none), asked at once."""
-        cw = ctx.client("cloudwatch")
-
-        def tags_of(alarm: dict[str, Any]) -> dict[str, str]:
-            got = ctx.call(
-                f"list tags of alarm {alarm['AlarmName']}",
-                cw.list_tags_for_resource,
-                missing=("ResourceNotFound", "ResourceNotFoundException"),
-                ResourceARN=alarm["AlarmArn"],
-            )
-            return tags_from_list((got or {}).get("Tags"))
-
-        found = ctx.at_once(*(lambda a=a: tags_of(a) for a in alarms))
-        return {a["AlarmName"]: tags for a, tags in zip(alarms, found, strict=True)}
 
     def notes(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
         return bounds_note(desired, current)
@@ -411,6 +367,6 @@ class ServiceScaling(Step):
             "MetricAlarms",
             AlarmNamePrefix=names.step_policy_prefix(self.service_name),
         )
-        stray = self._alarm_tags(ctx, [a for a in alarms if a["AlarmName"] not in done])
+        stray = alarm_tags(ctx, [a for a in alarms if a["AlarmName"] not in done])
         for name in (n for n, tags in stray.items() if ctx.owned(tags)):
             ctx.call(f"delete alarm {name}", cw.delete_alarms, missing=("ResourceNotFound",), AlarmNames=[name])
