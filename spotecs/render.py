@@ -92,7 +92,7 @@ def result_doc(plan: Plan, result: Result) -> dict[str, Any]:
 
     def ref(key: str) -> dict[str, str]:
         c = plan.get(key)
-        return {"key": key, "kind": c.kind, "name": c.name}
+        return {"key": key, "kind": c.kind, "name": result.names.get(key, c.name)}
 
     doc: dict[str, Any] = {bucket: [] for bucket in dict.fromkeys(RESULT_BUCKETS.values())}
     for key in result.applied:
@@ -281,7 +281,7 @@ def result_text(console: Console, plan: Plan, result: Result, verb: str = "Apply
         )
     for key in result.applied:
         c = plan.get(key)
-        console.print(f"  [green]applied[/] {c.action.past} {escape(c.kind)} {escape(c.name)}")
+        console.print(f"  [green]applied[/] {c.action.past} {escape(c.kind)} {escape(result.names.get(key, c.name))}")
     for key, err in result.failed.items():
         console.print(f"  [red]failed[/]  {_what(plan, key)}: {escape(str(err))}", soft_wrap=True)
     for key in result.stopped:

@@ -4,13 +4,18 @@ deletions in reverse order."""
 
 from __future__ import annotations
 
+import io
 import threading
+from dataclasses import replace
 from typing import Any
+
+from rich.console import Console
 
 from spotecs.engine.apply import Event
 from spotecs.engine.contract import Node
 from spotecs.engine.model import Action, Unknown
 from spotecs.engine.plan import NOT_OWNED, plan
+from spotecs.render import result_doc, result_text
 from tests.helpers import Cloud, FakeContext, Thing, actions, run
 
 
@@ -136,9 +141,16 @@ class Named(Thing):
 
 def test_apply_done_event_names_what_was_created() -> None:
     events: list[Event] = []
-    run([Named("a", Cloud()), Thing("b", Cloud())], events=events)
+    p, result = run([Named("a", Cloud()), Thing("b", Cloud())], events=events)
     done = {e.key: e.name for e in events if e.state == "done"}
     assert done == {"a": "demo-a-1a2b3c4d", "b": "demo-b"}
+    # The result keeps it too: its summary and JSON name what exists, not the plan's placeholder.
+    assert result.names == {"a": "demo-a-1a2b3c4d"} and p.get("a").name != "demo-a-1a2b3c4d"
+    console, out = Console(file=io.StringIO(), width=200), io.StringIO()
+    console.file = out
+    result_text(console, p, replace(result, skipped=["x"]))  # not ok: lists what was applied
+    assert "  applied created thing demo-a-1a2b3c4d" in out.getvalue().splitlines()
+    assert result_doc(p, result)["created"][0] == {"key": "a", "kind": "thing", "name": "demo-a-1a2b3c4d"}
 
 
 def test_apply_does_not_touch_noop_steps() -> None:

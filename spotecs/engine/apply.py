@@ -45,6 +45,7 @@ class Result:
     failed: dict[str, BaseException] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # not started: an upstream failed, or stopped
     stopped: list[str] = field(default_factory=list)  # started, then stopped by the interruption
+    names: dict[str, str] = field(default_factory=dict)  # by key: a name chosen at creation, not the plan's
     interrupted: bool = False
 
     @property
@@ -193,6 +194,8 @@ def _finished(
         # A name chosen at creation (e.g. with a generated suffix) is known now.
         fresh = outputs.get("name")
         name = fresh if isinstance(fresh, str) else change.name
+        if name != change.name:
+            result.names[key] = name
         on_event(Event(key, "done", change.action, name, change.kind, elapsed))
         return
     blocked.add(key)
