@@ -56,6 +56,39 @@ def _console(*, stderr: bool) -> Console:
     )
 
 
+GAP = 2  # between two columns
+
+
+def fit_columns(cells: list[list[str]], no_wrap: set[int], room: int) -> list[int | None]:
+    """Column widths that fold no word when `room` holds every column's longest word (the whole
+    line where `no_wrap`): each column starts there and the room left is handed out
+    to the columns still short of their longest line, the shortest need first. rich alone would
+    level the widest columns down to the same width, folding "on-demand" or an id long before it
+    must. None for every column when they fit as they are, or when nothing can save a fold.
+    `cells`: the header and the rows, as text; columns GAP characters apart."""
+    columns = list(zip(*cells, strict=True))
+    longest = [max(len(line) for c in col for line in c.split("\n")) for col in columns]
+    words = [
+        longest[i] if i in no_wrap else max(len(w) for c in col for w in c.replace("\n", " ").split(" "))
+        for i, col in enumerate(columns)
+    ]
+    room -= GAP * (len(columns) - 1)
+    if sum(longest) <= room or sum(words) > room:
+        return [None] * len(columns)
+    widths, spare = list(words), room - sum(words)
+    # The columns closest to one line each get it first; the others share what is left.
+    for i in sorted(range(len(widths)), key=lambda i: longest[i] - widths[i]):
+        if longest[i] - widths[i] <= spare:
+            spare -= longest[i] - widths[i]
+            widths[i] = longest[i]
+    while spare:
+        for i in range(len(widths)):
+            if spare and widths[i] < longest[i]:
+                widths[i] += 1
+                spare -= 1
+    return list(widths)
+
+
 @dataclass
 class Env:
     """The I/O a command uses; tests pass their own (httpie's Environment)."""

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from spotecs.errors import ExitCode
-from spotecs.render import Env
+from spotecs.render import GAP, Env, fit_columns
 
 BARS = "▁▂▃▄▅▆▇█"
 STATE_STYLE = {"in sync": "green", "drifted": "yellow", "missing": "red", "not owned": "dim", "orphan": "magenta"}
@@ -103,36 +103,6 @@ def resources(doc: dict[str, Any], interactive: bool) -> RenderableType:
 
 
 NARROW = 110  # below this many columns, an instance's type and zone go under its id
-GAP = 2  # between two columns
-
-
-def _fit(cells: list[list[str]], no_wrap: set[int], room: int) -> list[int | None]:
-    """Column widths that fold no word when `room` holds every column's longest word (the whole
-    line where `no_wrap`): each column starts there and the room left is handed out a character
-    to the columns still short of their longest line, the shortest need first. rich alone would level the
-    widest columns down to the same width, folding "on-demand" or an id long before it must.
-    None for every column when they fit as they are, or when nothing can save a fold."""
-    columns = list(zip(*cells, strict=True))
-    longest = [max(len(line) for c in col for line in c.split("\n")) for col in columns]
-    words = [
-        longest[i] if i in no_wrap else max(len(w) for c in col for w in c.replace("\n", " ").split(" "))
-        for i, col in enumerate(columns)
-    ]
-    room -= GAP * (len(columns) - 1)
-    if sum(longest) <= room or sum(words) > room:
-        return [None] * len(columns)
-    widths, spare = list(words), room - sum(words)
-    # The columns closest to one line each get it first; the others share what is left.
-    for i in sorted(range(len(widths)), key=lambda i: longest[i] - widths[i]):
-        if longest[i] - widths[i] <= spare:
-            spare -= longest[i] - widths[i]
-            widths[i] = longest[i]
-    while spare:
-        for i in range(len(widths)):
-            if spare and widths[i] < longest[i]:
-                widths[i] += 1
-                spare -= 1
-    return list(widths)
 
 
 class _Fleet:
@@ -210,7 +180,7 @@ def _fleet_layout(
     rows, headers, mixed = f["instances"], cells[0], len(images) > 1
     t = _table("Fleet", interactive=interactive)
     t.padding = (0, GAP - 1 if interactive else GAP, 0, 0)  # a box draws a space between columns
-    for i, (header, width) in enumerate(zip(headers, _fit(cells, no_wrap, room), strict=True)):
+    for i, (header, width) in enumerate(zip(headers, fit_columns(cells, no_wrap, room), strict=True)):
         t.add_column(header, no_wrap=i in no_wrap, width=width, overflow="fold")
     lifecycle_at, ecs_at = headers.index("lifecycle $/h"), headers.index("ECS")
     for r, row in zip(rows, cells[1:], strict=True):

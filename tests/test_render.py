@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from spotecs.engine.model import Action, Change, FieldDiff, Plan, Whole
-from spotecs.render import Env
+from spotecs.render import Env, fit_columns
 from spotecs.render_plan import plan_json, plan_text
 
 
@@ -163,3 +163,23 @@ def test_on_a_terminal_a_long_plan_line_wraps_under_its_own_indent_not_at_the_ma
     piped = io.StringIO()
     plan_text(Console(file=piped, width=60, no_color=True, soft_wrap=True), Plan([changed]), "demo", "us-east-1")
     assert f'        http.target_group: null → "{arn}"' in piped.getvalue().splitlines()
+
+
+@pytest.mark.parametrize(
+    ("room", "widths"),
+    [
+        (63, [None, None, None, None]),  # all fits as it is: rich's own widths
+        (55, [19, 18, 7, 5]),  # the health is 9 short, the tasks 9: the first one whole, the rest after
+        (50, [19, 12, 8, 5]),  # no column can be completed: round the columns still short
+        (45, [19, 9, 6, 5]),  # every column at its longest word ("protected", "worker"), the id whole
+        (44, [None, None, None, None]),  # less than that: nothing can save a fold
+    ],
+)
+def test_fit_columns_keeps_words_whole_and_completes_the_shortest_needs_first(
+    room: int, widths: list[int | None]
+) -> None:
+    cells = [
+        ["instance", "health", "tasks", "free"],
+        ["i-0123456789abcdef0", "Healthy, protected", "3 api, 2 worker", "0/512"],
+    ]
+    assert fit_columns(cells, {0}, room) == widths
