@@ -340,7 +340,9 @@ def warnings(doc: dict[str, Any], interactive: bool) -> RenderableType:
     return Group(*lines)
 
 
-PLAIN_WIDTH = 200  # off a terminal: columns, not wrapped cells (a pipe has no width)
+# Off a terminal: a row is one line however long its names and ARNs (a long stack and cluster
+# name took an auto scaling group's ARN past 200 columns, which folded it); a pipe has no width.
+PLAIN_WIDTH = 1000
 
 
 def show(env: Env, doc: dict[str, Any]) -> None:

@@ -624,3 +624,23 @@ def test_status_off_a_terminal_ends_no_line_with_spaces(monkeypatch: pytest.Monk
     # A pipe or a file gets no table padding after the last word (diffs, `grep 'healthy$'`).
     assert lines and [line for line in lines if line != line.rstrip()] == []
     assert any("i-0123456789abcdef0" in line for line in lines)
+
+
+def test_status_off_a_terminal_never_folds_a_long_arn(monkeypatch: pytest.MonkeyPatch) -> None:
+    group = (
+        "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:a849e22d-71a2-45eb-9fff-0a8a1cc2abac"
+        ":autoScalingGroupName/demo-api-instances"
+    )
+    rows = [
+        ("auto scaling group", "demo-api-instances", group),
+        ("service auto scaling", "service/DemoApiClusterProd/demo-api-demo-api", None),
+    ]
+    doc = {"resources": [{"kind": k, "name": n, "id": i, "state": "in sync", "drift": []} for k, n, i in rows]}
+    monkeypatch.setattr(render_status, "screen", render_status.resources)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = io.StringIO()
+    render_status.show(Env(console=Console(file=out, width=80)), doc)  # a pipe
+    lines = out.getvalue().splitlines()
+    # One line per resource, whatever the names' lengths: a pipe has no width to fold to.
+    assert len(lines) == 1 + 1 + len(rows), lines
+    assert any(group in line and line.endswith("in sync") for line in lines)
