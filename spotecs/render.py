@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from spotecs.engine.apply import Event, Result
 from spotecs.engine.model import Action, Plan
@@ -87,6 +88,24 @@ def fit_columns(cells: list[list[str]], no_wrap: set[int], room: int) -> list[in
                 widths[i] += 1
                 spare -= 1
     return list(widths)
+
+
+class Indented:
+    """Lines whose continuation, on a terminal, wraps under the line's own indent (an alarm's
+    name is longer than 80 columns) rather than back at the margin; off a terminal (soft wrap)
+    each line is kept whole."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in self.lines:
+            indent = len(line) - len(line.lstrip(" "))
+            if options.no_wrap or len(line) <= options.max_width or options.max_width - indent < 20:
+                yield Text(line)
+                continue
+            for part in Text(line[indent:]).wrap(console, options.max_width - indent):
+                yield Text(" " * indent) + part
 
 
 @dataclass

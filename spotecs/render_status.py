@@ -5,6 +5,7 @@ place until Ctrl-C). The document itself goes out through render.json_document."
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from spotecs.errors import ExitCode
-from spotecs.render import GAP, Env, fit_columns
+from spotecs.render import GAP, Env, Indented, fit_columns
 
 BARS = "▁▂▃▄▅▆▇█"
 STATE_STYLE = {"in sync": "green", "drifted": "yellow", "missing": "red", "not owned": "dim", "orphan": "magenta"}
@@ -209,29 +210,61 @@ def _pct(v: float | None) -> str:
     return "?" if v is None else f"{v * 100:.0f} %"
 
 
-def services(doc: dict[str, Any], interactive: bool) -> RenderableType:
-    t = _table("Services", "service", "tasks", "deployments", "targets", "last events", interactive=interactive)
-    for s in doc["services"]:
-        if not s["exists"]:
-            t.add_row(s["service"], Text("missing", style="red"), "", "", "")
-            continue
-        deps = "\n".join(
-            f"{d['status']} {d['task_definition']} {d['rollout_state'] or ''} "
-            f"{d['running']}/{d['desired']} ({duration(d['age_s'])} ago)"
-            for d in s["deployments"]
-        )
-        if s["targets"] is None:
-            targets = "(no load balancer)"
+class _Services:
+    """The Services table at the width rich draws it: task definitions and targets whole while
+    the room holds every word (render.fit_columns), as the Fleet table's ids."""
+
+    def __init__(self, doc: dict[str, Any], interactive: bool) -> None:
+        self.doc, self.interactive = doc, interactive
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        headers = ("service", "tasks", "deployments", "targets", "last events")
+        rows = [_service_row(s) for s in self.doc["services"]]
+        t = _table("Services", *headers, interactive=self.interactive)
+        t.padding = (0, GAP - 1 if self.interactive else GAP, 0, 0)  # as the Fleet table's
+        cells = [list(headers), *[[str(c) for c in r] for r in rows]]
+        # The events are prose: kept 30 wide where the room allows, not squeezed to their longest word.
+        words = max(len(w) for c in cells for w in c[-1].split())
+        extra = max(0, min(max(len(line) for c in cells for line in c[-1].split("\n")), 30) - words)
+        widths = fit_columns(cells, set(), options.max_width - extra)
+        if widths[-1] is None:
+            widths = fit_columns(cells, set(), options.max_width)
         else:
-            lines = [
-                f"{tg['id']}:{tg['port']} {tg['state']}" + (f" ({tg['reason']})" if tg["reason"] else "")
-                for tg in s["targets"]
-            ]
-            targets = "\n".join(lines) or "none"
-        events = "\n".join(f"{_clock(e['at'])} {e['message']}" for e in s["events"]) or "-"
-        tasks = f"{s['running']}/{s['desired']} running" + (f", {s['pending']} pending" if s["pending"] else "")
-        t.add_row(s["service"], tasks, deps or "-", targets, events)
-    return t
+            widths[-1] += extra
+        for column, width in zip(t.columns, widths, strict=True):
+            column.width = width
+        for r in rows:
+            t.add_row(*r)
+        yield t
+
+
+def services(doc: dict[str, Any], interactive: bool) -> RenderableType:
+    return _Services(doc, interactive)
+
+
+# ECS starts a service's events with "(service <name>) ": the row already says which service.
+_OF_SERVICE = re.compile(r"^\(service [^)]*\) ")
+
+
+def _service_row(s: dict[str, Any]) -> tuple[str | Text, ...]:
+    if not s["exists"]:
+        return (s["service"], Text("missing", style="red"), "", "", "")
+    deps = "\n".join(
+        f"{d['status']} {d['task_definition']} {d['rollout_state'] or ''} "
+        f"{d['running']}/{d['desired']} ({duration(d['age_s'])} ago)"
+        for d in s["deployments"]
+    )
+    if s["targets"] is None:
+        targets = "(no load balancer)"
+    else:
+        lines = [
+            f"{tg['id']}:{tg['port']} {tg['state']}" + (f" ({tg['reason']})" if tg["reason"] else "")
+            for tg in s["targets"]
+        ]
+        targets = "\n".join(lines) or "none"
+    events = "\n".join(f"{_clock(e['at'])} {_OF_SERVICE.sub('', e['message'])}" for e in s["events"]) or "-"
+    tasks = f"{s['running']}/{s['desired']} running" + (f", {s['pending']} pending" if s["pending"] else "")
+    return (s["service"], tasks, deps or "-", targets, events)
 
 
 def _clock(at: Any) -> str:
@@ -267,29 +300,11 @@ def scaling(doc: dict[str, Any], interactive: bool) -> RenderableType:
         style = "red" if a["status"] in ("Failed", "Cancelled", "Unfulfilled") else ""
         what = str(a["description"]) + (f" — {a['message']}" if a.get("message") else "")
         t.add_row(a["scaler"], Text(str(a["status"]), style=style), what, _clock(a["start"]))
-    body: list[RenderableType] = [Text("Scaling", style="bold"), _Indented(lines)]
+    body: list[RenderableType] = [Text("Scaling", style="bold"), Indented(lines)]
     if sc["activities"]:
         t.title = "Recent scaling activities (failed first)"
         body.append(t)
     return Group(*body)
-
-
-class _Indented:
-    """Lines whose continuation, on a terminal, wraps under the line's own indent (an alarm's
-    name is longer than 80 columns) rather than back at the margin; off a terminal (soft wrap)
-    each line is kept whole."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        for line in self.lines:
-            indent = len(line) - len(line.lstrip(" "))
-            if options.no_wrap or len(line) <= options.max_width or options.max_width - indent < 20:
-                yield Text(line)
-                continue
-            for part in Text(line[indent:]).wrap(console, options.max_width - indent):
-                yield Text(" " * indent) + part
 
 
 def cost(doc: dict[str, Any], interactive: bool) -> RenderableType:

@@ -644,3 +644,37 @@ def test_status_off_a_terminal_never_folds_a_long_arn(monkeypatch: pytest.Monkey
     # One line per resource, whatever the names' lengths: a pipe has no width to fold to.
     assert len(lines) == 1 + 1 + len(rows), lines
     assert any(group in line and line.endswith("in sync") for line in lines)
+
+
+@pytest.mark.parametrize("width", [120, 80])
+def test_the_services_table_fits_120_and_80_columns_folding_no_id(width: int) -> None:
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 12, 1, 1, 11, tzinfo=UTC)
+    service = {
+        "service": "demo-api",
+        "exists": True,
+        "running": 2,
+        "desired": 2,
+        "pending": 0,
+        "deployments": [
+            {"status": "PRIMARY", "task_definition": "demo-api-demo-api:4", "rollout_state": "COMPLETED"}
+            | {"running": 2, "desired": 2, "age_s": 75}
+        ],
+        "targets": [
+            {"id": "i-d77389da13558a32b", "port": port, "state": "healthy", "reason": None} for port in (32768, 32769)
+        ],
+        "events": [{"at": at, "message": "(service demo-api-demo-api) has reached a steady state."}],
+    }
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=True, color_system=None)
+    console.print(render_status.services({"services": [service]}, True))
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= width
+    words = {w for line in lines for w in line.split()}
+    assert {"demo-api", "demo-api-demo-api:4", "i-d77389da13558a32b:32768", "i-d77389da13558a32b:32769"} <= words
+    assert {"2026-12-01", "01:11", "healthy", "running"} <= words
+    if width == 120:  # the events, prose, get room for a phrase, not a column a word wide
+        assert any("2026-12-01 01:11 has reached a" in line for line in lines), lines
+    # The row is the service: its events do not repeat "(service demo-api-demo-api)".
+    assert "(service" not in out.getvalue() and "steady" in words
