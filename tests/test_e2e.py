@@ -295,7 +295,7 @@ def test_new_image_is_one_revision_and_one_service_update(sandbox: Sandbox, tmp_
 
     # `up` returned only once the new revision ran at the desired count behind the target group.
     status = second.output[second.output.index("updating ECS service") :]
-    assert "service:demo-api: running 2/2, targets healthy 2/2" in status
+    assert f"ECS service {family}: running 2/2, targets healthy 2/2" in status
     cluster = f"{name}-cluster"
     [service] = ecs.describe_services(cluster=cluster, services=[family])["services"]
     assert service["runningCount"] == service["desiredCount"] == 2
