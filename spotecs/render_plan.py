@@ -54,7 +54,7 @@ def warm_up() -> None:
 
 def plan_text(console: Console, plan: Plan, stack: str, region: str) -> None:
     for w in plan.warnings:
-        console.print(f"[yellow]Warning:[/] {escape(w)}")
+        hanging(console, Text.assemble(("Warning:", "yellow"), f" {w}"), indent=0, rest=len("Warning: "))
     if not plan.has_changes:
         notes(console, plan)
         console.print(f"[green]No changes.[/] Stack {stack} in {region} matches the stack file.")
@@ -76,15 +76,17 @@ def plan_text(console: Console, plan: Plan, stack: str, region: str) -> None:
     console.print(f"\n[bold]{plan.summary()}[/]")
 
 
-def hanging(console: Console, line: str, indent: int = 8, style: str = "") -> None:
-    """A value's line at `indent`; on a terminal its continuation lines wrap under it, four
-    columns further in, not back at the margin where they would read as lines of their own.
-    Off a terminal (soft wrap) the line stays whole, for logs and grep."""
-    if console.soft_wrap or indent + len(line) <= console.width:
-        console.print(" " * indent + escape(line), style=style)
+def hanging(console: Console, line: str | Text, indent: int = 8, style: str = "", rest: int | None = None) -> None:
+    """A value's line at `indent`; on a terminal its continuation lines wrap under it, at `rest`
+    (four columns further in by default), not back at the margin where they would read as lines
+    of their own. Off a terminal (soft wrap) the line stays whole, for logs and grep."""
+    text = Text(line, style=style) if isinstance(line, str) else line
+    if console.soft_wrap or indent + len(text) <= console.width:
+        console.print(Text(" " * indent) + text)
         return
-    for i, part in enumerate(Text(line, style=style).wrap(console, max(console.width - indent - 4, 20))):
-        console.print(Text(" " * (indent if i == 0 else indent + 4)) + part)
+    under = indent + 4 if rest is None else rest
+    for i, part in enumerate(text.wrap(console, max(console.width - under, 20))):
+        console.print(Text(" " * (indent if i == 0 else under)) + part)
 
 
 def notes(console: Console, plan: Plan, indent: str = "  ") -> None:

@@ -183,3 +183,19 @@ def test_fit_columns_keeps_words_whole_and_completes_the_shortest_needs_first(
         ["i-0123456789abcdef0", "Healthy, protected", "3 api, 2 worker", "0/512"],
     ]
     assert fit_columns(cells, {0}, room) == widths
+
+
+def test_on_a_terminal_a_plan_warning_wraps_under_its_text() -> None:
+    warning = (
+        "service-linked role AWSServiceRoleForAutoScaling does not exist in this account: up creates it before "
+        "its first change (needed for the auto scaling group); it is shared by the account and never deleted"
+    )
+    plan = Plan([Change("log-group:api", "log group", "/ecs/demo/api", Action.CREATE, desired={"retention": 30})])
+    plan.warnings.append(warning)
+    out = io.StringIO()
+    plan_text(Console(file=out, width=80, color_system=None, force_terminal=True), plan, "demo", "us-east-1")
+    lines = out.getvalue().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Warning: service-linked role"))
+    rest = lines[start + 1 : next(i for i, line in enumerate(lines) if line.startswith("spotecs will"))]
+    assert rest and all(line.startswith(" " * 9) and line[9] != " " for line in rest), lines
+    assert " ".join(line.strip() for line in lines[start : start + 1 + len(rest)]) == f"Warning: {warning}"
