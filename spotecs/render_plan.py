@@ -85,8 +85,13 @@ def hanging(console: Console, line: str | Text, indent: int = 8, style: str = ""
         console.print(Text(" " * indent) + text)
         return
     under = indent + 4 if rest is None else rest
-    for i, part in enumerate(text.wrap(console, max(console.width - under, 20))):
-        console.print(Text(" " * (indent if i == 0 else under)) + part)
+    # The first line takes the whole width; the rest wrap in the narrower room under it.
+    first = text.wrap(console, console.width - indent)[0]
+    more = text[len(first.plain) :]
+    more = more[len(more.plain) - len(more.plain.lstrip(" ")) :]
+    console.print(Text(" " * indent) + first)
+    for part in more.wrap(console, max(console.width - under, 20)):
+        console.print(Text(" " * under) + part)
 
 
 def notes(console: Console, plan: Plan, indent: str = "  ") -> None:

@@ -198,4 +198,5 @@ def test_on_a_terminal_a_plan_warning_wraps_under_its_text() -> None:
     start = next(i for i, line in enumerate(lines) if line.startswith("Warning: service-linked role"))
     rest = lines[start + 1 : next(i for i, line in enumerate(lines) if line.startswith("spotecs will"))]
     assert rest and all(line.startswith(" " * 9) and line[9] != " " for line in rest), lines
+    assert len(lines[start]) > 80 - len(" account:")  # the first line takes the whole width
     assert " ".join(line.strip() for line in lines[start : start + 1 + len(rest)]) == f"Warning: {warning}"
