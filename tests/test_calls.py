@@ -148,9 +148,23 @@ TEARDOWN: dict[str, int] = {
 
 # The no-op plan's longest chain of calls each waiting for the one before (aws.Call.depth): the
 # orphan search beside the steps' reads, every read issued as soon as what it needs is known.
-# Only the listeners need three round trips: their load balancer's ARN, then the listeners, then
-# each listener's rules.
-NO_OP_PLAN_CRITICAL_PATH = {3: ["elbv2.DescribeRules"]}
+# Two round trips: what names a resource (a load balancer's ARN, a service's, the scalable
+# target's, the AMI id), then what is read by that name; the listeners' rules leave with the
+# listeners, by the ARNs the tagging-API read of the first round gives (steps/listeners.py).
+NO_OP_PLAN_CRITICAL_PATH = {
+    2: [
+        "application-autoscaling.DescribeScalingPolicies",
+        "application-autoscaling.DescribeScheduledActions",
+        "application-autoscaling.ListTagsForResource",
+        "ec2.DescribeImages",
+        "ecs.DescribeCapacityProviders",
+        "ecs.DescribeServices",
+        "elbv2.DescribeListeners",
+        "elbv2.DescribeLoadBalancerAttributes",
+        "elbv2.DescribeRules",
+        "elbv2.DescribeTargetGroupAttributes",
+    ]
+}
 
 
 def deepest(runs: Runs) -> dict[int, list[str]]:
@@ -178,8 +192,8 @@ def test_article_calls_per_operation_up_no_op_plan_and_teardown(runs: Runs, tmp_
     # target's tags (issue 10: DescribeScalableTargets gives none)
     assert sum(NO_OP_PLAN.values()) <= 26
     assert deepest(runs) == NO_OP_PLAN_CRITICAL_PATH
-    # That chain is started before every other read (engine.plan.read_all), by the step making it.
-    assert {c.step for c in runs.sessions[-1].calls if c.depth == 3} == {"listeners"}
+    # The listeners' first round is asked before every other read (engine.plan.read_all;
+    # tests/test_listeners.py says which reads it is).
     assert callable(getattr(Listeners, "first_read", None))
     # Every client the plan calls through was made before its first call (up.PLAN_SERVICES).
     assert {c.service for c in runs.sessions[-1].calls} <= set(PLAN_SERVICES)

@@ -201,3 +201,56 @@ def test_listener_tags_the_tagging_read_lacks_are_asked_in_one_call(
         assert not plan(steps, ctx).get("listeners").is_change
     (asked,) = [c.params["ResourceArns"] for c in ctx.aws.calls if c.operation == "DescribeTags"]
     assert sorted(asked) == _ours(_listeners())  # the listener and its two rules, at once
+
+
+def _depths(ctx: Any, operation: str) -> list[int]:
+    return sorted(c.depth for c in ctx.aws.calls if c.operation == operation)
+
+
+def test_a_plan_asks_the_rules_of_the_listeners_the_tagging_index_names_beside_the_listeners(
+    compute: dict[str, StandIn], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two round trips, not three: each listener's rules by the ARN the stack's tagging-API read
+    gives, at once with DescribeListeners. That index only says where to look: a listener it
+    lacks has its rules asked after, one it still names once deleted is left out."""
+    from spotecs.steps import listeners
+
+    https = {"load_balancer": {"certificate_arn": _certificate()}}
+    stack = make_stack(**deep_merge(ROUTED, https))
+    steps = workload_steps(stack, compute, lambda s: s.key == "listeners")
+    converge(steps, fresh(stack))
+    by_port = {port: listener["ListenerArn"] for port, listener in _listeners().items()}
+
+    ctx = fresh(stack)
+    with ctx.aws.reading():
+        assert not plan(steps, ctx).get("listeners").is_change
+    assert _depths(ctx, "DescribeLoadBalancers") == [1]
+    assert _depths(ctx, "DescribeListeners") == _depths(ctx, "DescribeRules")[:1] == [2]
+    assert _depths(ctx, "DescribeRules") == [2, 2]
+
+    # The index lacks the :443 listener and still names one deleted: the same plan, the :443
+    # listener's rules one round trip later, the deleted one's asked and found gone.
+    read = listeners.stack_tagged
+    gone = by_port[80].rsplit("/", 1)[0] + "/0123456789abcdef"
+    monkeypatch.setattr(
+        listeners,
+        "stack_tagged",
+        lambda ctx: {**{a: t for a, t in read(ctx).items() if a != by_port[443]}, gone: {}},
+    )
+    ctx = fresh(stack)
+    with ctx.aws.reading():
+        assert not plan(steps, ctx).get("listeners").is_change
+    asked = [(c.depth, c.params["ListenerArn"]) for c in ctx.aws.calls if c.operation == "DescribeRules"]
+    assert sorted(asked) == sorted([(2, by_port[80]), (2, gone), (3, by_port[443])])
+
+
+def test_the_listeners_first_read_asks_both_reads_their_second_round_needs(compute: dict[str, StandIn]) -> None:
+    """engine.plan.read_all asks a step's `first_read` before every other read: for the listeners,
+    the load balancer (its ARN) and the stack's tagging-API read (their ARNs), nothing else."""
+    stack = make_stack(**ROUTED)
+    steps = workload_steps(stack, compute, lambda s: s.key == "listeners")
+    converge(steps, fresh(stack))
+    ctx = fresh(stack)
+    with ctx.aws.reading():
+        next(s for s in steps if s.key == "listeners").first_read(ctx.for_step("listeners"))
+    assert sorted((c.depth, c.operation) for c in ctx.aws.calls) == [(1, "DescribeLoadBalancers"), (1, "GetResources")]

@@ -204,6 +204,8 @@ class Context(Outputs):
         """Independent reads at the same time (AWS answers them in one round trip's time, not one
         after another); their results in order, or the first error in order. The worker
         threads make their calls for this step (Call.step)."""
+        # This thread goes on from here (Call.depth) even when its first calls are all made by others.
+        self.act()
         if len(reads) <= 1:
             return [read() for read in reads]
         start = self.aws.depth

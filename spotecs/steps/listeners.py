@@ -10,7 +10,8 @@ from typing import Any
 from spotecs import checks, names
 from spotecs.aws import tag_list
 from spotecs.engine.model import Change, Whole
-from spotecs.steps.base import Context, Step
+from spotecs.errors import AwsError
+from spotecs.steps.base import Context, Step, stack_tagged
 from spotecs.steps.load_balancer import elb_tags, elb_tags_of, find_load_balancer
 from spotecs.steps.tagging import desired_tags, held_tags, retag_elb
 
@@ -100,39 +101,42 @@ class Listeners(Step):
         ]
 
     def first_read(self, ctx: Context) -> None:
-        """The read that starts the plan's longest chain (engine.plan.read_all): the load
-        balancer's ARN, then the listeners, then their rules, three round trips."""
-        find_load_balancer(ctx, names.load_balancer(ctx.name))
+        """The reads that start the plan's longest chain (engine.plan.read_all): the load
+        balancer's ARN, and the stack's tagging-API read naming its listeners (`read`)."""
+        ctx.at_once(lambda: find_load_balancer(ctx, names.load_balancer(ctx.name)), lambda: _indexed(ctx))
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
         lb_name = names.load_balancer(ctx.name)
-        lb = find_load_balancer(ctx, lb_name)
+        lb, indexed = ctx.at_once(lambda: find_load_balancer(ctx, lb_name), lambda: _indexed(ctx))
         if lb is None:
             return None
         lb_arn = lb["LoadBalancerArn"]
-        listeners = ctx.paginate(
-            f"list listeners of load balancer {lb_name}",
-            "elbv2",
-            "describe_listeners",
-            "Listeners",
-            LoadBalancerArn=lb_arn,
+        # The listeners, and at once the rules of each listener the tagging API's index names
+        # under this load balancer: two round trips instead of three (listeners, then rules).
+        # That index is eventually consistent, so it only says where to look: the listeners are
+        # DescribeListeners' and each one's rules are asked by its ARN; a listener the index
+        # lacks has its rules asked after, one it still names once deleted answers nothing.
+        under = lb_arn.replace(":loadbalancer/", ":listener/", 1) + "/"
+        ahead = sorted(arn for arn in indexed if arn.startswith(under))
+        listeners, *early = ctx.at_once(
+            lambda: ctx.paginate(
+                f"list listeners of load balancer {lb_name}",
+                "elbv2",
+                "describe_listeners",
+                "Listeners",
+                LoadBalancerArn=lb_arn,
+            ),
+            *(lambda arn=arn: _rules(ctx, arn) for arn in ahead),
         )
         by_port = {listener["Port"]: listener for listener in listeners}
         ours = [(role, port) for role, port in PORTS.items() if port in by_port]
-        # Each listener's rules at once: the HTTP and the HTTPS listener's cost one round trip.
-        listed = ctx.at_once(
-            *(
-                lambda port=port: ctx.paginate(
-                    f"list rules of listener :{port}",
-                    "elbv2",
-                    "describe_rules",
-                    "Rules",
-                    ListenerArn=by_port[port]["ListenerArn"],
-                )
-                for _, port in ours
-            )
-        )
-        rules_of = {port: rules for (_, port), rules in zip(ours, listed, strict=True)}
+        known = {arn: rules for arn, rules in zip(ahead, early, strict=True) if rules is not None}
+        late = [port for _, port in ours if by_port[port]["ListenerArn"] not in known]
+        # Each listener's rules the index did not name, at once: one round trip more, not one each.
+        asked = ctx.at_once(*(lambda p=p: _rules(ctx, by_port[p]["ListenerArn"]) for p in late))
+        for port, rules in zip(late, asked, strict=True):
+            known[by_port[port]["ListenerArn"]] = rules or []
+        rules_of = {port: known[by_port[port]["ListenerArn"]] for _, port in ours}
         out: dict[str, Any] = {"listener_arns": {}, "rule_arns": {}}
         for role, port in PORTS.items():
             listener = by_port.get(port)
@@ -261,6 +265,27 @@ class Listeners(Step):
                 missing=("ListenerNotFound",),
                 ListenerArn=arn,
             )
+
+
+def _indexed(ctx: Context) -> list[str]:
+    """The ARNs of the listeners the stack's tagging-API read names, while a plan shares its reads."""
+    return [arn for arn in stack_tagged(ctx) if ":listener/" in arn] if ctx.aws.sharing_reads else []
+
+
+def _rules(ctx: Context, listener_arn: str) -> list[dict[str, Any]] | None:
+    """Every rule of a listener; None when it is gone."""
+    try:
+        return ctx.paginate(
+            f"list rules of listener {listener_arn.rsplit('/', 1)[-1]}",
+            "elbv2",
+            "describe_rules",
+            "Rules",
+            ListenerArn=listener_arn,
+        )
+    except AwsError as e:
+        if e.code == "ListenerNotFound":
+            return None
+        raise
 
 
 def _agreed(held: list[dict[str, str]]) -> Whole:
