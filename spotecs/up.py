@@ -67,9 +67,26 @@ PLAN_SERVICES = (
 )
 
 
-def prepare(opts: RunOptions, timeouts: Timeouts | None = None, services: Sequence[str] = ()) -> Run:
+def plan_services(stack: config.Stack) -> tuple[str, ...]:
+    """PLAN_SERVICES and those only some stacks' plans read: the certificate's (ACM), the
+    access-log bucket's (STS for its name, S3), the step policies' alarms (CloudWatch)."""
+    logs = stack.load_balancer.access_logs
+    extra = {
+        "acm": bool(stack.load_balancer.certificate_arn),
+        "sts": logs is not None and logs.bucket is None,
+        "s3": logs is not None,
+        "cloudwatch": any(s.scaling is not None and s.scaling.step_scaling for s in stack.services.values()),
+    }
+    return (*PLAN_SERVICES, *(service for service, needed in extra.items() if needed))
+
+
+def prepare(
+    opts: RunOptions,
+    timeouts: Timeouts | None = None,
+    services: Sequence[str] | Callable[[config.Stack], Sequence[str]] = (),
+) -> Run:
     """Everything before the first AWS call: a bad stack file fails here, with exit 2. The
-    clients of `services` are made here too."""
+    clients of `services` (or of those it gives for the stack) are made here too."""
     stack = config.load(opts.file)
     aws_opts = opts.aws
     if aws_opts.region is None and stack.region:
@@ -77,7 +94,7 @@ def prepare(opts: RunOptions, timeouts: Timeouts | None = None, services: Sequen
     aws = Aws(aws_opts)
     aws.check_options()
     config.check_region(stack, aws.region)
-    aws.prepare_clients(services)
+    aws.prepare_clients(services(stack) if callable(services) else services)
     ctx = Context(stack=stack, aws=aws, timeouts=timeouts or Timeouts(), wait_for_services=opts.wait)
     return Run(stack, aws, ctx, build(stack, aws.region))
 
@@ -171,7 +188,7 @@ def plan_run(run: Run, *, destroy: bool = False) -> Plan:
 def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None, *, keep_logs: bool = False) -> Plan:
     with json_document(env, opts.output == "json", command="up") as doc:
         console = env.human(opts.output)
-        run = prepare(opts, timeouts, PLAN_SERVICES)
+        run = prepare(opts, timeouts, plan_services)
         doc.update(stack=run.stack.stack, region=run.region)
         with locked(run, opts, "up"):
             with run.aws.reading():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spotecs import checks, names
+from spotecs import names
 from spotecs.aws import tag_list
 from spotecs.engine.model import Change, Whole
 from spotecs.errors import AwsError
@@ -58,47 +58,6 @@ class Listeners(Step):
         https = {**routed, "certificate": cfg.certificate_arn, "ssl_policy": cfg.ssl_policy}
         http = {**routed, "default": dict(REDIRECT), "rules": []} if cfg.redirect_http else routed
         return {"http": http, "https": https, "tags": tags}
-
-    def check(self, ctx: Context, desired: dict[str, Any], current: dict[str, Any] | None) -> list[str]:
-        problems: list[str] = []
-        cfg = ctx.stack.load_balancer
-        if cfg.certificate_arn:
-            arn = cfg.certificate_arn
-            # Neither needs the other: one round trip after the plan's reads, not two.
-            status, policy_problems = ctx.at_once(
-                lambda: self._certificate_status(ctx, arn),
-                lambda: self._ssl_policy_problems(ctx, cfg.ssl_policy),
-            )
-            problems += checks.certificate_problems(arn, ctx.region, status)
-            problems += policy_problems
-        return problems
-
-    @staticmethod
-    def _certificate_status(ctx: Context, arn: str) -> str | None:
-        if arn.split(":")[3] != ctx.region:
-            return None  # ACM in this region cannot see it; certificate_problems says why
-        got = ctx.call(
-            "describe the load balancer's certificate",
-            ctx.client("acm").describe_certificate,
-            missing=("ResourceNotFoundException", "ValidationException"),
-            CertificateArn=arn,
-        )
-        return None if got is None else str(got["Certificate"].get("Status"))
-
-    @staticmethod
-    def _ssl_policy_problems(ctx: Context, policy: str) -> list[str]:
-        got = ctx.call(
-            f"describe TLS policy {policy}",
-            ctx.client("elbv2").describe_ssl_policies,
-            missing=("SSLPolicyNotFound",),
-            Names=[policy],
-        )
-        if got and got.get("SslPolicies"):
-            return []
-        return [
-            f"load_balancer.ssl_policy: {policy} is not a TLS policy of Elastic Load Balancing "
-            "(see `aws elbv2 describe-ssl-policies`)"
-        ]
 
     def first_read(self, ctx: Context) -> None:
         """The reads that start the plan's longest chain (engine.plan.read_all): the load

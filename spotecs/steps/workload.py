@@ -5,6 +5,7 @@ Step keys and outputs:
   access-log-bucket        bucket                      (only when spotecs creates the bucket)
   load-balancer            arn, dns_name, full_name, url
   target-group:<svc>       arn, name, full_name        (web services only)
+  certificate              status, ssl_policy_known    (a data source; HTTPS only)
   listeners                listener_arns, load_balancer_arn
   task-definition:<svc>    arn (the revision), family, revision
   service:<svc>            arn, name, desired_count
@@ -16,6 +17,7 @@ from __future__ import annotations
 from spotecs.config import Stack
 from spotecs.steps.access_log_bucket import AccessLogBucket
 from spotecs.steps.base import Node
+from spotecs.steps.certificate import Certificate
 from spotecs.steps.listeners import Listeners
 from spotecs.steps.load_balancer import LoadBalancer
 from spotecs.steps.service import Service
@@ -35,7 +37,10 @@ def steps(stack: Stack, region: str) -> list[Node]:
             out.append(AccessLogBucket(name))
         out.append(LoadBalancer(name, own_bucket))
         out += [TargetGroup(name, svc) for svc in web]
-        out.append(Listeners(name, web, https=bool(stack.load_balancer.certificate_arn)))
+        certificate = stack.load_balancer.certificate_arn
+        if certificate:
+            out.append(Certificate(certificate))
+        out.append(Listeners(name, web, https=bool(certificate)))
     for svc, cfg in stack.services.items():
         out += [TaskDefinition(name, svc, task_role=cfg.task_role is not None), Service(name, svc, web=cfg.is_web)]
         if cfg.scaling is not None:
