@@ -4,6 +4,7 @@ with the account id before apply), and the checks a bucket the file names must p
 from __future__ import annotations
 
 import boto3
+import pytest
 
 from spotecs.engine.model import Action
 from spotecs.engine.plan import plan
@@ -119,3 +120,37 @@ def test_bucket_tag_edit_writes_the_file_s_whole_set_once(compute: dict[str, Sta
     held = boto3.client("s3", region_name=REGION).get_bucket_tagging(Bucket=OWN)["TagSet"]
     holds_the_edit({t["Key"]: t["Value"] for t in held})
     assert not replan(steps, edited).get("access-log-bucket").is_change
+
+
+def test_a_plan_asks_the_settings_of_a_bucket_the_tagging_index_names_beside_its_tags(
+    compute: dict[str, StandIn], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two round trips, not three (the account id, then the bucket's tags and settings at once)
+    when the stack's tagging-API read names the bucket. That index only says where to look: a
+    bucket it lacks is read as before (tags, then settings), one it names that is gone reads as gone."""
+    from spotecs.steps import access_log_bucket
+
+    stack = make_stack(load_balancer={"access_logs": {}})
+    steps = workload_steps(stack, compute, lambda s: s.key == "load-balancer")
+    converge(steps, fresh(stack))
+    settings = ["GetBucketLifecycleConfiguration", "GetBucketPolicy", "GetPublicAccessBlock", "GetBucketEncryption"]
+
+    def depths() -> dict[str, int]:
+        ctx = fresh(stack)
+        with ctx.aws.reading():
+            assert not plan(steps, ctx).get("access-log-bucket").is_change
+        return {c.operation: c.depth for c in ctx.aws.calls if c.service in ("s3", "sts")}
+
+    assert depths() == {"GetCallerIdentity": 1, "GetBucketTagging": 2, **dict.fromkeys(settings, 2)}
+    read = access_log_bucket.stack_tagged
+    monkeypatch.setattr(access_log_bucket, "stack_tagged", lambda ctx: {})
+    assert depths() == {"GetCallerIdentity": 1, "GetBucketTagging": 2, **dict.fromkeys(settings, 3)}
+
+    # Named by the index, deleted meanwhile: the bucket is to be made again, nothing fails.
+    monkeypatch.setattr(access_log_bucket, "stack_tagged", lambda ctx: {f"arn:aws:s3:::{OWN}": {}, **read(ctx)})
+    s3 = boto3.resource("s3", region_name=REGION).Bucket(OWN)
+    s3.objects.all().delete()
+    s3.delete()
+    ctx = fresh(stack)
+    with ctx.aws.reading():
+        assert plan(steps, ctx).get("access-log-bucket").action is Action.CREATE

@@ -11,7 +11,7 @@ from spotecs import names
 from spotecs.aws import tag_list, tags_from_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError
-from spotecs.steps.base import Context, Step
+from spotecs.steps.base import Context, Step, stack_tagged
 from spotecs.steps.tagging import delta, desired_tags, held_tags
 
 # Regions opened before August 2022 deliver access logs from a regional ELB account; newer
@@ -100,30 +100,58 @@ class AccessLogBucket(Step):
         }
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        s3, bucket = ctx.client("s3"), self.bucket(ctx)
-        gone = ("NoSuchBucket", "404")
-        tagging = ctx.call(
-            f"list tags of bucket {bucket}", s3.get_bucket_tagging, missing=(*gone, "NoSuchTagSet"), Bucket=bucket
+        s3 = ctx.client("s3")
+        # The bucket's name (the account id) and, while a plan shares its reads, whether the
+        # stack's tagging-API read names it: both in the first round.
+        bucket, indexed = ctx.at_once(
+            lambda: self.bucket(ctx),
+            lambda: ctx.aws.sharing_reads and _arn(ctx, self.bucket(ctx)) in stack_tagged(ctx),
         )
+        gone = ("NoSuchBucket", "404")
+
+        def tagging_of() -> Any:
+            return ctx.call(
+                f"list tags of bucket {bucket}", s3.get_bucket_tagging, missing=(*gone, "NoSuchTagSet"), Bucket=bucket
+            )
+
+        # Its four settings at once, one round trip instead of four.
+        def settings() -> list[Any]:
+            return ctx.at_once(
+                lambda: ctx.call(
+                    f"read lifecycle of bucket {bucket}",
+                    s3.get_bucket_lifecycle_configuration,
+                    missing=("NoSuchLifecycleConfiguration",),
+                    Bucket=bucket,
+                ),
+                lambda: ctx.call(
+                    f"read policy of bucket {bucket}",
+                    s3.get_bucket_policy,
+                    missing=("NoSuchBucketPolicy",),
+                    Bucket=bucket,
+                ),
+                lambda: public_access_blocked(ctx, bucket),
+                lambda: encryption(ctx, bucket),
+            )
+
+        def unless_gone() -> list[Any] | None:
+            try:
+                return settings()
+            except AwsError as e:
+                if e.code in gone:
+                    return None
+                raise
+
+        # A bucket the tagging API's index names has its settings asked beside its tags: two round
+        # trips, not three. That index is eventually consistent: a bucket it lacks is asked as
+        # before (its tags, then the settings of a bucket that exists), one it names that is gone
+        # answers NoSuchBucket and reads as gone.
+        tagging, known = ctx.at_once(tagging_of, unless_gone) if indexed else (tagging_of(), None)
         if (
             tagging is None
             and ctx.call(f"look up bucket {bucket}", s3.head_bucket, missing=gone, Bucket=bucket) is None
         ):
             return None
-        # The bucket exists: its four settings at once, one round trip instead of four.
-        lifecycle, policy, blocked, algorithm = ctx.at_once(
-            lambda: ctx.call(
-                f"read lifecycle of bucket {bucket}",
-                s3.get_bucket_lifecycle_configuration,
-                missing=("NoSuchLifecycleConfiguration",),
-                Bucket=bucket,
-            ),
-            lambda: ctx.call(
-                f"read policy of bucket {bucket}", s3.get_bucket_policy, missing=("NoSuchBucketPolicy",), Bucket=bucket
-            ),
-            lambda: public_access_blocked(ctx, bucket),
-            lambda: encryption(ctx, bucket),
-        )
+        lifecycle, policy, blocked, algorithm = known if known is not None else settings()
         rules = lifecycle or {}
         rule: dict[str, Any] = next((r for r in rules.get("Rules", []) if r.get("ID") == EXPIRY_RULE), {})
         tags = tags_from_list((tagging or {}).get("TagSet"))
@@ -232,6 +260,10 @@ class AccessLogBucket(Step):
                 Delete={"Objects": objects[i : i + 1000], "Quiet": True},
             )
         ctx.call(f"delete bucket {bucket}", s3.delete_bucket, missing=("NoSuchBucket",), Bucket=bucket)
+
+
+def _arn(ctx: Context, bucket: str) -> str:
+    return f"arn:{_partition(ctx.region)}:s3:::{bucket}"
 
 
 def _partition(region: str) -> str:
