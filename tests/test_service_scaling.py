@@ -15,6 +15,7 @@ from spotecs.aws import tag_list
 from spotecs.config import Stack
 from spotecs.engine.contract import Node
 from spotecs.engine.model import Action
+from spotecs.engine.plan import plan
 from spotecs.render_plan import leaf_diffs
 from tests.helpers import (
     CLUSTER,
@@ -391,3 +392,24 @@ def test_scaling_tag_edit_retags_the_target_and_alarms_only_keeping_the_bounds_m
     assert held["team"] == "billing" and held["owner"] == "ops" and "cost-center" not in held
     assert held[STACK_TAG] == "demo"
     assert changes(replan(steps, edited)) == {}
+
+
+def test_a_plan_asks_the_alarms_of_the_file_s_step_policies_beside_the_policies(compute: dict[str, StandIn]) -> None:
+    """The alarm of a step policy is named as the policy: the file's are asked with the policies
+    (two round trips, not three), their tags taken from the tagging-API read when they are the
+    file's (no ListTagsForResource). A step policy the file dropped has its alarm asked after."""
+    stack = make_stack(**STEP_SCALING)
+    steps = workload_steps(stack, compute, lambda s: s.key == "scaling:api")
+    converge(steps, fresh(stack))
+
+    def planned(stack: Stack) -> tuple[bool, list[tuple[int, str, list[str]]]]:
+        ctx = fresh(stack)
+        with ctx.aws.reading():
+            change = plan(steps, ctx).get("scaling:api")
+        assert [c.depth for c in ctx.aws.calls if c.operation == "DescribeScalingPolicies"] == [2]
+        cloudwatch = [c for c in ctx.aws.calls if c.service == "cloudwatch"]
+        return change.is_change, [(c.depth, c.operation, c.params.get("AlarmNames", [])) for c in cloudwatch]
+
+    assert planned(stack) == (False, [(2, "DescribeAlarms", ["demo-api-step-pushes"])])
+    dropped = make_stack(services={"api": {"scaling": {"min": 2, "max": 10}}})
+    assert planned(dropped) == (True, [(3, "DescribeAlarms", ["demo-api-step-pushes"])])

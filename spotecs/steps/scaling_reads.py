@@ -1,13 +1,16 @@
 """What service auto scaling reads from AWS, apart from its step (steps/service_scaling.py): the
 namespace's scalable targets, policies and scheduled actions, read once per plan and shared with
-the orphan search; a scalable target's tags; the step policies' alarms and their tags."""
+the orphan search; a scalable target's tags; the step policies' alarms (by the names the file
+gives them) and their tags (from the stack's tagging-API read when they are the file's)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from spotecs import names
 from spotecs.aws import tags_from_list
-from spotecs.steps.base import Context
+from spotecs.steps.base import Context, stack_tagged
+from spotecs.steps.tagging import confirmed
 
 NAMESPACE = "ecs"
 DIMENSION = "ecs:service:DesiredCount"
@@ -52,18 +55,33 @@ def step_alarms(ctx: Context, resource_id: str, policy_names: list[str]) -> dict
     }
 
 
-def alarm_tags(ctx: Context, alarms: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
-    """The tags of each step policy's alarm (DescribeAlarms gives none), asked at once."""
-    cw = ctx.client("cloudwatch")
+def named_step_policies(ctx: Context, service: str, service_name: str) -> list[str]:
+    """The names of the step policies the file gives `service` (none for an orphan's): also
+    their alarms' (names.step_policy)."""
+    svc = ctx.stack.services.get(service)
+    if svc is None or svc.scaling is None:
+        return []
+    return [names.step_policy(service_name, s.name) for s in svc.scaling.step_scaling]
 
-    def tags_of(alarm: dict[str, Any]) -> dict[str, str]:
+
+def alarm_tags(ctx: Context, alarms: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """The tags of each step policy's alarm (DescribeAlarms gives none): while a plan shares its
+    reads, from the stack's tagging-API read when they are the file's; the others (missing there,
+    or differing: tagging.confirmed) asked of each alarm at once."""
+    cw = ctx.client("cloudwatch")
+    tagged = stack_tagged(ctx) if ctx.aws.sharing_reads else {}
+
+    def tags_of(arn: str) -> dict[str, str]:
         got = ctx.call(
-            f"list tags of alarm {alarm['AlarmName']}",
+            f"list tags of alarm {arn.rsplit(':', 1)[-1]}",
             cw.list_tags_for_resource,
             missing=("ResourceNotFound", "ResourceNotFoundException"),
-            ResourceARN=alarm["AlarmArn"],
+            ResourceARN=arn,
         )
         return tags_from_list((got or {}).get("Tags"))
 
-    found = ctx.at_once(*(lambda a=a: tags_of(a) for a in alarms))
-    return {a["AlarmName"]: tags for a, tags in zip(alarms, found, strict=True)}
+    def ask(arns: list[str]) -> dict[str, dict[str, str] | None]:
+        return dict(zip(arns, ctx.at_once(*(lambda a=a: tags_of(a) for a in arns)), strict=True))
+
+    found = confirmed(ctx, {a["AlarmArn"]: tagged.get(a["AlarmArn"]) for a in alarms}, ask)
+    return {a["AlarmName"]: found.get(a["AlarmArn"]) or {} for a in alarms}

@@ -30,6 +30,7 @@ from spotecs.steps.scaling_reads import (
     DIMENSION,
     NAMESPACE,
     alarm_tags,
+    named_step_policies,
     scaling_reads,
     step_alarms,
     target_tags,
@@ -153,16 +154,23 @@ class ServiceScaling(Step):
             return None
         prefix = names.scaling_prefix(self.service_name)
         target = targets[0]
-        # None of these needs another's answer: asked at once, they cost one round trip, not four.
-        all_policies, all_scheduled, service, on_target = ctx.at_once(
+        # The alarms of the step policies the file names are asked beside the policies: their
+        # names are the policies', known before any answer (two round trips, not three). A step
+        # policy the file no longer names has its alarm asked after.
+        named = named_step_policies(ctx, self.service, self.service_name)
+        # None of these needs another's answer: asked at once, they cost one round trip, not five.
+        all_policies, all_scheduled, service, on_target, early = ctx.at_once(
             lambda: scaling_reads(ctx, "describe_scaling_policies", "ScalingPolicies"),
             lambda: scaling_reads(ctx, "describe_scheduled_actions", "ScheduledActions"),
             lambda: listed_service(ctx, ctx.stack.cluster_name, self.service_name),
             lambda: target_tags(ctx, self.resource_id, target),
+            lambda: step_alarms(ctx, self.resource_id, named),
         )
         policies = [p for p in self._mine(all_policies) if p["PolicyName"].startswith(prefix)]
         step_policies = [p for p in policies if p.get("PolicyType") == "StepScaling"]
-        alarms = step_alarms(ctx, self.resource_id, [p["PolicyName"] for p in step_policies])
+        later = [p["PolicyName"] for p in step_policies if p["PolicyName"] not in named]
+        found = {**early, **step_alarms(ctx, self.resource_id, later)}
+        alarms = {p["PolicyName"]: found[p["PolicyName"]] for p in step_policies if p["PolicyName"] in found}
         held = alarm_tags(ctx, list(alarms.values()))
         scheduled = [a for a in self._mine(all_scheduled) if a["ScheduledActionName"].startswith(prefix)]
         live = {"min": target["MinCapacity"], "max": target["MaxCapacity"]}
