@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from spotecs import config
 from spotecs.steps.listeners import Listeners
-from spotecs.up import PLAN_SERVICES
-from tests.helpers import Runs, article, cmd
+from spotecs.up import PLAN_SERVICES, plan_services
+from tests.helpers import Runs, article, cmd, production
 
 pytestmark = pytest.mark.usefixtures("moto")
 
@@ -151,19 +152,17 @@ TEARDOWN: dict[str, int] = {
 # Two round trips: what names a resource (a load balancer's ARN, a service's, the scalable
 # target's, the AMI id), then what is read by that name; the listeners' rules leave with the
 # listeners, by the ARNs the tagging-API read of the first round gives (steps/listeners.py).
-NO_OP_PLAN_CRITICAL_PATH = {
-    2: [
-        "application-autoscaling.DescribeScalingPolicies",
-        "application-autoscaling.DescribeScheduledActions",
-        "application-autoscaling.ListTagsForResource",
-        "ec2.DescribeImages",
-        "ecs.DescribeCapacityProviders",
-        "ecs.DescribeServices",
-        "elbv2.DescribeListeners",
-        "elbv2.DescribeLoadBalancerAttributes",
-        "elbv2.DescribeRules",
-        "elbv2.DescribeTargetGroupAttributes",
-    ]
+NO_OP_PLAN_CRITICAL_PATH = 2
+# At that depth, these at least: a read several steps share is made by whichever asks first, so
+# as threads happen to run, one more may be made there by a thread already two answers deep.
+SECOND_ROUND = {
+    "application-autoscaling.DescribeScalingPolicies",
+    "ec2.DescribeImages",
+    "ecs.DescribeServices",
+    "elbv2.DescribeListeners",
+    "elbv2.DescribeLoadBalancerAttributes",
+    "elbv2.DescribeRules",
+    "elbv2.DescribeTargetGroupAttributes",
 }
 
 
@@ -191,7 +190,8 @@ def test_article_calls_per_operation_up_no_op_plan_and_teardown(runs: Runs, tmp_
     # 32 with ownership from the tagging-API read, 25 with IAM in one read, 26 with the scalable
     # target's tags (issue 10: DescribeScalableTargets gives none)
     assert sum(NO_OP_PLAN.values()) <= 26
-    assert deepest(runs) == NO_OP_PLAN_CRITICAL_PATH
+    (depth, calls), *_ = deepest(runs).items()
+    assert depth == NO_OP_PLAN_CRITICAL_PATH and set(calls) >= SECOND_ROUND, calls
     # The listeners' first round is asked before every other read (engine.plan.read_all;
     # tests/test_listeners.py says which reads it is).
     assert callable(getattr(Listeners, "first_read", None))
@@ -202,3 +202,28 @@ def test_article_calls_per_operation_up_no_op_plan_and_teardown(runs: Runs, tmp_
     down = counted(runs)
     assert down == TEARDOWN
     assert sum(down.values()) < 85
+
+
+def test_production_no_op_plan_takes_no_more_round_trips_than_the_article_s(runs: Runs, tmp_path: Path) -> None:
+    """examples/production.yaml adds an HTTPS listener (its certificate and TLS policy checked),
+    an access-log bucket and a step policy's alarm: each read in the first round or by a name
+    that round gives, never a round after the others."""
+    path = production(tmp_path)
+    assert cmd("up", "-f", str(path), "--yes", "--no-wait").code == 0
+    assert cmd("up", "-f", str(path), "--dry-run").code == 0
+    calls = [c for c in runs.sessions[-1].calls if not c.is_lock]
+    assert max(c.depth for c in calls) == NO_OP_PLAN_CRITICAL_PATH, [c.operation for c in calls if c.depth > 2]
+    # The checks leave with the plan's first round (steps/certificate.py), not after its reads.
+    assert {(c.depth, c.operation) for c in calls if c.step == "certificate"} == {
+        (1, "DescribeCertificate"),
+        (1, "DescribeSSLPolicies"),
+    }
+    # The bucket's settings beside its tags, the alarm beside the step policy: by the names the
+    # first round (the account id, the tagging-API read) gives.
+    by_operation = {f"{c.service}.{c.operation}": c.depth for c in calls}
+    assert by_operation["s3.GetBucketTagging"] == by_operation["s3.GetBucketPolicy"] == 2
+    assert by_operation["cloudwatch.DescribeAlarms"] == by_operation["application-autoscaling.DescribeScalingPolicies"]
+    # The alarm's tags are the tagging-API read's when they are the file's: no ListTagsForResource.
+    assert "cloudwatch.ListTagsForResource" not in by_operation
+    # Every client the plan calls through was made before its first call (up.plan_services).
+    assert {c.service for c in calls} <= set(plan_services(config.load(path)))

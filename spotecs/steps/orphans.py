@@ -179,11 +179,15 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
         lambda: _families(ctx, set(services)),
         lambda: _target_groups(ctx, web),
         lambda: _log_groups(ctx, {names.log_group(name, s) for s in stack.services}),
+        # The file's cluster, whose capacity providers the search looks at after these listings
+        # (orphans_unnamed): its step reads it too, and whichever asks first, it is asked in the
+        # first round, never a round trip after it.
+        lambda: describe_cluster(ctx, stack.cluster_name),
         *tagged_reads,
         *(partial(_owned, ctx, probe) for probe in early),
     )
     listed_services, scaled_services, other_clusters, families, target_groups, log_groups = found[:6]
-    probes = found[6 + len(tagged_reads) :]
+    probes = found[7 + len(tagged_reads) :]
     probed = {probe.key: mine for probe, mine in zip(early, probes, strict=True)}
     for svc in listed_services:
         short = names.service_of(name, svc)
