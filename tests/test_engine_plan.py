@@ -102,6 +102,26 @@ def test_the_first_read_of_the_longest_chain_is_asked_before_every_other_read() 
     assert plan(steps, FakeContext()).get("chain").action is Action.CREATE
 
 
+class TwoRounds(Thing):
+    """A step whose read asks what names a resource, then reads it by that name."""
+
+    chained = True
+
+
+def test_chained_reads_are_asked_before_single_round_reads() -> None:
+    # One worker: the reads run in the order they were asked; the answers keep the steps' order.
+    cloud, log = Cloud(), []
+    steps: list[Node] = [
+        Thing("a", cloud, hooks={"read": lambda: log.append("a")}),
+        TwoRounds("two", cloud, hooks={"read": lambda: log.append("two")}),
+        Chained("chain", cloud, log),
+        Thing("b", cloud, hooks={"read": lambda: log.append("b")}),
+    ]
+    got = read_all(steps, FakeContext(), max_workers=1)
+    assert log == ["first read of chain", "two", "a", "chain", "b"]
+    assert list(got) == ["a", "two", "chain", "b"]
+
+
 def test_a_read_error_comes_before_a_first_read_error() -> None:
     def boom() -> None:
         raise RuntimeError("describe failed")

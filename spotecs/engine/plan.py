@@ -39,22 +39,27 @@ def read_all(steps: Sequence[Node], ctx: Context, max_workers: int | None = None
     One worker per step unless told otherwise: a read spends its time waiting on AWS, and a read
     queued behind others would add their round trips to its own.
 
-    A step whose read is a chain of round trips longer than the others' may say which read starts
-    it (optional `first_read(ctx)`, outside the Node protocol: the listeners' load balancer, before
-    the listeners and their rules): that read is asked before every other, through the run's read
-    layer, and the step's own read finds it made or under way. A plan's first requests leave one
-    after another (each costs the client a few milliseconds under one interpreter lock), and the
-    plan ends when its longest chain does: that chain must not start last. The step's read itself
-    keeps its place, so the reads it shares with others are asked in the same order as before."""
+    A plan's first requests leave one after another (each costs the client a few milliseconds
+    under one interpreter lock), and the plan ends when its longest chain does: the chains must
+    not start last. So a step whose read is a chain of round trips longer than the others' may
+    say which read starts it (optional `first_read(ctx)`, outside the Node protocol: the
+    listeners' load balancer and the stack's tagging-API read, before the listeners and their
+    rules): that read is asked before every other, through the run's read layer, and the step's
+    own read finds it made or under way. Then come the reads of the steps that say they are
+    chained (optional `chained = True`, outside the Node protocol too: a read that asks what
+    names a resource, then reads it by that name), then the reads that end in one round trip;
+    each group in the steps' order. Errors: the first of the steps' (in their order), then of the
+    first reads (one the step's read would have met too)."""
     if not steps:
         return {}
     first_reads = [(s.key, read) for s in steps if callable(read := getattr(s, "first_read", None))]
+    chained = sorted(steps, key=lambda s: not getattr(s, "chained", False))
     with ThreadPoolExecutor(
         max_workers=max_workers or len(steps) + len(first_reads), thread_name_prefix="read"
     ) as pool:
         started = [pool.submit(read, ctx.for_step(key)) for key, read in first_reads]
-        futures = {s.key: pool.submit(s.read, ctx.for_step(s.key)) for s in steps}
-    # The first error in the steps' order; a first read's error the step's read would have met too.
+        asked = {s.key: pool.submit(s.read, ctx.for_step(s.key)) for s in chained}
+    futures = {s.key: asked[s.key] for s in steps}
     for f in [*futures.values(), *started]:
         error = f.exception()
         if error is not None:

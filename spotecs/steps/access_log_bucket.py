@@ -58,6 +58,8 @@ class AccessLogBucket(Step):
     """Created only when access logs are on and no bucket is named."""
 
     kind = "S3 bucket"
+    # Its read is two round trips (the account id, then the bucket): asked first (engine.plan.read_all).
+    chained = True
 
     def __init__(self, stack: str) -> None:
         super().__init__("access-log-bucket", names.access_log_bucket_display(stack))

@@ -116,6 +116,8 @@ class Ami(DataSource):
     used (then image_id is None)."""
 
     kind = "machine image"
+    # Its read is two round trips (an alias's image id, then the image): asked first (engine.plan.read_all).
+    chained = True
 
     def __init__(self, ami: str, template: str = "") -> None:
         super().__init__("ami", ami)

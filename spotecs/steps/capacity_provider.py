@@ -34,6 +34,8 @@ class CapacityProvider(Step):
     """Outputs: name, arn."""
 
     kind = "capacity provider"
+    # Its read is two round trips (its cluster and group, then the provider): asked first (engine.plan.read_all).
+    chained = True
     replace_on = frozenset({"name", "auto_scaling_group_arn"})
     binds_to = frozenset({"auto-scaling-group"})  # its group is fixed at creation
 
@@ -83,11 +85,14 @@ class CapacityProvider(Step):
             "managedDraining": d["managed_draining"],
         }
 
-    def _candidates(self, ctx: Context, cluster: dict[str, Any] | None) -> list[str]:
+    def _group(self, ctx: Context) -> dict[str, Any] | None:
+        """The group whose provider this is, as `_candidates` takes it."""
+        return describe_group(ctx, self.group)
+
+    def _candidates(self, ctx: Context, cluster: dict[str, Any] | None, group: dict[str, Any] | None) -> list[str]:
         """Names ours could have: the current group's, then older ones still attached to the cluster
         (a group recreated out of band). describe_capacity_providers needs names (moto too)."""
         found: list[str] = []
-        group = describe_group(ctx, self.group)
         if group is not None:
             found.append(names.capacity_provider(self.group, group["AutoScalingGroupARN"]))
         attached = (cluster or {}).get("capacityProviders", [])
@@ -95,8 +100,9 @@ class CapacityProvider(Step):
         return found
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        cluster = describe_cluster(ctx, self.cluster)
-        found = self._candidates(ctx, cluster)
+        # Neither needs the other: one round trip before the providers' read, not two.
+        cluster, group = ctx.at_once(lambda: describe_cluster(ctx, self.cluster), lambda: self._group(ctx))
+        found = self._candidates(ctx, cluster, group)
         if not found:
             return None
         got = ctx.call(

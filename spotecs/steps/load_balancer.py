@@ -94,6 +94,8 @@ def full_name(lb_arn: str) -> str:
 
 class LoadBalancer(Step):
     kind = "load balancer"
+    # Its read is two round trips (its ARN, then its attributes): asked first (engine.plan.read_all).
+    chained = True
     # AWS cannot turn an internet-facing load balancer into an internal one.
     replace_on = frozenset({"scheme"})
 
@@ -165,14 +167,17 @@ class LoadBalancer(Step):
         if lb is None:
             return None
         arn = lb["LoadBalancerArn"]
-        attrs = ctx.call(
-            f"read attributes of load balancer {self.name}",
-            elbv2.describe_load_balancer_attributes,
-            LoadBalancerArn=arn,
-        )["Attributes"]
+        # At once: the tags' reads never wait for the attributes' answer.
+        attrs, tags = ctx.at_once(
+            lambda: ctx.call(
+                f"read attributes of load balancer {self.name}",
+                elbv2.describe_load_balancer_attributes,
+                LoadBalancerArn=arn,
+            )["Attributes"],
+            lambda: elb_tags(ctx, arn, f"load balancer {self.name}"),
+        )
         live = {a["Key"]: a["Value"] for a in attrs}
         https = bool(ctx.stack.load_balancer.certificate_arn)
-        tags = elb_tags(ctx, arn, f"load balancer {self.name}")
         return {
             "scheme": lb["Scheme"],
             "subnets": sorted(z["SubnetId"] for z in lb.get("AvailabilityZones", [])),

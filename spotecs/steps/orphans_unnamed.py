@@ -63,7 +63,10 @@ class NamedCapacityProvider(TaggedCapacityProvider):
     """A capacity provider found by tag whose group the file does not name (or that is gone):
     read by its own name, detached from the cluster holding it (if one does), deleted."""
 
-    def _candidates(self, ctx: Context, cluster: dict[str, Any] | None) -> list[str]:
+    def _group(self, ctx: Context) -> dict[str, Any] | None:
+        return None  # read by its own name: its group is not asked
+
+    def _candidates(self, ctx: Context, cluster: dict[str, Any] | None, group: dict[str, Any] | None) -> list[str]:
         return [self.name]
 
 

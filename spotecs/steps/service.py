@@ -29,6 +29,8 @@ TARGET_GROUP_NOT_YET = ("InvalidParameterException", "does not have an associate
 
 class Service(Step):
     kind = "ECS service"
+    # Its read is two round trips (the cluster's services, then their descriptions): asked first (engine.plan.read_all).
+    chained = True
     replace_on = frozenset({"cluster"})
     binds_to = frozenset({"cluster"})  # a service lives and dies in its cluster
     in_cluster: str | None = None  # None: the stack's cluster (an orphan may be in an older one)

@@ -10,7 +10,7 @@ from typing import Any
 from spotecs import names
 from spotecs.aws import caused_by, tag_list, tags_from_list
 from spotecs.engine.model import Change, Unknown
-from spotecs.steps.base import Context, Step
+from spotecs.steps.base import Context, Step, stack_tagged
 from spotecs.steps.cluster import listed_service
 from spotecs.steps.scaling_policies import (
     BOUNDS_TAG,
@@ -51,6 +51,9 @@ SERVICE_NOT_YET = ("ValidationException", "ECS service doesn't exist")
 
 class ServiceScaling(Step):
     kind = "service auto scaling"
+    # Its read is two round trips (the scalable targets, then policies, schedules and tags):
+    # asked first (engine.plan.read_all).
+    chained = True
     # A scalable target names its service: a new service is registered again.
     binds_to = frozenset({"service"})
 
@@ -159,12 +162,14 @@ class ServiceScaling(Step):
         # policy the file no longer names has its alarm asked after.
         named = named_step_policies(ctx, self.service, self.service_name)
         # None of these needs another's answer: asked at once, they cost one round trip, not five.
-        all_policies, all_scheduled, service, on_target, early = ctx.at_once(
+        all_policies, all_scheduled, service, on_target, early, _ = ctx.at_once(
             lambda: scaling_reads(ctx, "describe_scaling_policies", "ScalingPolicies"),
             lambda: scaling_reads(ctx, "describe_scheduled_actions", "ScheduledActions"),
             lambda: listed_service(ctx, ctx.stack.cluster_name, self.service_name),
             lambda: target_tags(ctx, self.resource_id, target),
             lambda: step_alarms(ctx, self.resource_id, named),
+            # What the alarms' tags are read from (scaling_reads.alarm_tags), never a round after.
+            lambda: stack_tagged(ctx) if named and ctx.aws.sharing_reads else {},
         )
         policies = [p for p in self._mine(all_policies) if p["PolicyName"].startswith(prefix)]
         step_policies = [p for p in policies if p.get("PolicyType") == "StepScaling"]

@@ -40,6 +40,9 @@ def describe_target_group(ctx: Context, name: str, *, arn: str | None = None) ->
 
 class TargetGroup(Step):
     kind = "target group"
+    # Its read is two round trips (the stack's target groups, then this one's attributes):
+    # asked first (engine.plan.read_all).
+    chained = True
     replace_on = frozenset({"vpc_id", "protocol", "port", "target_type"})
 
     def __init__(self, stack: str, service: str) -> None:
@@ -74,11 +77,16 @@ class TargetGroup(Step):
         if tg is None:
             return None
         arn = tg["TargetGroupArn"]
-        attrs = ctx.call(
-            f"read attributes of target group {self.name}", elbv2.describe_target_group_attributes, TargetGroupArn=arn
-        )["Attributes"]
+        # At once: the tags' reads never wait for the attributes' answer.
+        attrs, tags = ctx.at_once(
+            lambda: ctx.call(
+                f"read attributes of target group {self.name}",
+                elbv2.describe_target_group_attributes,
+                TargetGroupArn=arn,
+            )["Attributes"],
+            lambda: elb_tags(ctx, arn, f"target group {self.name}"),
+        )
         delay = next((a["Value"] for a in attrs if a["Key"] == "deregistration_delay.timeout_seconds"), None)
-        tags = elb_tags(ctx, arn, f"target group {self.name}")
         return {
             "vpc_id": tg.get("VpcId"),
             "protocol": tg.get("Protocol"),
