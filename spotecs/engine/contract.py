@@ -2,14 +2,16 @@
 carries outputs between steps, resources it can create/update/delete, and data sources it only
 reads. `spotecs.steps.base` implements these; the tests use fakes with no AWS at all.
 
-Two optional methods stay outside the protocols (the engine looks them up with getattr, so a
-step without them is still a Node):
+Optional members stay outside the protocols (the engine looks them up with getattr, so a step
+without them is still a Node):
 - `first_read(ctx) -> None`: the read that starts the step's chain of round trips, when that
   chain is longer than the other steps' reads (the listeners: their load balancer and the
   stack's tagging-API read, then the listeners and their rules at once). `engine.plan.read_all`
-  asks every first read before any step's
-  `read`, through the run's read layer, so the longest chain starts first; the step's `read`
-  then finds that answer made or under way. It returns nothing and changes nothing.
+  asks every first read before any step's `read`, through the run's read layer, so the longest
+  chain starts first; the step's `read` then finds that answer made or under way. It returns
+  nothing and changes nothing.
+- `chained = True`: the step's read is two round trips (what names the resource, then the
+  resource by that name); `read_all` asks it before the reads that end in one.
 - `planned_name(ctx) -> str`: the name a resource yet to be created will have when a run-wide
   fact decides it (the access-log bucket's account id), shown in the plan (`engine.plan`)."""
 
