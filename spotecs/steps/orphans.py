@@ -183,11 +183,14 @@ def find(ctx: Context, steps: Sequence[Node], *, destroy: bool = False) -> list[
         # (orphans_unnamed): its step reads it too, and whichever asks first, it is asked in the
         # first round, never a round trip after it.
         lambda: describe_cluster(ctx, stack.cluster_name),
+        # Likewise the account id, which names the stack's own bucket (orphans_unnamed), when the
+        # file's bucket step asks it too: a plan without that step asks STS nothing.
+        lambda: ctx.account_id if "access-log-bucket" in keys else None,
         *tagged_reads,
         *(partial(_owned, ctx, probe) for probe in early),
     )
     listed_services, scaled_services, other_clusters, families, target_groups, log_groups = found[:6]
-    probes = found[7 + len(tagged_reads) :]
+    probes = found[8 + len(tagged_reads) :]
     probed = {probe.key: mine for probe, mine in zip(early, probes, strict=True)}
     for svc in listed_services:
         short = names.service_of(name, svc)
