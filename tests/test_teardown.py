@@ -118,7 +118,9 @@ def test_over_http_with_the_simulated_agent_running_tasks(tmp_path: Path, monkey
 
     monkeypatch.setattr(spotecs.up, "Timeouts", lambda: Timeouts(default=120, delay=0.1))
     path = article(tmp_path, "overhttp")
-    with Sandbox(agent_interval=0.2, clock_factor=20) as box:  # AWS's delays 20 times faster
+    # AWS's delays 20 times faster; an agent slower than the teardown's steps, as on AWS, where a
+    # deleted service's tasks take a while to stop (the service is DRAINING meanwhile).
+    with Sandbox(agent_interval=1.5, clock_factor=20) as box:
         url = box.endpoint_url
         up = cmd("up", "-f", str(path), "--yes", "--endpoint-url", url)
         assert up.code == 0, up.text
@@ -128,6 +130,7 @@ def test_over_http_with_the_simulated_agent_running_tasks(tmp_path: Path, monkey
         providers = providers_of_at("DemoApiClusterProd", url)
         done = cmd("teardown", "-f", str(path), "--yes", "--endpoint-url", url)
         assert done.code == 0, done.text
+        assert "ECS service overhttp-demo-api: draining" in done.text
         assert leftovers("overhttp", "DemoApiClusterProd", providers, endpoint=url) == []
         assert "Nothing to delete" in cmd("teardown", "-f", str(path), "--yes", "--endpoint-url", url).text
 

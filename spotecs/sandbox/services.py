@@ -134,10 +134,11 @@ def reconcile(ecs: Any, elbv2: Any, service: Any) -> ServiceResult:
     """One scheduler pass for one service."""
     result = ServiceResult()
     running = service_tasks(ecs, service)
-    if service.status != "ACTIVE":  # deleted: ECS drains every task
+    if service.status != "ACTIVE":  # deleted: ECS drains every task, then calls it INACTIVE
         for task in running:
             _stop(ecs, elbv2, task, "Service was deleted.", result)
         service.running_count = service.pending_count = 0
+        service.status = "INACTIVE"
         return result
     if not service.deployments:
         return result  # CODE_DEPLOY / EXTERNAL controllers: not ECS's job
