@@ -399,6 +399,32 @@ def test_deregistering_an_instance_ecs_already_deregistered_is_a_client_error(aw
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
+def test_a_cluster_with_instances_or_services_left_cannot_be_deleted(aws: Aws) -> None:
+    # AWS's DeleteCluster refuses both (rules.ecs_delete_cluster_must_be_empty); moto deleted it.
+    cluster = f"c-{uid()}"
+    aws.ecs.create_cluster(clusterName=cluster)
+    aws.capacity(cluster)
+    aws.sandbox.tick()
+    family = f"f-{uid()}"
+    aws.ecs.register_task_definition(
+        family=family, containerDefinitions=[{"name": "app", "image": "nginx", "memory": 64}]
+    )
+    aws.ecs.create_service(cluster=cluster, serviceName="s", taskDefinition=family, desiredCount=0)
+
+    def refusal() -> str:
+        with pytest.raises(ClientError) as raised:
+            aws.ecs.delete_cluster(cluster=cluster)
+        assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        return str(raised.value.response["Error"]["Code"])
+
+    assert refusal() == "ClusterContainsContainerInstancesException"
+    for ci in aws.container_instances(cluster):
+        aws.ecs.deregister_container_instance(cluster=cluster, containerInstance=ci["containerInstanceArn"], force=True)
+    assert refusal() == "ClusterContainsServicesException"
+    aws.ecs.delete_service(cluster=cluster, service="s", force=True)
+    assert aws.ecs.delete_cluster(cluster=cluster)["cluster"]["status"] == "INACTIVE"
+
+
 def test_new_template_version_with_user_data_launches_instances_that_register(aws: Aws) -> None:
     cluster = f"c-{uid()}"
     aws.ecs.create_cluster(clusterName=cluster)

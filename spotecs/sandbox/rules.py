@@ -8,6 +8,8 @@ strict.
 - A resource just created is not visible or usable for the first `STRICT.lag` calls that name it
   (`just_created` / `not_yet`): security groups, instance profiles, services, target group
   associations, service-linked roles.
+- A cluster with registered container instances or services left cannot be deleted
+  (`ecs_delete_cluster_must_be_empty`).
 - Names AWS refuses: load balancers (rules_names.py), capacity providers' reserved prefixes.
 - The agent refuses a task whose execution role cannot read one of its secrets: secrets_access.py,
   called by the simulated agent.
@@ -127,6 +129,34 @@ def aas_register_scalable_target_strict(original: Callable[[Any], Any]) -> Calla
         return original(self)
 
     return register_scalable_target
+
+
+def ecs_delete_cluster_must_be_empty(original: Callable[..., Any]) -> Callable[..., Any]:
+    """DeleteCluster fails while the cluster still holds registered container instances
+    (ClusterContainsContainerInstancesException: "You must deregister all container instances from
+    this cluster before you may delete it") or ACTIVE or DRAINING services
+    (ClusterContainsServicesException), per
+    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeleteCluster.html. Tasks on the
+    EC2 launch type run on registered instances, and one left on an instance deregistered with
+    force is "no longer monitored or accounted for" (DeregisterContainerInstance), so the instances'
+    check covers ClusterContainsTasksException here. moto deletes any cluster."""
+    from moto.ecs.exceptions import ECSException
+
+    def refuse(code: str, what: str) -> ECSException:
+        return ECSException(code, f"The Cluster cannot be deleted while {what}.")
+
+    def delete_cluster(self: Any, cluster_str: str) -> Any:
+        cluster = self._get_cluster(cluster_str)
+        registered = self.container_instances.get(cluster.name, {})
+        if registered:
+            raise refuse("ClusterContainsContainerInstancesException", "Container Instances are active or draining")
+        if any(
+            s.cluster_name == cluster.name and s.status in ("ACTIVE", "DRAINING") for s in list(self.services.values())
+        ):
+            raise refuse("ClusterContainsServicesException", "Services are active")
+        return original(self, cluster_str)
+
+    return delete_cluster
 
 
 # -- just created, not yet visible ----------------------------------------------------------------
@@ -279,6 +309,9 @@ def install() -> None:
     _wrap(EC2ContainerServiceResponse, "create_service", ecs_create_service_needs_an_associated_target_group)
     _wrap(ELBv2Backend, "create_listener", elbv2_target_group_association_propagates)
     _wrap(ELBv2Backend, "create_rule", elbv2_target_group_association_propagates)
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    _wrap(EC2ContainerServiceBackend, "delete_cluster", ecs_delete_cluster_must_be_empty)
     rules_names.install(_wrap)
 
 
