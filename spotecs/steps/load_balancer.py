@@ -37,6 +37,19 @@ def elb_tags(ctx: Context, arn: str, what: str) -> dict[str, str]:
     return confirmed(ctx, {arn: indexed}, lambda _: _described_with_the_stack_s(ctx, arn, what))[arn] or {}
 
 
+def attributes_and_tags(ctx: Context, arn: str, what: str, kind: str) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """The attributes (`kind`: load_balancer or target_group) and tags of one ELBv2 resource, asked
+    at once: the tags' reads never wait for the attributes' answer."""
+    elbv2 = ctx.client("elbv2")
+    describe = getattr(elbv2, f"describe_{kind}_attributes")
+    arn_field = "LoadBalancerArn" if kind == "load_balancer" else "TargetGroupArn"
+    attrs, tags = ctx.at_once(
+        lambda: ctx.call(f"read attributes of {what}", describe, **{arn_field: arn})["Attributes"],
+        lambda: elb_tags(ctx, arn, what),
+    )
+    return attrs, tags
+
+
 def _described_with_the_stack_s(ctx: Context, arn: str, what: str) -> dict[str, dict[str, str] | None]:
     batch = [arn]
     if ctx.aws.sharing_reads:
@@ -162,20 +175,11 @@ class LoadBalancer(Step):
         return problems
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        elbv2 = ctx.client("elbv2")
         lb = find_load_balancer(ctx, self.name)
         if lb is None:
             return None
         arn = lb["LoadBalancerArn"]
-        # At once: the tags' reads never wait for the attributes' answer.
-        attrs, tags = ctx.at_once(
-            lambda: ctx.call(
-                f"read attributes of load balancer {self.name}",
-                elbv2.describe_load_balancer_attributes,
-                LoadBalancerArn=arn,
-            )["Attributes"],
-            lambda: elb_tags(ctx, arn, f"load balancer {self.name}"),
-        )
+        attrs, tags = attributes_and_tags(ctx, arn, f"load balancer {self.name}", "load_balancer")
         live = {a["Key"]: a["Value"] for a in attrs}
         https = bool(ctx.stack.load_balancer.certificate_arn)
         return {

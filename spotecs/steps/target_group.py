@@ -10,7 +10,7 @@ from spotecs.aws import tag_list
 from spotecs.engine.model import Change
 from spotecs.errors import AwsError
 from spotecs.steps.base import Context, Step
-from spotecs.steps.load_balancer import elb_tags, stack_target_groups
+from spotecs.steps.load_balancer import attributes_and_tags, elb_tags, stack_target_groups
 from spotecs.steps.load_balancer import full_name as lb_name
 from spotecs.steps.tagging import desired_tags, held_tags, retag
 
@@ -72,20 +72,11 @@ class TargetGroup(Step):
         return describe_target_group(ctx, self.name)
 
     def read(self, ctx: Context) -> dict[str, Any] | None:
-        elbv2 = ctx.client("elbv2")
         tg = self.describe(ctx)
         if tg is None:
             return None
         arn = tg["TargetGroupArn"]
-        # At once: the tags' reads never wait for the attributes' answer.
-        attrs, tags = ctx.at_once(
-            lambda: ctx.call(
-                f"read attributes of target group {self.name}",
-                elbv2.describe_target_group_attributes,
-                TargetGroupArn=arn,
-            )["Attributes"],
-            lambda: elb_tags(ctx, arn, f"target group {self.name}"),
-        )
+        attrs, tags = attributes_and_tags(ctx, arn, f"target group {self.name}", "target_group")
         delay = next((a["Value"] for a in attrs if a["Key"] == "deregistration_delay.timeout_seconds"), None)
         return {
             "vpc_id": tg.get("VpcId"),
