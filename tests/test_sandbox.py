@@ -403,7 +403,7 @@ def test_a_cluster_with_instances_or_services_left_cannot_be_deleted(aws: Aws) -
     # AWS's DeleteCluster refuses both (rules.ecs_delete_cluster_must_be_empty); moto deleted it.
     cluster = f"c-{uid()}"
     aws.ecs.create_cluster(clusterName=cluster)
-    aws.capacity(cluster)
+    group, instance_ids = aws.capacity(cluster)
     aws.sandbox.tick()
     family = f"f-{uid()}"
     aws.ecs.register_task_definition(
@@ -418,6 +418,9 @@ def test_a_cluster_with_instances_or_services_left_cannot_be_deleted(aws: Aws) -
         return str(raised.value.response["Error"]["Code"])
 
     assert refusal() == "ClusterContainsContainerInstancesException"
+    # The module's sandbox is shared: no instance of this group may register again in later ticks.
+    aws.asg.delete_auto_scaling_group(AutoScalingGroupName=group, ForceDelete=True)
+    aws.ec2.terminate_instances(InstanceIds=instance_ids)
     for ci in aws.container_instances(cluster):
         aws.ecs.deregister_container_instance(cluster=cluster, containerInstance=ci["containerInstanceArn"], force=True)
     assert refusal() == "ClusterContainsServicesException"
