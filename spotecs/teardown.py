@@ -12,7 +12,6 @@ from spotecs.render_plan import notes, plan_doc, plan_text
 from spotecs.steps.base import Timeouts
 from spotecs.steps.log_group import ContainerInsightsLogGroup
 from spotecs.up import (
-    KEEP_LOGS_HINT,
     KEPT_LOGS,
     PLAN_SERVICES,
     Run,
@@ -59,20 +58,16 @@ def teardown(env: Env, opts: RunOptions, *, keep_logs: bool = False, timeouts: T
             doc.update(plan_doc(the_plan), result=None)
             if not the_plan.has_changes:
                 notes(console, the_plan)
-                kept = " but the logs kept above" if any(c.note == KEPT_LOGS for c in the_plan.changes) else ""
-                console.print(
-                    f"Nothing to delete: stack {run.stack.stack} has "
-                    + (
-                        f"nothing of its own in {run.region}{kept}."
-                        if kept
-                        else f"no resources of its own in {run.region}."
-                    ),
-                    markup=False,
+                has = (
+                    f"nothing of its own in {run.region} but the logs kept above"
+                    if any(c.note == KEPT_LOGS for c in the_plan.changes)
+                    else f"no resources of its own in {run.region}"
                 )
+                console.print(f"Nothing to delete: stack {run.stack.stack} has {has}.", markup=False)
                 return the_plan
             if opts.output != "json":
                 plan_text(console, the_plan, run.stack.stack, run.region)
-            warn_deleted_logs(console, run, the_plan, KEEP_LOGS_HINT)
+            warn_deleted_logs(console, run, the_plan)
             if opts.dry_run:
                 return the_plan
             confirm(env, opts, f"\nDelete stack {run.stack.stack} in {run.region}?", "Teardown", "delete")

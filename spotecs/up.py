@@ -18,7 +18,7 @@ from rich.markup import escape
 from spotecs import config
 from spotecs.aws import Aws, AwsOptions
 from spotecs.engine.apply import Result, apply
-from spotecs.engine.model import Action, Plan
+from spotecs.engine.model import Action, Change, Plan
 from spotecs.engine.plan import plan, read_all, to_read
 from spotecs.errors import ApplyFailed, Cancelled, CheckError, Interrupted, UsageError
 from spotecs.lock import stack_lock
@@ -203,7 +203,7 @@ def up(env: Env, opts: RunOptions, timeouts: Timeouts | None = None, *, keep_log
                 plan_text(console, the_plan, run.stack.stack, run.region)
             # A service the file dropped or renamed takes its log group with it, access logs
             # turned off their bucket.
-            warn_deleted_logs(console, run, the_plan, KEEP_LOGS_HINT)
+            warn_deleted_logs(console, run, the_plan)
             if opts.dry_run:
                 return the_plan
             if the_plan.has_changes:
@@ -224,22 +224,27 @@ def holds_logs(step: Node) -> bool:
 
 
 KEPT_LOGS = "kept (--keep-logs)"
-KEEP_LOGS_HINT = "--keep-logs keeps them"
+
+
+def _deletes_logs(run: Run) -> Callable[[Change], bool]:
+    """Whether a change of the plan deletes logs."""
+    logs = {s.key for s in run.steps if holds_logs(s)}
+    return lambda c: c.key in logs and c.action is Action.DELETE
 
 
 def keep_the_logs(run: Run, the_plan: Plan) -> None:
     """`--keep-logs`: what holds logs is left alone rather than deleted, and said so. Not a change,
     so a plan keeping them has none; the next plan without the flag deletes them again."""
-    logs = {s.key for s in run.steps if holds_logs(s)}
-    the_plan.changes = [
-        replace(c, action=Action.NOOP, note=KEPT_LOGS) if c.key in logs and c.action is Action.DELETE else c
-        for c in the_plan.changes
-    ]
+    deletes = _deletes_logs(run)
+    the_plan.changes = [replace(c, action=Action.NOOP, note=KEPT_LOGS) if deletes(c) else c for c in the_plan.changes]
 
 
-def warn_deleted_logs(console: Console, run: Run, the_plan: Plan, hint: str) -> None:
+def warn_deleted_logs(console: Console, run: Run, the_plan: Plan) -> None:
     """Say which logs the plan deletes, before the question: they are the stack's only data."""
-    logs = {s.key for s in run.steps if holds_logs(s)}
-    doomed = [f"{c.kind} {c.name}" for c in the_plan.changes if c.key in logs and c.action is Action.DELETE]
+    deletes = _deletes_logs(run)
+    doomed = [f"{c.kind} {c.name}" for c in the_plan.changes if deletes(c)]
     if doomed:
-        console.print(f"[yellow]The logs in {escape(', '.join(doomed))} will be deleted[/] ({hint}).", highlight=False)
+        console.print(
+            f"[yellow]The logs in {escape(', '.join(doomed))} will be deleted[/] (--keep-logs keeps them).",
+            highlight=False,
+        )
